@@ -1,0 +1,1 @@
+"""Users, their roles and the sites they work for."""

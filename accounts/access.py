@@ -1,0 +1,148 @@
+"""Who may see and do what, where: the one permission and site layer.
+
+Every view, form choice list, search, admin changelist, autocomplete, report and (later) API
+endpoint asks this module which sites a user holds a capability at, and scopes its queryset to
+them. Another site's record is then simply not found (404), never "forbidden", so its existence
+does not leak.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TypeVar
+
+from django.db.models import Model, QuerySet
+from django.http import Http404
+
+from registry.models import Site
+
+from .models import Role, User
+
+M = TypeVar("M", bound=Model)
+
+
+class Capability(enum.Enum):
+    VIEW_RECORDS = "view case records"
+    EDIT_RECORDS = "create and edit case records"
+    VIEW_IDENTIFIERS = "see names and medical record numbers"
+    REVIEW = "raise queries and verify records"
+    RUN_REPORTS = "run cohort reports and download de-identified datasets"
+    MANAGE_SITE = "administer the site (users, imports, protocols)"
+
+
+ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    Role.DATA_ENTRY: frozenset(
+        {Capability.VIEW_RECORDS, Capability.EDIT_RECORDS, Capability.VIEW_IDENTIFIERS}
+    ),
+    Role.REVIEWER: frozenset({Capability.VIEW_RECORDS, Capability.REVIEW, Capability.VIEW_IDENTIFIERS}),
+    Role.RESEARCHER: frozenset({Capability.RUN_REPORTS}),
+    Role.SITE_ADMIN: frozenset({Capability.VIEW_RECORDS, Capability.EDIT_RECORDS, Capability.MANAGE_SITE}),
+}
+
+#: How each registry model reaches the site that owns it.
+SITE_PATHS: dict[str, str] = {
+    "site": "pk",
+    "study": "sites",  # many-to-many: a study is visible at any of its sites
+    "patient": "site",
+    "patientidentifier": "patient__site",
+    "npslediagnosis": "patient__site",
+    "npslemanifestation": "diagnosis__patient__site",
+    "sledai2kassessment": "patient__site",
+    "lmdiagnosis": "patient__site",
+    "mutationfinding": "diagnosis__patient__site",
+    "cartinfusion": "patient__site",
+    "icansassessment": "patient__site",
+    "crsassessment": "patient__site",
+    "lumbarpuncture": "patient__site",
+    "csfresult": "lumbar_puncture__patient__site",
+    "pathogentest": "csf_result__lumbar_puncture__patient__site",
+    "intrathecaldose": "lumbar_puncture__patient__site",
+    "systemictherapy": "patient__site",
+    "adverseevent": "patient__site",
+    "dischargeoutcome": "patient__site",
+    "responseassessment": "patient__site",
+    "followupevent": "patient__site",
+    "dataquery": "patient__site",
+    "sectionreview": "patient__site",
+    # protocols: a patient's courses, their injections, accepted safety overrides, dose products
+    "course": "patient__site",
+    "plannedinjection": "course__patient__site",
+    "safetyoverride": "lumbar_puncture__patient__site",
+    "doseformulation": "dose__lumbar_puncture__patient__site",
+}
+
+
+def roles_by_site(user: User) -> dict[int, set[str]]:
+    """Role codes per site id, cached on the user object for the request."""
+    cached = getattr(user, "_roles_by_site", None)
+    if cached is None:
+        cached = {}
+        if user.is_authenticated and user.is_active:
+            for site_id, role in user.memberships.values_list("site_id", "role"):
+                cached.setdefault(site_id, set()).add(role)
+        user._roles_by_site = cached
+    return cached
+
+
+def site_ids_with(user: User, capability: Capability) -> set[int] | None:
+    """Ids of the sites where the user holds the capability; None means every site (superuser)."""
+    if not user.is_authenticated or not user.is_active:
+        return set()
+    if user.is_superuser:
+        return None
+    return {
+        site_id
+        for site_id, roles in roles_by_site(user).items()
+        if any(capability in ROLE_CAPABILITIES[role] for role in roles)
+    }
+
+
+def sites_with(user: User, capability: Capability) -> QuerySet[Site]:
+    ids = site_ids_with(user, capability)
+    return Site.objects.all() if ids is None else Site.objects.filter(pk__in=ids)
+
+
+def has_capability(user: User, capability: Capability, site: Site | int | None = None) -> bool:
+    """At a given site, or (site=None) at any site."""
+    ids = site_ids_with(user, capability)
+    if ids is None:
+        return True
+    if site is None:
+        return bool(ids)
+    return (site.pk if isinstance(site, Site) else site) in ids
+
+
+def scope(queryset: QuerySet[M], user: User, capability: Capability = Capability.VIEW_RECORDS) -> QuerySet[M]:
+    """Restrict a queryset of any registry model to the sites where the user has the capability."""
+    ids = site_ids_with(user, capability)
+    if ids is None:
+        return queryset
+    path = SITE_PATHS.get(queryset.model._meta.model_name)
+    if path is None:
+        raise LookupError(f"no site path for {queryset.model.__name__}; add it to accounts.access.SITE_PATHS")
+    lookup = "pk__in" if path == "pk" else f"{path}__in"
+    scoped = queryset.filter(**{lookup: ids})
+    return scoped.distinct() if path == "sites" else scoped
+
+
+def get_scoped_or_404(
+    queryset: QuerySet[M], user: User, capability: Capability = Capability.VIEW_RECORDS, **lookup
+):
+    """The object if the user may reach it with this capability; otherwise 404 (never 403)."""
+    try:
+        return scope(queryset, user, capability).get(**lookup)
+    except queryset.model.DoesNotExist:
+        raise Http404(f"No {queryset.model._meta.verbose_name} found.") from None
+
+
+def site_of(obj: Model) -> int | None:
+    """The id of the site that owns a registry object (None for a study, which spans sites)."""
+    path = SITE_PATHS[obj._meta.model_name]
+    if path == "sites":
+        return None
+    if path == "pk":
+        return obj.pk
+    target = obj
+    for part in path.split("__")[:-1]:
+        target = getattr(target, part)
+    return getattr(target, f"{path.split('__')[-1]}_id")

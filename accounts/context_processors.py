@@ -1,0 +1,32 @@
+"""Navigation links for the signed-in user, by what their roles allow."""
+
+from django.urls import NoReverseMatch, reverse
+
+from .access import Capability, has_capability
+
+NAVIGATION = (
+    ("Patients", "casebook:patient_list", (Capability.VIEW_RECORDS,)),
+    ("Queries", "review:query_list", (Capability.REVIEW, Capability.EDIT_RECORDS)),
+    ("Reports", "reports:index", (Capability.RUN_REPORTS,)),
+    ("Export data", "exchange:export", (Capability.VIEW_RECORDS, Capability.RUN_REPORTS)),
+    ("Import", "exchange:import", (Capability.MANAGE_SITE,)),
+    ("Audit export", "audit:export", (Capability.REVIEW, Capability.MANAGE_SITE)),
+)
+
+
+def navigation(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    links = []
+    current = request.resolver_match.view_name if request.resolver_match else ""
+    for label, name, capabilities in NAVIGATION:
+        if not any(has_capability(user, capability) for capability in capabilities):
+            continue
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue
+        namespace = name.split(":")[0]
+        links.append({"label": label, "url": url, "current": current.startswith(namespace + ":")})
+    return {"nav_links": links}

@@ -1,0 +1,43 @@
+"""A custom user and the per-site roles that decide what each person may see and do."""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+
+class Role(models.TextChoices):
+    DATA_ENTRY = "data_entry", "Data entry"
+    REVIEWER = "reviewer", "Reviewer"
+    RESEARCHER = "researcher", "Researcher"
+    SITE_ADMIN = "site_admin", "Site administrator"
+
+
+class User(AbstractUser):
+    """A person who signs in: study staff, reviewers, researchers and administrators."""
+
+    class Meta:
+        db_table = "accounts_user"
+        verbose_name = "user"
+
+    def roles_at(self, site) -> set[str]:
+        return set(self.memberships.filter(site=site).values_list("role", flat=True))
+
+
+class SiteMembership(models.Model):
+    """A role a user holds at one site (a researcher may be granted several sites)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    site = models.ForeignKey("registry.Site", on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    granted_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["user", "site", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "site", "role"], name="membership_unique_role_per_site")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} at {self.site}"

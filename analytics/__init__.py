@@ -1,0 +1,1 @@
+"""Cohort datasets and the seed studies' statistics (pure functions over pandas DataFrames)."""

@@ -1,0 +1,204 @@
+"""Baseline characteristics by group ("Table 1"): summaries, R-equivalent tests and SMDs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analytics.compare import chi_square_test, fisher_exact_test, rank_sum_test
+from analytics.errors import AnalysisError
+from analytics.frames import group_levels, level_text, numeric, require_columns
+from analytics.results import Result
+
+QUARTILES = (0.25, 0.5, 0.75)
+GROUP_PIECES = ("summary", "n", "median", "q1", "q3", "count", "percent")
+
+
+@dataclass(frozen=True, eq=False)
+class TableOne(Result):
+    """One row per variable (per level for categorical variables that are not 0/1).
+
+    Per group level ``g`` (``levels`` order, control first) the table has ``summary_g`` (text)
+    and ``n_g`` (non-missing values), plus ``median_g``, ``q1_g``, ``q3_g`` for continuous rows
+    or ``count_g``, ``percent_g`` for categorical rows. ``test`` and ``p`` belong to the whole
+    variable and repeat on each of its level rows; ``smd`` is per row (per level indicator);
+    ``n_missing`` counts rows with a group but no value of the variable.
+    """
+
+    by: str
+    levels: tuple[Any, ...]
+    group_sizes: dict[str, int]
+    table: pd.DataFrame
+    n_excluded: int
+
+
+def _weighted_moments(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Mean and unbiased variance with reliability weights (the sample variance for unit weights)."""
+    mean = float(np.average(values, weights=weights))
+    total = weights.sum()
+    variance = float(np.sum(weights * (values - mean) ** 2) / (total - np.sum(weights**2) / total))
+    return mean, variance
+
+
+def standardized_mean_difference(
+    treated: np.ndarray,
+    control: np.ndarray,
+    name: str,
+    *,
+    treated_weights: np.ndarray | None = None,
+    control_weights: np.ndarray | None = None,
+) -> float:
+    """(mean treated − mean control) / √((s²treated + s²control)/2), sample variances.
+
+    0/1 variables use the same formula on the 0/1 values, as R's reference did. Weights (from
+    k:1 matching) give weighted means and variances.
+    """
+    if len(treated) < 2 or len(control) < 2:
+        raise AnalysisError(f"standardized difference of {name!r} needs two values per group")
+    mean_treated, var_treated = _weighted_moments(
+        treated, np.ones(len(treated)) if treated_weights is None else treated_weights
+    )
+    mean_control, var_control = _weighted_moments(
+        control, np.ones(len(control)) if control_weights is None else control_weights
+    )
+    pooled_sd = np.sqrt((var_treated + var_control) / 2)
+    if pooled_sd == 0:
+        raise AnalysisError(f"standardized difference of {name!r} is undefined: no variation")
+    return float((mean_treated - mean_control) / pooled_sd)
+
+
+def _is_zero_one(values: pd.Series) -> bool:
+    return (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)) and set(
+        values.astype(float).unique()
+    ) <= {0.0, 1.0}
+
+
+def _continuous_row(name: str, groups: list[np.ndarray], suffixes: list[str], digits: int) -> dict:
+    row: dict[str, Any] = {"variable": name, "level": None}
+    for values, suffix in zip(groups, suffixes, strict=True):
+        if len(values) == 0:
+            raise AnalysisError(f"variable {name!r} has no values in group {suffix!r}")
+        q1, median, q3 = np.quantile(values, QUARTILES)  # numpy's default is R's type 7
+        row |= {
+            f"summary_{suffix}": f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]",
+            f"n_{suffix}": len(values),
+            f"median_{suffix}": median,
+            f"q1_{suffix}": q1,
+            f"q3_{suffix}": q3,
+        }
+    test = rank_sum_test(groups[0], groups[1])
+    return row | {
+        "test": test.test,
+        "p": test.p,
+        "smd": standardized_mean_difference(groups[1], groups[0], name),
+    }
+
+
+def _categorical_rows(
+    name: str, values: pd.Series, group: pd.Series, levels: Sequence[Any], exact: bool
+) -> list[dict]:
+    zero_one = _is_zero_one(values)
+    if zero_one:
+        values = values.astype(int)
+    counts = pd.crosstab(values, group).reindex(columns=levels, fill_value=0)
+    if counts.empty:
+        raise AnalysisError(f"variable {name!r} has no values; nothing to test")
+    if len(counts) < 2:
+        raise AnalysisError(
+            f"variable {name!r} has a single value ({level_text(counts.index[0])}); nothing to test"
+        )
+    test = fisher_exact_test(counts.to_numpy()) if exact else chi_square_test(counts.to_numpy())
+    shown = [1] if zero_one else counts.index.tolist()
+    totals = counts.sum(axis=0)
+    rows = []
+    for value in shown:
+        row: dict[str, Any] = {"variable": name, "level": None if zero_one else level_text(value)}
+        for level in levels:
+            count, total = int(counts.loc[value, level]), int(totals[level])
+            suffix = level_text(level)
+            row |= {
+                f"summary_{suffix}": f"{count} ({100 * count / total:.1f}%)",
+                f"n_{suffix}": total,
+                f"count_{suffix}": count,
+                f"percent_{suffix}": 100 * count / total,
+            }
+        indicator = (values == value).astype(float)
+        row |= {
+            "test": test.test,
+            "p": test.p,
+            "smd": standardized_mean_difference(
+                indicator[group == levels[1]].to_numpy(), indicator[group == levels[0]].to_numpy(), name
+            ),
+        }
+        rows.append(row)
+    return rows
+
+
+def table_one(
+    df: pd.DataFrame,
+    by: str,
+    *,
+    continuous: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    exact: Sequence[str] = (),
+    digits: int = 2,
+) -> TableOne:
+    """Describe variables by a two-level group, with R-equivalent tests and SMDs.
+
+    Continuous: median [Q1, Q3] (R's type-7 quantiles), Mann–Whitney as ``wilcox.test``.
+    Categorical: n (%), chi-square as ``chisq.test`` (Yates on 2×2 only); variables in
+    ``exact`` (listing them there is enough) use ``fisher.test`` instead. 0/1 variables get
+    one row, the count of 1s. SMD is the second level minus the first (treated − control)
+    over the pooled SD. Each variable uses the rows where it is present; rows without a group
+    are excluded (``n_excluded``).
+    """
+    categorical = list(dict.fromkeys([*categorical, *exact]))
+    if not continuous and not categorical:
+        raise AnalysisError("table_one needs at least one continuous or categorical variable")
+    both = sorted(set(continuous) & set(categorical))
+    if both:
+        raise AnalysisError(f"variable(s) listed as both continuous and categorical: {', '.join(both)}")
+    if by in continuous or by in categorical:
+        raise AnalysisError(f"the group variable {by!r} cannot also be described")
+    require_columns(df, [by, *continuous, *categorical])
+    grouped = df[df[by].notna()]
+    levels = group_levels(grouped[by], by)
+    if len(levels) != 2:
+        raise AnalysisError(f"table_one compares two groups; {by!r} has {len(levels)} levels")
+    suffixes = [level_text(level) for level in levels]
+
+    rows = []
+    for name in continuous:
+        present = grouped[grouped[name].notna()]
+        values = numeric(present[name], name)
+        groups = [values[(present[by] == level).to_numpy()] for level in levels]
+        rows.append(
+            _continuous_row(name, groups, suffixes, digits) | {"n_missing": len(grouped) - len(present)}
+        )
+    for name in categorical:
+        present = grouped[grouped[name].notna()]
+        for row in _categorical_rows(name, present[name], present[by], levels, exact=name in exact):
+            rows.append(row | {"n_missing": len(grouped) - len(present)})
+
+    sizes = {
+        suffix: int((grouped[by] == level).sum()) for level, suffix in zip(levels, suffixes, strict=True)
+    }
+    table = pd.DataFrame(rows)
+    counts = [c for c in table.columns if c.startswith(("n_", "count_"))]
+    table[counts] = table[counts].astype("Int64")  # whole numbers, <NA> on rows of the other kind
+    order = [
+        "variable",
+        "level",
+        *(f"{piece}_{suffix}" for suffix in suffixes for piece in GROUP_PIECES),
+        "test",
+        "p",
+        "smd",
+        "n_missing",
+    ]
+    return TableOne(
+        by, tuple(levels), sizes, table[[c for c in order if c in table.columns]], len(df) - len(grouped)
+    )

@@ -1,0 +1,509 @@
+"""Report figures as deterministic, self-contained SVG (matplotlib on the Agg backend, no pyplot).
+
+Every function takes numbers the report has already computed and returns SVG text ready to inline
+in HTML: no XML prolog, element ids prefixed with the figure key (so many figures can share one
+page), a fixed ``svg.hashsalt`` and no date metadata, so the same numbers always give the same
+bytes. Text stays text (``svg.fonttype = none``): readable by screen readers and searchable.
+Series carry ids (``gid``) such as ``<figure>-km-intrathecal-1`` (``<figure>-panel2-km-…`` in a
+multi-panel figure), which the tests look for.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter  # noqa: E402
+
+#: Okabe–Ito: distinguishable with the common colour-vision deficiencies, and in greyscale print.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+INK, MUTED, GRID = "#1d2733", "#5b6b7c", "#e3e8ee"
+RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+
+STYLE = {
+    "svg.hashsalt": "intrathecal-registry-reports",
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.size": 9,
+    "axes.edgecolor": MUTED,
+    "axes.labelcolor": INK,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "xtick.color": MUTED,
+    "ytick.color": MUTED,
+    "legend.frameon": False,
+}
+#: No date, creator or licence block: the output depends on the numbers only.
+NO_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
+
+
+def _ident(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
+
+
+def _styled(function: Callable[..., str]) -> Callable[..., str]:
+    """Draw and save inside the report style (matplotlib reads rcParams when artists are made)."""
+
+    @functools.wraps(function)
+    def styled(*args, **kwargs) -> str:
+        with matplotlib.rc_context(STYLE):
+            return function(*args, **kwargs)
+
+    return styled
+
+
+def _render(figure: Figure, key: str) -> str:
+    """The figure as inline-ready SVG with ids unique to this figure."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata=NO_METADATA)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]
+    prefix = _ident(key)
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', svg)
+    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}-{m.group(1)}"', svg)
+    return re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", svg)
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _plain_numbers(axis) -> None:
+    """Tick labels as plain numbers (0.5, 10, 200) rather than powers of ten on a log axis."""
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+
+
+def _grid(ax) -> None:
+    ax.grid(True, color=GRID, linewidth=0.6)
+    ax.set_axisbelow(True)
+
+
+# --- Kaplan–Meier ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KmPanel:
+    """One Kaplan–Meier panel: the curve rows of ``kaplan_meier`` and what to call each group.
+
+    ``groups`` pairs each stratum label of the curve (``intrathecal=1``) with a label for people.
+    ``at_risk`` has ``group``, ``time``, ``at_risk``; it is printed under the panel.
+    """
+
+    title: str
+    curve: pd.DataFrame
+    groups: Sequence[tuple[str, str]]
+    xlabel: str
+    ylabel: str
+    at_risk: pd.DataFrame | None = None
+    note: str = ""
+    confidence: bool = True
+
+
+def _km_steps(rows: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    times = np.concatenate([[0.0], rows["time"].to_numpy(dtype=float)])
+    survival = np.concatenate([[1.0], rows["survival"].to_numpy(dtype=float)])
+    lower = np.concatenate([[1.0], rows["lower"].to_numpy(dtype=float)])
+    upper = np.concatenate([[1.0], rows["upper"].to_numpy(dtype=float)])
+    return times, survival, lower, upper
+
+
+@_styled
+def km_plot(key: str, panels: Sequence[KmPanel], *, columns: int | None = None) -> str:
+    """Kaplan–Meier curves, ``columns`` panels a row, with censoring marks, 95% bands and numbers at risk."""
+    columns = min(columns or len(panels), len(panels))
+    panel_rows = math.ceil(len(panels) / columns)
+    n_groups = max(len(panel.groups) for panel in panels)
+    has_risk = any(panel.at_risk is not None for panel in panels)
+    risk_height = 0.28 * n_groups + 0.35 if has_risk else 0.0
+    heights = [4.0, risk_height] * panel_rows if has_risk else [4.0] * panel_rows
+    figure = _figure((5.6 if columns == 1 else 4.6) * columns, sum(heights))
+    grid = figure.add_gridspec(len(heights), columns, height_ratios=heights)
+    for index, panel in enumerate(panels):
+        row, column = divmod(index, columns)
+        ax = figure.add_subplot(grid[row * (2 if has_risk else 1), column])
+        prefix = f"panel{index + 1}-" if len(panels) > 1 else ""
+        _km_axes(ax, panel, prefix)
+        if has_risk:
+            _at_risk_axes(figure.add_subplot(grid[row * 2 + 1, column], sharex=ax), panel, prefix)
+    return _render(figure, key)
+
+
+def _km_axes(ax, panel: KmPanel, prefix: str) -> None:
+    xmax = float(panel.curve["time"].max()) if not panel.curve.empty else 1.0
+    for index, (group, label) in enumerate(panel.groups):
+        rows = panel.curve[panel.curve["group"] == group]
+        if rows.empty:
+            continue
+        colour = PALETTE[index % len(PALETTE)]
+        times, survival, lower, upper = _km_steps(rows)
+        (line,) = ax.step(times, survival, where="post", color=colour, linewidth=1.6, label=label)
+        line.set_gid(f"{prefix}km-{_ident(group)}")
+        if panel.confidence:
+            band = ax.fill_between(times, lower, upper, step="post", color=colour, alpha=0.12, linewidth=0)
+            band.set_gid(f"{prefix}ci-{_ident(group)}")
+        censored = rows[rows["censored"] > 0]
+        (marks,) = ax.plot(
+            censored["time"], censored["survival"], linestyle="none", marker="|", markersize=6, color=colour
+        )
+        marks.set_gid(f"{prefix}censor-{_ident(group)}")
+    ax.set_xlim(0, xmax * 1.02)
+    ax.set_ylim(0, 1.03)
+    ax.set_xlabel(panel.xlabel)
+    ax.set_ylabel(panel.ylabel)
+    ax.set_title(panel.title, loc="left")
+    _grid(ax)
+    if len(panel.groups) > 1:
+        ax.legend(loc="lower left")
+    if panel.note:
+        ax.text(0.98, 0.97, panel.note, transform=ax.transAxes, ha="right", va="top", color=INK)
+
+
+def _at_risk_axes(ax, panel: KmPanel, prefix: str) -> None:
+    """The numbers at risk as a small table under the curves, one coloured row per group."""
+    ax.set_gid(f"{prefix}at-risk")
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(axis="both", length=0, labelbottom=False)
+    ax.tick_params(axis="y", pad=16, labelsize=8)
+    rows = list(range(len(panel.groups)))[::-1]
+    ax.set_ylim(-0.6, len(panel.groups) - 0.4)
+    ax.set_yticks(rows, [label for _, label in panel.groups])
+    ax.set_title("Number at risk", loc="left", fontsize=8, fontweight="normal", color=MUTED)
+    for index, ((group, _), y, tick) in enumerate(zip(panel.groups, rows, ax.get_yticklabels(), strict=True)):
+        colour = PALETTE[index % len(PALETTE)]
+        tick.set_color(colour)
+        if panel.at_risk is None:
+            continue
+        for _, row in panel.at_risk[panel.at_risk["group"] == group].iterrows():
+            ax.text(
+                row["time"], y, f"{int(row['at_risk'])}", ha="center", va="center", fontsize=8, color=colour
+            )
+
+
+# --- balance, effects, distributions -------------------------------------------------------------
+
+
+@_styled
+def love_plot(key: str, rows: Sequence[tuple[str, float, float]], *, threshold: float = 0.1) -> str:
+    """|SMD| of each covariate before (open) and after (filled) matching, with the 0.1 line."""
+    labels = [label for label, _, _ in rows][::-1]
+    before = [abs(value) for _, value, _ in rows][::-1]
+    after = [abs(value) for _, _, value in rows][::-1]
+    figure = _figure(6.0, 0.42 * len(rows) + 1.2)
+    ax = figure.add_subplot()
+    positions = np.arange(len(rows))
+    ax.hlines(positions, np.minimum(before, after), np.maximum(before, after), color=GRID, linewidth=2)
+    (points,) = ax.plot(
+        before, positions, "o", mfc="white", mec=PALETTE[1], mew=1.5, ms=7, label="Before matching"
+    )
+    points.set_gid("smd-before")
+    (points,) = ax.plot(after, positions, "o", color=PALETTE[0], ms=7, label="After matching")
+    points.set_gid("smd-after")
+    ax.axvline(threshold, color=MUTED, linestyle="--", linewidth=1)
+    ax.set_yticks(positions, labels)
+    ax.set_xlim(0, max([*before, *after, threshold]) * 1.15)
+    ax.set_xlabel("Absolute standardized mean difference")
+    _grid(ax)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2)
+    return _render(figure, key)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One row of a forest plot: an estimate with its 95% interval (odds or hazard ratio)."""
+
+    label: str
+    estimate: float
+    lower: float
+    upper: float
+
+
+@_styled
+def forest_plot(key: str, effects: Sequence[Effect], *, xlabel: str) -> str:
+    """Ratios on a log axis with their intervals, the line of no effect, and the values as text."""
+    figure = _figure(7.0, 0.38 * len(effects) + 1.1)
+    ax = figure.add_subplot()
+    positions = np.arange(len(effects))[::-1]
+    estimates = np.array([e.estimate for e in effects])
+    lower = np.array([e.lower for e in effects])
+    upper = np.array([e.upper for e in effects])
+    bars = ax.errorbar(
+        estimates,
+        positions,
+        xerr=[estimates - lower, upper - estimates],
+        fmt="s",
+        color=PALETTE[0],
+        ecolor=INK,
+        elinewidth=1.2,
+        capsize=3,
+        markersize=6,
+    )
+    bars.lines[0].set_gid("forest-estimates")
+    ax.axvline(1.0, color=MUTED, linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    span = np.concatenate([lower, upper, [1.0]])
+    low, high = span.min() / 1.6, span.max() * 1.6
+    ax.set_xlim(low, high)
+    # Plain numbers (0.5, 1, 2) rather than powers of ten: readers of clinical papers expect them.
+    ax.xaxis.set_major_locator(FixedLocator([t for t in RATIO_TICKS if low <= t <= high]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    _plain_numbers(ax.xaxis)
+    ax.set_yticks(positions, [e.label for e in effects])
+    ax.set_ylim(-0.7, len(effects) - 0.3)
+    ax.set_xlabel(xlabel)
+    _grid(ax)
+    for effect, y in zip(effects, positions, strict=True):
+        ax.annotate(
+            f"{effect.estimate:.2f} ({effect.lower:.2f}–{effect.upper:.2f})",
+            xy=(1.0, y),
+            xycoords=("axes fraction", "data"),
+            xytext=(8, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            color=INK,
+        )
+    return _render(figure, key)
+
+
+@dataclass(frozen=True)
+class PairedGroup:
+    """Measurements of one group at its first and its last lumbar puncture."""
+
+    label: str
+    before: Sequence[float]
+    after: Sequence[float]
+
+
+@_styled
+def paired_box_plot(key: str, groups: Sequence[PairedGroup], *, ylabel: str) -> str:
+    """Box plots of the first and last measurement side by side, per group."""
+    figure = _figure(2.4 * len(groups) + 1.6, 3.8)
+    ax = figure.add_subplot()
+    for index, group in enumerate(groups):
+        centre = index * 3.0
+        boxes = ax.boxplot(
+            [list(group.before), list(group.after)],
+            positions=[centre - 0.55, centre + 0.55],
+            widths=0.8,
+            patch_artist=True,
+            showfliers=True,
+            medianprops={"color": INK, "linewidth": 1.4},
+            flierprops={"marker": "o", "markersize": 3, "markeredgecolor": MUTED},
+        )
+        for patch, colour in zip(boxes["boxes"], (PALETTE[5], PALETTE[0]), strict=True):
+            patch.set_facecolor(colour)
+            patch.set_alpha(0.55)
+        boxes["boxes"][0].set_gid(f"box-{_ident(group.label)}-first")
+        boxes["boxes"][1].set_gid(f"box-{_ident(group.label)}-last")
+    ax.set_xticks(
+        [index * 3.0 for index in range(len(groups))],
+        [f"{g.label}\n(n = {len(g.before)})" for g in groups],
+    )
+    ax.set_ylabel(ylabel)
+    _grid(ax)
+    ax.legend(
+        handles=[
+            Line2D([], [], color=PALETTE[5], linewidth=8, alpha=0.55, label="First LP"),
+            Line2D([], [], color=PALETTE[0], linewidth=8, alpha=0.55, label="Last LP"),
+        ],
+        loc="upper right",
+    )
+    return _render(figure, key)
+
+
+@dataclass(frozen=True)
+class SlopePanel:
+    """Each patient's value before and after, joined by a line (small single-arm cohorts)."""
+
+    title: str
+    before: Sequence[float]
+    after: Sequence[float]
+    ylabel: str
+    before_label: str = "Before"
+    after_label: str = "After"
+    log_scale: bool = False
+
+
+@_styled
+def slope_plot(key: str, panels: Sequence[SlopePanel]) -> str:
+    figure = _figure(2.9 * len(panels) + 0.6, 3.6)
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for ax, panel in zip(axes, panels, strict=True):
+        for before, after in zip(panel.before, panel.after, strict=True):
+            ax.plot(
+                [0, 1], [before, after], color=PALETTE[5], linewidth=1, marker="o", markersize=3.5, alpha=0.8
+            )
+        (medians,) = ax.plot(
+            [0, 1],
+            [np.median(panel.before), np.median(panel.after)],
+            color=PALETTE[1],
+            linewidth=2.6,
+            marker="D",
+        )
+        medians.set_gid(f"median-{_ident(panel.title)}")
+        ax.set_xticks([0, 1], [panel.before_label, panel.after_label])
+        ax.set_xlim(-0.3, 1.3)
+        if panel.log_scale:
+            ax.set_yscale("log")
+            _plain_numbers(ax.yaxis)
+        ax.set_ylabel(panel.ylabel)
+        ax.set_title(f"{panel.title} (n = {len(panel.before)})", loc="left")
+        _grid(ax)
+    return _render(figure, key)
+
+
+@_styled
+def cumulative_plot(key: str, times: Sequence[float], *, n: int, xlabel: str, ylabel: str) -> str:
+    """The share of all ``n`` patients who reached an event by each time (no censoring)."""
+    ordered = np.sort(np.asarray(times, dtype=float))
+    steps_x = np.concatenate([[0.0], ordered])
+    steps_y = np.concatenate([[0.0], np.arange(1, len(ordered) + 1) / n])
+    figure = _figure(5.6, 3.6)
+    ax = figure.add_subplot()
+    (line,) = ax.step(steps_x, steps_y, where="post", color=PALETTE[2], linewidth=1.8)
+    line.set_gid("cumulative")
+    ax.set_xlim(0, (ordered.max() if len(ordered) else 1.0) * 1.1 + 0.5)
+    ax.set_ylim(0, 1.03)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _grid(ax)
+    return _render(figure, key)
+
+
+# --- swimmer plot ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One patient's course from the first intrathecal dose (all times in months)."""
+
+    label: str
+    length: float
+    doses: Sequence[float] = field(default_factory=tuple)
+    progression: Sequence[float] = field(default_factory=tuple)
+    death: float | None = None
+    last_contact: float | None = None
+    group: str = ""
+
+
+@_styled
+def swimmer_plot(key: str, lanes: Sequence[Lane], *, groups: Sequence[str], xlabel: str) -> str:
+    """One bar per patient: intrathecal doses, LM progression, death or last contact (alive)."""
+    figure = _figure(9.0, 0.2 * len(lanes) + 1.4)
+    ax = figure.add_subplot()
+    colours = {group: PALETTE[index % len(PALETTE)] for index, group in enumerate(groups)}
+    positions = np.arange(len(lanes))[::-1]
+    for lane, y in zip(lanes, positions, strict=True):
+        bar = ax.barh(
+            y, lane.length, height=0.62, color=colours.get(lane.group, PALETTE[0]), alpha=0.3, linewidth=0
+        )
+        bar.patches[0].set_gid(f"lane-{_ident(lane.label)}")
+        ax.plot(lane.doses, [y] * len(lane.doses), "|", color=INK, markersize=6, markeredgewidth=0.9)
+        ax.plot(lane.progression, [y] * len(lane.progression), "v", color=PALETTE[4], markersize=5)
+        if lane.death is not None:
+            ax.plot([lane.death], [y], "X", color=PALETTE[1], markersize=6)
+        if lane.last_contact is not None:
+            ax.plot([lane.last_contact], [y], ">", color=PALETTE[2], markersize=5)
+    ax.set_yticks(positions, [lane.label for lane in lanes], fontsize=7)
+    ax.set_ylim(-0.8, len(lanes) - 0.2)
+    ax.set_xlim(0, max((lane.length for lane in lanes), default=1.0) * 1.04 + 0.5)
+    ax.set_xlabel(xlabel)
+    _grid(ax)
+    ax.grid(False, axis="y")
+    handles = [Line2D([], [], color=colours[g], linewidth=8, alpha=0.3, label=g) for g in groups] + [
+        Line2D([], [], color=INK, marker="|", linestyle="none", markersize=8, label="Intrathecal dose"),
+        Line2D([], [], color=PALETTE[4], marker="v", linestyle="none", label="LM progression"),
+        Line2D([], [], color=PALETTE[1], marker="X", linestyle="none", label="Death"),
+        Line2D([], [], color=PALETTE[2], marker=">", linestyle="none", label="Last contact (alive)"),
+    ]
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3)
+    return _render(figure, key)
+
+
+# --- dose timeline -------------------------------------------------------------------------------
+
+#: How each injection is drawn: (label, colour, filled).
+INJECTION_STYLES = {
+    "given": ("Given as planned", PALETTE[2], True),
+    "changed": ("Changed from the plan", PALETTE[4], True),
+    "missed": ("Planned, missed", PALETTE[1], False),
+    "unplanned": ("Outside a planned course", PALETTE[0], True),
+}
+
+
+@dataclass(frozen=True)
+class DoseLane:
+    """One patient's injections: times since the first dose, each with its status and main dose (mg)."""
+
+    label: str
+    times: Sequence[float]
+    statuses: Sequence[str]
+    doses_mg: Sequence[float | None]
+
+
+@_styled
+def dose_timeline_plot(key: str, lanes: Sequence[DoseLane], *, xlabel: str, dose_label: str) -> str:
+    """One row per patient: each injection as a marker sized by its main dose, coloured by whether it
+    was given as planned, changed, missed or outside a planned course."""
+    many = len(lanes) > 60
+    figure = _figure(9.0, (0.09 if many else 0.22) * len(lanes) + 1.6)
+    ax = figure.add_subplot()
+    positions = np.arange(len(lanes))[::-1]
+    largest = (
+        max((d for lane in lanes for d in lane.doses_mg if d is not None and d == d), default=1.0) or 1.0
+    )
+    for status, (label, colour, filled) in INJECTION_STYLES.items():
+        xs, ys, sizes = [], [], []
+        for lane, y in zip(lanes, positions, strict=True):
+            for time, state, dose in zip(lane.times, lane.statuses, lane.doses_mg, strict=True):
+                if state != status:
+                    continue
+                xs.append(time)
+                ys.append(y)
+                sizes.append(8 + 42 * (dose / largest) if dose is not None and dose == dose else 18)
+        if not xs:
+            continue
+        points = ax.scatter(
+            xs,
+            ys,
+            s=sizes,
+            c=colour if filled else "white",
+            edgecolors=colour,
+            linewidths=0.9,
+            label=label,
+            zorder=3,
+        )
+        points.set_gid(f"timeline-{status}")
+    for lane, y in zip(lanes, positions, strict=True):
+        if lane.times:
+            (line,) = ax.plot([min(lane.times), max(lane.times)], [y, y], color=GRID, linewidth=1.2, zorder=1)
+            line.set_gid(f"timeline-lane-{_ident(lane.label)}")
+    if many:
+        ax.set_yticks([])
+        ax.set_ylabel(f"{len(lanes)} patients")
+    else:
+        ax.set_yticks(positions, [lane.label for lane in lanes], fontsize=7)
+    ax.set_ylim(-0.8, len(lanes) - 0.2)
+    ax.set_xlim(left=-0.5)
+    ax.set_xlabel(xlabel)
+    _grid(ax)
+    ax.grid(False, axis="y")
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, title=f"Marker size: {dose_label}")
+    return _render(figure, key)

@@ -1,0 +1,190 @@
+"""How a report's numbers read on the page and in the HTML/PDF exports.
+
+The JSON keeps raw numbers; this module turns them into text once (p < 0.001, 95% intervals as
+"0.186–0.877", "not reached" for a median R reports as NA), so templates only loop and print.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from analytics.cohort import data_dictionary
+from analytics.reports.filters import describe
+
+if TYPE_CHECKING:
+    from analytics.models import ReportRun
+    from analytics.reports.base import StudyReport
+
+NUMERIC_KINDS = {"count", "number", "percent", "p", "lower", "upper"}
+
+
+def p_text(p: float | None) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def number_text(value: Any, column: Mapping[str, Any]) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return column.get("missing", "—")
+    kind = column["kind"]
+    if kind == "text":
+        return str(value)
+    if kind == "count":
+        return f"{int(value)}"
+    if kind == "p":
+        return p_text(value)
+    shown = f"{value * column.get('scale', 1.0):.{column['digits']}f}"
+    return f"{shown}%" if kind == "percent" else shown
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    numeric: bool
+
+
+@dataclass(frozen=True)
+class DisplayTable:
+    is_figure = False
+
+    key: str
+    title: str
+    headers: list[Cell]
+    rows: list[list[Cell]]
+    notes: list[str]
+
+
+def display_table(table: Mapping[str, Any]) -> DisplayTable:
+    """The shown columns of a JSON table as text cells; a lower/upper pair becomes one CI cell."""
+    columns = [column for column in table["columns"] if column["shown"]]
+    plan: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
+    for column in columns:
+        if column["kind"] == "upper" and plan and plan[-1][0]["kind"] == "lower":
+            plan[-1] = (plan[-1][0], column)
+        else:
+            plan.append((column, None))
+    headers = [Cell(first["label"], first["kind"] in NUMERIC_KINDS) for first, _ in plan]
+    rows = []
+    for record in table["rows"]:
+        cells = []
+        for first, upper in plan:
+            if upper is None:
+                text = number_text(record.get(first["key"]), first)
+            else:
+                text = f"{number_text(record.get(first['key']), first)}–{number_text(record.get(upper['key']), upper)}"
+            cells.append(Cell(text, first["kind"] in NUMERIC_KINDS))
+        rows.append(cells)
+    return DisplayTable(table["key"], table["title"], headers, rows, list(table["notes"]))
+
+
+@dataclass(frozen=True)
+class DisplayFigure:
+    is_figure = True
+
+    key: str
+    title: str
+    caption: str
+    svg: str
+
+    @property
+    def data_uri(self) -> str:
+        """The SVG as an image URI: the PDF renderer draws these without parsing them as HTML."""
+        return "data:image/svg+xml;base64," + base64.b64encode(self.svg.encode()).decode()
+
+
+@dataclass(frozen=True)
+class DisplaySection:
+    key: str
+    title: str
+    status: str
+    message: str | None
+    notes: list[str]
+    analysed: int | None
+    excluded: int | None
+    exclusions: str
+    items: list[DisplayTable | DisplayFigure]  # in the order the analysis produced them
+
+
+def display_sections(numbers: Mapping[str, Any], figures: Mapping[str, str]) -> list[DisplaySection]:
+    sections = []
+    for section in numbers["sections"]:
+        items: dict[str, DisplayTable | DisplayFigure] = {
+            table["key"]: display_table(table) for table in section["tables"]
+        }
+        items |= {
+            f["key"]: DisplayFigure(f["key"], f["title"], f["caption"], figures.get(f["key"], ""))
+            for f in section["figures"]
+        }
+        sections.append(
+            DisplaySection(
+                key=section["key"],
+                title=section["title"],
+                status=section["status"],
+                message=section["message"],
+                notes=section["notes"],
+                analysed=section["analysed"],
+                excluded=section["excluded"],
+                exclusions=section["exclusions"],
+                items=[items[key] for key in section["layout"]],
+            )
+        )
+    return sections
+
+
+def describe_flow(
+    flow: Sequence[Mapping[str, Any]],
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The cohort steps (screened, included) and the per-analysis steps of the flow."""
+    cohort = [step for step in flow if not step["key"].startswith("analysed.")]
+    analyses = [step for step in flow if step["key"].startswith("analysed.")]
+    return cohort, analyses
+
+
+@dataclass(frozen=True)
+class DisplayReport:
+    """Everything a report page or export prints, as text and SVG."""
+
+    title: str
+    study_code: str
+    study_title: str
+    filters: list[str]
+    options: list[str]
+    computed_at: dt.datetime
+    duration_ms: int
+    n_screened: int
+    n_records: int
+    cohort_flow: list[Mapping[str, Any]]
+    analysis_flow: list[Mapping[str, Any]]
+    sections: list[DisplaySection]
+
+
+def display_report(run: ReportRun, report: type[StudyReport]) -> DisplayReport:
+    numbers = run.numbers
+    labels = {v.name: v.label for v in data_dictionary(run.study)}
+    choices = {spec.name: (spec.label, dict(spec.choices)) for spec in report.option_specs}
+    options = [
+        f"{choices[name][0]}: {choices[name][1].get(value, value)}"
+        for name, value in numbers["report"]["options"].items()
+        if name in choices
+    ]
+    cohort_flow, analysis_flow = describe_flow(numbers["flow"])
+    return DisplayReport(
+        title=numbers["report"]["title"],
+        study_code=run.study.code,
+        study_title=run.study.title,
+        filters=describe(numbers["report"]["filters"], labels),
+        options=options,
+        computed_at=run.computed_at,
+        duration_ms=run.duration_ms,
+        n_screened=run.n_screened,
+        n_records=run.n_records,
+        cohort_flow=cohort_flow,
+        analysis_flow=analysis_flow,
+        sections=display_sections(numbers, run.figures),
+    )

@@ -1,0 +1,218 @@
+"""Report pages and downloads: thin views over the access layer, the report runner and the exports.
+
+Reports are for users who may run reports at one site or more (and superusers): anyone else gets
+403 at /reports/. Like every record in the registry, a report definition of a study the user
+cannot report on is "not found" (404), before anything else is said about the request, so its
+existence does not leak. Every page and download computes (or reuses from the cache) the run for
+the filters in its query string, scoped to the user's sites, so a download matches its page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET
+
+from accounts.access import Capability, has_capability, sites_with
+from analytics import exports
+from analytics.cohort import data_dictionary
+from analytics.errors import AnalysisError
+from analytics.forms import ReportFilterForm, SaveDefinitionForm
+from analytics.models import ReportDefinition, ReportRun
+from analytics.reports.base import OptionError
+from analytics.reports.definitions import report_definition_create
+from analytics.reports.display import display_report
+from analytics.reports.runner import report_class, report_dataset, report_run
+from audit.models import SecurityEventKind
+from audit.services import security_event_record
+from registry.models import Study
+
+
+def _reportable_studies(user) -> QuerySet[Study]:
+    return Study.objects.filter(sites__in=sites_with(user, Capability.RUN_REPORTS)).distinct()
+
+
+def _definition(request: HttpRequest, pk: int) -> ReportDefinition:
+    return get_object_or_404(
+        ReportDefinition.objects.select_related("study"), pk=pk, study__in=_reportable_studies(request.user)
+    )
+
+
+@dataclass
+class _Requested:
+    """What a report page's query asks for: the filter form and, when it is valid, filters and options."""
+
+    form: ReportFilterForm
+    filters: dict[str, Any] | None = None
+    options: dict[str, str] | None = None
+    problem: str = ""
+
+
+def _requested(request: HttpRequest, definition: ReportDefinition) -> _Requested:
+    """The definition's filters, or (with ``apply`` in the query) the filters the person chose."""
+    study = definition.study
+    kwargs = {
+        "study": study,
+        "sites": sites_with(request.user, Capability.RUN_REPORTS).filter(studies=study),
+        "report": report_class(study),
+    }
+    if "apply" not in request.GET:
+        initial = ReportFilterForm.initial_for(definition.filters, definition.options)
+        return _Requested(ReportFilterForm(initial=initial, **kwargs), definition.filters, definition.options)
+    form = ReportFilterForm(request.GET, **kwargs)
+    if not form.is_valid():
+        return _Requested(form, problem="Correct the filter to run the report.")
+    return _Requested(form, form.filters, form.options)
+
+
+def _run(
+    request: HttpRequest, definition: ReportDefinition, requested: _Requested
+) -> tuple[ReportRun | None, bool, str]:
+    """The (possibly cached) run for the request, or why there is none."""
+    if requested.problem:
+        return None, False, requested.problem
+    try:
+        run, cached = report_run(
+            study=definition.study, filters=requested.filters, options=requested.options, viewer=request.user
+        )
+    except (AnalysisError, OptionError) as exc:
+        return None, False, f"This report cannot be run with these settings: {exc}."
+    return run, cached, ""
+
+
+@login_required
+@require_GET
+def report_index(request: HttpRequest) -> HttpResponse:
+    if not has_capability(request.user, Capability.RUN_REPORTS):
+        raise PermissionDenied("Cohort reports are for researchers.")
+    studies = _reportable_studies(request.user).prefetch_related(
+        Prefetch("report_definitions", queryset=ReportDefinition.objects.select_related("created_by"))
+    )
+    return render(request, "reports/index.html", {"studies": studies})
+
+
+@login_required
+@require_GET
+def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    definition = _definition(request, pk)
+    requested = _requested(request, definition)
+    run, cached, problem = _run(request, definition, requested)
+    context = {
+        "definition": definition,
+        "form": requested.form,
+        "save_form": SaveDefinitionForm(study=definition.study),
+        "problem": problem,
+        "cached": cached,
+        "report": display_report(run, report_class(definition.study)) if run else None,
+        "query": request.GET.urlencode(),
+        "dictionary": data_dictionary(definition.study),
+    }
+    return render(request, "reports/detail.html", context)
+
+
+@login_required
+def report_save(request: HttpRequest, pk: int) -> HttpResponse:
+    """Save the filters of the page (its query string) under a new name (POST only)."""
+    definition = _definition(request, pk)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    requested = _requested(request, definition)
+    save_form = SaveDefinitionForm(request.POST, study=definition.study)
+    back = f"{definition.get_absolute_url()}?{request.GET.urlencode()}"
+    if requested.problem or not save_form.is_valid():
+        errors = [requested.problem] if requested.problem else []
+        errors += [message for field in save_form.errors.values() for message in field]
+        messages.error(request, " ".join(errors))
+        return redirect(back)
+    try:
+        saved = report_definition_create(
+            study=definition.study,
+            name=save_form.cleaned_data["name"],
+            filters=requested.filters,
+            options=report_class(definition.study).resolve_options(requested.options),
+            created_by=request.user,
+        )
+    except (ValidationError, OptionError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect(back)
+    messages.success(request, f"Saved as the report “{saved.name}”.")
+    return redirect(saved)
+
+
+def _attachment(content: str | bytes, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _run_or_404(request: HttpRequest, definition: ReportDefinition) -> ReportRun:
+    run, _, problem = _run(request, definition, _requested(request, definition))
+    if run is None:
+        raise Http404(problem)
+    return run
+
+
+@login_required
+@require_GET
+def report_figure(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+    definition = _definition(request, pk)
+    svg = _run_or_404(request, definition).figures.get(key)
+    if svg is None:
+        raise Http404("No such figure in this report.")
+    return _attachment(
+        exports.svg_document(svg), "image/svg+xml", f"{definition.study.code}-{slugify(key)}.svg"
+    )
+
+
+def _log_export(request: HttpRequest, definition: ReportDefinition, what: str, rows: int) -> None:
+    """Every download of registry data is a security event: who took what, when."""
+    security_event_record(
+        SecurityEventKind.EXPORT,
+        request=request,
+        detail={"what": what, "study": definition.study.code, "definition": definition.pk, "rows": rows},
+    )
+
+
+@login_required
+@require_GET
+def report_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    """The report as self-contained HTML, PDF, an XLSX workbook of every table, or JSON numbers."""
+    definition = _definition(request, pk)
+    run = _run_or_404(request, definition)
+    name = f"{definition.study.code} · {definition.name}"
+    stem = f"{definition.study.code}-{slugify(definition.name)}-{run.computed_at:%Y%m%d-%H%M}"
+    _log_export(request, definition, f"report ({fmt})", run.n_records)
+    if fmt == "html":
+        return _attachment(exports.report_html(run, name=name), "text/html; charset=utf-8", f"{stem}.html")
+    if fmt == "pdf":
+        return _attachment(exports.report_pdf(run, name=name), "application/pdf", f"{stem}.pdf")
+    if fmt == "xlsx":
+        return _attachment(exports.report_xlsx(run, name=name), exports.XLSX_TYPE, f"{stem}.xlsx")
+    return _attachment(exports.report_json(run), "application/json", f"{stem}.json")
+
+
+@login_required
+@require_GET
+def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
+    """The report cohort's analysis dataset (de-identified) with its data dictionary, as a zip of CSVs."""
+    definition = _definition(request, pk)
+    requested = _requested(request, definition)
+    if requested.problem:
+        raise Http404(requested.problem)
+    try:
+        frame = report_dataset(study=definition.study, filters=requested.filters, viewer=request.user)
+    except AnalysisError as exc:
+        raise Http404(str(exc)) from None
+    content = exports.dataset_zip(frame, data_dictionary(definition.study))
+    _log_export(request, definition, "analysis dataset (de-identified)", len(frame))
+    return _attachment(
+        content, "application/zip", f"{definition.study.code}-{slugify(definition.name)}-dataset.zip"
+    )

@@ -1,0 +1,328 @@
+"""API viewsets: thin, scoped to the user's sites, every write through the services.
+
+Updates and deletes need ``If-Match`` with the record's ETag (its version): a missing header answers
+428, a stale one 412 with the current ETag, and a save that loses a race 409.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.filters import OrderingFilter
+from rest_framework.response import Response
+
+from accounts.access import Capability, get_scoped_or_404, has_capability, scope, site_of
+from registry import models as m
+from registry.services import patient_record_death, record_delete
+from review.guards import section_is_draft
+
+from . import serializers as s
+from .permissions import CaseRecordPermission
+
+ERROR = OpenApiResponse(
+    OpenApiTypes.OBJECT, description="Field-level errors, or why the request was refused."
+)
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="The record's ETag, as returned when it was read.",
+)
+REASON = OpenApiParameter(
+    "X-Change-Reason",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Why the record changes (required once its section is submitted for review).",
+)
+WRITE_RESPONSES = {400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR, 412: ERROR, 428: ERROR}
+
+
+MAX_DATABASE_ID = 2**63 - 1
+
+
+def _is_database_id(value) -> bool:
+    """A path id the database can look up (beyond bigint, PostgreSQL would fail instead of not finding)."""
+    return str(value).isdigit() and int(value) <= MAX_DATABASE_ID
+
+
+def etag(instance: models.Model) -> str:
+    return f'"{instance.version}"'
+
+
+def _schema_for_writes(viewset):
+    return extend_schema_view(
+        create=extend_schema(
+            parameters=[REASON],
+            responses={201: viewset.serializer_class, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        ),
+        update=extend_schema(
+            parameters=[IF_MATCH, REASON], responses={200: viewset.serializer_class, **WRITE_RESPONSES}
+        ),
+        partial_update=extend_schema(
+            parameters=[IF_MATCH, REASON], responses={200: viewset.serializer_class, **WRITE_RESPONSES}
+        ),
+        destroy=extend_schema(parameters=[IF_MATCH, REASON], responses={204: None, **WRITE_RESPONSES}),
+        retrieve=extend_schema(responses={200: viewset.serializer_class, 404: ERROR}),
+    )(viewset)
+
+
+class RegistryViewSet(viewsets.ModelViewSet):
+    """CRUD of one registry model, optionally under a parent given by the URL."""
+
+    model: type[models.Model]
+    parent_model: type[models.Model] | None = None
+    parent_kwarg: str = ""
+    parent_field: str = ""
+    view_capability = Capability.VIEW_RECORDS
+    write_capability = Capability.EDIT_RECORDS
+    permission_classes = [CaseRecordPermission]
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    ordering = ["pk"]
+    lookup_value_regex = r"\d+"
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def get_object(self):
+        if not _is_database_id(self.kwargs.get(self.lookup_url_kwarg or self.lookup_field)):
+            raise NotFound()
+        return super().get_object()
+
+    def _parent(self):
+        if not self.parent_model:
+            return None
+        if not hasattr(self, "_parent_object"):
+            raw = self.kwargs.get(self.parent_kwarg, "")
+            if not _is_database_id(raw):
+                raise NotFound()
+            parent = get_scoped_or_404(
+                self.parent_model._default_manager.all(), self.request.user, self.view_capability, pk=raw
+            )
+            # Deeper routes repeat the patient: the parent must really be that patient's.
+            patient_pk = self.kwargs.get("patient_pk")
+            if patient_pk is not None and str(parent.owning_patient_id()) != str(patient_pk):
+                raise NotFound()
+            self._parent_object = parent
+        return self._parent_object
+
+    def get_queryset(self):
+        queryset = scope(self.model._default_manager.all(), self.request.user, self.view_capability)
+        parent = self._parent()
+        if parent is not None:
+            queryset = queryset.filter(**{self.parent_field: parent})
+        return queryset.order_by("pk")
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["header_reason"] = self.request.headers.get("X-Change-Reason", "")
+        if self.parent_model and getattr(self, "request", None) is not None and "pk" not in self.kwargs:
+            context["parent"] = {self.parent_field: self._parent()}
+        return context
+
+    def perform_create(self, serializer):
+        parent = self._parent()
+        if parent is not None:
+            site = site_of(parent)
+            if not has_capability(self.request.user, self.write_capability, site):
+                raise PermissionDenied("Your role does not allow changes to case records at this site.")
+        serializer.save()
+
+    def retrieve(self, request, *args, **kwargs):
+        instance = self.get_object()
+        response = Response(self.get_serializer(instance).data)
+        response["ETag"] = etag(instance)
+        return response
+
+    def _precondition(self, instance) -> Response | None:
+        given = self.request.headers.get("If-Match")
+        if not given:
+            return Response(
+                {"detail": "Send If-Match with the record's ETag (read it first) to change it."},
+                status=status.HTTP_428_PRECONDITION_REQUIRED,
+            )
+        if given.strip() not in (etag(instance), f"W/{etag(instance)}"):
+            response = Response(
+                {"detail": "The record has changed since you read it; read it again."},
+                status=status.HTTP_412_PRECONDITION_FAILED,
+            )
+            response["ETag"] = etag(instance)
+            return response
+        return None
+
+    def update(self, request, *args, **kwargs):
+        refused = self._precondition(self.get_object())
+        if refused is not None:
+            return refused
+        response = super().update(request, *args, **kwargs)
+        response["ETag"] = f'"{response.data["version"]}"'
+        return response
+
+    def destroy(self, request, *args, **kwargs):
+        instance = self.get_object()
+        refused = self._precondition(instance)
+        if refused is not None:
+            return refused
+        reason = request.headers.get("X-Change-Reason", "").strip()
+        if not reason and not section_is_draft(instance.owning_patient_id(), instance.review_section):
+            return Response(
+                {"X-Change-Reason": ["Give a reason: the record's section was submitted for review."]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        record_delete(instance, actor=request.user, reason=reason or "Deleted via the API")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def registry_viewset(
+    model,
+    *,
+    parent_model=None,
+    parent_kwarg="",
+    parent_field="",
+    serializer=None,
+    filterset_fields=(),
+    capability=Capability.VIEW_RECORDS,
+    write_capability=Capability.EDIT_RECORDS,
+):
+    """Build the viewset of one model (with its OpenAPI description)."""
+    serializer = serializer or s.serializer_for(model, parent=parent_field or None)
+    attrs = {
+        "model": model,
+        "queryset": model._default_manager.all(),
+        "serializer_class": serializer,
+        "parent_model": parent_model,
+        "parent_kwarg": parent_kwarg,
+        "parent_field": parent_field,
+        "filterset_fields": list(filterset_fields),
+        "ordering_fields": [f.name for f in model._meta.concrete_fields if not f.is_relation],
+        "view_capability": capability,
+        "write_capability": write_capability,
+        "__doc__": f"{str(model._meta.verbose_name_plural).capitalize()}, scoped to your sites.",
+    }
+    viewset = type(f"{model.__name__}ViewSet", (RegistryViewSet,), attrs)
+    if parent_kwarg:
+        viewset = extend_schema(
+            parameters=[OpenApiParameter(parent_kwarg, OpenApiTypes.INT, OpenApiParameter.PATH)]
+        )(viewset)
+    return _schema_for_writes(viewset)
+
+
+class ReadOnlyScopedViewSet(viewsets.ReadOnlyModelViewSet):
+    """Sites and studies the user works with (read-only; administrators manage them in the admin)."""
+
+    permission_classes = [CaseRecordPermission]
+    write_capability = Capability.EDIT_RECORDS
+    lookup_value_regex = r"\d+"
+    ordering = ["pk"]
+
+    def get_queryset(self):
+        user = self.request.user
+        queryset = self.queryset.model._default_manager.all()
+        ids = {
+            pk
+            for capability in (Capability.VIEW_RECORDS, Capability.RUN_REPORTS)
+            for pk in scope(queryset, user, capability).values_list("pk", flat=True)
+        }
+        return queryset.filter(pk__in=ids).order_by("pk")
+
+
+class SiteViewSet(ReadOnlyScopedViewSet):
+    queryset = m.Site.objects.all()
+    serializer_class = s.serializer_for(m.Site)
+
+
+class StudyViewSet(ReadOnlyScopedViewSet):
+    queryset = m.Study.objects.all()
+    serializer_class = s.serializer_for(m.Study)
+
+
+PatientBase = registry_viewset(
+    m.Patient, serializer=s.PatientSerializer, filterset_fields=("study", "site", "sex", "study_code")
+)
+
+
+class PatientViewSet(PatientBase):
+    @extend_schema(
+        request=s.DeathSerializer,
+        responses={200: s.PatientSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"])
+    def death(self, request, pk=None):
+        """Record (or correct) the death: the patient's date and cause and the death follow-up event, together."""
+        patient = self.get_object()
+        if not has_capability(request.user, Capability.EDIT_RECORDS, patient.site_id):
+            raise PermissionDenied("Your role does not allow changes to case records at this site.")
+        data = s.DeathSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        patient_record_death(
+            patient=patient,
+            death_date=data.validated_data["death_date"],
+            cause=data.validated_data["death_cause"],
+            actor=request.user,
+            reason=data.validated_data["change_reason"],
+        )
+        patient.refresh_from_db()
+        return Response(s.PatientSerializer(patient, context=self.get_serializer_context()).data)
+
+
+def patient_child(model, **kwargs):
+    return registry_viewset(
+        model, parent_model=m.Patient, parent_kwarg="patient_pk", parent_field="patient", **kwargs
+    )
+
+
+VIEWSETS = {
+    "identifiers": patient_child(m.PatientIdentifier, capability=Capability.VIEW_IDENTIFIERS),
+    "npsle-diagnosis": patient_child(m.NpsleDiagnosis),
+    "sledai-assessments": patient_child(m.Sledai2kAssessment, filterset_fields=("assessed_on",)),
+    "lm-diagnosis": patient_child(m.LmDiagnosis),
+    "car-t-infusions": patient_child(m.CarTInfusion),
+    "icans-assessments": patient_child(m.IcansAssessment),
+    "crs-assessments": patient_child(m.CrsAssessment),
+    "lumbar-punctures": patient_child(
+        m.LumbarPuncture, serializer=s.LumbarPunctureSerializer, filterset_fields=("route",)
+    ),
+    "systemic-therapies": patient_child(m.SystemicTherapy, filterset_fields=("category",)),
+    "adverse-events": patient_child(m.AdverseEvent, filterset_fields=("ctcae_term", "grade", "attribution")),
+    "discharge": patient_child(m.DischargeOutcome),
+    "response-assessments": patient_child(m.ResponseAssessment),
+    "follow-up-events": patient_child(m.FollowUpEvent, filterset_fields=("event_type",)),
+}
+MANIFESTATIONS = registry_viewset(
+    m.NpsleManifestation,
+    parent_model=m.NpsleDiagnosis,
+    parent_kwarg="diagnosis_pk",
+    parent_field="diagnosis",
+    filterset_fields=("syndrome",),
+)
+MUTATIONS = registry_viewset(
+    m.MutationFinding,
+    parent_model=m.LmDiagnosis,
+    parent_kwarg="diagnosis_pk",
+    parent_field="diagnosis",
+    filterset_fields=("specimen", "mutation"),
+)
+CSF = registry_viewset(
+    m.CsfResult, parent_model=m.LumbarPuncture, parent_kwarg="lp_pk", parent_field="lumbar_puncture"
+)
+DOSES = registry_viewset(
+    m.IntrathecalDose,
+    parent_model=m.LumbarPuncture,
+    parent_kwarg="lp_pk",
+    parent_field="lumbar_puncture",
+    filterset_fields=("drug", "timing"),
+)
+PATHOGEN_TESTS = registry_viewset(
+    m.PathogenTest,
+    parent_model=m.CsfResult,
+    parent_kwarg="csf_pk",
+    parent_field="csf_result",
+    filterset_fields=("test", "result"),
+)
+
+
+__all__ = ["PatientViewSet", "SiteViewSet", "StudyViewSet"]

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class AuditConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "audit"
+    verbose_name = "Audit trail"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401  (connects the sign-in and lock-out receivers)
+        from .immutability import protect_audit_tables
+
+        post_migrate.connect(protect_audit_tables, dispatch_uid="audit.protect_audit_tables")

@@ -1,0 +1,33 @@
+"""``make bench``: the speed and memory benchmarks, each in its own process (so peak memory is its own).
+
+BENCH_PATIENTS (default 10000) sets the generated cohort size; matching always runs at 25,000 and
+100,000. The figures are printed, not asserted: compare them across commits on the same machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    patients = os.environ.get("BENCH_PATIENTS", "10000")
+    steps = [
+        ("propensity matching", [sys.executable, "-m", "benchmarks.bench_matching", "--sizes", "25000", "100000"]),
+        ("NPSLE demo generator", [sys.executable, "benchmarks/bench_demo_npsle.py", "--patients", patients]),
+        ("dataset and NPSLE report", [sys.executable, "benchmarks/bench_dataset.py", "--patients", patients]),
+    ]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'benchmarks'}"}
+    failed = 0
+    for title, command in steps:
+        print(f"\n== {title} ==", flush=True)
+        failed += subprocess.run(command, cwd=ROOT, env=env).returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

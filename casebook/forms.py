@@ -1,0 +1,524 @@
+"""Forms of the case-record pages.
+
+They parse input and show errors; the rules themselves are the models' (``full_clean()`` runs in
+every ModelForm), so a message on the page is the same plain-language message the admin, the API and
+the importers give.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.db import models
+
+from accounts.access import Capability, scope
+from protocols.choices import SafetyCheck
+from protocols.models import Formulation, PlannedInjection
+from registry.choices import DriverMutation, FollowUpEventType, NpsleSyndrome, Specimen
+from registry.models import (
+    AdverseEvent,
+    CarTInfusion,
+    CrsAssessment,
+    CsfResult,
+    DischargeOutcome,
+    FollowUpEvent,
+    IcansAssessment,
+    IntrathecalDose,
+    LmDiagnosis,
+    LumbarPuncture,
+    NpsleDiagnosis,
+    PathogenTest,
+    Patient,
+    PatientIdentifier,
+    ResponseAssessment,
+    Site,
+    Sledai2kAssessment,
+    Study,
+    SystemicTherapy,
+)
+from registry.scoring import ICE_ITEM_FIELDS, SLEDAI_2K_DESCRIPTORS
+from registry.services.versions import VersionedForm
+
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m-%d")
+
+
+class DateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format=DATETIME_FORMAT)
+
+
+def _native_widgets(field: models.Field, **kwargs) -> forms.Field | None:
+    """Browser date pickers for dates and date-times (keyboard-friendly, no JavaScript needed)."""
+    if isinstance(field, models.DateTimeField):
+        kwargs.setdefault("widget", DateTimeInput)
+        kwargs.setdefault("input_formats", [DATETIME_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"])
+    elif isinstance(field, models.DateField):
+        kwargs.setdefault("widget", DateInput)
+    return field.formfield(**kwargs)
+
+
+class RecordForm(VersionedForm):
+    """Base of every case-record form: native date inputs and the reason recorded with the change."""
+
+    formfield_callback = _native_widgets
+
+    change_reason = forms.CharField(
+        label="Reason for change",
+        required=False,
+        max_length=200,
+        help_text="Kept in the audit trail with what you changed (e.g. 'corrected from the source notes').",
+    )
+
+    def reason(self, default: str) -> str:
+        """The reason typed, or the default — which is only offered while the section is a draft."""
+        given = self.cleaned_data.get("change_reason", "")
+        return given or ("" if self.fields["change_reason"].required else default)
+
+
+class PatientCreateForm(RecordForm):
+    full_name = forms.CharField(required=False, max_length=200, label="Full name (identifier)")
+    medical_record_number = forms.CharField(required=False, max_length=64, label="Medical record number")
+
+    class Meta:
+        model = Patient
+        fields = [
+            "version",
+            "study",
+            "site",
+            "study_code",
+            "sex",
+            "birth_date",
+            "birth_year",
+            "index_admission_date",
+        ]
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        sites = scope(Site.objects.all(), user, Capability.EDIT_RECORDS)
+        self.fields["site"].queryset = sites
+        self.fields["study"].queryset = Study.objects.filter(sites__in=sites).distinct()
+        self.fields.pop("change_reason")
+
+
+class PatientIdentityForm(RecordForm):
+    class Meta:
+        model = Patient
+        fields = ["version", "study_code", "sex", "birth_date", "birth_year", "index_admission_date"]
+
+
+class IdentifierForm(RecordForm):
+    class Meta:
+        model = PatientIdentifier
+        fields = ["version", "full_name", "medical_record_number"]
+
+
+class DeathForm(RecordForm):
+    class Meta:
+        model = Patient
+        fields = ["version", "death_date", "death_cause"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["death_date"].required = True
+        self.fields["death_cause"].required = True
+
+
+class NpsleDiagnosisForm(RecordForm):
+    class Meta:
+        model = NpsleDiagnosis
+        fields = [
+            "version",
+            "onset_with_npsle",
+            "sle_duration_months",
+            "fever",
+            "mucocutaneous",
+            "musculoskeletal",
+            "pulmonary",
+            "cardiovascular",
+            "haematological",
+            "lupus_nephritis",
+            "serositis",
+            "antiphospholipid_syndrome",
+            "anti_dsdna",
+            "anti_rrnp",
+            "c3_g_per_l",
+            "c4_g_per_l",
+            "lupus_anticoagulant_ratio",
+            "coombs",
+            "anti_b2gp1",
+            "anticardiolipin",
+            "bilag_np_grade",
+        ]
+
+
+class SyndromeForm(forms.Form):
+    """One ACR-1999 syndrome: present or not, and its onset."""
+
+    syndrome = forms.ChoiceField(choices=NpsleSyndrome.choices, widget=forms.HiddenInput)
+    present = forms.BooleanField(required=False)
+    onset_date = forms.DateField(required=False, widget=DateInput)
+
+    @property
+    def label(self) -> str:
+        return NpsleSyndrome(self["syndrome"].value()).label
+
+
+class BaseSyndromeFormSet(forms.BaseFormSet):
+    """All 19 rows are always validated: an unchanged row still says whether the syndrome is present."""
+
+    def initial_form_count(self) -> int:
+        return self.total_form_count() if self.is_bound else super().initial_form_count()
+
+
+SyndromeFormSet = forms.formset_factory(
+    SyndromeForm, formset=BaseSyndromeFormSet, extra=0, max_num=len(NpsleSyndrome), validate_max=True
+)
+
+
+def syndrome_initial(diagnosis: NpsleDiagnosis | None) -> list[dict]:
+    recorded = {m.syndrome: m for m in diagnosis.manifestations.all()} if diagnosis and diagnosis.pk else {}
+    return [
+        {
+            "syndrome": syndrome.value,
+            "present": syndrome.value in recorded,
+            "onset_date": recorded[syndrome.value].onset_date if syndrome.value in recorded else None,
+        }
+        for syndrome in NpsleSyndrome
+    ]
+
+
+class SledaiForm(RecordForm):
+    class Meta:
+        model = Sledai2kAssessment
+        fields = ["version", "assessed_on", *[d.field for d in SLEDAI_2K_DESCRIPTORS]]
+
+    def descriptor_groups(self) -> list[tuple[int, list]]:
+        """The descriptors grouped by weight (8, 4, 2, 1) as on the paper form."""
+        groups: dict[int, list] = {}
+        for descriptor in SLEDAI_2K_DESCRIPTORS:
+            groups.setdefault(descriptor.weight, []).append(self[descriptor.field])
+        return sorted(groups.items(), reverse=True)
+
+
+class LmDiagnosisForm(RecordForm):
+    tissue_mutations = forms.MultipleChoiceField(
+        choices=DriverMutation.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Driver mutations in tissue",
+    )
+    csf_mutations = forms.MultipleChoiceField(
+        choices=DriverMutation.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Driver mutations in CSF",
+    )
+
+    class Meta:
+        model = LmDiagnosis
+        fields = [
+            "version",
+            "histology",
+            "primary_diagnosis_date",
+            "lm_diagnosis_date",
+            "brain_metastases",
+            "mri_pattern",
+            "mri_findings",
+            "csf_cytology",
+            "eano_esmo_type",
+            "ecog",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            for specimen, field in ((Specimen.TISSUE, "tissue_mutations"), (Specimen.CSF, "csf_mutations")):
+                self.initial[field] = list(
+                    self.instance.mutations.filter(specimen=specimen).values_list("mutation", flat=True)
+                )
+
+
+class CarTInfusionForm(RecordForm):
+    class Meta:
+        model = CarTInfusion
+        fields = [
+            "version",
+            "underlying_malignancy",
+            "product",
+            "target",
+            "infusion_date",
+            "dose_1e6_cells_per_kg",
+            "prior_lines",
+            "marrow_blasts_pct",
+            "cns_involvement",
+        ]
+
+
+class IcansAssessmentForm(RecordForm):
+    class Meta:
+        model = IcansAssessment
+        fields = [
+            "version",
+            "assessed_at",
+            *ICE_ITEM_FIELDS,
+            "consciousness",
+            "seizure",
+            "motor",
+            "raised_icp",
+        ]
+
+
+class CrsAssessmentForm(RecordForm):
+    class Meta:
+        model = CrsAssessment
+        fields = [
+            "version",
+            "assessed_at",
+            "fever",
+            "fever_masked_by_treatment",
+            "hypotension",
+            "hypoxia",
+            "death_from_crs",
+        ]
+
+
+class LumbarPunctureForm(RecordForm):
+    class Meta:
+        model = LumbarPuncture
+        fields = [
+            "version",
+            "performed_at",
+            "route",
+            "opening_pressure_mmh2o",
+            "closing_pressure_mmh2o",
+            "post_lp_headache",
+            "low_icp",
+            "numbness",
+            "infection",
+            "other_complication",
+        ]
+
+
+class CsfResultForm(VersionedForm):
+    formfield_callback = _native_widgets
+
+    class Meta:
+        model = CsfResult
+        fields = [
+            "version",
+            "wbc_1e6_per_l",
+            "rbc_1e6_per_l",
+            "protein_g_per_l",
+            "glucose_mmol_per_l",
+            "chloride_mmol_per_l",
+            "cytology",
+            "il6_pg_per_ml",
+            "car_t_cells_per_ul",
+            "ngs_findings",
+            "protein_upper_limit_g_per_l",
+            "glucose_lower_limit_mmol_per_l",
+            "chloride_lower_limit_mmol_per_l",
+            "wbc_upper_limit_1e6_per_l",
+        ]
+        widgets = {"ngs_findings": forms.Textarea(attrs={"rows": 2})}
+
+    def is_blank(self) -> bool:
+        """Nothing entered: no CSF result to save (the cytology default alone is not a result)."""
+        return not any(
+            self.cleaned_data.get(name) not in (None, "", CsfResult._meta.get_field(name).default)
+            for name in self.fields
+            if name != "version"
+        )
+
+
+class DoseForm(VersionedForm):
+    formulation = forms.ModelChoiceField(
+        queryset=Formulation.objects.all(),
+        required=False,
+        label="Product",
+        empty_label="—",
+        help_text="The product drawn up; one flagged as not for intrathecal use needs an override.",
+    )
+
+    class Meta:
+        model = IntrathecalDose
+        fields = [
+            "version",
+            "drug",
+            "drug_other",
+            "dose_mg",
+            "timing",
+            "volume_ml",
+            "diluent",
+            "course_number",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        record = getattr(self.instance, "formulation_record", None) if self.instance.pk else None
+        if record is not None:
+            self.initial.setdefault("formulation", record.formulation_id)
+
+
+class InjectionPlanForm(forms.Form):
+    """Which planned injection of the patient's course this lumbar puncture gives, and why it differs."""
+
+    planned_injection = forms.ModelChoiceField(
+        queryset=PlannedInjection.objects.none(),
+        required=False,
+        label="Gives",
+        empty_label="No planned injection (not part of the course)",
+    )
+    deviation_reason = forms.CharField(
+        label="Reason for the deviation",
+        required=False,
+        max_length=300,
+        help_text="Needed when the date or the doses differ from the plan.",
+    )
+
+    def __init__(self, *args, offered: list[PlannedInjection], chosen: PlannedInjection | None, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["planned_injection"]
+        field.queryset = PlannedInjection.objects.filter(pk__in=[i.pk for i in offered]).select_related(
+            "phase"
+        )
+        field.label_from_instance = lambda i: (
+            f"Injection {i.sequence} ({i.phase.name}), planned for {i.planned_date:%Y-%m-%d}"
+        )
+        if chosen is not None:
+            field.initial = chosen.pk
+            self.initial.setdefault("deviation_reason", chosen.deviation_reason)
+
+
+class SafetyOverrideForm(forms.Form):
+    """An 'override' tick and a reason per safety check; the page shows those of the current findings."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for code, label in SafetyCheck.choices:
+            self.fields[code] = forms.BooleanField(required=False, label=f"Override: {label.lower()}")
+            self.fields[f"{code}_reason"] = forms.CharField(
+                required=False, max_length=300, label="Reason for overriding"
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        for code in SafetyCheck.values:
+            if cleaned.get(code) and not cleaned.get(f"{code}_reason", "").strip():
+                self.add_error(f"{code}_reason", "Give the reason for overriding this check.")
+        return cleaned
+
+    def overrides(self) -> dict[str, str]:
+        """{check code: reason} for the ticked checks."""
+        data = getattr(self, "cleaned_data", {})
+        return {code: data.get(f"{code}_reason", "") for code in SafetyCheck.values if data.get(code)}
+
+    def rows(self, findings) -> list[tuple]:
+        """(finding, its tick, its reason) for each finding, in order."""
+        return [
+            (finding, self[finding.code] if finding.overridable else None, self[f"{finding.code}_reason"])
+            for finding in findings
+        ]
+
+
+class PathogenTestForm(VersionedForm):
+    class Meta:
+        model = PathogenTest
+        fields = ["version", "test", "result", "organism"]
+
+
+DoseFormSet = forms.modelformset_factory(IntrathecalDose, form=DoseForm, extra=3, can_delete=True)
+PathogenTestFormSet = forms.modelformset_factory(
+    PathogenTest, form=PathogenTestForm, extra=2, can_delete=True
+)
+
+
+class SystemicTherapyForm(RecordForm):
+    class Meta:
+        model = SystemicTherapy
+        fields = ["version", "category", "agent", "dose_description", "start_date", "end_date"]
+
+
+class AdverseEventForm(RecordForm):
+    class Meta:
+        model = AdverseEvent
+        fields = [
+            "version",
+            "lumbar_puncture",
+            "ctcae_term",
+            "term_other",
+            "ctcae_version",
+            "grade",
+            "lab_value",
+            "lab_lower_limit",
+            "lab_upper_limit",
+            "onset_date",
+            "resolution_date",
+            "attribution",
+            "serious",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        patient = self.instance.patient
+        self.fields["lumbar_puncture"].queryset = LumbarPuncture.objects.filter(patient=patient)
+
+
+class DischargeOutcomeForm(RecordForm):
+    class Meta:
+        model = DischargeOutcome
+        fields = ["version", "outcome", "discharge_date"]
+
+
+class ResponseAssessmentForm(RecordForm):
+    class Meta:
+        model = ResponseAssessment
+        fields = [
+            "version",
+            "assessed_on",
+            "neurological",
+            "mri",
+            "csf_cytology",
+            "clinical_response",
+            "icans_remission",
+            "notes",
+        ]
+
+
+class FollowUpEventForm(RecordForm):
+    """Relapse, progression or last contact; a death is recorded with the death form."""
+
+    class Meta:
+        model = FollowUpEvent
+        fields = ["version", "event_type", "event_date", "notes"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["event_type"].choices = [
+            choice for choice in self.fields["event_type"].choices if choice[0] != FollowUpEventType.DEATH
+        ]
+
+
+class DeleteForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for deleting",
+        max_length=200,
+        help_text="Kept in the audit trail with the deleted values.",
+    )
+
+
+class PatientSearchForm(forms.Form):
+    q = forms.CharField(required=False, label="Study code, name or MRN", max_length=100)
+    study = forms.ModelChoiceField(queryset=Study.objects.none(), required=False, empty_label="All studies")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["study"].queryset = scope(Study.objects.all(), user, Capability.VIEW_RECORDS)

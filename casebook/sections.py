@@ -1,0 +1,186 @@
+"""What each section of the case-record page shows (reads only; writes go through the services)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch
+from django.urls import reverse
+
+from accounts.access import Capability, has_capability
+from protocols.selectors import active_protocols, course_calendar, patient_courses
+from registry.choices import DiseaseArea
+from registry.models import IntrathecalDose, LumbarPuncture, Patient, PatientIdentifier
+from registry.scoring import SLEDAI_2K_DESCRIPTORS
+from registry.selectors import cumulative_dose_mg
+from review.models import ReviewStatus, SectionReview
+from review.selectors import section_queries
+
+from .records import KINDS, SECTIONS
+
+ORGANS = [
+    "fever",
+    "mucocutaneous",
+    "musculoskeletal",
+    "pulmonary",
+    "cardiovascular",
+    "haematological",
+    "lupus_nephritis",
+    "serositis",
+    "antiphospholipid_syndrome",
+]
+
+
+def permissions(user, patient: Patient) -> dict[str, bool]:
+    return {
+        "can_edit": has_capability(user, Capability.EDIT_RECORDS, patient.site_id),
+        "can_review": has_capability(user, Capability.REVIEW, patient.site_id),
+        "sees_identifiers": has_capability(user, Capability.VIEW_IDENTIFIERS, patient.site_id),
+    }
+
+
+def section_context(patient: Patient, key: str, user) -> dict[str, Any]:
+    """Everything the template of one section needs, including its review state and open queries."""
+    review = (
+        SectionReview.objects.filter(patient=patient, section=key)
+        .select_related("submitted_by", "verified_by", "locked_by")
+        .first()
+    )
+    status = review.status if review else ReviewStatus.DRAFT
+    rights = permissions(user, patient)
+    context: dict[str, Any] = {
+        "patient": patient,
+        "section": key,
+        "section_title": SECTIONS[key],
+        "review": review,
+        "status": status,
+        "status_label": ReviewStatus(status).label,
+        "queries": section_queries(patient, key),
+        **rights,
+        # A locked section is read-only for everyone: its edit buttons disappear.
+        "can_edit": rights["can_edit"] and status != ReviewStatus.LOCKED,
+        "can_submit": rights["can_edit"] and status == ReviewStatus.DRAFT,
+        "can_verify": rights["can_review"] and status == ReviewStatus.SUBMITTED,
+        "can_lock": rights["can_review"] and status == ReviewStatus.VERIFIED,
+        "can_unlock": rights["can_review"] and status == ReviewStatus.LOCKED,
+    }
+    builder = {
+        "identity": _identity,
+        "diagnosis": _diagnosis,
+        "procedures": _procedures,
+        "therapy": _therapy,
+        "safety": _safety,
+        "outcomes": _outcomes,
+    }[key]
+    context["template"] = f"casebook/sections/{key}.html"
+    context.update(builder(patient, context))
+    return context
+
+
+def _add(patient: Patient, kind: str) -> str:
+    return reverse("casebook:record_create", args=[patient.pk, kind])
+
+
+def _identity(patient: Patient, context: dict) -> dict:
+    identifier = None
+    if context["sees_identifiers"]:
+        identifier = PatientIdentifier.objects.filter(patient=patient).first()
+    return {
+        "identifier": identifier,
+        "age": patient.age_at_index_years,
+        "actions": [("Edit", reverse("casebook:identity_edit", args=[patient.pk]))],
+    }
+
+
+def _diagnosis(patient: Patient, context: dict) -> dict:
+    area = patient.study.disease_area
+    if area == DiseaseArea.NPSLE:
+        diagnosis = getattr(patient, "npsle_diagnosis", None)
+        assessments = list(KINDS["sledai"].records(patient).order_by("assessed_on"))
+        for assessment in assessments:
+            assessment.ticked = [d.label for d in SLEDAI_2K_DESCRIPTORS if getattr(assessment, d.field)]
+        return {
+            "template": "casebook/sections/diagnosis_npsle.html",
+            "diagnosis": diagnosis,
+            "manifestations": diagnosis.manifestations.all() if diagnosis else [],
+            "organs": [name.replace("_", " ") for name in ORGANS if diagnosis and getattr(diagnosis, name)],
+            "sledai_assessments": assessments,
+            "actions": [
+                ("Edit diagnosis", reverse("casebook:diagnosis_edit", args=[patient.pk])),
+                ("Add SLEDAI-2K", _add(patient, "sledai")),
+            ],
+        }
+    if area == DiseaseArea.LM:
+        diagnosis = getattr(patient, "lm_diagnosis", None)
+        return {
+            "template": "casebook/sections/diagnosis_lm.html",
+            "diagnosis": diagnosis,
+            "mutations": diagnosis.mutations.all() if diagnosis else [],
+            "actions": [("Edit diagnosis", reverse("casebook:diagnosis_edit", args=[patient.pk]))],
+        }
+    return {
+        "template": "casebook/sections/diagnosis_icans.html",
+        "infusions": KINDS["infusion"].records(patient).order_by("infusion_date"),
+        "icans_assessments": KINDS["icans"].records(patient).order_by("assessed_at"),
+        "crs_assessments": KINDS["crs"].records(patient).order_by("assessed_at"),
+        "actions": [
+            ("Add CAR-T infusion", _add(patient, "infusion")),
+            ("Add ICANS assessment", _add(patient, "icans")),
+            ("Add CRS assessment", _add(patient, "crs")),
+        ],
+    }
+
+
+def _procedures(patient: Patient, context: dict) -> dict:
+    punctures = (
+        LumbarPuncture.objects.filter(patient=patient)
+        .select_related("csf", "planned_injection")
+        .prefetch_related(
+            Prefetch("doses", queryset=IntrathecalDose.objects.order_by("timing", "drug")), "safety_overrides"
+        )
+        .order_by("performed_at")
+    )
+    courses = patient_courses(patient)
+    active = next((course for course in courses if course.is_active), None)
+    actions = [("Add lumbar puncture", reverse("casebook:lp_create", args=[patient.pk]))]
+    if active is None and active_protocols(patient.study.disease_area).exists():
+        actions.append(("Start course", reverse("protocols:course_create", args=[patient.pk])))
+    if active is not None:
+        actions.append(("Stop course", reverse("protocols:course_stop", args=[patient.pk, active.pk])))
+    return {
+        "punctures": punctures,
+        "cumulative": cumulative_dose_mg(patient),
+        "courses": [(course, course_calendar(course)) for course in courses],
+        "actions": actions,
+    }
+
+
+def _therapy(patient: Patient, context: dict) -> dict:
+    return {
+        "therapies": KINDS["therapy"].records(patient).order_by("start_date"),
+        "actions": [("Add therapy", _add(patient, "therapy"))],
+    }
+
+
+def _safety(patient: Patient, context: dict) -> dict:
+    return {
+        "adverse_events": KINDS["adverse-event"].records(patient).order_by("onset_date"),
+        "actions": [("Add adverse event", _add(patient, "adverse-event"))],
+    }
+
+
+def _outcomes(patient: Patient, context: dict) -> dict:
+    discharge = KINDS["discharge"].records(patient).first()
+    actions = [
+        ("Edit discharge" if discharge else "Add discharge", _add(patient, "discharge")),
+        ("Add response assessment", _add(patient, "response")),
+        ("Add follow-up event", _add(patient, "follow-up")),
+    ]
+    death_label = "Correct death" if patient.death_date else "Record death"
+    actions.append((death_label, reverse("casebook:death_record", args=[patient.pk])))
+    return {
+        "discharge": discharge,
+        "responses": KINDS["response"].records(patient).order_by("assessed_on"),
+        "events": KINDS["follow-up"].records(patient).order_by("event_date"),
+        "actions": actions,
+    }

@@ -1,0 +1,61 @@
+"""Small display helpers for case-record templates."""
+
+from django import template
+
+from registry.formatting import plain as plain_number
+from registry.models import CsfResult, LumbarPuncture
+
+register = template.Library()
+
+
+@register.filter
+def plain(value) -> str:
+    """A decimal as entered, without the database's trailing zeros."""
+    return plain_number(value)
+
+
+@register.filter
+def csf_of(lp: LumbarPuncture) -> CsfResult | None:
+    try:
+        return lp.csf
+    except CsfResult.DoesNotExist:
+        return None
+
+
+@register.filter
+def csf_summary(csf: CsfResult) -> str:
+    parts = []
+    for label, value, unit in (
+        ("protein", csf.protein_g_per_l, "g/L"),
+        ("WBC", csf.wbc_1e6_per_l, "×10⁶/L"),
+        ("glucose", csf.glucose_mmol_per_l, "mmol/L"),
+        ("chloride", csf.chloride_mmol_per_l, "mmol/L"),
+        ("IL-6", csf.il6_pg_per_ml, "pg/mL"),
+        ("CAR-T", csf.car_t_cells_per_ul, "cells/µL"),
+    ):
+        if value is not None:
+            parts.append(f"{label} {plain_number(value)} {unit}")
+    parts.append(f"cytology {csf.get_cytology_display().lower()}")
+    return "; ".join(parts)
+
+
+@register.filter
+def complications(lp: LumbarPuncture) -> str:
+    found = [
+        label
+        for label, present in (
+            ("post-LP headache", lp.post_lp_headache),
+            ("low ICP", lp.low_icp),
+            ("numbness", lp.numbness),
+            ("infection", lp.infection),
+        )
+        if present
+    ]
+    if lp.other_complication:
+        found.append(lp.other_complication)
+    return ", ".join(found)
+
+
+@register.filter
+def model_name(record) -> str:
+    return record._meta.model_name

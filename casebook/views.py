@@ -1,0 +1,617 @@
+"""Case-record pages: thin views over the access layer, the forms and the write services.
+
+Each section of a patient's page is edited in place: with htmx the edit form replaces the section
+and a save returns the refreshed section; without JavaScript the same URLs serve full pages and
+redirect back. Another site's record is "not found" (404); a record the user may see but not
+change answers 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from concurrency.exceptions import RecordModifiedError
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.access import Capability, get_scoped_or_404, has_capability, scope, sites_with
+from protocols.models import PlannedInjection
+from protocols.selectors import next_injection
+from protocols.services import AUTO, injection_record
+from registry.choices import DiseaseArea
+from registry.models import (
+    CsfResult,
+    IntrathecalDose,
+    LmDiagnosis,
+    LumbarPuncture,
+    NpsleDiagnosis,
+    PathogenTest,
+    Patient,
+    PatientIdentifier,
+    Study,
+)
+from registry.services import (
+    lm_diagnosis_save,
+    npsle_diagnosis_save,
+    patient_enrol,
+    patient_record_death,
+    record_save,
+)
+from registry.services import record_delete as delete_record
+from registry.services.versions import signed_version, stale_edit
+from review.selectors import reason_required
+
+from . import forms, scores
+from .records import KINDS, SECTIONS, RecordKind
+from .sections import section_context
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _posted(request: HttpRequest):
+    """The submitted data on POST (even when empty, so an empty submission is validated), else None."""
+    return request.POST if request.method == "POST" else None
+
+
+def _patient(request: HttpRequest, pk: int, *, edit: bool = False) -> Patient:
+    """The patient if visible to the user (else 404); with ``edit``, 403 unless they may change it."""
+    patient = get_scoped_or_404(Patient.objects.select_related("study", "site"), request.user, pk=pk)
+    if edit and not has_capability(request.user, Capability.EDIT_RECORDS, patient.site_id):
+        raise PermissionDenied("Your role at this site does not allow changes to case records.")
+    return patient
+
+
+def _section_url(patient: Patient, key: str) -> str:
+    return reverse("casebook:patient_detail", args=[patient.pk]) + f"#section-{key}"
+
+
+def _render_section(
+    request: HttpRequest, patient: Patient, key: str, *, saved: str | None = None
+) -> HttpResponse:
+    context = section_context(patient, key, request.user) | {"saved_message": saved}
+    return render(request, "casebook/section.html", context)
+
+
+def _form_response(
+    request: HttpRequest, patient: Patient, key: str, template: str, context: dict
+) -> HttpResponse:
+    """The form fragment in place (htmx), or the same form on a full page."""
+    context = {"patient": patient, "section": key, "section_title": SECTIONS[key], **context}
+    if request.htmx:
+        return render(request, template, context)
+    return render(request, "casebook/form_page.html", context | {"form_template": template})
+
+
+def _saved(request: HttpRequest, patient: Patient, key: str, message: str) -> HttpResponse:
+    if request.htmx:
+        return _render_section(request, patient, key, saved=message)
+    messages.success(request, message)
+    return redirect(_section_url(patient, key))
+
+
+def _reason_rule(form, patient: Patient, section: str):
+    """Once a section is submitted, every change to it needs a reason typed by the person making it."""
+    if "change_reason" in form.fields and reason_required(patient, section):
+        field = form.fields["change_reason"]
+        field.required = True
+        field.help_text = "Required: this section has been submitted for review. " + field.help_text
+    return form
+
+
+def _stale(form) -> None:
+    """Someone saved the record between this user's load and save (caught by the versioned UPDATE)."""
+    edit = stale_edit(form.instance, form.instance.version)
+    message = (
+        edit.message() if edit else "This record was changed by someone else meanwhile; check and save again."
+    )
+    form.add_error(None, message)
+    if edit and "version" in form.fields:
+        form.data = form.data.copy()
+        form.data[form.add_prefix("version")] = signed_version(edit.current_version)
+
+
+def _apply_errors(error: ValidationError, form, prefix_map: dict[str, Any] | None = None) -> None:
+    """Attach a service's field errors to the form (and nested forms by key prefix)."""
+    for key, messages_ in error.update_error_dict({}).items():
+        target, field = form, key
+        for prefix, nested in (prefix_map or {}).items():
+            if key.startswith(prefix):
+                target, field = nested(key[len(prefix) :])
+                break
+        if field not in target.fields:
+            field = None
+        for message in messages_:
+            target.add_error(field, message)
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """My studies and recently changed patients, within my sites."""
+    user = request.user
+    site_ids = {
+        site.pk
+        for capability in (Capability.VIEW_RECORDS, Capability.RUN_REPORTS)
+        for site in sites_with(user, capability)
+    }
+    studies = Study.objects.filter(sites__in=site_ids).distinct()
+    recent = (
+        scope(Patient.objects.select_related("study", "site"), user).order_by("-updated_at")[:10]
+        if has_capability(user, Capability.VIEW_RECORDS)
+        else []
+    )
+    return render(
+        request,
+        "casebook/home.html",
+        {"studies": studies, "recent": recent, "can_enrol": has_capability(user, Capability.EDIT_RECORDS)},
+    )
+
+
+@login_required
+def patient_list(request: HttpRequest) -> HttpResponse:
+    """Search by study code; names and MRNs only where the user may see identifiers."""
+    user = request.user
+    if not has_capability(user, Capability.VIEW_RECORDS):
+        raise PermissionDenied("Your role does not include case records.")
+    form = forms.PatientSearchForm(request.GET or None, user=user)
+    patients = scope(Patient.objects.select_related("study", "site"), user).order_by(
+        "study__code", "study_code"
+    )
+    if form.is_valid():
+        query, study = form.cleaned_data["q"].strip(), form.cleaned_data["study"]
+        if study:
+            patients = patients.filter(study=study)
+        if query:
+            identified = scope(PatientIdentifier.objects.all(), user, Capability.VIEW_IDENTIFIERS).filter(
+                Q(medical_record_number__iexact=query) | Q(full_name__icontains=query)
+            )
+            patients = patients.filter(Q(study_code__icontains=query) | Q(identifier__in=identified))
+    return render(
+        request,
+        "casebook/patient_list.html",
+        {
+            "form": form,
+            "patients": patients[:200],
+            "total": patients.count(),
+            "can_enrol": has_capability(user, Capability.EDIT_RECORDS),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_create(request: HttpRequest) -> HttpResponse:
+    if not has_capability(request.user, Capability.EDIT_RECORDS):
+        raise PermissionDenied("Your role does not allow enrolling patients.")
+    form = forms.PatientCreateForm(_posted(request), user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            patient = patient_enrol(
+                study=data["study"],
+                site=data["site"],
+                study_code=data["study_code"],
+                sex=data["sex"],
+                birth_date=data["birth_date"],
+                birth_year=data["birth_year"],
+                index_admission_date=data["index_admission_date"],
+                full_name=data["full_name"],
+                medical_record_number=data["medical_record_number"],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            _apply_errors(error, form)
+        else:
+            messages.success(request, f"Patient {patient} enrolled.")
+            return redirect("casebook:patient_detail", pk=patient.pk)
+    return render(request, "casebook/patient_create.html", {"form": form})
+
+
+@login_required
+def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = _patient(request, pk)
+    sections = [
+        (
+            key,
+            title,
+            render_to_string("casebook/section.html", section_context(patient, key, request.user), request),
+        )
+        for key, title in SECTIONS.items()
+    ]
+    rights = {
+        "can_edit": has_capability(request.user, Capability.EDIT_RECORDS, patient.site_id),
+        "can_review": has_capability(request.user, Capability.REVIEW, patient.site_id),
+    }
+    return render(
+        request, "casebook/patient_detail.html", {"patient": patient, "sections": sections, **rights}
+    )
+
+
+@login_required
+def section(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+    if key not in SECTIONS:
+        raise Http404("No such section.")
+    return _render_section(request, _patient(request, pk), key)
+
+
+# --- identity --------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def identity_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = _patient(request, pk, edit=True)
+    sees_identifiers = has_capability(request.user, Capability.VIEW_IDENTIFIERS, patient.site_id)
+    data = request.POST if request.method == "POST" else None
+    form = _reason_rule(forms.PatientIdentityForm(data, instance=patient), patient, "identity")
+    identifier = PatientIdentifier.objects.filter(patient=patient).first() or PatientIdentifier(
+        patient=patient
+    )
+    id_form = forms.IdentifierForm(data, instance=identifier, prefix="id") if sees_identifiers else None
+    if request.method == "POST" and form.is_valid() and (id_form is None or id_form.is_valid()):
+        reason = form.reason("Identity edited")
+        try:
+            with transaction.atomic():
+                record_save(form.instance, actor=request.user, reason=reason)
+                if id_form is not None and (identifier.pk or id_form.has_changed()):
+                    record_save(id_form.instance, actor=request.user, reason=reason)
+        except RecordModifiedError:
+            _stale(form)
+        except ValidationError as error:
+            _apply_errors(error, form)
+        else:
+            return _saved(request, patient, "identity", "Identity saved.")
+    return _form_response(
+        request, patient, "identity", "casebook/forms/identity_form.html", {"form": form, "id_form": id_form}
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def death_record(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = _patient(request, pk, edit=True)
+    form = _reason_rule(
+        forms.DeathForm(_posted(request), instance=Patient.objects.get(pk=patient.pk)), patient, "outcomes"
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient_record_death(
+                patient=patient,
+                death_date=form.cleaned_data["death_date"],
+                cause=form.cleaned_data["death_cause"],
+                actor=request.user,
+                reason=form.reason("Death corrected" if patient.death_date else "Death recorded"),
+            )
+        except RecordModifiedError:
+            _stale(form)
+        except ValidationError as error:
+            _apply_errors(error, form)
+        else:
+            patient.refresh_from_db()
+            return _saved(request, patient, "outcomes", "Death recorded.")
+    title = "Correct the death" if patient.death_date else "Record death"
+    return _form_response(
+        request,
+        patient,
+        "outcomes",
+        "casebook/forms/record_form.html",
+        {"form": form, "title": title, "action": request.path},
+    )
+
+
+# --- diagnosis -------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def diagnosis_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = _patient(request, pk, edit=True)
+    area = patient.study.disease_area
+    if area == DiseaseArea.NPSLE:
+        return _npsle_diagnosis(request, patient)
+    if area == DiseaseArea.LM:
+        return _lm_diagnosis(request, patient)
+    raise Http404("ICANS studies record CAR-T infusions and assessments instead of one diagnosis form.")
+
+
+def _npsle_diagnosis(request: HttpRequest, patient: Patient) -> HttpResponse:
+    diagnosis = NpsleDiagnosis.objects.filter(patient=patient).first() or NpsleDiagnosis(patient=patient)
+    data = request.POST if request.method == "POST" else None
+    form = _reason_rule(forms.NpsleDiagnosisForm(data, instance=diagnosis), patient, "diagnosis")
+    syndromes = forms.SyndromeFormSet(data, initial=forms.syndrome_initial(diagnosis), prefix="syndromes")
+    if request.method == "POST" and form.is_valid() and syndromes.is_valid():
+        chosen = {
+            f.cleaned_data["syndrome"]: f.cleaned_data["onset_date"]
+            for f in syndromes
+            if f.cleaned_data.get("present")
+        }
+        try:
+            npsle_diagnosis_save(
+                diagnosis=form.instance,
+                syndromes=chosen,
+                actor=request.user,
+                reason=form.reason("NPSLE diagnosis edited"),
+            )
+        except RecordModifiedError:
+            _stale(form)
+        except ValidationError as error:
+            by_code = {f["syndrome"].value(): f for f in syndromes}
+            _apply_errors(error, form, {"syndromes.": lambda code: (by_code[code], "onset_date")})
+        else:
+            return _saved(request, patient, "diagnosis", "NPSLE diagnosis saved.")
+    return _form_response(
+        request,
+        patient,
+        "diagnosis",
+        "casebook/forms/npsle_diagnosis_form.html",
+        {"form": form, "syndromes": syndromes},
+    )
+
+
+def _lm_diagnosis(request: HttpRequest, patient: Patient) -> HttpResponse:
+    diagnosis = LmDiagnosis.objects.filter(patient=patient).first() or LmDiagnosis(patient=patient)
+    form = _reason_rule(forms.LmDiagnosisForm(_posted(request), instance=diagnosis), patient, "diagnosis")
+    if request.method == "POST" and form.is_valid():
+        try:
+            lm_diagnosis_save(
+                diagnosis=form.instance,
+                tissue=form.cleaned_data["tissue_mutations"],
+                csf=form.cleaned_data["csf_mutations"],
+                actor=request.user,
+                reason=form.reason("LM diagnosis edited"),
+            )
+        except RecordModifiedError:
+            _stale(form)
+        except ValidationError as error:
+            _apply_errors(error, form)
+        else:
+            return _saved(request, patient, "diagnosis", "LM diagnosis saved.")
+    return _form_response(
+        request, patient, "diagnosis", "casebook/forms/lm_diagnosis_form.html", {"form": form}
+    )
+
+
+# --- repeating records -----------------------------------------------------------------------
+
+
+def _kind(patient: Patient, slug: str) -> RecordKind:
+    kind = KINDS.get(slug)
+    if kind is None or not kind.applies_to(patient):
+        raise Http404("No such record type for this study.")
+    return kind
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def record_edit(request: HttpRequest, pk: int, kind: str, record_pk: int | None = None) -> HttpResponse:
+    """Add (no ``record_pk``) or edit one repeating record of a patient."""
+    patient = _patient(request, pk, edit=True)
+    spec = _kind(patient, kind)
+    if record_pk is None:
+        if spec.single and spec.records(patient).exists():
+            return redirect(
+                "casebook:record_edit", pk=patient.pk, kind=kind, record_pk=spec.records(patient).get().pk
+            )
+        instance = spec.model(patient=patient)
+    else:
+        instance = spec.records(patient).filter(pk=record_pk).first()
+        if instance is None:
+            raise Http404(f"No {spec.label} with that id for this patient.")
+    form = _reason_rule(spec.form(_posted(request), instance=instance), patient, spec.section)
+    if request.method == "POST" and form.is_valid():
+        verb = "added" if instance.pk is None else "saved"
+        try:
+            record_save(
+                form.instance, actor=request.user, reason=form.reason(f"{spec.label.capitalize()} {verb}")
+            )
+        except RecordModifiedError:
+            _stale(form)
+        except ValidationError as error:
+            _apply_errors(error, form)
+        else:
+            return _saved(request, patient, spec.section, f"{spec.label.capitalize()} {verb}.")
+    title = f"{'Add' if instance.pk is None else 'Edit'} {spec.label}"
+    return _form_response(
+        request,
+        patient,
+        spec.section,
+        spec.template,
+        {"form": form, "title": title, "kind": spec, "action": request.path},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def record_delete(request: HttpRequest, pk: int, kind: str, record_pk: int) -> HttpResponse:
+    patient = _patient(request, pk, edit=True)
+    if kind == "lumbar-puncture":
+        section_key, label = "procedures", "lumbar puncture"
+        instance = LumbarPuncture.objects.filter(patient=patient, pk=record_pk).first()
+    else:
+        spec = _kind(patient, kind)
+        section_key, label = spec.section, spec.label
+        instance = spec.records(patient).filter(pk=record_pk).first()
+    if instance is None:
+        raise Http404("No such record for this patient.")
+    form = forms.DeleteForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        delete_record(instance, actor=request.user, reason=form.cleaned_data["reason"])
+        return _saved(request, patient, section_key, f"{label.capitalize()} deleted.")
+    return _form_response(
+        request,
+        patient,
+        section_key,
+        "casebook/forms/delete_form.html",
+        {"form": form, "object": instance, "label": label, "action": request.path},
+    )
+
+
+# --- lumbar punctures ------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None) -> HttpResponse:
+    """An LP with its CSF result, pathogen tests and intrathecal doses, in one form and one save.
+
+    With an active course the form offers the course's next injection (its doses pre-filled). Saving
+    runs the safety checks: a finding blocks the save until it is overridden with a reason.
+    """
+    patient = _patient(request, pk, edit=True)
+    if lp_pk is None:
+        lp = LumbarPuncture(patient=patient)
+        csf = CsfResult()
+    else:
+        lp = LumbarPuncture.objects.filter(patient=patient, pk=lp_pk).first()
+        if lp is None:
+            raise Http404("No such lumbar puncture for this patient.")
+        csf = CsfResult.objects.filter(lumbar_puncture=lp).first() or CsfResult()
+    data = request.POST if request.method == "POST" else None
+    linked = (
+        PlannedInjection.objects.filter(lumbar_puncture=lp).select_related("phase").first() if lp.pk else None
+    )
+    upcoming = next_injection(patient)
+    offered = [i for i in (linked, upcoming.injection if upcoming else None) if i is not None]
+    form = _reason_rule(forms.LumbarPunctureForm(data, instance=lp), patient, "procedures")
+    csf_form = forms.CsfResultForm(data, instance=csf, prefix="csf")
+    # The next injection's doses pre-fill a new LP (only when the page is first shown: posted rows
+    # are compared with no initial, so an accepted proposal counts as entered).
+    prefill = (
+        [_dose_initial(d) for d in upcoming.doses] if upcoming and lp_pk is None and data is None else []
+    )
+    doses = forms.DoseFormSet(
+        data,
+        prefix="doses",
+        queryset=IntrathecalDose.objects.filter(lumbar_puncture=lp)
+        if lp.pk
+        else IntrathecalDose.objects.none(),
+        initial=prefill,
+    )
+    tests = forms.PathogenTestFormSet(
+        data,
+        prefix="tests",
+        queryset=PathogenTest.objects.filter(csf_result=csf) if csf.pk else PathogenTest.objects.none(),
+    )
+    plan_form = forms.InjectionPlanForm(
+        data, prefix="plan", offered=offered, chosen=linked or (upcoming.injection if upcoming else None)
+    )
+    safety = forms.SafetyOverrideForm(data, prefix="safety")
+    findings = []
+    if request.method == "POST":
+        valid = all(
+            [
+                form.is_valid(),
+                csf_form.is_valid(),
+                doses.is_valid(),
+                tests.is_valid(),
+                plan_form.is_valid(),
+                safety.is_valid(),
+            ]
+        )
+        if valid:
+            changed_doses = [f for f in doses.forms if f.has_changed() and not _deleted(f)]
+            kept_tests = [f.instance for f in tests.forms if f.has_changed() and not _deleted(f)]
+            removed = [f.instance for f in (*doses.forms, *tests.forms) if _deleted(f) and f.instance.pk]
+            blank_csf = csf_form.is_blank() and not kept_tests
+            if blank_csf and csf.pk:
+                removed.append(csf)
+            chosen = plan_form.cleaned_data["planned_injection"] if offered else AUTO
+            try:
+                injection_record(
+                    lp=form.instance,
+                    csf=None if blank_csf else csf_form.instance,
+                    pathogen_tests=kept_tests,
+                    doses=[f.instance for f in changed_doses],
+                    formulations=[f.cleaned_data.get("formulation") for f in changed_doses],
+                    removed=removed,
+                    planned=chosen if changed_doses else None,
+                    deviation_reason=plan_form.cleaned_data["deviation_reason"],
+                    overrides=safety.overrides(),
+                    actor=request.user,
+                    reason=form.reason(
+                        "Lumbar puncture recorded" if lp_pk is None else "Lumbar puncture edited"
+                    ),
+                )
+            except RecordModifiedError:
+                _stale(form)
+            except ValidationError as error:
+                changed_tests = [f for f in tests.forms if f.has_changed() and not _deleted(f)]
+                findings = getattr(error, "findings", [])
+                _apply_errors(
+                    error,
+                    form,
+                    {
+                        "csf.": lambda field: (csf_form, field),
+                        "doses.": lambda rest: (
+                            changed_doses[int(rest.split(".")[0])],
+                            rest.split(".", 1)[1],
+                        ),
+                        "pathogen_tests.": lambda rest: (
+                            changed_tests[int(rest.split(".")[0])],
+                            rest.split(".", 1)[1],
+                        ),
+                        "overrides.": lambda code: (safety, None),
+                        "deviation_reason": lambda rest: (plan_form, "deviation_reason"),
+                        "planned_injection": lambda rest: (plan_form, "planned_injection"),
+                    },
+                )
+            else:
+                verb = "recorded" if lp_pk is None else "saved"
+                return _saved(request, patient, "procedures", f"Lumbar puncture {verb}.")
+    title = "Add lumbar puncture" if lp_pk is None else "Edit lumbar puncture"
+    return _form_response(
+        request,
+        patient,
+        "procedures",
+        "casebook/forms/lumbar_puncture_form.html",
+        {
+            "form": form,
+            "csf_form": csf_form,
+            "doses": doses,
+            "tests": tests,
+            "plan_form": plan_form if offered else None,
+            "upcoming": upcoming if lp_pk is None else None,
+            "linked": linked,
+            # A finding that cannot be overridden and has a field is shown at that field by the model.
+            "safety_rows": safety.rows([f for f in findings if f.overridable or not f.field]),
+            "title": title,
+            "action": request.path,
+        },
+    )
+
+
+def _dose_initial(dose) -> dict[str, Any]:
+    """A proposed dose as the initial values of a dose row."""
+    initial = {"drug": dose.drug, "dose_mg": dose.dose_mg, "timing": dose.timing}
+    if dose.volume_ml is not None:
+        initial["volume_ml"] = dose.volume_ml
+    if dose.diluent:
+        initial["diluent"] = dose.diluent
+    return initial
+
+
+def _deleted(form) -> bool:
+    return bool(form.cleaned_data.get("DELETE")) if hasattr(form, "cleaned_data") else False
+
+
+# --- live scores -----------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def score(request: HttpRequest, kind: str) -> JsonResponse:
+    """The score or grade the ticked items imply, computed by the same code the models use on save."""
+    calculator = scores.CALCULATORS.get(kind)
+    if calculator is None:
+        raise Http404("No such score.")
+    return JsonResponse(calculator(request.POST))

@@ -1,0 +1,21 @@
+"""URL configuration: sign-in, the case-record pages, reports and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from casebook.views import home
+
+handler403 = "audit.views.permission_denied"
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("casebook.urls")),
+    path("", include("audit.urls")),
+    path("", include("review.urls")),
+    path("", include("protocols.urls")),
+    path("reports/", include("analytics.urls")),
+    path("api/", include("api.urls")),
+    path("data/", include("exchange.urls")),
+    path("admin/", admin.site.urls),
+]

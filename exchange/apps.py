@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ExchangeConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "exchange"
+    verbose_name = "Import and export"

@@ -1,0 +1,86 @@
+"""Values as text in exchange files, and back: one rule per field type, used by export and import."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import models
+
+from registry.formatting import plain
+from registry.models import Site
+
+TRUE, FALSE = "1", "0"
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def to_text(model_field: models.Field, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(model_field, models.ForeignKey) and model_field.related_model is Site:
+        return value.code if isinstance(value, Site) else Site.objects.get(pk=value).code
+    if isinstance(value, bool):
+        return TRUE if value else FALSE
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime(DATETIME_FORMAT)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return plain(value)
+    return str(value)
+
+
+def from_text(model_field: models.Field, text: str) -> Any:
+    """Parse a cell for a model field; raise ValueError with a plain message when it cannot be read."""
+    text = unescape(text.strip()) if isinstance(text, str) else text
+    if text in ("", None):
+        if isinstance(model_field, models.BooleanField) and not model_field.null:
+            raise ValueError("is empty; write 1 (yes) or 0 (no)")
+        return "" if isinstance(model_field, models.CharField | models.TextField) else None
+    if isinstance(model_field, models.ForeignKey) and model_field.related_model is Site:
+        site = Site.objects.filter(code=text).first()
+        if site is None:
+            raise ValueError(f"no site with the code {text!r}")
+        return site
+    if isinstance(model_field, models.BooleanField):
+        if text in (TRUE, FALSE):
+            return text == TRUE
+        raise ValueError(f"{text!r} is not 1 (yes) or 0 (no)")
+    if isinstance(model_field, models.DateTimeField):
+        try:
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date-time like 2021-03-02T09:00:00Z") from None
+        if moment.tzinfo is None:
+            raise ValueError(f"{text!r} has no time zone; add Z (UTC) or an offset like +08:00")
+        return moment
+    if isinstance(model_field, models.DateField):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date like 2021-03-02") from None
+    if isinstance(model_field, models.DecimalField):
+        try:
+            return Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"{text!r} is not a number") from None
+    if isinstance(model_field, models.IntegerField):
+        if not text.lstrip("-").isdigit():
+            raise ValueError(f"{text!r} is not a whole number")
+        return int(text)
+    if model_field.choices and text not in {str(code) for code, _ in model_field.flatchoices}:
+        codes = ", ".join(str(code) for code, _ in model_field.flatchoices if code != "")
+        raise ValueError(f"{text!r} is not one of the codes: {codes}")
+    return text
+
+
+def escape(text: str) -> str:
+    """A leading apostrophe stops a spreadsheet from running text as a formula (=, +, -, @…)."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def unescape(text: str) -> str:
+    """Undo ``escape`` on import, so an exported file imports to the same values."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES) else text

@@ -1,0 +1,436 @@
+"""Study exports: the exchange tables and the analysis dataset, de-identified unless asked otherwise.
+
+De-identified (the default, and the only choice for researchers):
+- no identifiers table; free text left out unless asked for;
+- dates shifted by a per-patient offset (derived from the server's secret, never exported, the same
+  on every export, so intervals within a patient are preserved) — or replaced by whole days from the
+  patient's index admission;
+- birth date and year replaced by the age at index, capped at 90 ("90" means 90 or older).
+Identified exports (exact dates, identifiers, free text) are for roles that may see identifiers.
+Every export is recorded as a security event.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import io
+import math
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from django.conf import settings
+from django.db import models
+from openpyxl import Workbook
+
+from accounts.access import Capability, site_ids_with
+from analytics.cohort import build_dataset, data_dictionary
+from registry.models import Patient, Study
+
+from .codec import escape, to_text
+from .layout import TABLES, Table
+
+AGE_CAP_YEARS = 90
+MAX_SHIFT_DAYS = 365
+#: A fixed timestamp inside the zip files, so the same data give the same bytes.
+ZIP_TIMESTAMP = (2000, 1, 1, 0, 0, 0)
+
+
+class DateHandling(enum.StrEnum):
+    EXACT = "exact"  # identified exports only
+    SHIFT = "shift"
+    DAYS = "days"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    identified: bool = False
+    free_text: bool = False
+    dates: DateHandling = DateHandling.SHIFT
+
+    def __post_init__(self):
+        if self.dates == DateHandling.EXACT and not self.identified:
+            raise ValueError(
+                "Exact dates are only in identified exports; choose shifted dates or days from index."
+            )
+
+    def describe(self) -> dict[str, Any]:
+        return {"identified": self.identified, "free_text": self.free_text, "dates": str(self.dates)}
+
+
+class ExportRefused(PermissionError):
+    """The user may not take this export (e.g. identified data without the identifier right)."""
+
+
+@dataclass
+class ExportTable:
+    name: str
+    columns: list[str]
+    rows: list[dict[str, Any]]  # text for the layout tables; typed values for the dataset
+    labels: dict[str, str]
+    codes: dict[str, dict[str, str]]  # column → code → label
+
+
+def date_shift_days(study: Study, patient_id: int) -> int:
+    """The patient's secret date offset: non-zero, within ±365 days, the same on every export."""
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"date-shift:{study.code}:{patient_id}".encode(), hashlib.sha256
+    )
+    offset = int.from_bytes(digest.digest()[:8], "big") % (2 * MAX_SHIFT_DAYS) - MAX_SHIFT_DAYS
+    return offset or MAX_SHIFT_DAYS  # never "unshifted"
+
+
+def exportable_patients(study: Study, user, options: ExportOptions):
+    """The study's patients this user may export: identified needs the identifier right at the site.
+
+    ``user=None`` is the server's operator (the command line): every site.
+    """
+    patients = Patient.objects.filter(study=study).select_related("site").order_by("study_code")
+    if user is None:
+        return patients
+    capabilities = (
+        [Capability.VIEW_IDENTIFIERS]
+        if options.identified
+        else [Capability.VIEW_RECORDS, Capability.RUN_REPORTS]
+    )
+    allowed: set[int] | None = set()
+    for capability in capabilities:
+        ids = site_ids_with(user, capability)
+        if ids is None:
+            allowed = None
+            break
+        allowed |= ids
+    if allowed is not None:
+        if not allowed:
+            raise ExportRefused(
+                "Your role does not allow this export."
+                if not options.identified
+                else "Identified exports are only for roles that may see identifiers."
+            )
+        patients = patients.filter(site_id__in=allowed)
+    return patients
+
+
+def _owner_chain(table: Table):
+    """The lookup from a table's records to their patient, and to the LP for LP-child tables."""
+    lookups = {
+        "patients": "",
+        "npsle_syndromes": "diagnosis__patient",
+        "driver_mutations": "diagnosis__patient",
+        "csf_results": "lumbar_puncture__patient",
+        "pathogen_tests": "csf_result__lumbar_puncture__patient",
+        "intrathecal_doses": "lumbar_puncture__patient",
+    }
+    return lookups.get(table.name, "patient")
+
+
+def _parent_performed_at(table: Table, obj) -> dt.datetime | None:
+    if table.name == "csf_results" or table.name == "intrathecal_doses":
+        return obj.lumbar_puncture.performed_at
+    if table.name == "pathogen_tests":
+        return obj.csf_result.lumbar_puncture.performed_at
+    return None
+
+
+class _Dates:
+    """Turns dates into shifted dates or days from index, per patient."""
+
+    def __init__(self, study: Study, options: ExportOptions, patients: Iterable[Patient]):
+        self.options = options
+        self.index = {p.pk: p.index_admission_date for p in patients}
+        self.shift = {pk: dt.timedelta(days=date_shift_days(study, pk)) for pk in self.index}
+
+    def convert(self, patient_id: int, value):
+        if value is None or self.options.dates == DateHandling.EXACT:
+            return value
+        if self.options.dates == DateHandling.SHIFT:
+            return value + self.shift[patient_id]
+        day = value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
+        return (day - self.index[patient_id]).days
+
+
+def _text(model_field, value) -> str:
+    if isinstance(value, int) and isinstance(model_field, models.DateField):
+        return str(value)  # days from index
+    return to_text(model_field, value)
+
+
+def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions) -> ExportTable:
+    owner = _owner_chain(table)
+    patient_ids = [p.pk for p in patients]
+    queryset = table.model._default_manager.all()
+    queryset = (
+        queryset.filter(pk__in=patient_ids) if not owner else queryset.filter(**{f"{owner}__in": patient_ids})
+    )
+    fields = [
+        f
+        for f in table.value_fields()
+        if options.free_text or options.identified or f.name not in table.free_text
+    ]
+    drop_birth = not options.identified and table.name == "patients"
+    if drop_birth:
+        fields = [f for f in fields if f.name not in ("birth_date", "birth_year")]
+    model_fields = {f.name: f for f in table.model._meta.concrete_fields}
+    codes = {
+        f.name: {str(c): str(label) for c, label in f.flatchoices if c != ""} for f in fields if f.choices
+    }
+    for key in table.model_keys():
+        if model_fields[key].choices:
+            codes[key] = {str(c): str(label) for c, label in model_fields[key].flatchoices if c != ""}
+    studies = {p.pk: p.study_code for p in patients}
+    rows = []
+    for obj in queryset.select_related(*(path for path in [owner] if path)):
+        patient_id = obj.pk if not owner else obj.owning_patient_id()
+        row: dict[str, Any] = {"study_code": studies[patient_id]}
+        for key in table.keys[1:]:
+            if key in model_fields:
+                value = getattr(obj, key)
+                if isinstance(model_fields[key], models.DateField):
+                    value = dates.convert(patient_id, value)
+                row[key] = _text(model_fields[key], value)
+            else:
+                row[key] = _text(
+                    models.DateTimeField(), dates.convert(patient_id, _parent_performed_at(table, obj))
+                )
+        for model_field in fields:
+            value = getattr(obj, model_field.name)
+            if isinstance(model_field, models.DateField):
+                value = dates.convert(patient_id, value)
+            row[model_field.name] = _text(model_field, value)
+        for column, field_name in table.references:
+            related = getattr(obj, field_name)
+            performed = dates.convert(patient_id, related.performed_at) if related else None
+            row[column] = _text(models.DateTimeField(), performed)
+        if drop_birth:
+            row["age_at_index"] = _capped_age(obj)
+        rows.append(row)
+    columns = [*table.keys, *(f.name for f in fields), *(c for c, _ in table.references)]
+    if drop_birth:
+        columns.insert(columns.index("index_admission_date"), "age_at_index")
+    rows.sort(key=lambda r: tuple(r[k] for k in table.keys))
+    labels = {
+        "study_code": "Study code (pseudonym)",
+        "age_at_index": f"Age at index (years; {AGE_CAP_YEARS} = {AGE_CAP_YEARS} or older)",
+        **{
+            c: "Performed at (of the lumbar puncture)"
+            for c in table.keys
+            if c == "performed_at" and c not in model_fields
+        },
+    }
+    for name in columns:
+        if name in model_fields:
+            labels.setdefault(name, str(model_fields[name].verbose_name))
+    for column, _ in table.references:
+        labels[column] = "Lumbar puncture it followed (performed at)"
+    return ExportTable(table.name, columns, rows, labels, codes)
+
+
+def _capped_age(patient: Patient) -> str:
+    age = patient.age_at_index_years
+    return "" if age is None else str(min(AGE_CAP_YEARS, math.floor(age)))
+
+
+def export_tables(study: Study, *, user, options: ExportOptions) -> list[ExportTable]:
+    """Every exchange table of the study (the identifiers only in identified exports), then the dataset."""
+    patients = list(exportable_patients(study, user, options))
+    dates = _Dates(study, options, patients)
+    tables = [
+        _layout_table(table, patients, dates, options)
+        for table in TABLES
+        if options.identified or table.name != "patient_identifiers"
+    ]
+    tables.append(_dataset_table(study, patients, dates, options))
+    return tables
+
+
+def _dataset_table(
+    study: Study, patients: list[Patient], dates: _Dates, options: ExportOptions
+) -> ExportTable:
+    frame = build_dataset(study, patients=Patient.objects.filter(pk__in=[p.pk for p in patients]))
+    dictionary = {v.name: v for v in data_dictionary(study)}
+    if not options.identified:
+        frame["age"] = frame["age"].map(
+            lambda a: a if pd.isna(a) else min(float(AGE_CAP_YEARS), math.floor(a))
+        )
+    frame["index_date"] = [
+        dates.convert(pid, day) for pid, day in zip(frame["patient_id"], frame["index_date"], strict=True)
+    ]
+    frame = frame.drop(columns=["patient_id"])
+    rows = [
+        {k: (None if _missing(v) else v) for k, v in row.items()} for row in frame.to_dict(orient="records")
+    ]
+    labels = {name: dictionary[name].label for name in frame.columns if name in dictionary}
+    return ExportTable("dataset", list(frame.columns), rows, labels, {})
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+# --- file formats --------------------------------------------------------------------------
+
+
+def dictionary_rows(tables: list[ExportTable]) -> list[dict[str, str]]:
+    rows = []
+    for table in tables:
+        for column in table.columns:
+            codes = table.codes.get(column, {})
+            rows.append(
+                {
+                    "table": table.name,
+                    "column": column,
+                    "label": table.labels.get(column, column),
+                    "codes": "; ".join(f"{code}={label}" for code, label in codes.items()),
+                }
+            )
+    return rows
+
+
+def _csv_bytes(columns: list[str], rows: Iterable[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    return buffer.getvalue().encode("utf-8")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else repr(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, files[name])
+    return buffer.getvalue()
+
+
+def _about(study: Study, options: ExportOptions) -> bytes:
+    lines = [
+        f"Study: {study.code} — {study.title}",
+        f"Identified: {'yes' if options.identified else 'no (de-identified)'}",
+        f"Dates: {options.dates.value}",
+        f"Free text: {'included' if options.free_text or options.identified else 'left out'}",
+        "Tables: see data_dictionary.csv. The tables follow the registry's exchange layout (README).",
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def to_csv_zip(study: Study, tables: list[ExportTable], options: ExportOptions) -> bytes:
+    files = {f"{t.name}.csv": _csv_bytes(t.columns, t.rows) for t in tables}
+    files["data_dictionary.csv"] = _csv_bytes(["table", "column", "label", "codes"], dictionary_rows(tables))
+    files["ABOUT.txt"] = _about(study, options)
+    return _zip(files)
+
+
+def to_xlsx(study: Study, tables: list[ExportTable], options: ExportOptions) -> bytes:
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    for table in [
+        *tables,
+        ExportTable(
+            "data_dictionary", ["table", "column", "label", "codes"], dictionary_rows(tables), {}, {}
+        ),
+    ]:
+        sheet = workbook.create_sheet(table.name[:31])
+        sheet.append(table.columns)
+        for row in table.rows:
+            sheet.append([_xlsx_cell(row.get(column)) for column in table.columns])
+    # openpyxl writes naive times; a fixed one keeps the same data giving the same workbook properties
+    workbook.properties.created = workbook.properties.modified = dt.datetime(2000, 1, 1, tzinfo=dt.UTC).replace(tzinfo=None)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _xlsx_cell(value):
+    if isinstance(value, str):
+        return escape(value)
+    return value
+
+
+def to_statistics_zip(study: Study, tables: list[ExportTable], options: ExportOptions, kind: str) -> bytes:
+    """One SPSS .sav or Stata .dta per table, with variable labels and (numeric) value labels."""
+    import tempfile
+    from pathlib import Path
+
+    import pyreadstat
+
+    files = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for table in tables:
+            frame, value_labels = _typed_frame(table)
+            path = Path(folder) / f"{table.name}.{kind}"
+            labels = [table.labels.get(c, c)[:80] for c in frame.columns]
+            if kind == "sav":
+                pyreadstat.write_sav(
+                    frame, str(path), column_labels=labels, variable_value_labels=value_labels
+                )
+            else:
+                pyreadstat.write_dta(
+                    frame, str(path), column_labels=labels, variable_value_labels=value_labels
+                )
+            files[path.name] = path.read_bytes()
+    files["data_dictionary.csv"] = _csv_bytes(["table", "column", "label", "codes"], dictionary_rows(tables))
+    files["ABOUT.txt"] = _about(study, options) + (
+        b"Coded values are numbered 1, 2, ... in the order of data_dictionary.csv, with value labels.\n"
+    )
+    return _zip(files)
+
+
+def _typed_frame(table: ExportTable) -> tuple[pd.DataFrame, dict[str, dict[int, str]]]:
+    """Numbers as numbers and codes as labelled integers, as SPSS and Stata expect."""
+    frame = pd.DataFrame(table.rows, columns=table.columns)
+    value_labels: dict[str, dict[int, str]] = {}
+    for column in table.columns:
+        codes = table.codes.get(column)
+        if codes:
+            numbering = {code: position for position, code in enumerate(codes, start=1)}
+            frame[column] = frame[column].map(
+                lambda v, n=numbering: n.get(v) if v not in (None, "") else None
+            )
+            frame[column] = frame[column].astype("Int64").astype("float")
+            value_labels[column] = {position: codes[code][:120] for code, position in numbering.items()}
+            continue
+        present = frame[column].replace("", None)
+        for parse in (_as_number, _as_date, _as_datetime):
+            converted = parse(present)
+            if converted is not None:
+                frame[column] = converted
+                break
+        else:
+            frame[column] = frame[column].fillna("").astype(str)
+    return frame, value_labels
+
+
+def _as_number(values: pd.Series) -> pd.Series | None:
+    converted = pd.to_numeric(values, errors="coerce")
+    return converted.astype(float) if values.notna().sum() == converted.notna().sum() else None
+
+
+def _as_date(values: pd.Series) -> pd.Series | None:
+    converted = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
+    return converted if values.notna().sum() == converted.notna().sum() and values.notna().any() else None
+
+
+def _as_datetime(values: pd.Series) -> pd.Series | None:
+    converted = pd.to_datetime(values, format="%Y-%m-%dT%H:%M:%SZ", errors="coerce")
+    return converted if values.notna().sum() == converted.notna().sum() and values.notna().any() else None

@@ -1,0 +1,408 @@
+"""Importing exchange tables: per-row, per-field errors; all or nothing; re-importing changes nothing.
+
+Every row is found by its natural key (a patient by ``study_code``, an LP by its patient and
+``performed_at``, ...). A row that matches a record with the same values is *unchanged* and writes
+nothing; otherwise the record is *changed* or *created* through ``record_save`` — the same validation,
+review locks, reasons, versions and history as a page — each row inside its own savepoint so one bad
+row is reported without hiding the others. The whole file then commits only if every row passed and
+it is not a dry run; otherwise everything is rolled back. Killing the process mid-way leaves nothing:
+the transaction never committed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from openpyxl import load_workbook
+
+from accounts.access import Capability, site_ids_with
+from registry import models as m
+from registry.services import record_save
+
+from .codec import from_text
+from .layout import BY_NAME, TABLES, Table
+from .models import ImportBatch, ImportStatus
+
+#: Files an export contains that are derived or descriptive, not records to import.
+NOT_IMPORTED = {"dataset", "data_dictionary", "ABOUT"}
+
+
+class ImportFileError(ValueError):
+    """The file cannot be read as exchange tables at all (wrong format, unknown table)."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    table: str
+    line: int  # line of the CSV file / row of the sheet (the header is line 1)
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.table}, line {self.line}" if self.line else self.table
+        return f"{where}, {self.column}: {self.message}" if self.column else f"{where}: {self.message}"
+
+
+@dataclass
+class ImportResult:
+    batch: ImportBatch
+    created: Counter = field(default_factory=Counter)
+    changed: Counter = field(default_factory=Counter)
+    unchanged: Counter = field(default_factory=Counter)
+    issues: list[Issue] = field(default_factory=list)
+    changes: list[str] = field(
+        default_factory=list
+    )  # "changed lumbar_punctures line 3: opening pressure 180 → 210"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        names = sorted(set(self.created) | set(self.changed) | set(self.unchanged))
+        return {
+            n: {"created": self.created[n], "changed": self.changed[n], "unchanged": self.unchanged[n]}
+            for n in names
+        }
+
+
+# --- reading files -------------------------------------------------------------------------------
+
+Rows = list[tuple[int, dict[str, str]]]
+
+
+def _csv_rows(content: bytes) -> Rows:
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFileError("The CSV file is not UTF-8 text.") from None
+    reader = csv.DictReader(io.StringIO(text))
+    return [(number, dict(row)) for number, row in enumerate(reader, start=2)]
+
+
+def read_tables(name: str, content: bytes, *, table: str | None = None) -> tuple[dict[str, Rows], list[str]]:
+    """The exchange tables in a CSV (one table, named by the file or ``table``), an XLSX workbook (one
+    sheet per table) or a zip of CSVs (as exported). Returns the tables and notes on skipped parts."""
+    suffix = PurePath(name).suffix.lower()
+    notes: list[str] = []
+    found: dict[str, Rows] = {}
+    if suffix == ".csv":
+        found[table or PurePath(name).stem] = _csv_rows(content)
+    elif suffix == ".zip":
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            for member in sorted(archive.namelist()):
+                stem = PurePath(member).stem
+                if stem in NOT_IMPORTED:
+                    notes.append(f"{member}: derived or descriptive, not imported")
+                elif member.endswith(".csv"):
+                    found[stem] = _csv_rows(archive.read(member))
+                else:
+                    raise ImportFileError(f"{member}: only CSV files can be imported from a zip")
+    elif suffix == ".xlsx":
+        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        for sheet in workbook.worksheets:
+            if sheet.title in NOT_IMPORTED:
+                notes.append(f"sheet {sheet.title}: derived or descriptive, not imported")
+                continue
+            values = list(sheet.iter_rows(values_only=True))
+            header = [str(h) if h is not None else "" for h in (values[0] if values else [])]
+            rows = [
+                (number, {h: "" if v is None else str(v) for h, v in zip(header, row, strict=False)})
+                for number, row in enumerate(values[1:], start=2)
+                if any(v not in (None, "") for v in row)
+            ]
+            found[sheet.title] = rows
+    else:
+        raise ImportFileError("Import a .csv, .xlsx or .zip file in the registry's exchange layout.")
+    unknown = sorted(set(found) - set(BY_NAME))
+    if unknown:
+        raise ImportFileError(
+            f"Unknown table(s): {', '.join(unknown)}. The tables are: {', '.join(BY_NAME)}."
+        )
+    return found, notes
+
+
+# --- importing -----------------------------------------------------------------------------------
+
+
+class _RowError(Exception):
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+
+
+def sha256_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+class Importer:
+    """One import of tables into one study (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        study: m.Study,
+        actor,
+        site: m.Site | None = None,
+        as_operator: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ):
+        self.study, self.actor, self.site, self.progress = study, actor, site, progress
+        self.as_operator = as_operator  # the command line: the server's operator, every site
+        self.patients: dict[str, m.Patient] = {
+            p.study_code: p for p in m.Patient.objects.filter(study=study).select_related("site")
+        }
+
+    # permissions: the upload page imports only into the user's sites, identifiers only with the right
+    def _allowed_site_ids(self, capability: Capability) -> set[int] | None:
+        return None if self.as_operator else site_ids_with(self.actor, capability)
+
+    def run(
+        self,
+        tables: dict[str, Rows],
+        *,
+        dry_run: bool,
+        file_name: str,
+        sha256: str,
+        source_format: str,
+        notes: Iterable[str] = (),
+    ) -> ImportResult:
+        batch = ImportBatch.objects.create(
+            study=self.study,
+            site=self.site,
+            file_name=file_name,
+            file_sha256=sha256,
+            source_format=source_format,
+            dry_run=dry_run,
+            started_by=self.actor,
+        )
+        result = ImportResult(batch=batch, notes=list(notes))
+        self._check_columns(tables, result)
+        if result.ok:
+            with transaction.atomic():
+                for table in TABLES:
+                    for line, row in tables.get(table.name, []):
+                        self._import_row(table, line, row, result, batch.reason)
+                        if self.progress:
+                            self.progress(1)
+                if dry_run or not result.ok:
+                    transaction.set_rollback(True)
+        batch.status = (
+            ImportStatus.DRY_RUN if dry_run else (ImportStatus.APPLIED if result.ok else ImportStatus.REFUSED)
+        )
+        batch.summary = result.summary()
+        batch.errors = [str(issue) for issue in result.issues[:1000]]
+        batch.finished_at = timezone.now()
+        batch.save()
+        return result
+
+    def _check_columns(self, tables: dict[str, Rows], result: ImportResult) -> None:
+        for name, rows in tables.items():
+            table = BY_NAME[name]
+            if not rows:
+                continue
+            given = set(rows[0][1])
+            expected = (
+                set(table.columns())
+                | set(table.computed)
+                | ({"age_at_index"} if name == "patients" else set())
+            )
+            unknown = sorted(given - expected)
+            if unknown:
+                result.issues.append(
+                    Issue(
+                        name,
+                        1,
+                        "",
+                        f"unknown column(s) {', '.join(unknown)}; nothing is dropped "
+                        "silently, so remove or rename them",
+                    )
+                )
+            missing = [key for key in table.keys if key not in given]
+            if missing:
+                result.issues.append(Issue(name, 1, "", f"missing key column(s) {', '.join(missing)}"))
+            if name == "patient_identifiers" and not self.as_operator:
+                allowed = self._allowed_site_ids(Capability.VIEW_IDENTIFIERS)
+                if allowed is not None and not allowed:
+                    result.issues.append(Issue(name, 1, "", "your role may not import identifiers"))
+            if "age_at_index" in given:
+                result.issues.append(
+                    Issue(
+                        name,
+                        1,
+                        "age_at_index",
+                        "a de-identified export cannot be imported (it has no birth date or exact dates)",
+                    )
+                )
+
+    def _import_row(
+        self, table: Table, line: int, row: dict[str, str], result: ImportResult, reason: str
+    ) -> None:
+        try:
+            with transaction.atomic():
+                action, changes = self._write_row(table, row, reason)
+        except _RowError as error:
+            for column, messages in error.errors.items():
+                for message in messages:
+                    result.issues.append(
+                        Issue(table.name, line, "" if column == "__all__" else column, message)
+                    )
+            return
+        {"created": result.created, "changed": result.changed, "unchanged": result.unchanged}[action][
+            table.name
+        ] += 1
+        if action != "unchanged":
+            result.changes.append(f"{action} {table.name} line {line}" + (f": {changes}" if changes else ""))
+
+    def _write_row(self, table: Table, row: dict[str, str], reason: str) -> tuple[str, str]:
+        errors: dict[str, list[str]] = {}
+        study_code = (row.get("study_code") or "").strip()
+        if not study_code:
+            raise _RowError({"study_code": ["is empty"]})
+        values = self._parse(table, row, errors)
+        if table.name == "patients":
+            instance, existing = self._patient(study_code, values, errors)
+        else:
+            parent = self._parent(table, study_code, row, errors)
+            if errors:
+                raise _RowError(errors)
+            key = {k: values[k] for k in table.model_keys()}
+            found = table.model._default_manager.filter(**{table.parent_field: parent}, **key).first()
+            instance, existing = (
+                (found, True) if found else (table.model(**{table.parent_field: parent}), False)
+            )
+        for column, field_name in table.references:
+            values[field_name] = self._reference(instance, row.get(column, ""), column, errors)
+        if errors:
+            raise _RowError(errors)
+        changed = [name for name, value in values.items() if not existing or getattr(instance, name) != value]
+        if existing and not changed:
+            return "unchanged", ""
+        before = {name: getattr(instance, name) for name in changed} if existing else {}
+        for name, value in values.items():
+            setattr(instance, name, value)
+        self._check_computed(table, instance, row, errors)
+        if errors:
+            raise _RowError(errors)
+        try:
+            record_save(instance, actor=self.actor, reason=reason)
+        except ValidationError as error:
+            raise _RowError(error.update_error_dict({})) from error
+        if table.name == "patients":
+            self.patients[instance.study_code] = instance
+        if not existing:
+            return "created", ""
+        return "changed", "; ".join(
+            f"{name} {before[name]!s} → {getattr(instance, name)!s}" for name in changed
+        )
+
+    def _parse(self, table: Table, row: dict[str, str], errors: dict[str, list[str]]) -> dict[str, Any]:
+        values = {}
+        fields = {f.name: f for f in table.model._meta.concrete_fields}
+        for name in [*table.model_keys(), *(f.name for f in table.value_fields())]:
+            if name == "study_code" and table.name != "patients":
+                continue
+            if name not in row:
+                continue  # a column the file does not have keeps the record's current value
+            try:
+                values[name] = from_text(fields[name], row[name])
+            except ValueError as error:
+                errors.setdefault(name, []).append(str(error))
+        return values
+
+    def _patient(self, study_code: str, values: dict[str, Any], errors) -> tuple[m.Patient, bool]:
+        site = values.get("site") or self.site
+        if self.site and site and site != self.site:
+            errors.setdefault("site", []).append(
+                f"is {site.code}, but this import is for the site {self.site.code}"
+            )
+        allowed = self._allowed_site_ids(Capability.EDIT_RECORDS)
+        if site and allowed is not None and site.pk not in allowed:
+            errors.setdefault("site", []).append(f"you may not enter records at {site.code}")
+        values["site"] = site
+        existing = self.patients.get(study_code)
+        if existing is not None:
+            return m.Patient.objects.get(pk=existing.pk), True
+        return m.Patient(study=self.study, study_code=study_code), False
+
+    def _patient_or_error(self, study_code: str, errors) -> m.Patient | None:
+        patient = self.patients.get(study_code)
+        if patient is None:
+            errors.setdefault("study_code", []).append(
+                f"no patient {study_code!r} in this study or earlier in this file"
+            )
+            return None
+        allowed = self._allowed_site_ids(Capability.EDIT_RECORDS)
+        if allowed is not None and patient.site_id not in allowed:
+            errors.setdefault("study_code", []).append(
+                f"{study_code} belongs to a site where you may not enter records"
+            )
+            return None
+        return patient
+
+    def _lp(self, patient: m.Patient, text: str, column: str, errors) -> m.LumbarPuncture | None:
+        try:
+            performed = from_text(m.LumbarPuncture._meta.get_field("performed_at"), text)
+        except ValueError as error:
+            errors.setdefault(column, []).append(str(error))
+            return None
+        lp = m.LumbarPuncture.objects.filter(patient=patient, performed_at=performed).first()
+        if lp is None:
+            errors.setdefault(column, []).append(f"no lumbar puncture of this patient at {text}")
+        return lp
+
+    def _parent(self, table: Table, study_code: str, row: dict[str, str], errors) -> models.Model | None:
+        patient = self._patient_or_error(study_code, errors)
+        if patient is None:
+            return None
+        if table.parent == "patients":
+            return patient
+        if table.parent == "npsle_diagnoses":
+            diagnosis = m.NpsleDiagnosis.objects.filter(patient=patient).first()
+            if diagnosis is None:
+                errors.setdefault("study_code", []).append(
+                    "has no NPSLE diagnosis (import npsle_diagnoses first)"
+                )
+            return diagnosis
+        if table.parent == "lm_diagnoses":
+            diagnosis = m.LmDiagnosis.objects.filter(patient=patient).first()
+            if diagnosis is None:
+                errors.setdefault("study_code", []).append("has no LM diagnosis (import lm_diagnoses first)")
+            return diagnosis
+        lp = self._lp(patient, row.get("performed_at", ""), "performed_at", errors)
+        if lp is None or table.parent == "lumbar_punctures":
+            return lp
+        csf = m.CsfResult.objects.filter(lumbar_puncture=lp).first()
+        if csf is None:
+            errors.setdefault("performed_at", []).append(
+                "this lumbar puncture has no CSF result (import csf_results first)"
+            )
+        return csf
+
+    def _reference(self, instance, text: str, column: str, errors):
+        if not text.strip():
+            return None
+        return self._lp(instance.patient, text, column, errors)
+
+    @staticmethod
+    def _check_computed(table: Table, instance, row: dict[str, str], errors) -> None:
+        if not table.computed:
+            return
+        instance.refresh_computed_fields()
+        for name in table.computed:
+            given = (row.get(name) or "").strip()
+            if given and given != str(getattr(instance, name)):
+                errors.setdefault(name, []).append(
+                    f"is computed by the registry: {getattr(instance, name)} from the items in this row, not {given}"
+                )

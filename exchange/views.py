@@ -1,0 +1,164 @@
+"""Import (site administrators) and export pages: thin views over the importer and the exporter."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.access import Capability, has_capability
+from audit.models import SecurityEventKind
+from audit.services import security_event_record
+
+from .export import (
+    DateHandling,
+    ExportOptions,
+    ExportRefused,
+    export_tables,
+    to_csv_zip,
+    to_statistics_zip,
+    to_xlsx,
+)
+from .forms import ExportForm, ImportForm
+from .importer import Importer, ImportFileError, read_tables, sha256_of
+from .models import ImportBatch, ImportStatus
+from .redcap import RedcapMappingError, redcap_tables
+
+CONTENT_TYPES = {
+    "csv": "application/zip",
+    "sav": "application/zip",
+    "dta": "application/zip",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+EXTENSIONS = {"csv": "csv.zip", "sav": "sav.zip", "dta": "dta.zip", "xlsx": "xlsx"}
+
+
+def _require_site_admin(request: HttpRequest) -> None:
+    if not has_capability(request.user, Capability.MANAGE_SITE):
+        raise PermissionDenied("Imports are for site administrators.")
+
+
+def _tables(upload: bytes, name: str, dictionary: bytes | None, mapping: bytes | None):
+    if dictionary is not None:
+        tables, notes = redcap_tables(upload, dictionary, mapping)
+        return tables, notes, "redcap"
+    tables, notes = read_tables(name, upload)
+    return tables, notes, name.rsplit(".", 1)[-1].lower()
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_upload(request: HttpRequest) -> HttpResponse:
+    """Upload a file: it is checked as a dry run first; the result page offers to apply it."""
+    _require_site_admin(request)
+    form = ImportForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        content = upload.read()
+        dictionary = form.cleaned_data["redcap_dictionary"]
+        mapping = form.cleaned_data["redcap_mapping"]
+        try:
+            tables, notes, source = _tables(
+                content,
+                upload.name,
+                dictionary.read() if dictionary else None,
+                mapping.read() if mapping else None,
+            )
+        except (ImportFileError, RedcapMappingError) as error:
+            form.add_error("file", str(error))
+        else:
+            result = Importer(
+                study=form.cleaned_data["study"], actor=request.user, site=form.cleaned_data["site"]
+            ).run(
+                tables,
+                dry_run=True,
+                file_name=upload.name,
+                sha256=sha256_of(content),
+                source_format=source,
+                notes=notes,
+            )
+            result.batch.stored_file.save(upload.name, ContentFile(content), save=True)
+            if dictionary:
+                request.session[f"import-{result.batch.pk}"] = {
+                    "dictionary": dictionary.open().read().decode(),
+                    "mapping": mapping.open().read().decode(),
+                }
+            return render(request, "exchange/import_result.html", {"result": result, "batch": result.batch})
+    return render(
+        request,
+        "exchange/import.html",
+        {"form": form, "recent": ImportBatch.objects.filter(started_by=request.user)[:10]},
+    )
+
+
+@login_required
+@require_POST
+def import_apply(request: HttpRequest, batch_pk: int) -> HttpResponse:
+    """Apply a file that passed its dry run: the same bytes, all or nothing."""
+    _require_site_admin(request)
+    checked = ImportBatch.objects.filter(
+        pk=batch_pk, started_by=request.user, status=ImportStatus.DRY_RUN
+    ).first()
+    if checked is None or checked.errors or not checked.stored_file:
+        raise Http404("No dry run of yours to apply.")
+    content = checked.stored_file.open("rb").read()
+    redcap = request.session.get(f"import-{batch_pk}")
+    tables, notes, source = _tables(
+        content,
+        checked.file_name,
+        redcap["dictionary"].encode() if redcap else None,
+        redcap["mapping"].encode() if redcap else None,
+    )
+    result = Importer(study=checked.study, actor=request.user, site=checked.site).run(
+        tables,
+        dry_run=False,
+        file_name=checked.file_name,
+        sha256=checked.file_sha256,
+        source_format=source,
+        notes=notes,
+    )
+    return render(request, "exchange/import_result.html", {"result": result, "batch": result.batch})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def export(request: HttpRequest) -> HttpResponse:
+    form = ExportForm(request.POST or None, user=request.user)
+    if not form.fields["study"].queryset.exists():
+        raise PermissionDenied("Your role does not include exports.")
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        identified = bool(data.get("identified"))
+        options = ExportOptions(
+            identified=identified,
+            free_text=data["free_text"],
+            dates=DateHandling.EXACT if identified else DateHandling(data["dates"]),
+        )
+        try:
+            tables = export_tables(data["study"], user=request.user, options=options)
+        except ExportRefused as refusal:
+            raise PermissionDenied(str(refusal)) from refusal
+        fmt = data["format"]
+        content = {"csv": to_csv_zip, "xlsx": to_xlsx}.get(
+            fmt, lambda s, t, o: to_statistics_zip(s, t, o, fmt)
+        )(data["study"], tables, options)
+        security_event_record(
+            SecurityEventKind.EXPORT,
+            request=request,
+            detail={
+                "what": f"study export ({fmt})",
+                "study": data["study"].code,
+                **options.describe(),
+                "patients": len(tables[0].rows),
+            },
+        )
+        kind = "identified" if identified else "deidentified"
+        response = HttpResponse(content, content_type=CONTENT_TYPES[fmt])
+        response["Content-Disposition"] = (
+            f'attachment; filename="{data["study"].code}-{kind}.{EXTENSIONS[fmt]}"'
+        )
+        return response
+    return render(request, "exchange/export.html", {"form": form})

@@ -1,0 +1,1 @@
+"""Intrathecal treatment protocols: templates, planned courses, dose rules and safety checks."""

@@ -1,0 +1,46 @@
+"""Forms of the course pages: start a course, stop it, mark an injection missed."""
+
+from __future__ import annotations
+
+from django import forms
+
+from casebook.forms import RecordForm
+
+from .choices import CourseStatus
+from .models import Course
+from .selectors import active_protocols
+
+
+class CourseStartForm(RecordForm):
+    class Meta:
+        model = Course
+        fields = ["version", "protocol", "start_date"]
+        help_texts = {"start_date": "The day of the first injection; the calendar is planned from it."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["protocol"].queryset = active_protocols(self.instance.patient.study.disease_area)
+        self.fields["protocol"].empty_label = None
+
+
+class CourseStopForm(RecordForm):
+    class Meta:
+        model = Course
+        fields = ["version", "ended_on", "stop_reason", "stop_note"]
+        labels = {"ended_on": "Stopped on", "stop_reason": "Why"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["ended_on"].required = True
+        self.fields["stop_reason"].required = True
+
+    def clean(self):
+        # The model's rules are those of a stopped course (a date and a reason).
+        self.instance.status = CourseStatus.STOPPED
+        return super().clean()
+
+
+class InjectionMissedForm(forms.Form):
+    deviation_reason = forms.CharField(
+        label="Why was it not given?", max_length=300, help_text="Kept with the plan and in the audit trail."
+    )

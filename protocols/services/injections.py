@@ -1,0 +1,327 @@
+"""Recording an injection: the lumbar puncture unit of work, its safety checks and overrides, and the
+link to the planned injection it fulfils.
+
+``injection_record`` wraps ``registry.services.lumbar_puncture_save`` (which stays the unit of work
+for an LP with its CSF and doses). Before anything is kept it runs ``protocols.safety`` on the
+injection: a finding blocks the save unless it is overridden with a reason (``overrides`` maps
+check codes to reasons). Accepted overrides are stored as ``SafetyOverride`` rows with the user, the
+time and the reason, each with its own history row. Then the LP is linked to its planned injection,
+which becomes *given* or *changed* (what differed, and why), and the rest of the plan is brought up
+to date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from registry.models import CsfResult, IntrathecalDose, LumbarPuncture, PathogenTest
+from registry.models.base import local_date
+from registry.services import lumbar_puncture_save, record_delete, record_save
+from registry.services.records import attribute
+
+from ..choices import InjectionStatus, Severity
+from ..models import Course, DoseFormulation, Formulation, PlannedInjection, SafetyOverride
+from ..planning import GivenDose, ProposedDose, deviations
+from ..safety import SafetyFinding, as_entries, evaluate, injection_context
+from ..selectors import CourseState, NextInjection, active_course
+from .courses import course_replan
+
+
+class _Auto:
+    def __repr__(self) -> str:
+        return "AUTO"
+
+
+#: ``planned=AUTO``: the injection the LP already fulfils, else the active course's next one.
+AUTO = _Auto()
+
+
+class SafetyCheckError(ValidationError):
+    """An injection refused: unresolved safety findings (``findings``) and/or field errors.
+
+    Its message dict has the field errors of the LP unit (``doses.0.dose_mg``) and one entry per
+    unresolved finding under ``overrides.<check code>``; ``deviation_reason`` when a changed
+    injection needs its reason.
+    """
+
+    def __init__(self, errors: dict[str, list[str]], findings: Sequence[SafetyFinding]) -> None:
+        super().__init__(errors)
+        self.findings = list(findings)
+
+
+@dataclass(frozen=True)
+class InjectionOutcome:
+    """What ``injection_record`` did: the LP, the injection it fulfilled, every finding (overridden
+    ones included), the overrides stored, and the course's next injection with its proposed doses."""
+
+    lumbar_puncture: LumbarPuncture
+    planned_injection: PlannedInjection | None
+    findings: list[SafetyFinding] = field(default_factory=list)
+    overrides: list[SafetyOverride] = field(default_factory=list)
+    next: NextInjection | None = None
+
+
+def _linked(lp: LumbarPuncture) -> PlannedInjection | None:
+    if not lp.pk:
+        return None
+    return PlannedInjection.objects.select_related("course").filter(lumbar_puncture=lp).first()
+
+
+def _target(
+    lp: LumbarPuncture, planned, has_doses: bool, errors: dict[str, list[str]]
+) -> tuple[PlannedInjection | None, CourseState | None]:
+    """The planned injection this LP fulfils (see ``AUTO``), checked to be the course's next one,
+    with its course as read once for the checks and the link."""
+    linked = _linked(lp)
+    if planned is AUTO and not has_doses:
+        return None, None  # a diagnostic LP (or one whose doses were all removed) fulfils nothing
+    if planned is AUTO:
+        course = linked.course if linked is not None else active_course(lp.patient_id)
+    elif planned is None:
+        course = None
+    else:
+        course = planned.course if linked is None or linked.pk != planned.pk else linked.course
+    if course is None or course.patient_id != lp.patient_id:
+        return None, None
+    state = CourseState(course)
+    if linked is not None and (planned is AUTO or planned.pk == linked.pk):
+        return next(i for i in state.injections if i.pk == linked.pk), state
+    expected = state.next_pending()
+    if planned is not AUTO and (expected is None or expected.pk != planned.pk):
+        errors.setdefault("planned_injection", []).append(
+            "Record injections in order: this lumbar puncture can fulfil the course's next planned injection "
+            + (f"({expected}); mark that one missed first." if expected else "only, and the course has none.")
+        )
+        return None, state
+    return expected, state
+
+
+def _unchanged(lp: LumbarPuncture, doses: Sequence[IntrathecalDose], formulations) -> bool:
+    """An existing LP whose injection (time, pressure, doses, products) is as stored: not re-checked."""
+    if not lp.pk:
+        return False
+    stored = LumbarPuncture.objects.filter(pk=lp.pk).first()
+    if stored is None or (stored.performed_at, stored.opening_pressure_mmh2o) != (
+        lp.performed_at,
+        lp.opening_pressure_mmh2o,
+    ):
+        return False
+    before = {
+        (d.drug, d.timing, d.dose_mg, getattr(getattr(d, "formulation_record", None), "formulation_id", None))
+        for d in IntrathecalDose.objects.filter(lumbar_puncture=stored).select_related("formulation_record")
+    }
+    after = {
+        (d.drug, d.timing, d.dose_mg, f.pk if f is not None else None)
+        for d, f in zip(doses, _padded(formulations, len(doses)), strict=True)
+    }
+    return before == after
+
+
+def _padded(formulations: Sequence[Formulation | None], n: int) -> list[Formulation | None]:
+    return [*formulations[:n], *([None] * (n - len(formulations)))]
+
+
+@transaction.atomic
+def injection_record(
+    *,
+    lp: LumbarPuncture,
+    csf: CsfResult | None = None,
+    pathogen_tests: Sequence[PathogenTest] = (),
+    doses: Sequence[IntrathecalDose] = (),
+    removed: Iterable[models.Model] = (),
+    formulations: Sequence[Formulation | None] = (),
+    planned=AUTO,
+    deviation_reason: str = "",
+    overrides: Mapping[str, str] | None = None,
+    actor,
+    reason: str,
+) -> InjectionOutcome:
+    """Save an LP with its CSF and doses after its safety checks, and link it to its planned injection.
+
+    ``formulations`` pairs with ``doses`` by position (None: not recorded). ``planned``: ``AUTO``, a
+    ``PlannedInjection`` (the course's next one) or None (not part of a course). ``overrides``:
+    {check code: reason} for the findings the user accepts. Raises ``SafetyCheckError`` (a
+    ValidationError) listing what is unresolved; then nothing is written.
+    """
+    was_new = lp.pk is None
+    overrides = {code: (text or "").strip() for code, text in (overrides or {}).items()}
+    formulations = _padded(list(formulations), len(doses))
+    errors: dict[str, list[str]] = {}
+    target, state = _target(lp, planned, bool(doses), errors)
+    if target is not None and not doses:
+        errors.setdefault("planned_injection", []).append(
+            "A planned injection is fulfilled by a lumbar puncture with at least one intrathecal dose."
+        )
+
+    findings: list[SafetyFinding] = []
+    if doses and not _unchanged(lp, doses, formulations):
+        course = state.course if state is not None else active_course(lp.patient_id)
+        context = injection_context(
+            lp.patient,
+            lp.performed_at,
+            as_entries(doses, formulations),
+            lp.opening_pressure_mmh2o,
+            course=course,
+            planned=target,
+            lumbar_puncture=lp,
+            state=state,
+        )
+        findings = evaluate(context)
+    already = set(lp.safety_overrides.values_list("check_code", flat=True)) if lp.pk else set()
+    unresolved, accepted = [], []
+    for finding in findings:
+        if finding.code in already:
+            continue
+        if finding.severity == Severity.WARNING and overrides.get(finding.code):
+            accepted.append(finding)
+        else:
+            unresolved.append(finding)
+    for finding in unresolved:
+        if finding.severity == Severity.ERROR and finding.field:
+            continue  # the model refuses it at its field, with the same message
+        suffix = "" if finding.severity == Severity.ERROR else " Override it with a reason to save anyway."
+        errors.setdefault(f"overrides.{finding.code}", []).append(finding.message + suffix)
+
+    status, deviation = InjectionStatus.GIVEN, ""
+    if target is not None and doses and lp.performed_at:
+        proposal = state.proposal_for(target)
+        found = deviations(
+            proposal,
+            [GivenDose(d.drug, d.dose_mg, d.timing) for d in doses],
+            planned_date=target.planned_date,
+            given_date=local_date(lp.performed_at),
+            window_days=target.phase.window_days,
+        )
+        if found:
+            status, deviation = InjectionStatus.CHANGED, "; ".join(found)[:500]
+            deviation_reason = deviation_reason.strip() or (
+                target.deviation_reason if target.lumbar_puncture_id == lp.pk else ""
+            )
+            if not deviation_reason:
+                errors.setdefault("deviation_reason", []).append(
+                    f"This injection differs from the plan ({deviation}); give the reason."
+                )
+
+    try:
+        lumbar_puncture_save(
+            lp=lp,
+            csf=csf,
+            pathogen_tests=pathogen_tests,
+            doses=doses,
+            removed=removed,
+            actor=actor,
+            reason=reason,
+        )
+    except ValidationError as exc:
+        for key, messages in exc.message_dict.items():
+            for message in messages:
+                if message not in errors.setdefault(key, []):
+                    errors[key].append(message)
+    if errors:
+        # Raising inside the transaction undoes the LP written above: all or nothing.
+        raise SafetyCheckError(errors, unresolved)
+
+    _save_formulations(doses, formulations, was_new=was_new, actor=actor, reason=reason)
+    saved_overrides = [
+        record_save(
+            SafetyOverride(
+                lumbar_puncture=lp,
+                check_code=finding.code,
+                finding=finding.message,
+                reason=overrides[finding.code],
+                overridden_by=actor,
+                overridden_at=timezone.now(),
+            ),
+            actor=actor,
+            reason=overrides[finding.code],
+        )
+        for finding in accepted
+    ]
+    linked = _link(
+        lp,
+        target,
+        state,
+        doses=doses,
+        proposal=state.proposal_for(target) if target is not None else [],
+        status=status,
+        deviation=deviation,
+        deviation_reason=deviation_reason.strip(),
+        was_new=was_new,
+        actor=actor,
+        reason=reason,
+    )
+    following = None
+    if linked is not None and state.course.is_active and (upcoming := state.next_pending()) is not None:
+        following = NextInjection(upcoming, state.proposal_for(upcoming))
+    return InjectionOutcome(lp, linked, findings, saved_overrides, following)
+
+
+def _save_formulations(doses, formulations, *, was_new: bool, actor, reason: str) -> None:
+    for dose, formulation in zip(doses, formulations, strict=True):
+        if was_new:  # a new LP's doses have no product recorded yet
+            if formulation is not None:
+                record_save(DoseFormulation(dose=dose, formulation=formulation), actor=actor, reason=reason)
+            continue
+        record = DoseFormulation.objects.filter(dose=dose).first()
+        if formulation is None:
+            if record is not None:
+                record_delete(record, actor=actor, reason=reason)
+        elif record is None:
+            record_save(DoseFormulation(dose=dose, formulation=formulation), actor=actor, reason=reason)
+        elif record.formulation_id != formulation.pk:
+            record.formulation = formulation
+            record_save(record, actor=actor, reason=reason)
+
+
+def _link(
+    lp: LumbarPuncture,
+    target: PlannedInjection | None,
+    state: CourseState | None,
+    *,
+    doses: Sequence[IntrathecalDose],
+    proposal: list[ProposedDose],
+    status: str,
+    deviation: str,
+    deviation_reason: str,
+    was_new: bool,
+    actor,
+    reason: str,
+) -> PlannedInjection | None:
+    """Fulfil ``target`` with ``lp`` (releasing any injection it fulfilled before), then re-plan."""
+    linked = None if was_new else _linked(lp)
+    replan: list[tuple[Course, CourseState | None]] = []
+    when = f"{local_date(lp.performed_at):%Y-%m-%d}"
+    if linked is not None and (target is None or linked.pk != target.pk):
+        linked.lumbar_puncture, linked.status = None, InjectionStatus.PLANNED
+        linked.deviation, linked.deviation_reason = "", ""
+        record_save(linked, actor=actor, reason=f"Lumbar puncture of {when} unlinked: {reason}")
+        if target is None or linked.course_id != target.course_id:
+            replan.append((linked.course, None))
+    if target is not None:
+        if target.status == InjectionStatus.PLANNED:
+            target.proposed_doses = [d.to_json() for d in proposal]
+        target.lumbar_puncture, target.status = lp, status
+        target.deviation = deviation
+        target.deviation_reason = deviation_reason if status == InjectionStatus.CHANGED else ""
+        # Its course, phase and LP are in hand (the LP just saved): the model's own rules are checked
+        # here, the keys and uniqueness by the database, as on the audited bulk path.
+        target.full_clean(exclude=["course", "phase", "lumbar_puncture"], validate_unique=False)
+        attribute(target, actor=actor, reason=reason)
+        target.save()
+        if linked is None or linked.pk == target.pk:
+            # The course as read before, brought up to date in memory: no second read.
+            state.doses[lp.pk] = {(d.drug, d.timing): d.dose_mg for d in doses}
+            state.forget_proposals()
+            replan.append((state.course, state))
+        else:
+            replan.append((state.course, None))
+    for course, course_state in replan:
+        course_replan(
+            course=course, state=course_state, actor=actor, reason=f"Re-planned after the injection of {when}"
+        )
+    return target

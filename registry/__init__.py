@@ -1,0 +1,1 @@
+"""Case records of intrathecal therapy: patients, diagnoses, lumbar punctures, CSF, doses, outcomes."""

@@ -1,0 +1,3 @@
+"""The admin: the reviewers' interface to every registry model."""
+
+from . import clinical, patients  # noqa: F401  (registers the ModelAdmins)

@@ -1,0 +1,231 @@
+"""What every case-record model shares: timestamps, history, and the date-order rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+from concurrency.fields import AutoIncVersionField
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models, router, transaction
+from django.db.models.deletion import Collector
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from .constraints import UNSUPPORTED, evaluate, referenced_fields
+
+if TYPE_CHECKING:
+    from .patients import Patient
+
+
+class UnauditedWriteError(RuntimeError):
+    """A write that would bypass the audit trail (QuerySet.update/delete, raw bulk writes)."""
+
+
+_audited_bulk_write: ContextVar[bool] = ContextVar("audited_bulk_write", default=False)
+
+
+@contextmanager
+def audited_bulk_write() -> Iterator[None]:
+    """Allow bulk_create inside the audited bulk path (registry.services.bulk), which writes history."""
+    token = _audited_bulk_write.set(True)
+    try:
+        yield
+    finally:
+        _audited_bulk_write.reset(token)
+
+
+class AuditedQuerySet(models.QuerySet):
+    """Refuses the writes that would skip per-record history, locks and reasons.
+
+    Records change one at a time through the services (``record_save``/``record_delete``) or, in
+    bulk, through ``registry.services.bulk.bulk_record_create``, which validates and writes history.
+    """
+
+    def update(self, **kwargs):
+        raise UnauditedWriteError(
+            f"{self.model.__name__}.objects.update() would change records without history; save each record "
+            "through a service (registry.services.record_save)."
+        )
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise UnauditedWriteError(f"{self.model.__name__}.objects.bulk_update() would skip the audit trail.")
+
+    def bulk_create(self, objs, *args, **kwargs):
+        if not _audited_bulk_write.get():
+            raise UnauditedWriteError(
+                f"{self.model.__name__}.objects.bulk_create() would skip validation and history; use "
+                "registry.services.bulk.bulk_record_create."
+            )
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def delete(self):
+        raise UnauditedWriteError(
+            f"{self.model.__name__}.objects.delete() would delete without a reason; delete each record through "
+            "registry.services.record_delete."
+        )
+
+    delete.queryset_only = True
+
+
+class RegistryRecord(models.Model):
+    """Abstract base of every case-record model.
+
+    - created/updated stamps and a full change history (who, when, old/new values, why);
+    - a version number: a save based on a stale copy is refused (optimistic locking);
+    - writes respect the review workflow: nothing changes in a locked section, and a change to a
+      submitted section needs a reason;
+    - QuerySet-level writes that would skip all of this raise ``UnauditedWriteError``.
+    """
+
+    #: The case-record section a model belongs to, and how it reaches its patient ("self" for Patient).
+    review_section: str | None = None
+    patient_lookup: str | None = None
+
+    created_at = models.DateTimeField(auto_now_add=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True, editable=False)
+    version = AutoIncVersionField(help_text="Incremented on every save; a stale version is refused.")
+
+    objects = AuditedQuerySet.as_manager()
+    history = HistoricalRecords(inherit=True)
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        from review.guards import after_record_write, check_record_writable
+
+        with transaction.atomic(using=router.db_for_write(type(self), instance=self)):
+            check_record_writable(self)
+            super().save(*args, **kwargs)
+            after_record_write(self)
+
+    def delete(self, *args, **kwargs):
+        """Delete with the same attribution on every record the deletion cascades to."""
+        from review.guards import check_record_writable
+
+        if self.pk is None:
+            raise ValueError(f"{type(self).__name__} cannot be deleted before it is saved.")
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):
+            check_record_writable(self, deleting=True)
+            collector = Collector(using=using, origin=self)
+            collector.collect([self], keep_parents=kwargs.get("keep_parents", False))
+            for instances in collector.data.values():
+                for obj in instances:
+                    if isinstance(obj, RegistryRecord):
+                        obj._history_user = getattr(self, "_history_user", None)
+                        obj._change_reason = getattr(self, "_change_reason", "")
+                        check_record_writable(obj, deleting=True)
+            patient_id = self.owning_patient_id() if self.patient_lookup != "self" else None
+            result = collector.delete()
+            if patient_id is not None:
+                from review.rules import schedule_check
+
+                schedule_check(patient_id)
+            return result
+
+    def owning_patient_id(self) -> int | None:
+        """The id of the patient this record belongs to (None for sites and studies)."""
+        if self.patient_lookup is None:
+            return None
+        if self.patient_lookup == "self":
+            return self.pk
+        *hops, last = self.patient_lookup.split("__")
+        target = self
+        for hop in hops:
+            target = getattr(target, hop, None)
+            if target is None:
+                return None
+        return getattr(target, f"{last}_id")
+
+    def validate_constraints(self, exclude=None) -> None:
+        """Unique constraints as Django does; check constraints in Python, as field-level errors."""
+        exclude = set(exclude or ())
+        errors: dict[str, list[ValidationError]] = {}
+        for model_class, constraints in self.get_constraints():
+            for constraint in constraints:
+                if not isinstance(constraint, models.CheckConstraint):
+                    self._validate_with_database(
+                        constraint, model_class, exclude, errors, self._error_field(constraint)
+                    )
+                    continue
+                fields = referenced_fields(constraint.condition)
+                if exclude.intersection(fields):
+                    continue
+                verdict = evaluate(constraint.condition, self)
+                if verdict is UNSUPPORTED:
+                    self._validate_with_database(
+                        constraint, model_class, exclude, errors, fields[0] if fields else None
+                    )
+                elif verdict is False:
+                    message = ValidationError(constraint.get_violation_error_message(), code="constraint")
+                    errors.setdefault(fields[0] if fields else NON_FIELD_ERRORS, []).append(message)
+        if errors:
+            raise ValidationError(errors)
+
+    def _validate_with_database(self, constraint, model_class, exclude, errors, field: str | None) -> None:
+        try:
+            constraint.validate(
+                model_class, self, exclude=exclude, using=router.db_for_write(model_class, instance=self)
+            )
+        except ValidationError as exc:
+            for key, messages in exc.update_error_dict({}).items():
+                target = field if key == NON_FIELD_ERRORS and field else key
+                errors.setdefault(target, []).extend(messages)
+
+    def _error_field(self, constraint) -> str | None:
+        """The field a person would correct when a unique constraint fails: the first one that is
+        not the parent record (``study_code`` in (study, study_code)), else one its condition names."""
+        own = [n for n in getattr(constraint, "fields", ()) if not self._meta.get_field(n).is_relation]
+        if own:
+            return own[0]
+        condition = getattr(constraint, "condition", None)
+        mentioned = referenced_fields(condition) if condition is not None else []
+        return mentioned[0] if mentioned else None
+
+
+class ComputedScoreMixin:
+    """For models whose scores or grades derive from their stored items: recomputed on every save.
+
+    ``refresh_computed_fields()`` is also what bulk inserts call, since bulk_create skips save().
+    """
+
+    computed_fields: tuple[str, ...] = ()
+
+    def refresh_computed_fields(self) -> None:
+        raise NotImplementedError
+
+    def save(self, *args, **kwargs) -> None:
+        self.refresh_computed_fields()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], *self.computed_fields}
+        super().save(*args, **kwargs)
+
+
+def local_date(value: dt.date | dt.datetime) -> dt.date:
+    """The clinic's calendar date of a date or an aware date-time."""
+    if isinstance(value, dt.datetime):
+        return timezone.localdate(value) if timezone.is_aware(value) else value.date()
+    return value
+
+
+def patient_date_errors(patient: Patient, when: dt.date | dt.datetime | None, what: str) -> list[str]:
+    """Why a clinical date is impossible for this patient: before birth, after death, or in the future."""
+    if when is None:
+        return []
+    day = local_date(when)
+    errors = []
+    earliest = patient.earliest_possible_date
+    if earliest and day < earliest:
+        errors.append(f"The {what} ({day:%Y-%m-%d}) is before the patient's birth ({earliest:%Y-%m-%d}).")
+    if patient.death_date and day > patient.death_date:
+        errors.append(
+            f"The {what} ({day:%Y-%m-%d}) is after the patient's recorded death ({patient.death_date:%Y-%m-%d})."
+        )
+    if day > timezone.localdate():
+        errors.append(f"The {what} ({day:%Y-%m-%d}) is in the future.")
+    return errors

@@ -1,0 +1,86 @@
+"""Evaluate simple CheckConstraints in Python during ``full_clean()``.
+
+Django validates a CheckConstraint with one SELECT per constraint per object, which made saving a
+lumbar puncture with its CSF and doses cost dozens of queries. The registry's check constraints are
+plain comparisons, so they are evaluated here with SQL's three-valued logic (a comparison with NULL
+is unknown, and an unknown CHECK passes). Anything this evaluator does not understand is left to
+Django's database check, so the database stays the single source of the rule.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import F, Model, Q
+
+UNSUPPORTED = object()
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "exact": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
+def _value(instance: Model, name: str) -> Any:
+    field = instance._meta.get_field(name)
+    return getattr(instance, field.attname)
+
+
+def _leaf(instance: Model, key: str, expected: Any) -> bool | None | object:
+    name, _, lookup = key.partition("__")
+    lookup = lookup or "exact"
+    try:
+        value = _value(instance, name)
+    except Exception:  # a related path or transform: not a plain field
+        return UNSUPPORTED
+    if lookup == "isnull":
+        return (value is None) == bool(expected)
+    if isinstance(expected, F):
+        if "__" in expected.name:
+            return UNSUPPORTED
+        expected = _value(instance, expected.name)
+    elif hasattr(expected, "resolve_expression"):
+        return UNSUPPORTED
+    if lookup == "in":
+        return None if value is None else value in expected
+    compare = _COMPARISONS.get(lookup)
+    if compare is None:
+        return UNSUPPORTED
+    if value is None or expected is None:
+        return None
+    return compare(value, expected)
+
+
+def evaluate(condition: Q, instance: Model) -> bool | None | object:
+    """True, False, None (unknown, as SQL NULL) or UNSUPPORTED."""
+    results = []
+    for child in condition.children:
+        result = evaluate(child, instance) if isinstance(child, Q) else _leaf(instance, *child)
+        if result is UNSUPPORTED:
+            return UNSUPPORTED
+        results.append(result)
+    if condition.connector == Q.AND:
+        combined = False if False in results else (None if None in results else True)
+    else:
+        combined = True if True in results else (None if None in results else False)
+    if condition.negated and combined is not None:
+        combined = not combined
+    return combined
+
+
+def referenced_fields(condition: Q) -> list[str]:
+    """Field names a condition mentions, in order (the first one carries the error)."""
+    names: list[str] = []
+    for child in condition.children:
+        if isinstance(child, Q):
+            names.extend(referenced_fields(child))
+        else:
+            names.append(child[0].partition("__")[0])
+            if isinstance(child[1], F):
+                names.append(child[1].name.partition("__")[0])
+    return list(dict.fromkeys(names))

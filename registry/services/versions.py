@@ -1,0 +1,100 @@
+"""Lost-update protection: every record carries a version; a stale save is refused with what changed.
+
+Saving compares the version the user started from with the current one (django-concurrency makes the
+UPDATE conditional on it, so even a race between two saves cannot lose one). The refusal says who
+changed which fields since, read from the record's history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from concurrency.forms import get_signer
+from django import forms
+from django.db import models
+
+
+@dataclass(frozen=True)
+class StaleEdit:
+    """What happened to a record after the version a user started editing."""
+
+    current_version: int
+    changes: tuple[str, ...]  # "opening pressure (mmH2O): 180 → 210"
+    by: str
+    at: str
+
+    def message(self) -> str:
+        what = "; ".join(self.changes) or "no visible field changed"
+        return (
+            f"{self.by} changed this record at {self.at} while you were editing it ({what}). Your entries are kept "
+            "below: check them against the current values and save again to keep yours."
+        )
+
+
+def current_version(instance: models.Model) -> int | None:
+    return type(instance)._base_manager.filter(pk=instance.pk).values_list("version", flat=True).first()
+
+
+def stale_edit(instance: models.Model, started_from: int) -> StaleEdit | None:
+    """None when ``started_from`` is still the current version; otherwise what changed since."""
+    from audit.timeline import row_changes
+
+    current = current_version(instance)
+    if current is None or current == started_from:
+        return None
+    rows = list(instance.history.filter(id=instance.pk).order_by("history_date", "history_id"))
+    changed: dict[str, str] = {}
+    last = None
+    for row, change in row_changes(type(instance), rows):
+        if row.version is not None and row.version > started_from and change.action == "changed":
+            for field in change.fields:
+                first_old = changed.get(field.field, field.old).split(" → ")[0]
+                changed[field.field] = f"{first_old} → {field.new or '—'}"
+            last = change
+    labels = {f.name: str(f.verbose_name) for f in type(instance)._meta.concrete_fields}
+    lines = tuple(f"{labels.get(name, name)}: {value}" for name, value in changed.items())
+    who = last.user if last else "Someone"
+    when = f"{last.at:%Y-%m-%d %H:%M} UTC" if last else "an unknown time"
+    return StaleEdit(current_version=current, changes=lines, by=who, at=when)
+
+
+def signed_version(version: int) -> str:
+    """The version as the hidden form field carries it (signed, so it cannot be forged)."""
+    return get_signer().sign(version) if version else ""
+
+
+class VersionedForm(forms.ModelForm):
+    """Refuses an edit based on a version that someone else has changed since, saying what changed.
+
+    The user's entries stay in the form; the hidden version moves to the current one, so saving again
+    (after checking) deliberately keeps the user's values.
+    """
+
+    stale: StaleEdit | None = None
+
+    def has_changed(self) -> bool:
+        """The hidden version alone is not a change (an empty extra row stays empty)."""
+        return any(name != "version" for name in self.changed_data)
+
+    def _post_clean(self):
+        """After the model's own validation: would the review workflow refuse this write? Say so now."""
+        super()._post_clean()
+        if not hasattr(self.instance, "owning_patient_id"):
+            return
+        from review.guards import write_problems
+
+        self.instance._change_reason = (
+            self.cleaned_data.get("change_reason", "") if hasattr(self, "cleaned_data") else ""
+        )
+        for field, message in write_problems(self.instance).items():
+            self.add_error(None if field == "__all__" or field not in self.fields else field, message)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and "version" in self.fields and "version" in cleaned:
+            self.stale = stale_edit(self.instance, cleaned["version"])
+            if self.stale:
+                self.data = self.data.copy()
+                self.data[self.add_prefix("version")] = signed_version(self.stale.current_version)
+                raise forms.ValidationError(self.stale.message(), code="stale")
+        return cleaned

@@ -1,0 +1,1 @@
+"""Review workflow: section status (draft → submitted → verified → locked), e-signatures, data queries."""

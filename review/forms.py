@@ -1,0 +1,58 @@
+"""Forms of the review workflow."""
+
+from django import forms
+
+from registry.models import Study
+
+from .models import QueryStatus, Section, SignatureMeaning
+
+
+class LockForm(forms.Form):
+    sections = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, label="Sections to lock")
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        label="Your password (electronic signature)",
+    )
+
+    def __init__(self, *args, verified: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sections"].choices = [(s, Section(s).label) for s in verified]
+        self.fields["sections"].initial = verified
+        self.meaning = SignatureMeaning.REVIEW_AND_LOCK.label
+
+
+class UnlockForm(forms.Form):
+    reason = forms.CharField(
+        max_length=300,
+        label="Reason for unlocking",
+        help_text="Kept with the unlocking signature and in the section's history.",
+    )
+
+
+class QueryRaiseForm(forms.Form):
+    field_name = forms.ChoiceField(required=False, label="Field")
+    message = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Question")
+
+    def __init__(self, *args, record=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if record is None:
+            del self.fields["field_name"]
+        else:
+            self.fields["field_name"].choices = [("", "The record as a whole")] + [
+                (f.name, str(f.verbose_name).capitalize())
+                for f in record._meta.concrete_fields
+                if f.editable and f.name not in ("id", "version", "patient")
+            ]
+
+
+class QueryReplyForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reply", required=False)
+
+
+class QueryListForm(forms.Form):
+    study = forms.ModelChoiceField(queryset=Study.objects.none(), required=False, empty_label="All studies")
+    status = forms.ChoiceField(choices=[("", "Open and answered"), *QueryStatus.choices], required=False)
+
+    def __init__(self, *args, studies, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["study"].queryset = studies

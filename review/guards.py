@@ -1,0 +1,102 @@
+"""The review workflow's rules on every write to a case record (called from RegistryRecord).
+
+- Nothing changes in a locked section, whatever the route (page, admin, API, import, command).
+- A change to a submitted or verified section needs a reason.
+- A change to a verified section sends it back to submitted: the verification no longer holds.
+
+The section's review row is read with SELECT ... FOR UPDATE inside the write's transaction, and the
+lock service takes the same row lock, so a lock and an edit of the same section never interleave.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from .models import ReviewStatus, SectionReview
+
+
+class RecordLockedError(ValidationError):
+    """A write to a locked section."""
+
+
+def _review(record) -> SectionReview | None:
+    patient_id, section = record.owning_patient_id(), record.review_section
+    if patient_id is None or section is None:
+        return None
+    return SectionReview.objects.select_for_update().filter(patient_id=patient_id, section=section).first()
+
+
+def write_problems(record) -> dict[str, str]:
+    """Why saving this record now would be refused, for forms to show before they save (no row lock)."""
+    patient_id, section = record.owning_patient_id(), record.review_section
+    if patient_id is None or section is None:
+        return {}
+    review = (
+        SectionReview.objects.filter(patient_id=patient_id, section=section)
+        .select_related("locked_by")
+        .first()
+    )
+    if review is None:
+        return {}
+    if review.status == ReviewStatus.LOCKED:
+        return {
+            "__all__": f"The {review.get_section_display().lower()} section is locked (signed by {review.locked_by} "
+            f"on {review.locked_at:%Y-%m-%d %H:%M} UTC); ask a reviewer to unlock it first."
+        }
+    if review.status in (ReviewStatus.SUBMITTED, ReviewStatus.VERIFIED) and not getattr(
+        record, "_change_reason", ""
+    ):
+        return {"change_reason": "This section has been submitted for review; give a reason for the change."}
+    return {}
+
+
+def section_is_draft(patient_id: int | None, section: str | None) -> bool:
+    if patient_id is None or section is None:
+        return True
+    status = (
+        SectionReview.objects.filter(patient_id=patient_id, section=section)
+        .values_list("status", flat=True)
+        .first()
+    )
+    return status in (None, ReviewStatus.DRAFT)
+
+
+def check_record_writable(record, *, deleting: bool = False) -> None:
+    review = _review(record)
+    if record.patient_lookup == "self" and deleting and record.pk:
+        locked = SectionReview.objects.filter(patient_id=record.pk, status=ReviewStatus.LOCKED)
+        if locked.exists():
+            raise RecordLockedError(
+                f"{record} has locked sections and cannot be deleted; ask a reviewer to unlock them."
+            )
+    if review is None:
+        return
+    if review.status == ReviewStatus.LOCKED:
+        raise RecordLockedError(
+            f"The {review.get_section_display().lower()} section of {review.patient} is locked "
+            f"(signed by {review.locked_by} on {review.locked_at:%Y-%m-%d %H:%M} UTC). Ask a reviewer to unlock it first."
+        )
+    if review.status in (ReviewStatus.SUBMITTED, ReviewStatus.VERIFIED):
+        reason = (getattr(record, "_change_reason", "") or "").strip()
+        if not reason:
+            raise ValidationError(
+                {"change_reason": "This section has been submitted for review; give a reason for the change."}
+            )
+    record._section_review = review
+
+
+def after_record_write(record) -> None:
+    from .rules import schedule_check
+
+    patient_id = record.owning_patient_id()
+    if patient_id is not None:
+        schedule_check(patient_id)
+    review = getattr(record, "_section_review", None)
+    if review is None or review.status != ReviewStatus.VERIFIED:
+        return
+    review.status = ReviewStatus.SUBMITTED
+    review.verified_by, review.verified_at = None, None
+    review._history_user = getattr(record, "_history_user", None)
+    review._change_reason = f"Changed after verification: {getattr(record, '_change_reason', '')}"
+    review.save()
+    del record._section_review

@@ -1,0 +1,73 @@
+"""Which p-value R's tests use (exact or normal approximation), on samples worked out by hand."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from analytics.compare import chi_square_test, fisher_exact_test, rank_sum_test, signed_rank_test
+
+
+def test_rank_sum_is_exact_for_small_samples_without_ties() -> None:
+    # W = 0 is the most extreme of C(6, 3) = 20 equally likely splits: p = 2/20.
+    result = rank_sum_test(np.array([1.0, 2, 3]), np.array([4.0, 5, 6]))
+    assert (result.statistic, result.method) == (0.0, "exact")
+    assert result.p == pytest.approx(0.1)
+
+
+def test_rank_sum_with_ties_uses_corrected_normal_approximation() -> None:
+    # W = 0; mean 4.5; ties (1,1) and (3,3): sd = sqrt(9/12 * (7 - 12/30)); z = (0 - 4.5 + 0.5)/sd
+    result = rank_sum_test(np.array([1.0, 1, 2]), np.array([3.0, 3, 4]))
+    z = -4 / np.sqrt(9 / 12 * (7 - 12 / 30))
+    assert result.method.startswith("normal approximation")
+    assert result.p == pytest.approx(2 * stats.norm.cdf(z))
+
+
+def test_rank_sum_is_approximate_from_fifty_per_group() -> None:
+    rng = np.random.default_rng(0)
+    assert rank_sum_test(rng.normal(size=50), rng.normal(size=10)).method != "exact"
+    assert rank_sum_test(rng.normal(size=49), rng.normal(size=49)).method == "exact"
+
+
+def test_signed_rank_exact_and_its_statistic() -> None:
+    # All five differences positive: V = 15, probability 1/32 each tail.
+    result = signed_rank_test(np.array([1.0, 2, 3, 4, 5]))
+    assert (result.statistic, result.method) == (15.0, "exact")
+    assert result.p == pytest.approx(2 / 32)
+
+
+def test_signed_rank_zero_differences_are_dropped_and_force_the_approximation() -> None:
+    # Zeros dropped (n = 4, V = 10); with a zero present R uses the normal approximation.
+    result = signed_rank_test(np.array([0.0, 1, 2, 3, 4]))
+    z = (10 - 5 - 0.5) / np.sqrt(4 * 5 * 9 / 24)
+    assert (result.n, result.statistic) == (4, 10.0)
+    assert result.method.startswith("normal approximation")
+    assert result.p == pytest.approx(2 * stats.norm.sf(z))
+
+
+def test_fisher_two_by_two_matches_r_tea_tasting() -> None:
+    # fisher.test(matrix(c(3, 1, 1, 3), 2)) in R: p-value = 0.4857
+    assert fisher_exact_test(np.array([[3, 1], [1, 3]])).p == pytest.approx(0.4857, abs=5e-5)
+
+
+def test_fisher_two_by_k_sums_every_table_no_more_likely_than_the_observed() -> None:
+    table = np.array([[3, 1, 4], [1, 5, 2]])
+    columns, first_row = table.sum(axis=0), table[0].sum()
+    probabilities = []
+    for cells in itertools.product(*(range(c + 1) for c in columns)):
+        if sum(cells) == first_row:
+            probabilities.append(stats.multivariate_hypergeom.pmf(cells, columns, first_row))
+    observed = stats.multivariate_hypergeom.pmf(table[0], columns, first_row)
+    expected = sum(p for p in probabilities if p <= observed * (1 + 1e-7))
+    assert fisher_exact_test(table).p == pytest.approx(expected)
+    assert fisher_exact_test(table.T).p == pytest.approx(expected)
+
+
+def test_chi_square_applies_yates_only_to_two_by_two() -> None:
+    # Expected 15 in every cell, |O - E| = 5 shrunk to 4.5: 4 × 4.5² / 15 = 5.4
+    two_by_two = chi_square_test(np.array([[10, 20], [20, 10]]))
+    assert (two_by_two.test, two_by_two.statistic) == ("chi-square, Yates-corrected", pytest.approx(5.4))
+    assert chi_square_test(np.array([[10, 20, 5], [20, 10, 5]])).test == "chi-square"

@@ -1,0 +1,161 @@
+"""Kaplan–Meier median rules, interval types and the proportional-hazards test, by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.survival import cox, kaplan_meier
+
+
+def km(times: list[float], events: list[int], **options):
+    return kaplan_meier(pd.DataFrame({"t": times, "e": events}), "t", "e", **options)
+
+
+def test_median_is_the_first_time_survival_is_at_or_below_half() -> None:
+    # S = 0.8, 0.6, 0.4, ...: the curve first drops below 0.5 at t = 3.
+    assert km([1, 2, 3, 4, 5], [1, 1, 1, 1, 1]).summary["median"].iloc[0] == 3
+
+
+def test_median_on_a_flat_stretch_at_exactly_half_is_the_midpoint_to_the_next_drop() -> None:
+    # S = 0.75, 0.5, 0.25, 0: exactly 0.5 from t = 2 until the drop at t = 3.
+    assert km([1, 2, 3, 4], [1, 1, 1, 1]).summary["median"].iloc[0] == 2.5
+    # A censoring at t = 3 keeps S at 0.5; the next drop is at t = 4.
+    assert km([1, 2, 3, 4], [1, 1, 0, 1]).summary["median"].iloc[0] == 3
+
+
+def test_curve_ending_at_exactly_half_takes_the_time_it_got_there() -> None:
+    # print.survfit's rule; quantile.survfit would answer (2 + 4) / 2 here.
+    assert km([1, 2, 3, 4], [1, 1, 0, 0]).summary["median"].iloc[0] == 2
+
+
+def test_median_limit_is_missing_when_a_limit_curve_never_reaches_half() -> None:
+    # Six subjects, four deaths: the upper limit of S stays above 0.5 (it is capped at 1).
+    summary = km([1, 2, 3, 4, 5, 6], [1, 1, 1, 1, 0, 0]).summary.iloc[0]
+    assert summary["median"] == 3.5
+    assert np.isnan(summary["median_upper"])
+
+
+def test_spss_median_interval_from_greenwood_and_the_density_estimate() -> None:
+    # Nine uncensored deaths at 1..9: S(4) = 5/9 ≥ 0.55 and S(5) = 4/9 ≤ 0.45, so the density is
+    # (5/9 - 4/9) / (5 - 4); without censoring Greenwood's Var S(5) is S(1 - S)/n.
+    result = km(list(range(1, 10)), [1] * 9, median_ci="spss")
+    se = np.sqrt(4 / 9 * 5 / 9 / 9) / (1 / 9)
+    summary = result.summary.iloc[0]
+    assert summary["median"] == 5
+    assert (summary["median_lower"], summary["median_upper"]) == pytest.approx(
+        (5 - 1.959964 * se, 5 + 1.959964 * se)
+    )
+    assert result.median_ci_method.startswith("SPSS")
+
+
+def test_interval_types() -> None:
+    # Four subjects, one death at t = 1: S = 0.75, SE(log S) = sqrt(1 / (4 * 3)).
+    z, s, se = 1.959963984540054, 0.75, np.sqrt(1 / 12)
+    first = {
+        ct: km([1, 2, 3, 4], [1, 0, 0, 0], conf_type=ct).curve.iloc[0] for ct in ("log", "log-log", "plain")
+    }
+    assert (first["log"]["lower"], first["log"]["upper"]) == pytest.approx((s * np.exp(-z * se), 1.0))
+    assert (first["plain"]["lower"], first["plain"]["upper"]) == pytest.approx((s - z * se * s, 1.0))
+    power = np.exp(z * se / -np.log(s))
+    assert (first["log-log"]["lower"], first["log-log"]["upper"]) == pytest.approx(
+        (s**power, s ** (1 / power))
+    )
+
+
+def test_survival_at_times_before_the_first_and_after_the_last_follow_up() -> None:
+    result = km([2, 3, 5], [1, 0, 1], by=None)
+    table = result.survival_at([1, 2.5, 6])
+    assert table["time"].tolist() == [1, 2.5]  # t = 6 is past the last follow-up, as in R
+    assert table["survival"].tolist() == pytest.approx([1, 2 / 3])
+    assert table["at_risk"].tolist() == [3, 2]
+
+
+def test_groups_are_labelled_like_r_strata() -> None:
+    frame = pd.DataFrame({"t": [1, 2, 3, 4], "e": [1, 1, 1, 0], "drug": ["b", "a", "b", "a"]})
+    assert kaplan_meier(frame, "t", "e", by="drug").summary["group"].tolist() == ["drug=a", "drug=b"]
+    assert kaplan_meier(frame, "t", "e").summary["group"].tolist() == ["all"]
+
+
+def _time_varying_loglik(params: np.ndarray, times, events, x, g: dict[float, float], efron: bool) -> float:
+    """Log partial likelihood with covariates [x, x·g(t)], written out death time by death time."""
+    total = 0.0
+    for when in np.unique(times[events == 1]):
+        z = np.hstack([x, x * g[when]])
+        eta = z @ params
+        at_risk, dying = times >= when, (times == when) & (events == 1)
+        total += eta[dying].sum()
+        for r in range(dying.sum()):
+            share = r / dying.sum() if efron else 0.0
+            total -= np.log(np.exp(eta[at_risk]).sum() - share * np.exp(eta[dying]).sum())
+    return total
+
+
+def _numeric_score_and_information(f, at: np.ndarray, h: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    k = len(at)
+    unit = np.eye(k) * h
+    score = np.array([(f(at + unit[i]) - f(at - unit[i])) / (2 * h) for i in range(k)])
+    hessian = np.array(
+        [
+            [
+                (
+                    f(at + unit[i] + unit[j])
+                    - f(at + unit[i] - unit[j])
+                    - f(at - unit[i] + unit[j])
+                    + f(at - unit[i] - unit[j])
+                )
+                / (4 * h * h)
+                for j in range(k)
+            ]
+            for i in range(k)
+        ]
+    )
+    return score, -hessian
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_proportional_hazards_test_is_the_score_test_for_x_times_km_time(ties: str) -> None:
+    rng = np.random.default_rng(11)
+    n = 40
+    frame = pd.DataFrame({"age": rng.normal(0, 1, n), "male": rng.integers(0, 2, n)})
+    frame["t"] = np.ceil(rng.exponential(5 * np.exp(-0.5 * frame["age"]))).astype(float)  # many ties
+    frame["e"] = rng.integers(0, 2, n)
+    frame.loc[0, "e"] = 1
+    result = cox(frame, "t", "e", ["age", "male"], ties=ties)
+
+    times, events, x = frame["t"].to_numpy(), frame["e"].to_numpy(), frame[["age", "male"]].to_numpy()
+    death_times = np.unique(times[events == 1])
+    survival, km_before = 1.0, {}
+    for when in death_times:  # 1 - KM just before each death time, centred over the deaths
+        km_before[when] = 1 - survival
+        survival *= 1 - ((times == when) & (events == 1)).sum() / (times >= when).sum()
+    centre = np.mean([km_before[t] for t in times[events == 1]])
+    g = {when: value - centre for when, value in km_before.items()}
+
+    beta = result.table["coef"].to_numpy()
+    score, information = _numeric_score_and_information(
+        lambda params: _time_varying_loglik(params, times, events, x, g, ties == "efron"),
+        np.append(beta, [0, 0]),
+    )
+    score[:2] = 0  # the fitted β: its score is zero by construction
+    expected = [
+        score[[0, 1, 2 + j]]
+        @ np.linalg.solve(information[np.ix_([0, 1, 2 + j], [0, 1, 2 + j])], score[[0, 1, 2 + j]])
+        for j in range(2)
+    ]
+    expected.append(score @ np.linalg.solve(information, score))
+    assert result.proportional_hazards["term"].tolist() == ["age", "male", "GLOBAL"]
+    assert result.proportional_hazards["df"].tolist() == [1, 1, 2]
+    assert result.proportional_hazards["chisq"].tolist() == pytest.approx(expected, rel=1e-4)
+
+
+def test_proportional_hazards_test_on_the_lung_data() -> None:
+    # R survival 3.x, cox.zph(coxph(Surv(time, status) ~ age + sex + wt.loss, lung)) prints
+    # chisq 0.5077, 2.5489, 0.0144 and GLOBAL 3.0051 (df 1, 1, 1, 3).
+    datasets = pytest.importorskip("lifelines.datasets")
+    result = cox(datasets.load_lung(), "time", "status", ["age", "sex", "wt.loss"])
+    assert (result.n, result.events) == (214, 152)
+    assert result.proportional_hazards["chisq"].tolist() == pytest.approx(
+        [0.5077, 2.5489, 0.0144, 3.0051], abs=5e-5
+    )

@@ -1,0 +1,227 @@
+"""The REST API: scoping, writes through the services, read-only fields, ETag/If-Match, nesting."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from registry.models import IntrathecalDose, LumbarPuncture, Sledai2kAssessment, SystemicTherapy
+from review import services as review
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    own, other = f.SiteFactory(code="own"), f.SiteFactory(code="other")
+    study = f.StudyFactory(code="api", sites=[own, other])
+    nurse = f.UserFactory(password="a-long-password-1")
+    f.MembershipFactory(user=nurse, site=own, role=Role.DATA_ENTRY)
+    client = APIClient()
+    client.force_authenticate(nurse)
+    mine = f.PatientFactory(study=study, site=own, study_code="OWN-1")
+    theirs = f.PatientFactory(study=study, site=other, study_code="OTHER-1")
+    return {"client": client, "nurse": nurse, "mine": mine, "theirs": theirs, "own": own, "study": study}
+
+
+def read(client, url):
+    response = client.get(url)
+    assert response.status_code == 200, response.data
+    return response
+
+
+def test_token_and_session_authentication(world):
+    client = APIClient()
+    assert client.get("/api/patients/").status_code in (401, 403)
+    response = client.post(
+        reverse("api:token"), {"username": world["nurse"].username, "password": "a-long-password-1"}
+    )
+    token = response.data["token"]
+    assert Token.objects.get(user=world["nurse"]).key == token
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/patients/").status_code == 200
+
+
+def test_lists_and_details_are_scoped_to_my_sites(world):
+    client = world["client"]
+    codes = [p["study_code"] for p in read(client, "/api/patients/").data["results"]]
+    assert codes == ["OWN-1"]
+    assert client.get(f"/api/patients/{world['theirs'].pk}/").status_code == 404
+    therapy = f.SystemicTherapyFactory(patient=world["theirs"])
+    assert client.get(f"/api/patients/{world['theirs'].pk}/systemic-therapies/").status_code == 404
+    assert client.get(f"/api/patients/{world['mine'].pk}/systemic-therapies/{therapy.pk}/").status_code == 404
+
+
+def test_researchers_see_no_case_records(world):
+    researcher = f.UserFactory()
+    f.MembershipFactory(user=researcher, site=world["own"], role=Role.RESEARCHER)
+    client = APIClient()
+    client.force_authenticate(researcher)
+    assert read(client, "/api/patients/").data["count"] == 0
+    assert client.get(f"/api/patients/{world['mine'].pk}/").status_code == 404
+
+
+def test_a_write_is_validated_and_audited_like_a_page(world):
+    client, patient = world["client"], world["mine"]
+    url = f"/api/patients/{patient.pk}/systemic-therapies/"
+    response = client.post(
+        url,
+        {"category": "mpp", "agent": "methylprednisolone", "start_date": "2021-03-01"},
+        format="json",
+        HTTP_X_CHANGE_REASON="from the discharge letter",
+    )
+    assert response.status_code == 201, response.data
+    therapy = SystemicTherapy.objects.get()
+    record = therapy.history.get()
+    assert (record.history_user, record.history_change_reason) == (
+        world["nurse"],
+        "from the discharge letter",
+    )
+    response = client.post(
+        url, {"category": "mpp", "start_date": "2021-03-01", "end_date": "2021-02-01"}, format="json"
+    )
+    assert response.status_code == 400 and "cannot end before it starts" in str(response.data["end_date"])
+
+
+def test_read_only_and_unknown_fields_are_refused_not_dropped(world):
+    client, patient = world["client"], world["mine"]
+    etag = read(client, f"/api/patients/{patient.pk}/")["ETag"]
+    for body in ({"site": world["own"].pk}, {"version": 9}, {"death_date": "2022-01-01"}, {"colour": "blue"}):
+        response = client.patch(f"/api/patients/{patient.pk}/", body, format="json", HTTP_IF_MATCH=etag)
+        assert response.status_code == 400, body
+        assert list(response.data) == list(body)
+    response = client.post(
+        f"/api/patients/{patient.pk}/sledai-assessments/",
+        {"assessed_on": "2021-03-01", "seizure": True, "total": 99},
+        format="json",
+    )
+    assert response.status_code == 400 and "total" in response.data
+    client.post(
+        f"/api/patients/{patient.pk}/sledai-assessments/",
+        {"assessed_on": "2021-03-01", "seizure": True},
+        format="json",
+    )
+    assert Sledai2kAssessment.objects.get().total == 8
+
+
+def test_updates_need_the_current_etag(world):
+    client, patient = world["client"], world["mine"]
+    url = f"/api/patients/{patient.pk}/"
+    assert client.patch(url, {"sex": "M"}, format="json").status_code == 428
+    etag = read(client, url)["ETag"]
+    assert client.patch(url, {"sex": "M"}, format="json", HTTP_IF_MATCH='"999"').status_code == 412
+    response = client.patch(url, {"sex": "M"}, format="json", HTTP_IF_MATCH=etag)
+    assert response.status_code == 200 and response["ETag"] != etag
+    assert client.patch(url, {"sex": "F"}, format="json", HTTP_IF_MATCH=etag).status_code == 412
+    assert client.delete(url, HTTP_IF_MATCH=etag).status_code == 412
+
+
+def test_enrolment_only_at_my_sites(world):
+    client = world["client"]
+    body = {
+        "study": world["study"].pk,
+        "site": world["theirs"].site_id,
+        "study_code": "N-2",
+        "sex": "F",
+        "birth_year": 1991,
+        "index_admission_date": "2021-05-01",
+    }
+    response = client.post("/api/patients/", body, format="json")
+    assert response.status_code == 400 and "site" in response.data
+    response = client.post("/api/patients/", body | {"site": world["own"].pk}, format="json")
+    assert response.status_code == 201
+
+
+def test_an_lp_with_csf_and_doses_in_one_request(world):
+    client, patient = world["client"], world["mine"]
+    url = f"/api/patients/{patient.pk}/lumbar-punctures/"
+    body = {
+        "performed_at": "2021-03-02T09:00:00Z",
+        "route": "lumbar",
+        "opening_pressure_mmh2o": 210,
+        "csf": {"protein_g_per_l": "0.62"},
+        "doses": [{"drug": "methotrexate", "dose_mg": "120"}, {"drug": "dexamethasone", "dose_mg": "10"}],
+    }
+    response = client.post(url, body, format="json")
+    assert response.status_code == 400
+    assert "Did you mean 12 mg?" in str(response.data["doses"][0]["dose_mg"])
+    assert not LumbarPuncture.objects.exists()
+    body["doses"][0]["dose_mg"] = "10"
+    response = client.post(url, body, format="json")
+    assert response.status_code == 201, response.data
+    lp = LumbarPuncture.objects.get()
+    assert lp.csf.protein_g_per_l == Decimal("0.620")
+    doses = read(client, f"{url}{lp.pk}/doses/").data["results"]
+    assert sorted(d["drug"] for d in doses) == ["dexamethasone", "methotrexate"]
+    assert IntrathecalDose.history.filter(history_type="+").count() == 2
+
+
+def test_a_nested_record_must_belong_to_the_patient_in_the_url(world):
+    other_lp = f.LumbarPunctureFactory(patient=f.PatientFactory(study=world["study"], site=world["own"]))
+    response = world["client"].get(f"/api/patients/{world['mine'].pk}/lumbar-punctures/{other_lp.pk}/doses/")
+    assert response.status_code == 404
+
+
+def test_submitted_sections_need_a_reason_and_locked_ones_refuse(world):
+    client, patient = world["client"], world["mine"]
+    therapy = f.SystemicTherapyFactory(patient=patient)
+    review.section_submit(patient=patient, section="therapy", actor=world["nurse"])
+    url = f"/api/patients/{patient.pk}/systemic-therapies/{therapy.pk}/"
+    etag = read(client, url)["ETag"]
+    response = client.patch(url, {"agent": "MP"}, format="json", HTTP_IF_MATCH=etag)
+    assert response.status_code == 400 and "change_reason" in response.data
+    response = client.patch(
+        url, {"agent": "MP", "change_reason": "abbreviation"}, format="json", HTTP_IF_MATCH=etag
+    )
+    assert response.status_code == 200
+    reviewer = f.UserFactory(password="pw-for-signing-1")
+    f.MembershipFactory(user=reviewer, site=world["own"], role=Role.REVIEWER)
+    review.section_verify(patient=patient, section="therapy", actor=reviewer)
+    review.sections_lock(patient=patient, sections=["therapy"], actor=reviewer, password="pw-for-signing-1")
+    etag = read(client, url)["ETag"]
+    response = client.patch(url, {"agent": "x", "change_reason": "y"}, format="json", HTTP_IF_MATCH=etag)
+    assert response.status_code == 409 and response.data["code"] == "locked"
+
+
+def test_death_is_recorded_with_its_event(world):
+    client, patient = world["client"], world["mine"]
+    response = client.post(
+        f"/api/patients/{patient.pk}/death/",
+        {"death_date": "2022-04-01", "death_cause": "infection", "change_reason": "certificate"},
+        format="json",
+    )
+    assert response.status_code == 200 and response.data["death_date"] == "2022-04-01"
+    assert patient.follow_up_events.get().event_date == dt.date(2022, 4, 1)
+
+
+def test_identifiers_only_for_roles_that_see_them(world):
+    f.PatientIdentifierFactory(patient=world["mine"], full_name="Zhao Lei")
+    assert read(world["client"], f"/api/patients/{world['mine'].pk}/identifiers/").data["count"] == 1
+    admin = f.UserFactory()
+    f.MembershipFactory(user=admin, site=world["own"], role=Role.SITE_ADMIN)
+    client = APIClient()
+    client.force_authenticate(admin)
+    assert client.get(f"/api/patients/{world['mine'].pk}/identifiers/").status_code == 404
+
+
+def test_filtering_ordering_and_pagination(world):
+    for code in ("OWN-3", "OWN-2"):
+        f.PatientFactory(study=world["study"], site=world["own"], study_code=code)
+    client = world["client"]
+    data = read(client, "/api/patients/?ordering=-study_code&page_size=2").data
+    assert [p["study_code"] for p in data["results"]] == ["OWN-3", "OWN-2"] and data["count"] == 3
+    assert read(client, "/api/patients/?study_code=OWN-2").data["count"] == 1
+    assert client.get("/api/patients/99999999999999999999999/").status_code == 404
+
+
+def test_schema_and_docs_are_served_locally(client):
+    assert client.get("/api/schema/").status_code == 200
+    user = f.UserFactory()
+    client.force_login(user)
+    html = client.get("/api/docs/").content.decode()
+    assert "swagger" in html.lower() and "https://" not in html

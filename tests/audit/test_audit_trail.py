@@ -1,0 +1,167 @@
+"""The audit trail: timelines with field-level diffs, the CSV export, security events, immutability."""
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Role
+from audit.export import audit_rows, spreadsheet_safe
+from audit.models import SecurityEvent, SecurityEventKind
+from audit.timeline import patient_timeline
+from registry.models import LumbarPuncture, Patient
+from registry.services import record_save
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def edited_lp():
+    """An LP created by a nurse and corrected by another, with a reason."""
+    nurse, corrector = (
+        f.UserFactory(first_name="Lin", last_name="Wei"),
+        f.UserFactory(first_name="Chen", last_name="Jing"),
+    )
+    patient = f.PatientFactory()
+    performed = timezone.make_aware(dt.datetime(2021, 3, 2, 9, 0))
+    lp = LumbarPuncture(patient=patient, performed_at=performed, opening_pressure_mmh2o=180)
+    record_save(lp, actor=nurse, reason="ward sheet")
+    lp.opening_pressure_mmh2o = 210
+    record_save(lp, actor=corrector, reason="corrected from the manometer log")
+    return lp, nurse, corrector
+
+
+def test_timeline_shows_who_when_old_new_and_why(edited_lp):
+    lp, nurse, corrector = edited_lp
+    changes = patient_timeline(lp.patient_id, include_identifiers=True)
+    latest = changes[0]
+    assert (latest.action, latest.user, latest.reason, latest.section) == (
+        "changed",
+        "Chen Jing",
+        "corrected from the manometer log",
+        "procedures",
+    )
+    assert [(c.field, c.old, c.new) for c in latest.fields] == [("opening_pressure_mmh2o", "180", "210")]
+    created = [c for c in changes if c.model == "lumbarpuncture" and c.action == "created"][0]
+    assert created.user == "Lin Wei" and created.at.tzinfo is not None
+
+
+def test_timeline_filters_and_deleted_records(edited_lp):
+    lp, nurse, corrector = edited_lp
+    from registry.services import record_delete
+
+    record_delete(lp, actor=nurse, reason="duplicate entry")
+    changes = patient_timeline(lp.patient_id, include_identifiers=True, section="procedures")
+    assert [c.action for c in changes] == ["deleted", "changed", "created"]
+    assert changes[0].reason == "duplicate entry"
+    assert all(
+        c.user_id == corrector.pk
+        for c in patient_timeline(lp.patient_id, include_identifiers=True, user_id=corrector.pk)
+    )
+
+
+def test_identifier_changes_only_for_roles_that_see_identifiers(client):
+    site = f.SiteFactory()
+    identifier = f.PatientIdentifierFactory(
+        patient=f.PatientFactory(study=f.StudyFactory(sites=[site]), site=site), full_name="Zhao Lei"
+    )
+    for role, visible in ((Role.REVIEWER, True), (Role.SITE_ADMIN, False)):
+        user = f.UserFactory()
+        f.MembershipFactory(user=user, site=site, role=role)
+        client.force_login(user)
+        page = client.get(reverse("audit:patient_history", args=[identifier.patient_id])).content.decode()
+        assert ("Zhao Lei" in page) is visible, role
+
+
+def test_history_page_filters_by_section(client, edited_lp):
+    lp, nurse, _ = edited_lp
+    site = lp.patient.site
+    f.MembershipFactory(user=nurse, site=site, role=Role.DATA_ENTRY)
+    client.force_login(nurse)
+    url = reverse("audit:patient_history", args=[lp.patient_id])
+    assert len(client.get(url, {"section": "procedures"}).context["changes"]) == 2
+    assert client.get(url, {"section": "safety"}).context["changes"] == []
+
+
+def test_export_rows_for_a_study_and_date_range(edited_lp):
+    lp, *_ = edited_lp
+    rows = list(audit_rows(lp.patient.study, date_from=dt.date.today() - dt.timedelta(days=1)))
+    corrected = [r for r in rows if r["field"] == "opening_pressure_mmh2o" and r["action"] == "changed"]
+    assert corrected == [
+        {
+            **corrected[0],
+            "old_value": "180",
+            "new_value": "210",
+            "user": "Chen Jing",
+            "reason": "corrected from the manometer log",
+            "patient": lp.patient.study_code,
+        }
+    ]
+    assert list(audit_rows(lp.patient.study, date_to=dt.date(2000, 1, 1))) == []
+    assert list(audit_rows(lp.patient.study, site_ids={-1})) == []
+
+
+def test_export_download_is_logged_and_scoped(client):
+    site, other = f.SiteFactory(), f.SiteFactory()
+    study = f.StudyFactory(sites=[site, other])
+    f.PatientFactory(study=study, site=site, study_code="OWN-1")
+    f.PatientFactory(study=study, site=other, study_code="OTHER-1")
+    reviewer = f.UserFactory()
+    f.MembershipFactory(user=reviewer, site=site, role=Role.REVIEWER)
+    client.force_login(reviewer)
+    response = client.get(reverse("audit:export"), {"study": study.pk})
+    body = b"".join(response.streaming_content).decode()
+    patients = {row["patient"] for row in csv.DictReader(io.StringIO(body))}
+    assert patients == {"OWN-1"}
+    assert SecurityEvent.objects.filter(kind=SecurityEventKind.EXPORT, user=reviewer).exists()
+
+
+def test_export_is_refused_to_data_entry_and_the_refusal_logged(client):
+    nurse = f.UserFactory()
+    f.MembershipFactory(user=nurse, role=Role.DATA_ENTRY)
+    client.force_login(nurse)
+    assert client.get(reverse("audit:export")).status_code == 403
+    assert SecurityEvent.objects.filter(kind=SecurityEventKind.PERMISSION_DENIED, user=nurse).exists()
+
+
+def test_spreadsheet_formulas_are_neutralised():
+    assert spreadsheet_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert spreadsheet_safe("-5") == "'-5" and spreadsheet_safe("@SUM") == "'@SUM"
+    assert spreadsheet_safe("0.45") == "0.45"
+
+
+@pytest.mark.axes
+def test_sign_in_failures_and_lockouts_are_security_events(client, settings):
+    settings.AXES_FAILURE_LIMIT = 2
+    f.UserFactory(username="lin", password="a-long-password-1")
+    for _ in range(2):
+        client.post(reverse("login"), {"username": "lin", "password": "wrong"})
+    kinds = list(SecurityEvent.objects.filter(username="lin").values_list("kind", flat=True))
+    assert kinds.count(SecurityEventKind.SIGN_IN_FAILED) == 2
+    assert SecurityEventKind.LOCKED_OUT in kinds
+
+
+@pytest.mark.axes
+def test_successful_sign_in_is_recorded(client):
+    f.UserFactory(username="lin", password="a-long-password-1")
+    client.post(reverse("login"), {"username": "lin", "password": "a-long-password-1"})
+    assert SecurityEvent.objects.filter(kind=SecurityEventKind.SIGN_IN, user__username="lin").exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the immutability trigger is PostgreSQL's")
+def test_history_rows_cannot_be_changed_or_deleted_on_postgresql():
+    patient = f.PatientFactory()
+    history = Patient.history.filter(id=patient.pk)
+    with pytest.raises(DatabaseError, match="cannot be changed or deleted"), transaction.atomic():
+        history.update(history_change_reason="rewritten")
+    with pytest.raises(DatabaseError, match="cannot be changed or deleted"), transaction.atomic():
+        history.delete()
+    event = SecurityEvent.objects.create(kind=SecurityEventKind.EXPORT)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        SecurityEvent.objects.filter(pk=event.pk).update(username="x")
+    assert history.get().history_change_reason is None

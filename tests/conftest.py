@@ -1,0 +1,50 @@
+"""Shared fixtures: paths to the shared reference material."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def _find_shared_dir() -> Path | None:
+    """The workplace's shared reference material: $REGISTRY_SHARED_DIR, ../shared beside the checkout,
+    or the workplace's own copy (a clean clone elsewhere, as CI makes, has no ../shared)."""
+    candidates = [
+        os.environ.get("REGISTRY_SHARED_DIR"),
+        Path(__file__).resolve().parent.parent.parent / "shared",
+        "/work/shared",
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "reference").is_dir():
+            return Path(candidate)
+    return None
+
+
+SHARED_DIR = _find_shared_dir()
+
+
+@pytest.fixture(autouse=True)
+def _axes_only_where_tested(request, settings):
+    """django-axes needs the request in authenticate(); tests that sign in with client.login() turn
+    it off. Tests marked ``axes`` (and the browser tests, which sign in through the page) keep it."""
+    if request.node.get_closest_marker("axes") is None and request.node.get_closest_marker("browser") is None:
+        settings.AXES_ENABLED = False
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if SHARED_DIR is None:
+        pytest.fail("shared reference material not found: set REGISTRY_SHARED_DIR to the shared/ folder")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="module")
+def lm_demo(django_db_setup, django_db_blocker):
+    """The LM demo cohort loaded once per test module, rolled back afterwards."""
+    from django.core.management import call_command
+    from django.db import transaction
+
+    with django_db_blocker.unblock(), transaction.atomic():
+        call_command("load_demo", only=["lm"], stdout=open("/dev/null", "w"))  # noqa: SIM115
+        yield
+        transaction.set_rollback(True)

@@ -1,0 +1,306 @@
+"""Import and export: round trip, dry runs, all-or-nothing, idempotence, de-identification, formats."""
+
+import csv
+import datetime as dt
+import io
+import zipfile
+from pathlib import Path
+
+import pyreadstat
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from accounts.models import Role
+from accounts.services import system_user
+from audit.models import SecurityEvent, SecurityEventKind
+from exchange.export import (
+    AGE_CAP_YEARS,
+    DateHandling,
+    ExportOptions,
+    ExportRefused,
+    export_tables,
+    to_csv_zip,
+    to_statistics_zip,
+)
+from exchange.importer import Importer, read_tables, sha256_of
+from exchange.models import ImportBatch, ImportStatus
+from exchange.redcap import RedcapMappingError, redcap_tables
+from registry.choices import DiseaseArea
+from registry.demo.common import ensure_sites_and_studies
+from registry.demo.icans import load_icans_cohort
+from registry.demo.npsle import generate_npsle_cohort
+from registry.models import LumbarPuncture, Patient, Study
+from registry.services import record_save
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+IDENTIFIED = ExportOptions(identified=True, dates=DateHandling.EXACT)
+EXAMPLES = Path(__file__).resolve().parents[2] / "exchange" / "examples" / "redcap"
+
+
+def files(content: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def rows(content: bytes, name: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(files(content)[name].decode())))
+
+
+def run_import(content: bytes, study, *, dry_run=False, name="export.zip", site=None, user=None):
+    tables, notes = read_tables(name, content)
+    return Importer(study=study, actor=user or system_user(), site=site, as_operator=user is None).run(
+        tables, dry_run=dry_run, file_name=name, sha256=sha256_of(content), source_format="zip", notes=notes
+    )
+
+
+@pytest.fixture
+def demo():
+    actor = system_user()
+    studies = ensure_sites_and_studies(actor=actor)
+    generate_npsle_cohort(study=studies["npsle"], actor=actor, patients=25, seed=7)
+    load_icans_cohort(study=studies["icans"], actor=actor)
+    return studies
+
+
+def empty_copy(study: Study) -> Study:
+    """An empty study at the same sites: the 'empty database' the round trip imports into."""
+    copy = Study.objects.create(code=f"{study.code}-copy", disease_area=study.disease_area, title="copy")
+    copy.sites.set(study.sites.all())
+    return copy
+
+
+@pytest.mark.parametrize("code", ["npsle", "icans"])
+def test_export_import_export_gives_identical_files(demo, code):
+    study = demo[code]
+    first = files(to_csv_zip(study, export_tables(study, user=None, options=IDENTIFIED), IDENTIFIED))
+    copy = empty_copy(study)
+    result = run_import(
+        to_csv_zip(study, export_tables(study, user=None, options=IDENTIFIED), IDENTIFIED), copy
+    )
+    assert result.ok, result.issues[:5]
+    second = files(to_csv_zip(copy, export_tables(copy, user=None, options=IDENTIFIED), IDENTIFIED))
+    assert set(first) == set(second)
+    for name in first:
+        if name != "ABOUT.txt":  # names the study, whose code differs here
+            assert first[name] == second[name], name
+    assert Patient.objects.filter(study=copy).count() == Patient.objects.filter(study=study).count()
+
+
+def test_reimporting_the_same_file_changes_nothing(demo):
+    study = demo["icans"]
+    content = to_csv_zip(study, export_tables(study, user=None, options=IDENTIFIED), IDENTIFIED)
+    history_before = LumbarPuncture.history.count()
+    result = run_import(content, study)
+    assert result.ok and not result.created and not result.changed
+    assert sum(result.unchanged.values()) > 100
+    assert LumbarPuncture.history.count() == history_before
+
+
+def test_dry_run_reports_per_row_per_field_errors_and_writes_nothing():
+    study = f.StudyFactory(code="imp", sites=[f.SiteFactory(code="north")])
+    content = (
+        b"study_code,site,sex,birth_year,index_admission_date\n"
+        b"P1,north,F,1990,2021-03-01\n"
+        b"P2,north,X,1990,2021-13-01\n"
+        b"P3,south,F,abc,2021-03-01\n"
+    )
+    result = run_import(content, study, dry_run=True, name="patients.csv")
+    issues = {(i.line, i.column) for i in result.issues}
+    assert {(3, "sex"), (3, "index_admission_date"), (4, "site"), (4, "birth_year")} <= issues
+    assert result.created["patients"] == 1  # what line 2 would do
+    assert not Patient.objects.exists()
+    assert ImportBatch.objects.get().status == ImportStatus.DRY_RUN
+
+
+def test_a_real_run_is_all_or_nothing():
+    study = f.StudyFactory(code="imp", sites=[f.SiteFactory(code="north")])
+    content = b"study_code,site,sex,birth_year,index_admission_date\nP1,north,F,1990,2021-03-01\nP2,north,F,1990,2099-01-01\n"
+    result = run_import(content, study, name="patients.csv")
+    assert [(i.line, i.column) for i in result.issues] == [(3, "index_admission_date")]
+    assert not Patient.objects.exists()
+    assert ImportBatch.objects.get().status == ImportStatus.REFUSED
+
+
+def test_changes_are_attributed_to_the_batch_and_listed_with_old_and_new_values():
+    study = f.StudyFactory(code="imp", sites=[f.SiteFactory(code="north")])
+    first = b"study_code,site,sex,birth_year,index_admission_date\nP1,north,F,1990,2021-03-01\n"
+    run_import(first, study, name="patients.csv")
+    second = b"study_code,site,sex,birth_year,index_admission_date\nP1,north,M,1990,2021-03-01\n"
+    result = run_import(second, study, name="patients.csv")
+    assert result.changes == ["changed patients line 2: sex F → M"]
+    batch = result.batch
+    assert batch.file_sha256 == sha256_of(second) and batch.status == ImportStatus.APPLIED
+    assert Patient.objects.get().history.latest().history_change_reason == batch.reason
+
+
+def test_unknown_columns_and_tables_are_refused_not_dropped():
+    study = f.StudyFactory(code="imp", sites=[f.SiteFactory(code="north")])
+    content = (
+        b"study_code,site,sex,birth_year,index_admission_date,shoe_size\nP1,north,F,1990,2021-03-01,39\n"
+    )
+    result = run_import(content, study, name="patients.csv")
+    assert "unknown column(s) shoe_size" in str(result.issues[0])
+    with pytest.raises(ValueError, match="Unknown table"):
+        read_tables("lab_values.csv", b"study_code\nP1\n")
+
+
+def test_deidentified_export(demo):
+    study = demo["icans"]
+    patient = Patient.objects.filter(study=study).order_by("study_code").first()
+    patient.birth_date, patient.birth_year = dt.date(1925, 1, 1), 1925
+    record_save(patient, actor=system_user(), reason="test: an old patient")
+    shifted = export_tables(study, user=None, options=ExportOptions())
+    exact = export_tables(study, user=None, options=IDENTIFIED)
+    names = [t.name for t in shifted]
+    assert "patient_identifiers" not in names and "patient_identifiers" in [t.name for t in exact]
+    patients = next(t for t in shifted if t.name == "patients")
+    assert "birth_date" not in patients.columns and "birth_year" not in patients.columns
+    old = next(r for r in patients.rows if r["study_code"] == patient.study_code)
+    assert old["age_at_index"] == str(AGE_CAP_YEARS)
+    # every date of a patient moves by the same secret offset: intervals survive, dates do not
+    lps_shifted = {
+        (r["study_code"], r["performed_at"])
+        for r in next(t for t in shifted if t.name == "lumbar_punctures").rows
+    }
+    lps_exact = {
+        (r["study_code"], r["performed_at"])
+        for r in next(t for t in exact if t.name == "lumbar_punctures").rows
+    }
+    assert lps_shifted.isdisjoint(lps_exact)
+    index = {r["study_code"]: dt.date.fromisoformat(r["index_admission_date"]) for r in patients.rows}
+    index_exact = {
+        r["study_code"]: dt.date.fromisoformat(r["index_admission_date"])
+        for r in next(t for t in exact if t.name == "patients").rows
+    }
+    for code, day in index.items():
+        events_shift = [
+            r
+            for r in next(t for t in shifted if t.name == "follow_up_events").rows
+            if r["study_code"] == code
+        ]
+        events_exact = [
+            r for r in next(t for t in exact if t.name == "follow_up_events").rows if r["study_code"] == code
+        ]
+        for a, b in zip(events_shift, events_exact, strict=True):
+            assert (dt.date.fromisoformat(a["event_date"]) - day) == (
+                dt.date.fromisoformat(b["event_date"]) - index_exact[code]
+            )
+    days = export_tables(study, user=None, options=ExportOptions(dates=DateHandling.DAYS))
+    assert {r["index_admission_date"] for r in next(t for t in days if t.name == "patients").rows} == {"0"}
+    assert "notes" not in next(t for t in shifted if t.name == "response_assessments").columns
+
+
+def test_a_deidentified_export_cannot_be_imported(demo):
+    study = demo["icans"]
+    content = to_csv_zip(study, export_tables(study, user=None, options=ExportOptions()), ExportOptions())
+    result = run_import(content, empty_copy(study))
+    assert any(i.column == "age_at_index" for i in result.issues)
+
+
+def test_researchers_get_deidentified_exports_only(demo, client):
+    researcher = f.UserFactory()
+    f.MembershipFactory(user=researcher, site=demo["icans"].sites.get(), role=Role.RESEARCHER)
+    with pytest.raises(ExportRefused):
+        export_tables(demo["icans"], user=researcher, options=IDENTIFIED)
+    client.force_login(researcher)
+    form = client.get(reverse("exchange:export")).context["form"]
+    assert "identified" not in form.fields
+    response = client.post(
+        reverse("exchange:export"), {"study": demo["icans"].pk, "format": "csv", "dates": "shift"}
+    )
+    assert response.status_code == 200 and response["Content-Disposition"].endswith(
+        'icans-deidentified.csv.zip"'
+    )
+    assert "patient_identifiers.csv" not in files(response.content)
+    event = SecurityEvent.objects.get(kind=SecurityEventKind.EXPORT, user=researcher)
+    assert event.detail["identified"] is False and event.detail["patients"] == 13
+
+
+def test_spreadsheet_formulas_are_escaped_and_survive_a_round_trip():
+    study = f.StudyFactory(code="imp", sites=[f.SiteFactory(code="north")])
+    therapy = f.SystemicTherapyFactory(
+        patient=f.PatientFactory(study=study, site=study.sites.get()), agent='=HYPERLINK("x")'
+    )
+    content = to_csv_zip(study, export_tables(study, user=None, options=IDENTIFIED), IDENTIFIED)
+    assert rows(content, "systemic_therapies.csv")[0]["agent"] == '\'=HYPERLINK("x")'
+    copy = empty_copy(study)
+    assert run_import(content, copy).ok
+    assert copy.patients.get().systemic_therapies.get().agent == therapy.agent
+
+
+@pytest.mark.parametrize("kind", ["sav", "dta"])
+def test_spss_and_stata_files_carry_variable_and_value_labels(demo, kind, tmp_path):
+    study = demo["icans"]
+    tables = export_tables(study, user=None, options=ExportOptions())
+    archive = files(to_statistics_zip(study, tables, ExportOptions(), kind))
+    path = tmp_path / f"patients.{kind}"
+    path.write_bytes(archive[f"patients.{kind}"])
+    reader = pyreadstat.read_sav if kind == "sav" else pyreadstat.read_dta
+    frame, meta = reader(str(path))
+    assert len(frame) == 13
+    assert meta.column_names_to_labels["sex"] == "sex"
+    assert set(meta.variable_value_labels["sex"].values()) == {"Female", "Male"}
+    assert (
+        str(frame["index_admission_date"].dtype).startswith("datetime")
+        or frame["index_admission_date"].dtype == object
+    )
+
+
+def test_redcap_export_through_the_mapping(demo):
+    tables, notes = redcap_tables(
+        (EXAMPLES / "records.csv").read_bytes(),
+        (EXAMPLES / "data_dictionary.csv").read_bytes(),
+        (EXAMPLES / "mapping.json").read_bytes(),
+    )
+    result = Importer(study=demo["npsle"], actor=system_user(), as_operator=True).run(
+        tables, dry_run=False, file_name="records.csv", sha256="0" * 64, source_format="redcap", notes=notes
+    )
+    assert result.ok, result.issues
+    patient = Patient.objects.get(study=demo["npsle"], study_code="RC-101")
+    lp = patient.lumbar_punctures.order_by("performed_at").first()
+    assert lp.performed_at == dt.datetime(2021, 3, 5, 1, 30, tzinfo=dt.UTC)  # 09:30 at +08:00
+    assert sorted(lp.doses.values_list("drug", flat=True)) == ["dexamethasone", "methotrexate"]
+    assert Patient.objects.get(study_code="RC-102").lumbar_punctures.get().doses.count() == 1
+
+
+def test_redcap_mapping_must_cover_every_code():
+    mapping = (EXAMPLES / "mapping.json").read_text().replace('"2": "M"', '"9": "M"')
+    with pytest.raises(RedcapMappingError, match="codes 2 of sex are not mapped"):
+        redcap_tables(
+            (EXAMPLES / "records.csv").read_bytes(),
+            (EXAMPLES / "data_dictionary.csv").read_bytes(),
+            mapping.encode(),
+        )
+
+
+def test_import_command_dry_run_and_apply(tmp_path):
+    study = f.StudyFactory(code="imp", sites=[f.SiteFactory(code="north")])
+    path = tmp_path / "patients.csv"
+    path.write_text("study_code,site,sex,birth_year,index_admission_date\nP1,north,F,1990,2021-03-01\n")
+    out = io.StringIO()
+    call_command("import_records", str(path), study="imp", dry_run=True, stdout=out)
+    assert "dry run: nothing was written" in out.getvalue() and not Patient.objects.exists()
+    call_command("import_records", str(path), study="imp", stdout=io.StringIO())
+    assert Patient.objects.get().study == study
+
+
+def test_the_upload_page_checks_first_then_applies(client):
+    site = f.SiteFactory(code="north")
+    study = f.StudyFactory(code="imp", disease_area=DiseaseArea.NPSLE, sites=[site])
+    admin = f.UserFactory()
+    f.MembershipFactory(user=admin, site=site, role=Role.SITE_ADMIN)
+    client.force_login(admin)
+    upload = io.BytesIO(b"study_code,site,sex,birth_year,index_admission_date\nP1,north,F,1990,2021-03-01\n")
+    upload.name = "patients.csv"
+    response = client.post(reverse("exchange:import"), {"study": study.pk, "site": site.pk, "file": upload})
+    batch = response.context["batch"]
+    assert batch.dry_run and "Apply this import" in response.content.decode() and not Patient.objects.exists()
+    response = client.post(reverse("exchange:import_apply", args=[batch.pk]))
+    assert response.context["batch"].status == ImportStatus.APPLIED and Patient.objects.count() == 1
+    nurse = f.UserFactory()
+    f.MembershipFactory(user=nurse, site=site, role=Role.DATA_ENTRY)
+    client.force_login(nurse)
+    assert client.get(reverse("exchange:import")).status_code == 403

@@ -1,0 +1,110 @@
+"""Report figures are valid, deterministic SVG with the series the tests (and readers) expect."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics import plots
+from analytics.reports.common import at_risk
+from analytics.survival import kaplan_meier
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module")
+def km():
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(
+        {
+            "time": rng.exponential(3.0, 60).round(2),
+            "event": rng.integers(0, 2, 60),
+            "arm": np.repeat([0, 1], 30),
+        }
+    )
+    return kaplan_meier(frame, "time", "event", by="arm")
+
+
+def ids(svg: str) -> list[str]:
+    return [element.get("id") for element in ET.fromstring(svg).iter() if element.get("id")]
+
+
+def km_panel(km, **kwargs) -> plots.KmPanel:
+    return plots.KmPanel(
+        title="Arm",
+        curve=km.curve,
+        groups=[("arm=0", "Control"), ("arm=1", "Treated")],
+        xlabel="Years",
+        ylabel="Surviving",
+        **kwargs,
+    )
+
+
+def test_figures_are_drawn_on_the_agg_backend():
+    assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_a_km_plot_has_one_line_per_group_censoring_marks_and_numbers_at_risk(km):
+    svg = plots.km_plot(
+        "survival.km", [km_panel(km, at_risk=at_risk(km, [0, 2, 4]), note="Log-rank p = 0.5")]
+    )
+    root = ET.fromstring(svg)
+    assert root.tag == f"{SVG}svg"
+    found = ids(svg)
+    assert [i for i in found if i.startswith("survival-km-km-")] == [
+        "survival-km-km-arm-0",
+        "survival-km-km-arm-1",
+    ]
+    assert "survival-km-censor-arm-0" in found and "survival-km-at-risk" in found
+    text = " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
+    assert "Control" in text and "Treated" in text and "Number at risk" in text and "Log-rank p = 0.5" in text
+    assert "30" in text.split()  # 30 at risk per arm at time 0
+
+
+def test_panels_of_one_figure_get_their_own_ids(km):
+    svg = plots.km_plot("subgroups.km", [km_panel(km), km_panel(km), km_panel(km)], columns=2)
+    found = ids(svg)
+    assert len(found) == len(set(found)), "ids are unique within a figure"
+    assert {i for i in found if i.endswith("km-arm-1")} == {
+        f"subgroups-km-panel{n}-km-arm-1" for n in (1, 2, 3)
+    }
+
+
+def test_the_same_numbers_give_the_same_bytes(km):
+    first = plots.km_plot("survival.km", [km_panel(km)])
+    assert first == plots.km_plot("survival.km", [km_panel(km)])
+    assert not first.startswith("<?xml") and "<metadata" not in first and "dc:date" not in first
+
+
+def test_the_other_figures_render_their_series():
+    love = plots.love_plot("m.love", [("Age", 0.3, 0.05), ("Sex", -0.2, 0.01)])
+    assert {"m-love-smd-before", "m-love-smd-after"} <= set(ids(love))
+    forest = plots.forest_plot(
+        "c.forest", [plots.Effect("Bevacizumab", 0.404, 0.186, 0.877)], xlabel="Hazard ratio"
+    )
+    assert "c-forest-forest-estimates" in ids(forest)
+    assert "0.40 (0.19–0.88)" in forest
+    box = plots.paired_box_plot("p.box", [plots.PairedGroup("Arm A", [1, 2, 3], [0.5, 1, 1.5])], ylabel="g/L")
+    assert {"p-box-box-Arm-A-first", "p-box-box-Arm-A-last"} <= set(ids(box))
+    slopes = plots.slope_plot(
+        "s.slopes", [plots.SlopePanel("IL-6", [100, 900], [20, 50], "pg/mL", log_scale=True)]
+    )
+    assert "s-slopes-median-IL-6" in ids(slopes)
+    cumulative = plots.cumulative_plot("t.cum", [1, 2, 2, 4], n=5, xlabel="Days", ylabel="In remission")
+    assert "t-cum-cumulative" in ids(cumulative)
+    swimmer = plots.swimmer_plot(
+        "s.swim",
+        [
+            plots.Lane("LM001", 10.0, doses=[0, 0.1, 1], progression=[5.0], death=10.0, group="IP"),
+            plots.Lane("LM002", 4.0, doses=[0, 0.2], last_contact=4.0, group="IM"),
+        ],
+        groups=["IP", "IM"],
+        xlabel="Months",
+    )
+    assert {"s-swim-lane-LM001", "s-swim-lane-LM002"} <= set(ids(swimmer))
+    for svg in (love, forest, box, slopes, cumulative, swimmer):
+        ET.fromstring(svg)

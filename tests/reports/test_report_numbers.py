@@ -1,0 +1,219 @@
+"""The numbers of each report (JSON and page) are the analytics API's on the demo data.
+
+Each report is computed once for the module, as the system (every site). The LM report must give
+the published values: OS median 10.1 months overall, 9.6 with intrathecal pemetrexed, 10.1 with
+methotrexate; bevacizumab HR 0.404 (0.186–0.877), p = 0.022 with Breslow ties.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from analytics.cohort import build_dataset
+from analytics.compare import paired_change, signed_rank_test
+from analytics.describe import table_one
+from analytics.matching import match_nearest
+from analytics.regression import multinomial_logistic
+from analytics.reports import npsle
+from analytics.reports.common import needs_exact_test
+from analytics.reports.definitions import default_definition
+from analytics.reports.runner import report_run
+from analytics.survival import cox, kaplan_meier, logrank
+from tests import factories as f
+from tests.reports.conftest import rows_by, section, table
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def reports(demo, django_db_blocker) -> dict[str, dict]:
+    """Each study's report numbers, computed once, and its dataset as the API sees it."""
+    with django_db_blocker.unblock():
+        return {
+            code: {
+                "numbers": report_run(study=study, filters={}, options={})[0].numbers,
+                "data": build_dataset(study),
+            }
+            for code, study in demo.items()
+        }
+
+
+def approx(value):
+    return pytest.approx(value, rel=1e-9, abs=1e-12)
+
+
+def test_no_section_fails_on_the_demo_data(reports):
+    for code, report in reports.items():
+        failed = [(s["key"], s["message"]) for s in report["numbers"]["sections"] if s["status"] != "ok"]
+        assert not failed, f"{code}: {failed}"
+
+
+# --- LM: the published values ------------------------------------------------------------------
+
+
+def test_lm_overall_and_by_drug_os_medians_are_the_published_ones(reports):
+    numbers = reports["lm"]["numbers"]
+    overall = {(r["endpoint"], r["group"]): r for r in table(numbers, "survival.medians")["rows"]}
+    assert round(overall[("OS", "all")]["median"], 1) == 10.1
+    by_drug = {(r["endpoint"], r["group"]): r for r in table(numbers, "survival_by_drug.medians")["rows"]}
+    assert round(by_drug[("OS", "it_drug=pemetrexed")]["median"], 1) == 9.6
+    assert round(by_drug[("OS", "it_drug=methotrexate")]["median"], 1) == 10.1
+
+
+def test_lm_bevacizumab_hazard_ratio_is_the_papers_with_breslow_ties(reports):
+    numbers = reports["lm"]["numbers"]
+    assert numbers["report"]["options"] == {"ties": "breslow"}
+    bevacizumab = rows_by(table(numbers, "cox_os.univariable"), "term")["bevacizumab"]
+    assert round(bevacizumab["hr"], 3) == 0.404
+    assert (round(bevacizumab["lower"], 3), round(bevacizumab["upper"], 3)) == (0.186, 0.877)
+    assert round(bevacizumab["p"], 3) == 0.022
+
+
+def test_lm_numbers_equal_the_api(reports):
+    numbers, data = reports["lm"]["numbers"], reports["lm"]["data"]
+    for endpoint, time in (("iPFS", "ipfs_months"), ("OS", "os_months")):
+        km = kaplan_meier(data, time, time.replace("months", "event"), by="bevacizumab").summary
+        shown = {
+            r["group"]: r
+            for r in table(numbers, "survival_by_bevacizumab.medians")["rows"]
+            if r["endpoint"] == endpoint
+        }
+        for row in km.to_dict("records"):
+            assert shown[row["group"]]["median"] == approx(row["median"])
+            assert shown[row["group"]]["events"] == row["events"]
+    test = logrank(data, "os_months", "os_event", "bevacizumab")
+    shown = rows_by(table(numbers, "survival_by_bevacizumab.logrank"), "endpoint")["OS"]
+    assert shown["p"] == approx(test.p)
+    assert shown["statistic"] == approx(test.statistic)
+    model = cox(data, "os_months", "os_event", ["egfr_mutant"], ties="breslow").table.iloc[0]
+    assert rows_by(table(numbers, "cox_os.univariable"), "term")["egfr_mutant"]["hr"] == approx(model["hr"])
+
+
+def test_lm_swimmer_plot_has_one_lane_per_patient(reports):
+    numbers = reports["lm"]["numbers"]
+    courses = table(numbers, "swimmer.courses")["rows"]
+    assert len(courses) == 41
+    data = reports["lm"]["data"].set_index("study_code")
+    for course in courses:
+        assert course["injections"] == data.loc[course["study_code"], "it_dose_count"]
+
+
+# --- NPSLE ------------------------------------------------------------------------------------
+
+
+def test_npsle_table_one_and_matching_equal_the_api(reports):
+    numbers, data = reports["npsle"]["numbers"], reports["npsle"]["data"]
+    api = table_one(
+        data,
+        "intrathecal",
+        continuous=npsle.BASELINE_CONTINUOUS,
+        categorical=npsle.BASELINE_CATEGORICAL,
+        exact=[v for v in npsle.BASELINE_CATEGORICAL if needs_exact_test(data, "intrathecal", v)],
+    ).table
+    shown = rows_by(table(numbers, "baseline.table_one"), "variable")
+    for row in api.to_dict("records"):
+        assert shown[row["variable"]]["p"] == approx(row["p"])
+        assert shown[row["variable"]]["smd"] == approx(row["smd"])
+        assert shown[row["variable"]]["summary_1"] == row["summary_1"]
+
+    matched = match_nearest(data, "intrathecal", npsle.MATCHING_COVARIATES, caliper=0.2, id_col="patient_id")
+    summary = table(numbers, "matching.summary")["rows"][0]
+    assert summary["pairs"] == len(matched.pairs)
+    balance = rows_by(table(numbers, "matching.balance"), "covariate")
+    for row in matched.balance.to_dict("records"):
+        assert balance[row["covariate"]]["smd_after"] == approx(row["smd_after"])
+
+
+def test_npsle_survival_outcome_and_csf_equal_the_api(reports):
+    numbers, data = reports["npsle"]["numbers"], reports["npsle"]["data"]
+    assert table(numbers, "survival.logrank")["rows"][0]["p"] == approx(
+        logrank(data, "time_years", "event", "intrathecal").p
+    )
+    matched = match_nearest(
+        data, "intrathecal", npsle.MATCHING_COVARIATES, caliper=0.2, id_col="patient_id"
+    ).matched
+    assert table(numbers, "survival_matched.logrank")["rows"][0]["p"] == approx(
+        logrank(matched, "time_years", "event", "intrathecal").p
+    )
+    model = cox(data, "time_years", "event", npsle.COX_MULTIVARIABLE, ties="efron").table
+    shown = rows_by(table(numbers, "cox_multivariable.model"), "term")
+    for row in model.to_dict("records"):
+        assert shown[row["term"]]["hr"] == approx(row["hr"])
+        assert shown[row["term"]]["p"] == approx(row["p"])
+
+    grouped = data.assign(discharge_outcome=data["discharge_outcome"].replace("death", "exacerbation"))
+    outcome = multinomial_logistic(
+        grouped, "discharge_outcome", npsle.OUTCOME_COVARIATES, reference="exacerbation"
+    )
+    shown = {(r["level"], r["term"]): r for r in table(numbers, "outcome.multinomial")["rows"]}
+    for row in outcome.table.to_dict("records"):
+        assert shown[(row["level"], row["term"])]["or"] == approx(row["or"])
+
+    change = paired_change(data, "protein_baseline", "protein_after", by="intrathecal")
+    within = rows_by(table(numbers, "csf_protein.within"), "group")
+    for row in change.within.to_dict("records"):
+        assert within[row["group"]]["p"] == approx(row["p"])
+    assert table(numbers, "csf_protein.between")["rows"][0]["p"] == approx(change.between.p)
+
+
+def test_npsle_sensitivity_analysis_leaves_out_headache_only_patients(reports):
+    numbers, data = reports["npsle"]["numbers"], reports["npsle"]["data"]
+    unmatched = rows_by(table(numbers, "sensitivity.summary"), "label")["Unmatched"]
+    kept = data[data["headache_only"] == 0]
+    assert unmatched["n"] == len(kept)
+    assert unmatched["logrank_p"] == approx(logrank(kept, "time_years", "event", "intrathecal").p)
+
+
+def test_npsle_adverse_events_count_the_registry_rows(reports, demo):
+    from registry.models import AdverseEvent
+
+    numbers = reports["npsle"]["numbers"]
+    rows = rows_by(table(numbers, "safety.adverse_events"), "term")
+    events = AdverseEvent.objects.filter(patient__study=demo["npsle"])
+    assert rows["any"]["events"] == events.count()
+    for term in set(events.values_list("ctcae_term", flat=True)):
+        assert rows[term]["events"] == events.filter(ctcae_term=term).count()
+        assert rows[term]["grade_1"] == events.filter(ctcae_term=term, grade=1).count()
+
+
+# --- ICANS ------------------------------------------------------------------------------------
+
+
+def test_icans_numbers_equal_the_api(reports):
+    numbers, data = reports["icans"]["numbers"], reports["icans"]["data"]
+    rate = table(numbers, "remission.rate")["rows"][0]
+    assert (rate["count"], rate["n"]) == (int(data["remission"].sum()), len(data))
+    paired = rows_by(table(numbers, "csf.paired"), "before")
+    for before, after in (("car_t_baseline", "car_t_after"), ("il6_baseline", "il6_after")):
+        pairs = data[[before, after]].dropna()
+        assert paired[before]["p"] == approx(signed_rank_test((pairs[before] - pairs[after]).to_numpy()).p)
+    grades = rows_by(table(numbers, "grade_and_ice.paired"), "before")
+    assert grades["ice_before_idm"]["n"] == len(data[["ice_before_idm", "ice_after_idm"]].dropna())
+    assert len(table(numbers, "patients.patients")["rows"]) == 13
+
+
+# --- the page shows the same numbers ------------------------------------------------------------
+
+
+def test_the_lm_page_shows_the_published_numbers(client, demo, reports):
+    client.force_login(f.UserFactory(username="chief", is_superuser=True))
+    response = client.get(reverse("reports:detail", args=[default_definition(demo["lm"]).pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "0.404" in page and "0.186–0.877" in page and "0.022" in page
+    assert ">10.1<" in page and ">9.6<" in page
+    assert "6.8–NR" in page  # methotrexate OS: R's upper limit is NA
+    assert response.context["cached"], "the superuser sees every site, as the system did: a cache hit"
+
+
+def test_the_npsle_page_shows_the_log_rank_p_and_table_one(client, demo, reports):
+    client.force_login(f.UserFactory(username="chief", is_superuser=True))
+    response = client.get(reverse("reports:detail", args=[default_definition(demo["npsle"]).pk]))
+    page = response.content.decode()
+    numbers = reports["npsle"]["numbers"]
+    p = table(numbers, "survival.logrank")["rows"][0]["p"]
+    assert f"Log-rank p = {p:.3f}" in page or "Log-rank p = &lt;0.001" in page
+    for row in table(numbers, "baseline.table_one")["rows"]:
+        assert row["summary_0"] in page
+    assert section(numbers, "subgroups")["status"] == "ok"
