@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import models
 
+from protocols.models import Formulation, Protocol
 from registry.formatting import plain
 from registry.models import Site
 
@@ -16,11 +19,48 @@ DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _protocol_from_text(text: str) -> Protocol:
+    code, _, revision = text.rpartition(":")
+    found = Protocol.objects.filter(code=code, revision=revision).first() if revision.isdigit() else None
+    if found is None:
+        raise ValueError(
+            f"no protocol {text!r} (write code:version, e.g. lm-pemetrexed:1; load the seed protocols with "
+            "manage.py load_protocols)"
+        )
+    return found
+
+
+def _by_field(model, field: str, what: str):
+    def find(text: str):
+        found = model._default_manager.filter(**{field: text}).first()
+        if found is None:
+            raise ValueError(f"no {what} {text!r}")
+        return found
+
+    return find
+
+
+#: Links to reference data are written as the natural key of the record they name.
+def _natural_keys() -> dict[type[models.Model], tuple]:
+    user = get_user_model()
+    return {
+        Site: (lambda site: site.code, _by_field(Site, "code", "site with the code")),
+        Protocol: (lambda p: f"{p.code}:{p.revision}", _protocol_from_text),
+        Formulation: (lambda f: f.name, _by_field(Formulation, "name", "formulation named")),
+        user: (lambda u: u.get_username(), _by_field(user, user.USERNAME_FIELD, "user named")),
+    }
+
+
 def to_text(model_field: models.Field, value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(model_field, models.ForeignKey) and model_field.related_model is Site:
-        return value.code if isinstance(value, Site) else Site.objects.get(pk=value).code
+    if isinstance(model_field, models.ForeignKey):
+        encode, _ = _natural_keys()[model_field.related_model]
+        if not isinstance(value, model_field.related_model):
+            value = model_field.related_model._default_manager.get(pk=value)
+        return encode(value)
+    if isinstance(model_field, models.JSONField):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     if isinstance(value, bool):
         return TRUE if value else FALSE
     if isinstance(value, dt.datetime):
@@ -39,11 +79,14 @@ def from_text(model_field: models.Field, text: str) -> Any:
         if isinstance(model_field, models.BooleanField) and not model_field.null:
             raise ValueError("is empty; write 1 (yes) or 0 (no)")
         return "" if isinstance(model_field, models.CharField | models.TextField) else None
-    if isinstance(model_field, models.ForeignKey) and model_field.related_model is Site:
-        site = Site.objects.filter(code=text).first()
-        if site is None:
-            raise ValueError(f"no site with the code {text!r}")
-        return site
+    if isinstance(model_field, models.ForeignKey):
+        _, decode = _natural_keys()[model_field.related_model]
+        return decode(text)
+    if isinstance(model_field, models.JSONField):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"is not valid JSON ({error.msg} at character {error.pos})") from None
     if isinstance(model_field, models.BooleanField):
         if text in (TRUE, FALSE):
             return text == TRUE

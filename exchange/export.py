@@ -31,7 +31,8 @@ from openpyxl import Workbook
 
 from accounts.access import Capability, site_ids_with
 from analytics.cohort import build_dataset, data_dictionary
-from registry.models import Patient, Study
+from protocols import models as pm
+from registry.models import LumbarPuncture, Patient, Study
 
 from .codec import escape, to_text
 from .layout import TABLES, Table
@@ -118,24 +119,45 @@ def exportable_patients(study: Study, user, options: ExportOptions):
 
 
 def _owner_chain(table: Table):
-    """The lookup from a table's records to their patient, and to the LP for LP-child tables."""
-    lookups = {
-        "patients": "",
-        "npsle_syndromes": "diagnosis__patient",
-        "driver_mutations": "diagnosis__patient",
-        "csf_results": "lumbar_puncture__patient",
-        "pathogen_tests": "csf_result__lumbar_puncture__patient",
-        "intrathecal_doses": "lumbar_puncture__patient",
-    }
-    return lookups.get(table.name, "patient")
+    """The lookup from a table's records to their patient."""
+    return "" if table.name == "patients" else table.model.patient_lookup
 
 
-def _parent_performed_at(table: Table, obj) -> dt.datetime | None:
-    if table.name == "csf_results" or table.name == "intrathecal_doses":
-        return obj.lumbar_puncture.performed_at
+def _parent_record(table: Table, obj):
+    """The record whose key columns a child row repeats (an LP, a dose, a course)."""
     if table.name == "pathogen_tests":
-        return obj.csf_result.lumbar_puncture.performed_at
-    return None
+        return obj.csf_result.lumbar_puncture
+    return getattr(obj, table.parent_field)
+
+
+def _parent_key_value(table: Table, obj, key: str):
+    """A key column that belongs to the parent's key: (the field it is read from, its value)."""
+    parent = _parent_record(table, obj)
+    if key == "course_start_date":
+        return pm.Course._meta.get_field("start_date"), parent.start_date
+    if key == "performed_at":
+        lp = parent if isinstance(parent, LumbarPuncture) else parent.lumbar_puncture
+        return LumbarPuncture._meta.get_field("performed_at"), lp.performed_at
+    return parent._meta.get_field(key), getattr(parent, key)
+
+
+def _reference_text(patient_id: int, related, dates: _Dates) -> str:
+    if related is None:
+        return ""
+    if isinstance(related, pm.Phase):
+        return str(related.order)
+    return _text(models.DateTimeField(), dates.convert(patient_id, related.performed_at))
+
+
+#: How a reference column is labelled in the data dictionary.
+REFERENCE_LABELS = {
+    "lumbar_puncture_performed_at": "Lumbar puncture it followed (performed at)",
+    "phase_number": "Phase of the protocol (its number)",
+}
+PARENT_KEY_LABELS = {
+    "performed_at": "Performed at (of the lumbar puncture)",
+    "course_start_date": "Start date of the course",
+}
 
 
 class _Dates:
@@ -190,23 +212,19 @@ def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions)
         row: dict[str, Any] = {"study_code": studies[patient_id]}
         for key in table.keys[1:]:
             if key in model_fields:
-                value = getattr(obj, key)
-                if isinstance(model_fields[key], models.DateField):
-                    value = dates.convert(patient_id, value)
-                row[key] = _text(model_fields[key], value)
+                key_field, value = model_fields[key], getattr(obj, key)
             else:
-                row[key] = _text(
-                    models.DateTimeField(), dates.convert(patient_id, _parent_performed_at(table, obj))
-                )
+                key_field, value = _parent_key_value(table, obj, key)
+            if isinstance(key_field, models.DateField):
+                value = dates.convert(patient_id, value)
+            row[key] = _text(key_field, value)
         for model_field in fields:
             value = getattr(obj, model_field.name)
             if isinstance(model_field, models.DateField):
                 value = dates.convert(patient_id, value)
             row[model_field.name] = _text(model_field, value)
         for column, field_name in table.references:
-            related = getattr(obj, field_name)
-            performed = dates.convert(patient_id, related.performed_at) if related else None
-            row[column] = _text(models.DateTimeField(), performed)
+            row[column] = _reference_text(patient_id, getattr(obj, field_name), dates)
         if drop_birth:
             row["age_at_index"] = _capped_age(obj)
         rows.append(row)
@@ -217,17 +235,13 @@ def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions)
     labels = {
         "study_code": "Study code (pseudonym)",
         "age_at_index": f"Age at index (years; {AGE_CAP_YEARS} = {AGE_CAP_YEARS} or older)",
-        **{
-            c: "Performed at (of the lumbar puncture)"
-            for c in table.keys
-            if c == "performed_at" and c not in model_fields
-        },
+        **{c: PARENT_KEY_LABELS[c] for c in table.keys if c in PARENT_KEY_LABELS and c not in model_fields},
     }
     for name in columns:
         if name in model_fields:
             labels.setdefault(name, str(model_fields[name].verbose_name))
     for column, _ in table.references:
-        labels[column] = "Lumbar puncture it followed (performed at)"
+        labels[column] = REFERENCE_LABELS[column]
     return ExportTable(table.name, columns, rows, labels, codes)
 
 

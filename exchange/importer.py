@@ -28,6 +28,7 @@ from openpyxl import load_workbook
 
 from accounts.access import Capability, site_ids_with
 from registry import models as m
+from protocols.models import Course, Phase
 from registry.services import record_save
 
 from .codec import from_text
@@ -283,7 +284,7 @@ class Importer:
                 (found, True) if found else (table.model(**{table.parent_field: parent}), False)
             )
         for column, field_name in table.references:
-            values[field_name] = self._reference(instance, row.get(column, ""), column, errors)
+            values[field_name] = self._reference(instance, field_name, row.get(column, ""), column, errors)
         if errors:
             raise _RowError(errors)
         changed = [name for name, value in values.items() if not existing or getattr(instance, name) != value]
@@ -380,9 +381,13 @@ class Importer:
             if diagnosis is None:
                 errors.setdefault("study_code", []).append("has no LM diagnosis (import lm_diagnoses first)")
             return diagnosis
+        if table.parent == "courses":
+            return self._course(patient, row.get("course_start_date", ""), errors)
         lp = self._lp(patient, row.get("performed_at", ""), "performed_at", errors)
         if lp is None or table.parent == "lumbar_punctures":
             return lp
+        if table.parent == "intrathecal_doses":
+            return self._dose(lp, row, errors)
         csf = m.CsfResult.objects.filter(lumbar_puncture=lp).first()
         if csf is None:
             errors.setdefault("performed_at", []).append(
@@ -390,10 +395,40 @@ class Importer:
             )
         return csf
 
-    def _reference(self, instance, text: str, column: str, errors):
-        if not text.strip():
+    def _course(self, patient: m.Patient, text: str, errors) -> Course | None:
+        try:
+            start = from_text(Course._meta.get_field("start_date"), text)
+        except ValueError as error:
+            errors.setdefault("course_start_date", []).append(str(error))
             return None
-        return self._lp(instance.patient, text, column, errors)
+        course = Course.objects.filter(patient=patient, start_date=start).select_related("protocol").first()
+        if course is None:
+            errors.setdefault("course_start_date", []).append(
+                f"this patient has no course starting on {text} (import courses first)"
+            )
+        return course
+
+    def _dose(self, lp: m.LumbarPuncture, row: dict[str, str], errors) -> m.IntrathecalDose | None:
+        key = {name: (row.get(name) or "").strip() for name in ("drug", "drug_other", "timing")}
+        dose = m.IntrathecalDose.objects.filter(lumbar_puncture=lp, **key).first()
+        if dose is None:
+            errors.setdefault("drug", []).append(
+                "this lumbar puncture has no such dose (drug, other drug, timing); import intrathecal_doses first"
+            )
+        return dose
+
+    def _reference(self, instance, field_name: str, text: str, column: str, errors):
+        text = text.strip()
+        if instance._meta.get_field(field_name).related_model is Phase:
+            phase = instance.course.protocol.phases.filter(order=text).first() if text.isdigit() else None
+            if phase is None:
+                errors.setdefault(column, []).append(
+                    f"the course's protocol has no phase {text!r} (phases are numbered 1, 2, …)"
+                )
+            return phase
+        if not text:
+            return None
+        return self._lp(m.Patient(pk=instance.owning_patient_id()), text, column, errors)
 
     @staticmethod
     def _check_computed(table: Table, instance, row: dict[str, str], errors) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.db import models
 
+from protocols import models as pm
 from registry import models as m
 
 
@@ -34,7 +35,8 @@ class Table:
     free_text: tuple[str, ...] = ()
     #: Model fields never exchanged (bookkeeping, parent links written as key columns).
     skipped: tuple[str, ...] = field(default=())
-    #: Links to other records of the same patient, written as that record's key: (column, field).
+    #: Links to other records, written as that record's key: (column, field). A lumbar puncture is
+    #: named by ``performed_at``, a phase by its number in the course's protocol.
     references: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -190,6 +192,41 @@ TABLES: tuple[Table, ...] = (
         parent="patients",
         parent_field="patient",
         free_text=("notes",),
+    ),
+    # Intrathecal courses (after the LPs and doses they link to). A course names its protocol
+    # version as code:version; the protocols themselves are reference data, not exchanged.
+    Table(
+        "courses",
+        pm.Course,
+        ("study_code", "start_date"),
+        parent="patients",
+        parent_field="patient",
+        free_text=("stop_note",),
+    ),
+    Table(
+        "planned_injections",
+        pm.PlannedInjection,
+        ("study_code", "course_start_date", "sequence"),
+        parent="courses",
+        parent_field="course",
+        free_text=("deviation_reason",),
+        skipped=("phase", "lumbar_puncture"),
+        references=(("phase_number", "phase"), ("lumbar_puncture_performed_at", "lumbar_puncture")),
+    ),
+    Table(
+        "safety_overrides",
+        pm.SafetyOverride,
+        ("study_code", "performed_at", "check_code"),
+        parent="lumbar_punctures",
+        parent_field="lumbar_puncture",
+        free_text=("reason",),
+    ),
+    Table(
+        "dose_formulations",
+        pm.DoseFormulation,
+        ("study_code", "performed_at", "drug", "drug_other", "timing"),
+        parent="intrathecal_doses",
+        parent_field="dose",
     ),
 )
 BY_NAME = {table.name: table for table in TABLES}

@@ -239,7 +239,11 @@ class Phase(RegistryRecord):
             ),
             models.CheckConstraint(
                 condition=(Q(end_rule=EndRule.UNTIL_STOPPED) & Q(injection_count__isnull=True))
-                | (~Q(end_rule=EndRule.UNTIL_STOPPED) & Q(injection_count__gte=1)),
+                | (
+                    ~Q(end_rule=EndRule.UNTIL_STOPPED)
+                    & Q(injection_count__isnull=False)
+                    & Q(injection_count__gte=1)
+                ),
                 name="phase_count_matches_end_rule",
                 violation_error_message="Give the number of injections, unless the phase runs until the course is stopped (then leave it empty).",
             ),
@@ -349,7 +353,8 @@ class Component(RegistryRecord):
                 violation_error_message="The dose cannot be above the protocol's cap.",
             ),
             models.CheckConstraint(
-                condition=~Q(rule=DoseRuleKind.ESCALATING) | Q(step_mg__gt=0),
+                # Spelled out: a NULL step would make "step_mg > 0" unknown, which a CHECK lets through.
+                condition=~Q(rule=DoseRuleKind.ESCALATING) | (Q(step_mg__isnull=False) & Q(step_mg__gt=0)),
                 name="component_escalation_has_step",
                 violation_error_message="An escalating dose needs a step (mg added per injection).",
             ),
@@ -398,6 +403,12 @@ class Component(RegistryRecord):
             )
         if self.phase_id and self.protocol_id and self.phase.protocol_id != self.protocol_id:
             errors.setdefault("phase", []).append("That phase belongs to another protocol.")
+        if self.rule == DoseRuleKind.ESCALATING and not self.step_mg:
+            errors.setdefault("step_mg", []).append("An escalating dose needs a step (mg added per injection).")
+        if self.rule == DoseRuleKind.FIXED and self.step_mg is not None:
+            errors.setdefault("step_mg", []).append(
+                "A fixed dose has no step; leave it empty or choose an escalating dose."
+            )
         if self.step_back_on_toxicity and self.rule != DoseRuleKind.ESCALATING:
             errors.setdefault("step_back_on_toxicity", []).append("Only an escalating dose can step back.")
         if self.optional_note and not self.optional:

@@ -28,7 +28,9 @@ from exchange.models import ImportBatch, ImportStatus
 from exchange.redcap import RedcapMappingError, redcap_tables
 from registry.choices import DiseaseArea
 from registry.demo.common import ensure_sites_and_studies
+from protocols.models import Course, PlannedInjection, SafetyOverride
 from registry.demo.icans import load_icans_cohort
+from registry.demo.lm import load_lm_cohort
 from registry.demo.npsle import generate_npsle_cohort
 from registry.models import LumbarPuncture, Patient, Study
 from registry.services import record_save
@@ -72,9 +74,11 @@ def empty_copy(study: Study) -> Study:
     return copy
 
 
-@pytest.mark.parametrize("code", ["npsle", "icans"])
+@pytest.mark.parametrize("code", ["npsle", "icans", "lm"])
 def test_export_import_export_gives_identical_files(demo, code):
     study = demo[code]
+    if code == "lm":
+        load_lm_cohort(study=study, actor=system_user())
     first = files(to_csv_zip(study, export_tables(study, user=None, options=IDENTIFIED), IDENTIFIED))
     copy = empty_copy(study)
     result = run_import(
@@ -87,6 +91,42 @@ def test_export_import_export_gives_identical_files(demo, code):
         if name != "ABOUT.txt":  # names the study, whose code differs here
             assert first[name] == second[name], name
     assert Patient.objects.filter(study=copy).count() == Patient.objects.filter(study=study).count()
+    # The demo LPs follow their protocol: the courses, their plans and overrides travel too.
+    copied_courses = Course.objects.filter(patient__study=copy)
+    assert copied_courses.count() == Course.objects.filter(patient__study=study).count() > 0
+    assert PlannedInjection.objects.filter(course__in=copied_courses, lumbar_puncture__isnull=False).count() == (
+        PlannedInjection.objects.filter(course__patient__study=study, lumbar_puncture__isnull=False).count()
+    )
+    if code == "lm":
+        assert SafetyOverride.objects.filter(lumbar_puncture__patient__study=copy).count() == (
+            SafetyOverride.objects.filter(lumbar_puncture__patient__study=study).count()
+        ) > 0
+
+
+def test_course_rows_name_their_protocol_phase_and_lp_or_get_a_field_error(demo):
+    study = demo["icans"]
+    content = to_csv_zip(study, export_tables(study, user=None, options=IDENTIFIED), IDENTIFIED)
+    tables = files(content)
+    assert rows(content, "courses.csv")[0]["protocol"] == "icans-idm:1"
+    injections = rows(content, "planned_injections.csv")
+    injections[0]["phase_number"] = "9"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(injections[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(injections)
+    broken = dict(tables)
+    broken["planned_injections.csv"] = out.getvalue().encode()
+    head, _, last = tables["courses.csv"].rstrip(b"\n").rpartition(b"\n")  # the first row keeps its protocol
+    broken["courses.csv"] = head + b"\n" + last.replace(b"icans-idm:1", b"icans-idm:7") + b"\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in broken.items():
+            archive.writestr(name, content)
+    result = run_import(buffer.getvalue(), empty_copy(study), dry_run=True)
+    issues = {(i.table, i.column): i.message for i in result.issues}
+    assert "no protocol 'icans-idm:7'" in issues[("courses", "protocol")]
+    assert "no phase '9'" in issues[("planned_injections", "phase_number")]
+    assert not Course.objects.filter(patient__study__code="icans-copy").exists()
 
 
 def test_reimporting_the_same_file_changes_nothing(demo):

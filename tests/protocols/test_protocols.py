@@ -192,3 +192,19 @@ def test_an_active_protocol_cannot_change(seeds):
         component.full_clean()
     protocol_retire(protocol=Protocol.objects.get(pk=protocol.pk), actor=system_user(), reason="test")
     assert Protocol.objects.get(pk=protocol.pk).status == ProtocolStatus.RETIRED
+
+
+def test_a_missing_number_is_refused_by_the_form_rules_and_the_database():
+    """A NULL makes a CHECK condition unknown, which the database lets through: the constraints
+    spell out IS NOT NULL, so an escalation without a step or a fixed phase without a count fails."""
+    actor = system_user()
+    phases = [dict(spec()["phases"][0], injection_count=None)]
+    with pytest.raises(ValidationError, match="Give the number of injections"):
+        protocol_create(spec=spec(phases=phases), actor=actor, reason="test")
+    protocol = protocol_create(spec=spec(), actor=actor, reason="test")
+    component = protocol.components.get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Component._base_manager.filter(pk=component.pk).update(rule="escalating", step_mg=None)
+    phase = protocol.phases.get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Phase._base_manager.filter(pk=phase.pk).update(injection_count=None)
