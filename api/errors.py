@@ -24,4 +24,8 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, DjangoValidationError):
         exc = to_api_error(exc)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    findings = getattr(exc, "findings", None)
+    if response is not None and findings and isinstance(response.data, dict):
+        response.data["safety_findings"] = [finding.to_dict() for finding in findings]
+    return response

@@ -21,8 +21,11 @@ from django.db import models
 from rest_framework import serializers
 
 from accounts.access import SITE_PATHS, Capability, scope
+from protocols.choices import SafetyCheck
+from protocols.models import PlannedInjection
+from protocols.services import AUTO, injection_record
 from registry import models as m
-from registry.services import lumbar_puncture_save, record_save
+from registry.services import record_save
 from review.guards import section_is_draft
 from review.models import SectionReview
 
@@ -32,7 +35,8 @@ READ_ONLY_MESSAGE = "This field is set by the registry and cannot be written thr
 def nested_errors(error: DjangoValidationError) -> dict[str, Any]:
     """Service errors keyed 'csf.protein_g_per_l' / 'doses.1.dose_mg' → DRF's nested error shape."""
     result: dict[str, Any] = {}
-    for key, messages in error.update_error_dict({}).items():
+    flat = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
+    for key, messages in flat.items():
         key = "non_field_errors" if key == "__all__" else key
         parts = key.split(".")
         target = result
@@ -54,7 +58,11 @@ def _as_lists(tree: Any) -> Any:
 
 
 def to_api_error(error: DjangoValidationError) -> serializers.ValidationError:
-    return serializers.ValidationError(_as_lists(nested_errors(error)))
+    """Field errors in DRF's nested shape; a refused injection keeps its safety findings, which the
+    exception handler adds to the answer as ``safety_findings``."""
+    converted = serializers.ValidationError(_as_lists(nested_errors(error)))
+    converted.findings = list(getattr(error, "findings", None) or [])
+    return converted
 
 
 class RegistrySerializer(serializers.ModelSerializer):
@@ -194,8 +202,77 @@ DoseNestedSerializer = serializer_for(m.IntrathecalDose, parent="lumbar_puncture
 PathogenTestNestedSerializer = serializer_for(m.PathogenTest, parent="csf_result")
 
 
-class LumbarPunctureSerializer(RegistrySerializer):
-    """An LP; on creation its CSF result, pathogen tests and doses come with it and are saved as one."""
+class SafetyFields(serializers.Serializer):
+    """What an intrathecal injection sent through the API adds to its data: the safety overrides
+    (check code → reason) and, in a course, the planned injection it gives and why it differs.
+
+    A write whose safety checks find something is refused with 400: the findings under
+    ``safety_findings`` and one error per finding under ``overrides``; send the same request again
+    with ``overrides: {"<code>": "<reason>"}`` to accept a finding that may be overridden.
+    """
+
+    overrides = serializers.DictField(
+        child=serializers.CharField(max_length=300, allow_blank=False),
+        required=False,
+        write_only=True,
+        help_text="Safety findings accepted, as {check code: reason}: " + ", ".join(SafetyCheck.values) + ".",
+    )
+    planned_injection = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        write_only=True,
+        help_text="The planned injection of the patient's course this LP gives (default: the next one; "
+        "null: not part of the course).",
+    )
+    deviation_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        max_length=300,
+        help_text="Why the injection differs from the plan (required when it does).",
+    )
+
+    @staticmethod
+    def validate_overrides(value):
+        unknown = sorted(set(value) - set(SafetyCheck.values))
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown safety check(s): {', '.join(unknown)}. The checks are: {', '.join(SafetyCheck.values)}."
+            )
+        return value
+
+    def _safety_arguments(self, validated: dict, patient_id: int) -> dict[str, Any]:
+        """Pop the safety fields; resolve the planned injection among the patient's own."""
+        arguments = {
+            "overrides": validated.pop("overrides", {}),
+            "deviation_reason": validated.pop("deviation_reason", ""),
+            "planned": AUTO,
+        }
+        if "planned_injection" in validated:
+            pk = validated.pop("planned_injection")
+            if pk is None:
+                arguments["planned"] = None
+            else:
+                planned = PlannedInjection.objects.filter(pk=pk, course__patient_id=patient_id).first()
+                if planned is None:
+                    raise serializers.ValidationError(
+                        {"planned_injection": ["No planned injection with this id in the patient's courses."]}
+                    )
+                arguments["planned"] = planned
+        return arguments
+
+    def _record(self, **kwargs):
+        try:
+            return injection_record(actor=self.context["request"].user, **kwargs).lumbar_puncture
+        except DjangoValidationError as error:
+            if type(error).__name__ == "RecordLockedError":
+                raise
+            raise to_api_error(error) from error
+
+
+class LumbarPunctureSerializer(SafetyFields, RegistrySerializer):
+    """An LP; on creation its CSF result, pathogen tests and doses come with it and are saved as one,
+    after the protocol's safety checks (see ``SafetyFields``)."""
 
     csf = CsfNestedSerializer(required=False, allow_null=True, help_text="Only when creating the LP.")
     doses = DoseNestedSerializer(many=True, required=False, help_text="Only when creating the LP.")
@@ -204,6 +281,9 @@ class LumbarPunctureSerializer(RegistrySerializer):
         required=False,
         write_only=True,
         help_text="Only when creating the LP (read them under its CSF).",
+    )
+    safety_overrides = serializers.SerializerMethodField(
+        help_text="Safety findings accepted when the injection was saved: who, when and why."
     )
 
     class Meta:
@@ -218,26 +298,69 @@ class LumbarPunctureSerializer(RegistrySerializer):
                 fields[name].read_only = True
         return fields
 
+    def get_safety_overrides(self, lp: m.LumbarPuncture) -> list[dict[str, Any]]:
+        return [
+            {
+                "check": override.check_code,
+                "finding": override.finding,
+                "reason": override.reason,
+                "overridden_by": override.overridden_by.get_username(),
+                "overridden_at": override.overridden_at,
+            }
+            for override in lp.safety_overrides.select_related("overridden_by")
+        ]
+
     def create(self, validated_data):
         csf_data = validated_data.pop("csf", None)
         dose_data = validated_data.pop("doses", [])
         test_data = validated_data.pop("pathogen_tests", [])
         reason_given = validated_data.pop("change_reason", "")
-        lp = m.LumbarPuncture(**validated_data, **self.context.get("parent", {}))
+        parent = self.context.get("parent", {})
+        safety = self._safety_arguments(validated_data, parent["patient"].pk)
+        lp = m.LumbarPuncture(**validated_data, **parent)
         validated_data["change_reason"] = reason_given
         reason = self._reason(validated_data, lp, "Recorded via the API")
         for item in (csf_data or {}, *dose_data, *test_data):
             item.pop("change_reason", None)
-        try:
-            return lumbar_puncture_save(
-                lp=lp,
-                csf=m.CsfResult(**csf_data) if csf_data else None,
-                pathogen_tests=[m.PathogenTest(**data) for data in test_data],
-                doses=[m.IntrathecalDose(**data) for data in dose_data],
-                actor=self.context["request"].user,
-                reason=reason,
-            )
-        except DjangoValidationError as error:
-            if type(error).__name__ == "RecordLockedError":
-                raise
-            raise to_api_error(error) from error
+        return self._record(
+            lp=lp,
+            csf=m.CsfResult(**csf_data) if csf_data else None,
+            pathogen_tests=[m.PathogenTest(**data) for data in test_data],
+            doses=[m.IntrathecalDose(**data) for data in dose_data],
+            reason=reason,
+            **safety,
+        )
+
+    def update(self, instance, validated_data):
+        """A changed time or opening pressure is checked again with the LP's doses."""
+        reason = self._reason(validated_data, instance, "Changed via the API")
+        safety = self._safety_arguments(validated_data, instance.patient_id)
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        kept = list(m.IntrathecalDose.objects.filter(lumbar_puncture=instance))
+        return self._record(lp=instance, kept=kept, reason=reason, **safety)
+
+
+class DoseSerializer(SafetyFields, serializer_for(m.IntrathecalDose, parent="lumbar_puncture")):
+    """One intrathecal dose of an LP: written with the LP's other doses through the same safety checks."""
+
+    class Meta(serializer_for(m.IntrathecalDose, parent="lumbar_puncture").Meta):
+        pass
+
+    def _write(self, dose: m.IntrathecalDose, validated: dict, default_reason: str) -> m.IntrathecalDose:
+        lp = dose.lumbar_puncture
+        reason = self._reason(validated, dose, default_reason)
+        safety = self._safety_arguments(validated, lp.patient_id)
+        for name, value in validated.items():
+            setattr(dose, name, value)
+        kept = list(m.IntrathecalDose.objects.filter(lumbar_puncture=lp).exclude(pk=dose.pk))
+        self._record(lp=lp, doses=[dose], kept=kept, reason=reason, **safety)
+        return dose
+
+    def create(self, validated_data):
+        validated_data.pop("lumbar_puncture", None)
+        dose = m.IntrathecalDose(**self.context.get("parent", {}))
+        return self._write(dose, validated_data, "Dose recorded via the API")
+
+    def update(self, instance, validated_data):
+        return self._write(instance, validated_data, "Dose changed via the API")

@@ -6,6 +6,7 @@ Updates and deletes need ``If-Match`` with the record's ETag (its version): a mi
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -17,6 +18,7 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
 from accounts.access import Capability, get_scoped_or_404, has_capability, scope, site_of
+from protocols.services import injection_record
 from registry import models as m
 from registry.services import patient_record_death, record_delete
 from review.guards import section_is_draft
@@ -309,13 +311,45 @@ MUTATIONS = registry_viewset(
 CSF = registry_viewset(
     m.CsfResult, parent_model=m.LumbarPuncture, parent_kwarg="lp_pk", parent_field="lumbar_puncture"
 )
-DOSES = registry_viewset(
+_DOSES = registry_viewset(
     m.IntrathecalDose,
     parent_model=m.LumbarPuncture,
     parent_kwarg="lp_pk",
     parent_field="lumbar_puncture",
+    serializer=s.DoseSerializer,
     filterset_fields=("drug", "timing"),
 )
+
+
+class DOSES(_DOSES):
+    """Intrathecal doses of an LP, scoped to your sites; every write re-runs the injection's safety
+    checks and keeps its course's plan in step (a removed dose may un-give a planned injection)."""
+
+    def destroy(self, request, *args, **kwargs):
+        dose = self.get_object()
+        refused = self._precondition(dose)
+        if refused is not None:
+            return refused
+        reason = request.headers.get("X-Change-Reason", "").strip()
+        if not reason and not section_is_draft(dose.owning_patient_id(), dose.review_section):
+            return Response(
+                {"X-Change-Reason": ["Give a reason: the record's section was submitted for review."]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        lp = dose.lumbar_puncture
+        try:
+            injection_record(
+                lp=lp,
+                removed=[dose],
+                kept=list(m.IntrathecalDose.objects.filter(lumbar_puncture=lp).exclude(pk=dose.pk)),
+                actor=request.user,
+                reason=reason or "Dose deleted via the API",
+            )
+        except DjangoValidationError as error:
+            if type(error).__name__ == "RecordLockedError":
+                raise
+            raise s.to_api_error(error) from error
+        return Response(status=status.HTTP_204_NO_CONTENT)
 PATHOGEN_TESTS = registry_viewset(
     m.PathogenTest,
     parent_model=m.CsfResult,

@@ -520,6 +520,7 @@ def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None
         )
         if valid:
             changed_doses = [f for f in doses.forms if f.has_changed() and not _deleted(f)]
+            kept_doses = [f.instance for f in doses.forms if f.instance.pk and not f.has_changed() and not _deleted(f)]
             kept_tests = [f.instance for f in tests.forms if f.has_changed() and not _deleted(f)]
             removed = [f.instance for f in (*doses.forms, *tests.forms) if _deleted(f) and f.instance.pk]
             blank_csf = csf_form.is_blank() and not kept_tests
@@ -532,9 +533,10 @@ def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None
                     csf=None if blank_csf else csf_form.instance,
                     pathogen_tests=kept_tests,
                     doses=[f.instance for f in changed_doses],
+                    kept=kept_doses,
                     formulations=[f.cleaned_data.get("formulation") for f in changed_doses],
                     removed=removed,
-                    planned=chosen if changed_doses else None,
+                    planned=chosen if changed_doses or kept_doses else None,
                     deviation_reason=plan_form.cleaned_data["deviation_reason"],
                     overrides=safety.overrides(),
                     actor=request.user,

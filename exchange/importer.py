@@ -27,8 +27,8 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from accounts.access import Capability, site_ids_with
-from registry import models as m
 from protocols.models import Course, Phase
+from registry import models as m
 from registry.services import record_save
 
 from .codec import from_text

@@ -133,6 +133,7 @@ def injection_record(
     csf: CsfResult | None = None,
     pathogen_tests: Sequence[PathogenTest] = (),
     doses: Sequence[IntrathecalDose] = (),
+    kept: Sequence[IntrathecalDose] = (),
     removed: Iterable[models.Model] = (),
     formulations: Sequence[Formulation | None] = (),
     planned=AUTO,
@@ -143,7 +144,9 @@ def injection_record(
 ) -> InjectionOutcome:
     """Save an LP with its CSF and doses after its safety checks, and link it to its planned injection.
 
-    ``formulations`` pairs with ``doses`` by position (None: not recorded). ``planned``: ``AUTO``, a
+    ``doses`` are the new or changed doses (saved); ``kept`` the LP's stored doses that stay as they
+    are (checked and counted with the others, not re-saved). ``formulations`` pairs with ``doses`` by
+    position (None: not recorded). ``planned``: ``AUTO``, a
     ``PlannedInjection`` (the course's next one) or None (not part of a course). ``overrides``:
     {check code: reason} for the findings the user accepts. Raises ``SafetyCheckError`` (a
     ValidationError) listing what is unresolved; then nothing is written.
@@ -151,20 +154,22 @@ def injection_record(
     was_new = lp.pk is None
     overrides = {code: (text or "").strip() for code, text in (overrides or {}).items()}
     formulations = _padded(list(formulations), len(doses))
+    given = [*doses, *kept]  # every dose of the injection once saved
+    given_formulations = [*formulations, *(_stored_formulation(dose) for dose in kept)]
     errors: dict[str, list[str]] = {}
-    target, state = _target(lp, planned, bool(doses), errors)
-    if target is not None and not doses:
+    target, state = _target(lp, planned, bool(given), errors)
+    if target is not None and not given:
         errors.setdefault("planned_injection", []).append(
             "A planned injection is fulfilled by a lumbar puncture with at least one intrathecal dose."
         )
 
     findings: list[SafetyFinding] = []
-    if doses and not _unchanged(lp, doses, formulations):
+    if given and not _unchanged(lp, given, given_formulations):
         course = state.course if state is not None else active_course(lp.patient_id)
         context = injection_context(
             lp.patient,
             lp.performed_at,
-            as_entries(doses, formulations),
+            as_entries(given, given_formulations),
             lp.opening_pressure_mmh2o,
             course=course,
             planned=target,
@@ -188,11 +193,11 @@ def injection_record(
         errors.setdefault(f"overrides.{finding.code}", []).append(finding.message + suffix)
 
     status, deviation = InjectionStatus.GIVEN, ""
-    if target is not None and doses and lp.performed_at:
+    if target is not None and given and lp.performed_at:
         proposal = state.proposal_for(target)
         found = deviations(
             proposal,
-            [GivenDose(d.drug, d.dose_mg, d.timing) for d in doses],
+            [GivenDose(d.drug, d.dose_mg, d.timing) for d in given],
             planned_date=target.planned_date,
             given_date=local_date(lp.performed_at),
             window_days=target.phase.window_days,
@@ -246,7 +251,7 @@ def injection_record(
         lp,
         target,
         state,
-        doses=doses,
+        doses=given,
         proposal=state.proposal_for(target) if target is not None else [],
         status=status,
         deviation=deviation,
@@ -259,6 +264,11 @@ def injection_record(
     if linked is not None and state.course.is_active and (upcoming := state.next_pending()) is not None:
         following = NextInjection(upcoming, state.proposal_for(upcoming))
     return InjectionOutcome(lp, linked, findings, saved_overrides, following)
+
+
+def _stored_formulation(dose: IntrathecalDose) -> Formulation | None:
+    record = DoseFormulation.objects.filter(dose=dose).select_related("formulation").first()
+    return record.formulation if record is not None else None
 
 
 def _save_formulations(doses, formulations, *, was_new: bool, actor, reason: str) -> None:

@@ -26,9 +26,9 @@ from exchange.export import (
 from exchange.importer import Importer, read_tables, sha256_of
 from exchange.models import ImportBatch, ImportStatus
 from exchange.redcap import RedcapMappingError, redcap_tables
+from protocols.models import Course, PlannedInjection, SafetyOverride
 from registry.choices import DiseaseArea
 from registry.demo.common import ensure_sites_and_studies
-from protocols.models import Course, PlannedInjection, SafetyOverride
 from registry.demo.icans import load_icans_cohort
 from registry.demo.lm import load_lm_cohort
 from registry.demo.npsle import generate_npsle_cohort
