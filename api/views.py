@@ -6,7 +6,6 @@ Updates and deletes need ``If-Match`` with the record's ETag (its version): a mi
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -175,8 +174,11 @@ class RegistryViewSet(viewsets.ModelViewSet):
                 {"X-Change-Reason": ["Give a reason: the record's section was submitted for review."]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        record_delete(instance, actor=request.user, reason=reason or "Deleted via the API")
+        self.perform_delete(instance, reason=reason or "Deleted via the API")
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def perform_delete(self, instance, *, reason: str) -> None:
+        record_delete(instance, actor=self.request.user, reason=reason)
 
 
 def registry_viewset(
@@ -325,31 +327,18 @@ class DOSES(_DOSES):
     """Intrathecal doses of an LP, scoped to your sites; every write re-runs the injection's safety
     checks and keeps its course's plan in step (a removed dose may un-give a planned injection)."""
 
-    def destroy(self, request, *args, **kwargs):
-        dose = self.get_object()
-        refused = self._precondition(dose)
-        if refused is not None:
-            return refused
-        reason = request.headers.get("X-Change-Reason", "").strip()
-        if not reason and not section_is_draft(dose.owning_patient_id(), dose.review_section):
-            return Response(
-                {"X-Change-Reason": ["Give a reason: the record's section was submitted for review."]},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+    def perform_delete(self, dose, *, reason: str) -> None:
+        """Through the LP's unit of work (a service error becomes a 400 in the exception handler)."""
         lp = dose.lumbar_puncture
-        try:
-            injection_record(
-                lp=lp,
-                removed=[dose],
-                kept=list(m.IntrathecalDose.objects.filter(lumbar_puncture=lp).exclude(pk=dose.pk)),
-                actor=request.user,
-                reason=reason or "Dose deleted via the API",
-            )
-        except DjangoValidationError as error:
-            if type(error).__name__ == "RecordLockedError":
-                raise
-            raise s.to_api_error(error) from error
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        injection_record(
+            lp=lp,
+            removed=[dose],
+            kept=list(m.IntrathecalDose.objects.filter(lumbar_puncture=lp).exclude(pk=dose.pk)),
+            actor=self.request.user,
+            reason=reason,
+        )
+
+
 PATHOGEN_TESTS = registry_viewset(
     m.PathogenTest,
     parent_model=m.CsfResult,
