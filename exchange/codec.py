@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -40,8 +41,9 @@ def _by_field(model, field: str, what: str):
     return find
 
 
-#: Links to reference data are written as the natural key of the record they name.
+@cache
 def _natural_keys() -> dict[type[models.Model], tuple]:
+    """Links to reference data are written as the natural key of the record they name: (encode, decode)."""
     user = get_user_model()
     return {
         Site: (lambda site: site.code, _by_field(Site, "code", "site with the code")),
