@@ -21,7 +21,7 @@ from django.db import models
 from rest_framework import serializers
 
 from accounts.access import SITE_PATHS, Capability, scope
-from protocols.choices import SafetyCheck
+from protocols.choices import SafetyCheck, Severity
 from protocols.models import PlannedInjection
 from protocols.services import AUTO, injection_record
 from registry import models as m
@@ -200,6 +200,27 @@ class DeathSerializer(serializers.Serializer):
 CsfNestedSerializer = serializer_for(m.CsfResult, parent="lumbar_puncture")
 DoseNestedSerializer = serializer_for(m.IntrathecalDose, parent="lumbar_puncture")
 PathogenTestNestedSerializer = serializer_for(m.PathogenTest, parent="csf_result")
+
+
+class SafetyFindingSerializer(serializers.Serializer):
+    """One safety finding of an injection (``protocols.safety.SafetyFinding``), for the schema."""
+
+    code = serializers.ChoiceField(choices=SafetyCheck.choices)
+    severity = serializers.ChoiceField(choices=Severity.choices)
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True, help_text="The field it concerns, e.g. doses.1.dose_mg.")
+    overridable = serializers.BooleanField()
+
+
+class InjectionRefusalSerializer(serializers.Serializer):
+    """The 400 of an LP or dose write: field errors as elsewhere, plus what the safety checks found."""
+
+    safety_findings = SafetyFindingSerializer(
+        many=True,
+        required=False,
+        help_text="Present when safety checks found something; each unresolved finding also has an error "
+        "under overrides.<code>.",
+    )
 
 
 class SafetyFields(serializers.Serializer):

@@ -43,6 +43,12 @@ REASON = OpenApiParameter(
     description="Why the record changes (required once its section is submitted for review).",
 )
 WRITE_RESPONSES = {400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR, 412: ERROR, 428: ERROR}
+#: The 400 of an intrathecal injection (an LP or its doses): field errors and the safety findings.
+INJECTION_REFUSED = OpenApiResponse(
+    s.InjectionRefusalSerializer,
+    description="Field-level errors; when safety checks found something, the findings and one error per "
+    "finding under `overrides` (send `overrides: {code: reason}` to accept a warning).",
+)
 
 
 MAX_DATABASE_ID = 2**63 - 1
@@ -57,19 +63,23 @@ def etag(instance: models.Model) -> str:
     return f'"{instance.version}"'
 
 
-def _schema_for_writes(viewset):
+def _schema_for_writes(viewset, refused: OpenApiResponse = ERROR):
     return extend_schema_view(
         create=extend_schema(
             parameters=[REASON],
-            responses={201: viewset.serializer_class, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+            responses={201: viewset.serializer_class, 400: refused, 403: ERROR, 404: ERROR, 409: ERROR},
         ),
         update=extend_schema(
-            parameters=[IF_MATCH, REASON], responses={200: viewset.serializer_class, **WRITE_RESPONSES}
+            parameters=[IF_MATCH, REASON],
+            responses={200: viewset.serializer_class, **WRITE_RESPONSES, 400: refused},
         ),
         partial_update=extend_schema(
-            parameters=[IF_MATCH, REASON], responses={200: viewset.serializer_class, **WRITE_RESPONSES}
+            parameters=[IF_MATCH, REASON],
+            responses={200: viewset.serializer_class, **WRITE_RESPONSES, 400: refused},
         ),
-        destroy=extend_schema(parameters=[IF_MATCH, REASON], responses={204: None, **WRITE_RESPONSES}),
+        destroy=extend_schema(
+            parameters=[IF_MATCH, REASON], responses={204: None, **WRITE_RESPONSES, 400: refused}
+        ),
         retrieve=extend_schema(responses={200: viewset.serializer_class, 404: ERROR}),
     )(viewset)
 
@@ -191,8 +201,9 @@ def registry_viewset(
     filterset_fields=(),
     capability=Capability.VIEW_RECORDS,
     write_capability=Capability.EDIT_RECORDS,
+    refused: OpenApiResponse = ERROR,
 ):
-    """Build the viewset of one model (with its OpenAPI description)."""
+    """Build the viewset of one model (with its OpenAPI description; ``refused``: its 400 answer)."""
     serializer = serializer or s.serializer_for(model, parent=parent_field or None)
     attrs = {
         "model": model,
@@ -212,7 +223,7 @@ def registry_viewset(
         viewset = extend_schema(
             parameters=[OpenApiParameter(parent_kwarg, OpenApiTypes.INT, OpenApiParameter.PATH)]
         )(viewset)
-    return _schema_for_writes(viewset)
+    return _schema_for_writes(viewset, refused)
 
 
 class ReadOnlyScopedViewSet(viewsets.ReadOnlyModelViewSet):
@@ -288,7 +299,10 @@ VIEWSETS = {
     "icans-assessments": patient_child(m.IcansAssessment),
     "crs-assessments": patient_child(m.CrsAssessment),
     "lumbar-punctures": patient_child(
-        m.LumbarPuncture, serializer=s.LumbarPunctureSerializer, filterset_fields=("route",)
+        m.LumbarPuncture,
+        serializer=s.LumbarPunctureSerializer,
+        filterset_fields=("route",),
+        refused=INJECTION_REFUSED,
     ),
     "systemic-therapies": patient_child(m.SystemicTherapy, filterset_fields=("category",)),
     "adverse-events": patient_child(m.AdverseEvent, filterset_fields=("ctcae_term", "grade", "attribution")),
@@ -320,6 +334,7 @@ _DOSES = registry_viewset(
     parent_field="lumbar_puncture",
     serializer=s.DoseSerializer,
     filterset_fields=("drug", "timing"),
+    refused=INJECTION_REFUSED,
 )
 
 

@@ -113,3 +113,18 @@ def test_dose_endpoints_check_and_keep_the_plan(seeds, npsle_patient, api):
     moved = client.patch(lp_url, {"opening_pressure_mmh2o": 70}, format="json", HTTP_IF_MATCH=etag)
     assert moved.status_code == 400 and [f["code"] for f in moved.json()["safety_findings"]] == ["low_icp"]
     assert LumbarPuncture.objects.get(pk=created["id"]).opening_pressure_mmh2o == 150
+
+
+def test_the_schema_documents_the_refusal_of_an_injection():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    paths = schema["paths"]
+    lp_create = paths["/api/patients/{patient_pk}/lumbar-punctures/"]["post"]["responses"]["400"]
+    dose_patch = paths["/api/patients/{patient_pk}/lumbar-punctures/{lp_pk}/doses/{id}/"]["patch"][
+        "responses"
+    ]["400"]
+    for answer in (lp_create, dose_patch):
+        assert answer["content"]["application/json"]["schema"]["$ref"].endswith("/InjectionRefusal")
+    finding = schema["components"]["schemas"]["SafetyFinding"]
+    assert set(finding["properties"]) == {"code", "severity", "message", "field", "overridable"}
