@@ -520,7 +520,9 @@ def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None
         )
         if valid:
             changed_doses = [f for f in doses.forms if f.has_changed() and not _deleted(f)]
-            kept_doses = [f.instance for f in doses.forms if f.instance.pk and not f.has_changed() and not _deleted(f)]
+            kept_doses = [
+                f.instance for f in doses.forms if f.instance.pk and not f.has_changed() and not _deleted(f)
+            ]
             kept_tests = [f.instance for f in tests.forms if f.has_changed() and not _deleted(f)]
             removed = [f.instance for f in (*doses.forms, *tests.forms) if _deleted(f) and f.instance.pk]
             blank_csf = csf_form.is_blank() and not kept_tests

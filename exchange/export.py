@@ -369,7 +369,9 @@ def to_xlsx(study: Study, tables: list[ExportTable], options: ExportOptions) -> 
         for row in table.rows:
             sheet.append([_xlsx_cell(row.get(column)) for column in table.columns])
     # openpyxl writes naive times; a fixed one keeps the same data giving the same workbook properties
-    workbook.properties.created = workbook.properties.modified = dt.datetime(2000, 1, 1, tzinfo=dt.UTC).replace(tzinfo=None)
+    workbook.properties.created = workbook.properties.modified = dt.datetime(
+        2000, 1, 1, tzinfo=dt.UTC
+    ).replace(tzinfo=None)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -404,7 +404,9 @@ class Component(RegistryRecord):
         if self.phase_id and self.protocol_id and self.phase.protocol_id != self.protocol_id:
             errors.setdefault("phase", []).append("That phase belongs to another protocol.")
         if self.rule == DoseRuleKind.ESCALATING and not self.step_mg:
-            errors.setdefault("step_mg", []).append("An escalating dose needs a step (mg added per injection).")
+            errors.setdefault("step_mg", []).append(
+                "An escalating dose needs a step (mg added per injection)."
+            )
         if self.rule == DoseRuleKind.FIXED and self.step_mg is not None:
             errors.setdefault("step_mg", []).append(
                 "A fixed dose has no step; leave it empty or choose an escalating dose."

@@ -94,13 +94,17 @@ def test_export_import_export_gives_identical_files(demo, code):
     # The demo LPs follow their protocol: the courses, their plans and overrides travel too.
     copied_courses = Course.objects.filter(patient__study=copy)
     assert copied_courses.count() == Course.objects.filter(patient__study=study).count() > 0
-    assert PlannedInjection.objects.filter(course__in=copied_courses, lumbar_puncture__isnull=False).count() == (
+    assert PlannedInjection.objects.filter(
+        course__in=copied_courses, lumbar_puncture__isnull=False
+    ).count() == (
         PlannedInjection.objects.filter(course__patient__study=study, lumbar_puncture__isnull=False).count()
     )
     if code == "lm":
-        assert SafetyOverride.objects.filter(lumbar_puncture__patient__study=copy).count() == (
-            SafetyOverride.objects.filter(lumbar_puncture__patient__study=study).count()
-        ) > 0
+        assert (
+            SafetyOverride.objects.filter(lumbar_puncture__patient__study=copy).count()
+            == (SafetyOverride.objects.filter(lumbar_puncture__patient__study=study).count())
+            > 0
+        )
 
 
 def test_course_rows_name_their_protocol_phase_and_lp_or_get_a_field_error(demo):
