@@ -21,9 +21,10 @@ from django.db import models
 from rest_framework import serializers
 
 from accounts.access import SITE_PATHS, Capability, scope
-from protocols.choices import SafetyCheck, Severity
+from protocols import models as pm
+from protocols.choices import ProtocolStatus, SafetyCheck, Severity, StopReason
 from protocols.models import PlannedInjection
-from protocols.services import AUTO, injection_record
+from protocols.services import AUTO, course_start, injection_record
 from registry import models as m
 from registry.services import record_save
 from review.guards import section_is_draft
@@ -385,3 +386,95 @@ class DoseSerializer(SafetyFields, serializer_for(m.IntrathecalDose, parent="lum
 
     def update(self, instance, validated_data):
         return self._write(instance, validated_data, "Dose changed via the API")
+
+
+# --- protocols and courses ---------------------------------------------------------------------
+
+
+class PhaseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = pm.Phase
+        exclude = ["created_at", "updated_at", "protocol"]
+
+
+class ComponentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = pm.Component
+        exclude = ["created_at", "updated_at", "protocol"]
+
+
+class SupportiveRequirementSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = pm.SupportiveRequirement
+        exclude = ["created_at", "updated_at", "protocol"]
+
+
+class ProtocolSerializer(serializers.ModelSerializer):
+    """A protocol version with its phases, drug components and supportive care (read only: site
+    administrators edit protocols in the admin)."""
+
+    phases = PhaseSerializer(many=True, read_only=True)
+    components = ComponentSerializer(many=True, read_only=True)
+    supportive_requirements = SupportiveRequirementSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = pm.Protocol
+        exclude = ["created_at", "updated_at"]
+
+
+class PlannedInjectionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = pm.PlannedInjection
+        exclude = ["created_at", "updated_at", "course"]
+        read_only_fields = [
+            f.name
+            for f in pm.PlannedInjection._meta.concrete_fields
+            if f.name not in ("created_at", "updated_at")
+        ]
+
+
+class CourseSerializer(RegistrySerializer):
+    """A patient's course: started from an active protocol and a start date, which plans its
+    injections (listed with what happened to each). Stop it or mark an injection missed with the
+    ``stop`` and ``missed`` actions."""
+
+    protocol = serializers.PrimaryKeyRelatedField(
+        queryset=pm.Protocol.objects.filter(status=ProtocolStatus.ACTIVE),
+        help_text="An active protocol of the study's disease area.",
+    )
+    injections = PlannedInjectionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = pm.Course
+        exclude = ["created_at", "updated_at"]
+        read_only_fields = ["patient", "status", "ended_on", "stop_reason", "stop_note"]
+
+    def create(self, validated_data):
+        patient = self.context["parent"]["patient"]
+        reason = self._reason(validated_data, pm.Course(patient=patient), "Course started via the API")
+        try:
+            return course_start(
+                patient=patient,
+                protocol=validated_data["protocol"],
+                start_date=validated_data["start_date"],
+                actor=self.context["request"].user,
+                reason=reason,
+            )
+        except DjangoValidationError as error:
+            if type(error).__name__ == "RecordLockedError":
+                raise
+            raise to_api_error(error) from error
+
+
+class CourseStopSerializer(serializers.Serializer):
+    ended_on = serializers.DateField()
+    stop_reason = serializers.ChoiceField(choices=StopReason.choices)
+    stop_note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    change_reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class InjectionMissedSerializer(serializers.Serializer):
+    injection = serializers.IntegerField(
+        min_value=1, help_text="The id of the course's next planned injection."
+    )
+    deviation_reason = serializers.CharField(max_length=300, help_text="Why it was not given.")

@@ -12,12 +12,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.filters import OrderingFilter
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.access import Capability, get_scoped_or_404, has_capability, scope, site_of
-from protocols.services import injection_record
+from protocols import models as pm
+from protocols.services import course_stop, injection_record, planned_injection_mark_missed
 from registry import models as m
 from registry.services import patient_record_death, record_delete
 from review.guards import section_is_draft
@@ -284,13 +286,98 @@ class PatientViewSet(PatientBase):
         return Response(s.PatientSerializer(patient, context=self.get_serializer_context()).data)
 
 
+class ProtocolViewSet(viewsets.ReadOnlyModelViewSet):
+    """Intrathecal protocols (every version) with their phases, components and supportive care:
+    reference data readable by every signed-in user; site administrators edit them in the admin."""
+
+    queryset = (
+        pm.Protocol.objects.all()
+        .prefetch_related("phases", "components", "supportive_requirements")
+        .order_by("pk")
+    )
+    serializer_class = s.ProtocolSerializer
+    permission_classes = [IsAuthenticated]
+    filter_backends = [DjangoFilterBackend]
+    filterset_fields = ["code", "disease_area", "status"]
+    lookup_value_regex = r"\d+"
+
+    def get_object(self):
+        if not _is_database_id(self.kwargs.get("pk")):
+            raise NotFound()
+        return super().get_object()
+
+
 def patient_child(model, **kwargs):
     return registry_viewset(
         model, parent_model=m.Patient, parent_kwarg="patient_pk", parent_field="patient", **kwargs
     )
 
 
+_COURSES = patient_child(pm.Course, serializer=s.CourseSerializer, filterset_fields=("status",))
+
+
+class CourseViewSet(_COURSES):
+    """A patient's intrathecal courses with their planned injections. POST starts a course (its plan
+    follows from the protocol); a course is then changed only by recording LPs, marking an
+    injection missed, or stopping it."""
+
+    http_method_names = ["get", "post", "head", "options"]
+
+    def _course_for_change(self):
+        course = self.get_object()
+        if not has_capability(self.request.user, Capability.EDIT_RECORDS, course.patient.site_id):
+            raise PermissionDenied("Your role does not allow changes to case records at this site.")
+        return course
+
+    def _answer(self, course):
+        course = pm.Course.objects.get(pk=course.pk)
+        return Response(s.CourseSerializer(course, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        request=s.CourseStopSerializer,
+        responses={200: s.CourseSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"])
+    def stop(self, request, *args, **kwargs):
+        """Stop the course on a date, saying why; the injections still planned are cancelled."""
+        course = self._course_for_change()
+        data = s.CourseStopSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        course_stop(
+            course=course,
+            ended_on=values["ended_on"],
+            stop_reason=values["stop_reason"],
+            stop_note=values["stop_note"],
+            actor=request.user,
+            reason=values["change_reason"] or request.headers.get("X-Change-Reason", ""),
+        )
+        return self._answer(course)
+
+    @extend_schema(
+        request=s.InjectionMissedSerializer,
+        responses={200: s.CourseSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"])
+    def missed(self, request, *args, **kwargs):
+        """Mark the course's next planned injection as not given, with why; the plan moves on."""
+        course = self._course_for_change()
+        data = s.InjectionMissedSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        injection = course.injections.filter(pk=data.validated_data["injection"]).first()
+        if injection is None:
+            raise ValidationError({"injection": ["No planned injection with this id in this course."]})
+        planned_injection_mark_missed(
+            injection=injection,
+            deviation_reason=data.validated_data["deviation_reason"],
+            actor=request.user,
+            reason=request.headers.get("X-Change-Reason", ""),
+        )
+        return self._answer(course)
+
+
 VIEWSETS = {
+    "courses": CourseViewSet,
     "identifiers": patient_child(m.PatientIdentifier, capability=Capability.VIEW_IDENTIFIERS),
     "npsle-diagnosis": patient_child(m.NpsleDiagnosis),
     "sledai-assessments": patient_child(m.Sledai2kAssessment, filterset_fields=("assessed_on",)),

@@ -15,6 +15,7 @@ history, record versions and the review workflow's locks): a ``Course`` of one p
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
@@ -39,7 +40,7 @@ from .choices import (
     SafetyCheck,
     StopReason,
 )
-from .thresholds import PLATELET_THRESHOLD_1E9_PER_L
+from .thresholds import PLAN_AHEAD_MAX_DAYS, PLATELET_THRESHOLD_1E9_PER_L
 
 DRAFT_ONLY = (
     "The {what} of an active or retired protocol cannot change; create a new version of the protocol."
@@ -575,6 +576,11 @@ class Course(RegistryRecord):
                     )
         if self.ended_on and self.ended_on > timezone.localdate():
             errors.setdefault("ended_on", []).append(f"{self.ended_on:%Y-%m-%d} is in the future.")
+        latest_start = timezone.localdate() + dt.timedelta(days=PLAN_AHEAD_MAX_DAYS)
+        if self.start_date and self.start_date > latest_start:
+            errors.setdefault("start_date", []).append(
+                f"A course can be planned at most {PLAN_AHEAD_MAX_DAYS} days ahead (until {latest_start:%Y-%m-%d})."
+            )
         if errors:
             raise ValidationError(errors)
 

@@ -26,6 +26,9 @@ UNIT_SLIP_FACTORS = (10, 100, 1000)
 #: How close to an exact factor the ratio must be (a relative tolerance).
 UNIT_SLIP_TOLERANCE = Decimal("0.05")
 
+#: How far ahead a course may be planned: its start date at most this many days from today.
+PLAN_AHEAD_MAX_DAYS = 365
+
 #: Injections planned ahead in a phase that runs until the course is stopped (the plan rolls on).
 OPEN_PHASE_LOOKAHEAD = 3
 

@@ -14,6 +14,8 @@ from django.urls import get_resolver, reverse
 from rest_framework.test import APIClient
 
 from accounts.models import Role
+from protocols.seed import ensure_seed_protocols
+from protocols.services import course_start
 from registry.choices import DiseaseArea
 from tests import factories as f
 from tests.test_access_matrix import walk
@@ -23,6 +25,11 @@ SECRET = "Secretname Identifiable"
 ROLES = ["anonymous", "no_role", Role.DATA_ENTRY, Role.REVIEWER, Role.RESEARCHER, Role.SITE_ADMIN]
 SEES_IDENTIFIERS = {Role.DATA_ENTRY, Role.REVIEWER}
 WRITE_NOWHERE = {"no_role", Role.REVIEWER, Role.RESEARCHER}
+SEED_PROTOCOL = {
+    DiseaseArea.NPSLE: "npsle-pumch",
+    DiseaseArea.LM: "lm-pemetrexed",
+    DiseaseArea.ICANS: "icans-idm",
+}
 FILLABLE = {"pk", "patient_pk", "lp_pk", "csf_pk", "diagnosis_pk", "format"}
 
 
@@ -67,6 +74,14 @@ def records(site, studies, prefix):
                 "icans-assessments": f.IcansAssessmentFactory(patient=patient),
                 "crs-assessments": f.CrsAssessmentFactory(patient=patient),
             }
+        protocol = ensure_seed_protocols()[SEED_PROTOCOL[area]]
+        children["courses"] = course_start(
+            patient=patient,
+            protocol=protocol,
+            start_date=patient.index_admission_date,
+            actor=None,
+            reason="matrix",
+        )
         for prefix_name, child in children.items():
             objects.setdefault(("child", prefix_name), []).append((patient, child))
     return objects
@@ -81,7 +96,9 @@ def urls_for(name: str, params: list[str], objects) -> list[str]:
     base = name.removeprefix("api:")
     if base.startswith("patient-") and "patient_pk" in params:
         prefix = base.removeprefix("patient-").removesuffix("-list").removesuffix("-detail")
-        pairs = objects.get(("child", prefix), [])
+        if ("child", prefix) not in objects and "-" in prefix:
+            prefix = prefix.rsplit("-", 1)[0]  # a detail action, e.g. patient-courses-stop
+        pairs = objects[("child", prefix)]
         if base.endswith("-list"):
             return [url(patient_pk=p.pk) for p, _ in pairs]
         return [url(patient_pk=p.pk, pk=c.pk) for p, c in pairs]
