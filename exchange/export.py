@@ -207,7 +207,9 @@ def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions)
             codes[key] = {str(c): str(label) for c, label in model_fields[key].flatchoices if c != ""}
     studies = {p.pk: p.study_code for p in patients}
     rows = []
-    for obj in queryset.select_related(*(path for path in [owner] if path)):
+    for obj in queryset.select_related(
+        *(path for path in [owner] if path), *(f for _, f in table.references)
+    ):
         patient_id = obj.pk if not owner else obj.owning_patient_id()
         row: dict[str, Any] = {"study_code": studies[patient_id]}
         for key in table.keys[1:]:
