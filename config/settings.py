@@ -53,6 +53,9 @@ INSTALLED_APPS = [
 
 # History is never rewritten from the admin: no "revert to this version".
 SIMPLE_HISTORY_REVERT_DISABLED = True
+# Reasons are kept whole: a typed reason may be 200 characters and the registry's own reasons quote
+# it (simple-history's default column is varchar(100), which PostgreSQL would refuse).
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -609,9 +609,7 @@ class PlannedInjection(RegistryRecord):
         related_name="planned_injection",
         help_text="The lumbar puncture or Ommaya tap that gave this injection.",
     )
-    deviation = models.CharField(
-        max_length=500, blank=True, help_text="What differed from the plan (written by the registry)."
-    )
+    deviation = models.TextField(blank=True, help_text="What differed from the plan (written by the registry).")
     deviation_reason = models.CharField(
         "reason for the deviation", max_length=300, blank=True, help_text="Why it was changed or missed."
     )

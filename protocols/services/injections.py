@@ -203,7 +203,7 @@ def injection_record(
             window_days=target.phase.window_days,
         )
         if found:
-            status, deviation = InjectionStatus.CHANGED, "; ".join(found)[:500]
+            status, deviation = InjectionStatus.CHANGED, "; ".join(found)
             deviation_reason = deviation_reason.strip() or (
                 target.deviation_reason if target.lumbar_puncture_id == lp.pk else ""
             )

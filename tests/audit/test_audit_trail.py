@@ -165,3 +165,20 @@ def test_history_rows_cannot_be_changed_or_deleted_on_postgresql():
     with pytest.raises(DatabaseError), transaction.atomic():
         SecurityEvent.objects.filter(pk=event.pk).update(username="x")
     assert history.get().history_change_reason is None
+
+
+def test_a_long_reason_is_kept_whole_in_every_history_table():
+    """Typed reasons may be 200 characters and the registry's own reasons quote them: no history
+    table may cut or refuse one (simple-history's default is varchar(100), refused by PostgreSQL)."""
+    from django.apps import apps
+    from django.db import models as dj_models
+
+    histories = [m for m in apps.get_models() if m.__name__.startswith("Historical")]
+    assert histories
+    for model in histories:
+        assert isinstance(model._meta.get_field("history_change_reason"), dj_models.TextField), model.__name__
+    reason = "Corrected from the source notes: " + "r" * 250
+    patient = f.PatientFactory()
+    patient.sex = "M" if patient.sex == "F" else "F"
+    record_save(patient, actor=None, reason=reason)
+    assert Patient.history.filter(id=patient.pk).latest().history_change_reason == reason
