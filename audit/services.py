@@ -30,11 +30,20 @@ def security_event_record(
         and request.user.is_authenticated
     ):
         user = request.user
+    username = username or (user.get_username() if user is not None and user.is_authenticated else "")
+    detail = dict(detail or {})
+    path = request.get_full_path() if request is not None else ""
+    # What a client types is bounded here, and the event says so: a sign-in with a 10,000-character
+    # "username" is logged with its first characters and its length, never refused with an error.
+    for name, value in (("username", username), ("path", path)):
+        limit = SecurityEvent._meta.get_field(name).max_length
+        if len(value) > limit:
+            detail[f"{name}_length"] = len(value)
     return SecurityEvent.objects.create(
         kind=kind,
         user=user if user is not None and user.is_authenticated else None,
-        username=username or (user.get_username() if user is not None and user.is_authenticated else ""),
+        username=username[: SecurityEvent._meta.get_field("username").max_length],
         ip_address=client_ip(request),
-        path=request.get_full_path()[:500] if request is not None else "",
-        detail=detail or {},
+        path=path[: SecurityEvent._meta.get_field("path").max_length],
+        detail=detail,
     )

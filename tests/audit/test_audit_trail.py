@@ -182,3 +182,21 @@ def test_a_long_reason_is_kept_whole_in_every_history_table():
     patient.sex = "M" if patient.sex == "F" else "F"
     record_save(patient, actor=None, reason=reason)
     assert Patient.history.filter(id=patient.pk).latest().history_change_reason == reason
+
+
+@pytest.mark.axes
+def test_a_very_long_username_is_refused_and_logged_not_a_server_error(client, settings):
+    """Axes (varchar 255) and the security log (150) bound what a client types; the event keeps its
+    length. PostgreSQL refused such rows before, answering 500 on the sign-in page and the token API."""
+    from rest_framework.test import APIClient
+
+    settings.AXES_FAILURE_LIMIT = 2
+    typed = "u" * 300
+    assert client.post(reverse("login"), {"username": typed, "password": "x"}).status_code == 200
+    event = SecurityEvent.objects.filter(kind=SecurityEventKind.SIGN_IN_FAILED).latest("pk")
+    assert (event.username, event.detail["username_length"]) == (typed[:150], 300)
+    client.post(reverse("login"), {"username": typed, "password": "x"})
+    assert SecurityEvent.objects.filter(kind=SecurityEventKind.LOCKED_OUT).exists()  # still counted
+    other = "v" * 300
+    answer = APIClient().post("/api/auth/token/", {"username": other, "password": "x"}, format="json")
+    assert answer.status_code == 400
