@@ -19,6 +19,7 @@ from exchange.export import (
     DateHandling,
     ExportOptions,
     ExportRefused,
+    date_shift_days,
     export_tables,
     to_csv_zip,
     to_statistics_zip,
@@ -205,15 +206,19 @@ def test_deidentified_export(demo):
     old = next(r for r in patients.rows if r["study_code"] == patient.study_code)
     assert old["age_at_index"] == str(AGE_CAP_YEARS)
     # every date of a patient moves by the same secret offset: intervals survive, dates do not
-    lps_shifted = {
-        (r["study_code"], r["performed_at"])
-        for r in next(t for t in shifted if t.name == "lumbar_punctures").rows
-    }
-    lps_exact = {
-        (r["study_code"], r["performed_at"])
-        for r in next(t for t in exact if t.name == "lumbar_punctures").rows
-    }
-    assert lps_shifted.isdisjoint(lps_exact)
+    # (row by row: a set comparison failed whenever an offset equalled the gap between two daily LPs)
+    pks = dict(Patient.objects.filter(study=study).values_list("study_code", "pk"))
+    lp_rows = [next(t for t in tables if t.name == "lumbar_punctures").rows for tables in (shifted, exact)]
+    assert lp_rows[0]
+    for moved, original in zip(*lp_rows, strict=True):
+        assert moved["study_code"] == original["study_code"]
+        offset = dt.timedelta(days=date_shift_days(study, pks[moved["study_code"]]))
+        assert offset != dt.timedelta(0)
+        assert (
+            dt.datetime.fromisoformat(moved["performed_at"])
+            - dt.datetime.fromisoformat(original["performed_at"])
+            == offset
+        )
     index = {r["study_code"]: dt.date.fromisoformat(r["index_admission_date"]) for r in patients.rows}
     index_exact = {
         r["study_code"]: dt.date.fromisoformat(r["index_admission_date"])
