@@ -121,12 +121,8 @@ class RegistrySerializer(serializers.ModelSerializer):
         return default if draft else ""
 
     def _save(self, instance: models.Model, reason: str) -> models.Model:
-        try:
-            return record_save(instance, actor=self.context["request"].user, reason=reason)
-        except DjangoValidationError as error:
-            if type(error).__name__ == "RecordLockedError":
-                raise
-            raise to_api_error(error) from error
+        """Service errors propagate: api.errors turns them into 400 (fields) or 409 (locked)."""
+        return record_save(instance, actor=self.context["request"].user, reason=reason)
 
     def create(self, validated_data):
         reason_given = validated_data.pop("change_reason", "")
@@ -284,12 +280,7 @@ class SafetyFields(serializers.Serializer):
         return arguments
 
     def _record(self, **kwargs):
-        try:
-            return injection_record(actor=self.context["request"].user, **kwargs).lumbar_puncture
-        except DjangoValidationError as error:
-            if type(error).__name__ == "RecordLockedError":
-                raise
-            raise to_api_error(error) from error
+        return injection_record(actor=self.context["request"].user, **kwargs).lumbar_puncture
 
 
 class LumbarPunctureSerializer(SafetyFields, RegistrySerializer):
@@ -452,18 +443,13 @@ class CourseSerializer(RegistrySerializer):
     def create(self, validated_data):
         patient = self.context["parent"]["patient"]
         reason = self._reason(validated_data, pm.Course(patient=patient), "Course started via the API")
-        try:
-            return course_start(
-                patient=patient,
-                protocol=validated_data["protocol"],
-                start_date=validated_data["start_date"],
-                actor=self.context["request"].user,
-                reason=reason,
-            )
-        except DjangoValidationError as error:
-            if type(error).__name__ == "RecordLockedError":
-                raise
-            raise to_api_error(error) from error
+        return course_start(
+            patient=patient,
+            protocol=validated_data["protocol"],
+            start_date=validated_data["start_date"],
+            actor=self.context["request"].user,
+            reason=reason,
+        )
 
 
 class CourseStopSerializer(serializers.Serializer):

@@ -35,15 +35,16 @@ def security_event_record(
     path = request.get_full_path() if request is not None else ""
     # What a client types is bounded here, and the event says so: a sign-in with a 10,000-character
     # "username" is logged with its first characters and its length, never refused with an error.
+    bounded = {}
     for name, value in (("username", username), ("path", path)):
         limit = SecurityEvent._meta.get_field(name).max_length
         if len(value) > limit:
             detail[f"{name}_length"] = len(value)
+        bounded[name] = value[:limit]
     return SecurityEvent.objects.create(
         kind=kind,
         user=user if user is not None and user.is_authenticated else None,
-        username=username[: SecurityEvent._meta.get_field("username").max_length],
         ip_address=client_ip(request),
-        path=path[: SecurityEvent._meta.get_field("path").max_length],
         detail=detail,
+        **bounded,
     )
