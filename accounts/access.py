@@ -28,6 +28,8 @@ class Capability(enum.Enum):
     REVIEW = "raise queries and verify records"
     RUN_REPORTS = "run cohort reports and download de-identified datasets"
     MANAGE_SITE = "administer the site (users, imports, protocols)"
+    EXPORT_IDENTIFIERS = "export identified data (names, MRNs, exact dates), with a reason"
+    MOVE_PATIENTS = "move a patient to another site of the study (needed at both sites)"
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -37,6 +39,16 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Role.REVIEWER: frozenset({Capability.VIEW_RECORDS, Capability.REVIEW, Capability.VIEW_IDENTIFIERS}),
     Role.RESEARCHER: frozenset({Capability.RUN_REPORTS}),
     Role.SITE_ADMIN: frozenset({Capability.VIEW_RECORDS, Capability.EDIT_RECORDS, Capability.MANAGE_SITE}),
+    Role.STUDY_ADMIN: frozenset(
+        {
+            Capability.VIEW_RECORDS,
+            Capability.EDIT_RECORDS,
+            Capability.VIEW_IDENTIFIERS,
+            Capability.MANAGE_SITE,
+            Capability.EXPORT_IDENTIFIERS,
+            Capability.MOVE_PATIENTS,
+        }
+    ),
 }
 
 #: How each registry model reaches the site that owns it.

@@ -30,6 +30,7 @@ DEMO_ACCOUNTS = (
         "researcher", "Zhang", "Min (researcher)", Role.RESEARCHER, ("north", "south", "chest", "haem")
     ),
     DemoAccount("siteadmin", "Wang", "Fang (site admin)", Role.SITE_ADMIN, ("north",)),
+    DemoAccount("studyadmin", "Liu", "Yang (study admin)", Role.STUDY_ADMIN, ("north", "south")),
     DemoAccount("admin", "Registry", "Administrator", None, ()),
 )
 

@@ -10,6 +10,9 @@ class Role(models.TextChoices):
     REVIEWER = "reviewer", "Reviewer"
     RESEARCHER = "researcher", "Researcher"
     SITE_ADMIN = "site_admin", "Site administrator"
+    # Granted at each site of a study it administers: moves patients between those sites and takes
+    # identified exports, the two rights no other role holds.
+    STUDY_ADMIN = "study_admin", "Study administrator"
 
 
 class User(AbstractUser):

@@ -55,6 +55,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "view_study",
         "change_study",
     ],
+    Role.STUDY_ADMIN: [
+        *_codenames(("view", "add", "change", "delete"), CASE_RECORD_MODELS),
+        *_codenames(("view", "add", "change"), ["patientidentifier"]),
+        "view_site",
+        "view_study",
+        "change_study",
+    ],
 }
 
 

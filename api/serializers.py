@@ -188,6 +188,11 @@ class PatientSerializer(RegistrySerializer):
 SITE_SECTIONS = ("identity", "diagnosis", "procedures", "therapy", "safety", "outcomes")
 
 
+class PatientMoveSerializer(serializers.Serializer):
+    site = serializers.PrimaryKeyRelatedField(queryset=m.Site.objects.all(), help_text="The new site's id.")
+    reason = serializers.CharField(max_length=200, help_text="Why the patient moves (kept in the history).")
+
+
 class DeathSerializer(serializers.Serializer):
     death_date = serializers.DateField()
     death_cause = serializers.ChoiceField(choices=m.Patient._meta.get_field("death_cause").choices)

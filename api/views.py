@@ -18,10 +18,12 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.access import Capability, get_scoped_or_404, has_capability, scope, site_of
+from audit.models import SecurityEventKind
+from audit.services import security_event_record
 from protocols import models as pm
 from protocols.services import course_stop, injection_record, planned_injection_mark_missed
 from registry import models as m
-from registry.services import patient_record_death, record_delete
+from registry.services import patient_move_site, patient_record_death, record_delete
 from review.guards import section_is_draft
 
 from . import serializers as s
@@ -281,6 +283,39 @@ class PatientViewSet(PatientBase):
             cause=data.validated_data["death_cause"],
             actor=request.user,
             reason=data.validated_data["change_reason"],
+        )
+        patient.refresh_from_db()
+        return Response(s.PatientSerializer(patient, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        request=s.PatientMoveSerializer,
+        responses={200: s.PatientSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"])
+    def move(self, request, pk=None):
+        """Move the patient to another site of its study (study administrators of both sites), with a reason."""
+        patient = self.get_object()
+        if not has_capability(request.user, Capability.MOVE_PATIENTS, patient.site_id):
+            raise PermissionDenied("Only a study administrator of this site may move its patients.")
+        data = s.PatientMoveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        to_site = data.validated_data["site"]
+        if not has_capability(request.user, Capability.MOVE_PATIENTS, to_site):
+            raise ValidationError({"site": ["You may not move patients to this site."]})
+        from_site = patient.site
+        patient_move_site(
+            patient=patient, to_site=to_site, actor=request.user, reason=data.validated_data["reason"]
+        )
+        security_event_record(
+            SecurityEventKind.PATIENT_MOVED,
+            request=request,
+            detail={
+                "study": patient.study.code,
+                "patient": patient.study_code,
+                "from_site": from_site.code,
+                "to_site": to_site.code,
+                "reason": data.validated_data["reason"],
+            },
         )
         patient.refresh_from_db()
         return Response(s.PatientSerializer(patient, context=self.get_serializer_context()).data)

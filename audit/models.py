@@ -11,6 +11,11 @@ class SecurityEventKind(models.TextChoices):
     LOCKED_OUT = "locked_out", "Locked out after repeated failures"
     PERMISSION_DENIED = "permission_denied", "Permission denied"
     EXPORT = "export", "Data exported"
+    IDENTIFIED_EXPORT = "identified_export", "Identified data exported"
+    PATIENT_MOVED = "patient_moved", "Patient moved to another site"
+    TOKEN_ISSUED = "token_issued", "API token issued"
+    TOKEN_REVOKED = "token_revoked", "API token revoked"
+    THROTTLED = "throttled", "Sign-in refused: too many failures from this address"
 
 
 class SecurityEvent(models.Model):

@@ -120,6 +120,23 @@ class IdentifierForm(RecordForm):
         fields = ["version", "full_name", "medical_record_number"]
 
 
+class PatientMoveForm(forms.Form):
+    """Move a patient to another site of the study (the move right is needed at both sites)."""
+
+    site = forms.ModelChoiceField(queryset=Site.objects.none(), label="Move to the site")
+    reason = forms.CharField(
+        max_length=200,
+        label="Reason for the move",
+        help_text="Kept in the patient's history with your name (for example: transferred for follow-up).",
+    )
+
+    def __init__(self, *args, patient: Patient, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = scope(
+            patient.study.sites.all(), user, Capability.MOVE_PATIENTS
+        ).exclude(pk=patient.site_id)
+
+
 class DeathForm(RecordForm):
     class Meta:
         model = Patient

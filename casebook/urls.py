@@ -13,6 +13,7 @@ urlpatterns = [
     path("patients/<int:pk>/sections/<slug:key>/", views.section, name="section"),
     path("patients/<int:pk>/identity/", views.identity_edit, name="identity_edit"),
     path("patients/<int:pk>/death/", views.death_record, name="death_record"),
+    path("patients/<int:pk>/move/", views.patient_move, name="patient_move"),
     path("patients/<int:pk>/diagnosis/", views.diagnosis_edit, name="diagnosis_edit"),
     path("patients/<int:pk>/lumbar-punctures/new/", views.lumbar_puncture_edit, name="lp_create"),
     path("patients/<int:pk>/lumbar-punctures/<int:lp_pk>/", views.lumbar_puncture_edit, name="lp_edit"),

@@ -23,6 +23,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import Capability, get_scoped_or_404, has_capability, scope, sites_with
+from audit.models import SecurityEventKind
+from audit.services import security_event_record
 from protocols.models import PlannedInjection
 from protocols.selectors import next_injection
 from protocols.services import AUTO, injection_record
@@ -42,6 +44,7 @@ from registry.services import (
     lm_diagnosis_save,
     npsle_diagnosis_save,
     patient_enrol,
+    patient_move_site,
     patient_record_death,
     record_save,
 )
@@ -231,6 +234,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rights = {
         "can_edit": has_capability(request.user, Capability.EDIT_RECORDS, patient.site_id),
         "can_review": has_capability(request.user, Capability.REVIEW, patient.site_id),
+        "can_move": has_capability(request.user, Capability.MOVE_PATIENTS, patient.site_id),
     }
     return render(
         request, "casebook/patient_detail.html", {"patient": patient, "sections": sections, **rights}
@@ -274,6 +278,42 @@ def identity_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _form_response(
         request, patient, "identity", "casebook/forms/identity_form.html", {"form": form, "id_form": id_form}
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_move(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move the patient to another site of the study: the move right is needed here and there."""
+    patient = _patient(request, pk)
+    if not has_capability(request.user, Capability.MOVE_PATIENTS, patient.site_id):
+        raise PermissionDenied("Only a study administrator of this site may move its patients.")
+    form = forms.PatientMoveForm(_posted(request), patient=patient, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        from_site = patient.site
+        try:
+            patient_move_site(
+                patient=patient,
+                to_site=form.cleaned_data["site"],
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+            )
+        except ValidationError as error:
+            _apply_errors(error, form)
+        else:
+            security_event_record(
+                SecurityEventKind.PATIENT_MOVED,
+                request=request,
+                detail={
+                    "study": patient.study.code,
+                    "patient": patient.study_code,
+                    "from_site": from_site.code,
+                    "to_site": form.cleaned_data["site"].code,
+                    "reason": form.cleaned_data["reason"],
+                },
+            )
+            messages.success(request, f"{patient.study_code} now belongs to {form.cleaned_data['site']}.")
+            return redirect("casebook:patient_detail", pk=patient.pk)
+    return render(request, "casebook/patient_move.html", {"patient": patient, "form": form})
 
 
 @login_required

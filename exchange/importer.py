@@ -37,6 +37,8 @@ from .models import ImportBatch, ImportStatus
 
 #: Files an export contains that are derived or descriptive, not records to import.
 NOT_IMPORTED = {"dataset", "data_dictionary", "ABOUT"}
+#: The only thing a row learns about a patient enrolled at a site the importing user does not manage.
+NOT_MANAGED = "belongs to a site you do not manage; nothing changed"
 
 
 class ImportFileError(ValueError):
@@ -164,10 +166,19 @@ class Importer:
         self.patients: dict[str, m.Patient] = {
             p.study_code: p for p in m.Patient.objects.filter(study=study).select_related("site")
         }
+        #: The sites whose patients this import may match, create and change (None: every site).
+        self.managed_site_ids = self._allowed_site_ids(Capability.MANAGE_SITE)
 
     # permissions: the upload page imports only into the user's sites, identifiers only with the right
     def _allowed_site_ids(self, capability: Capability) -> set[int] | None:
         return None if self.as_operator else site_ids_with(self.actor, capability)
+
+    def _managed(self, patient: m.Patient) -> bool:
+        return self.managed_site_ids is None or patient.site_id in self.managed_site_ids
+
+    def _sees_identifiers(self, patient: m.Patient) -> bool:
+        allowed = self._allowed_site_ids(Capability.VIEW_IDENTIFIERS)
+        return allowed is None or patient.site_id in allowed
 
     def run(
         self,
@@ -271,6 +282,12 @@ class Importer:
         study_code = (row.get("study_code") or "").strip()
         if not study_code:
             raise _RowError({"study_code": ["is empty"]})
+        known = self.patients.get(study_code)
+        if known is not None and not self._managed(known):
+            # Checked first and answered alone: nothing of another site's patient is compared or shown.
+            raise _RowError({"study_code": [NOT_MANAGED]})
+        if table.name == "patient_identifiers" and known is not None and not self._sees_identifiers(known):
+            raise _RowError({"study_code": ["your role may not import identifiers at this patient's site"]})
         values = self._parse(table, row, errors)
         if table.name == "patients":
             instance, existing = self._patient(study_code, values, errors)
@@ -323,18 +340,24 @@ class Importer:
         return values
 
     def _patient(self, study_code: str, values: dict[str, Any], errors) -> tuple[m.Patient, bool]:
+        existing = self.patients.get(study_code)
+        if existing is not None:
+            # An import never moves a patient: that is its own audited action (patient_move_site).
+            given = values.pop("site", None)
+            if given is not None and given.pk != existing.site_id:
+                errors.setdefault("site", []).append(
+                    f"is {given.code}, but an import never moves a patient between sites; "
+                    "a study administrator moves patients from the patient's page"
+                )
+            return m.Patient.objects.get(pk=existing.pk), True
         site = values.get("site") or self.site
         if self.site and site and site != self.site:
             errors.setdefault("site", []).append(
                 f"is {site.code}, but this import is for the site {self.site.code}"
             )
-        allowed = self._allowed_site_ids(Capability.EDIT_RECORDS)
-        if site and allowed is not None and site.pk not in allowed:
-            errors.setdefault("site", []).append(f"you may not enter records at {site.code}")
+        if site and self.managed_site_ids is not None and site.pk not in self.managed_site_ids:
+            errors.setdefault("site", []).append(f"is {site.code}, a site you do not manage")
         values["site"] = site
-        existing = self.patients.get(study_code)
-        if existing is not None:
-            return m.Patient.objects.get(pk=existing.pk), True
         return m.Patient(study=self.study, study_code=study_code), False
 
     def _patient_or_error(self, study_code: str, errors) -> m.Patient | None:
@@ -344,11 +367,8 @@ class Importer:
                 f"no patient {study_code!r} in this study or earlier in this file"
             )
             return None
-        allowed = self._allowed_site_ids(Capability.EDIT_RECORDS)
-        if allowed is not None and patient.site_id not in allowed:
-            errors.setdefault("study_code", []).append(
-                f"{study_code} belongs to a site where you may not enter records"
-            )
+        if not self._managed(patient):
+            errors.setdefault("study_code", []).append(NOT_MANAGED)
             return None
         return patient
 

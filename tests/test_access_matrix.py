@@ -100,9 +100,10 @@ ROLES = [
     Role.REVIEWER,
     Role.RESEARCHER,
     Role.SITE_ADMIN,
+    Role.STUDY_ADMIN,
     "superuser",
 ]
-SEES_IDENTIFIERS = {Role.DATA_ENTRY, Role.REVIEWER, "superuser"}
+SEES_IDENTIFIERS = {Role.DATA_ENTRY, Role.REVIEWER, Role.STUDY_ADMIN, "superuser"}
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +184,7 @@ WRITE_ROUTE_WORDS = (
     "unlock",
     "query_raise",
     "query_reply",
+    "move",
 )
 
 
@@ -435,6 +437,7 @@ EXPECTED_STATUS = {
         Role.REVIEWER: 200,
         Role.RESEARCHER: 404,
         Role.SITE_ADMIN: 200,
+        Role.STUDY_ADMIN: 200,
         "superuser": 200,
     },
     "edit": {
@@ -444,6 +447,7 @@ EXPECTED_STATUS = {
         Role.REVIEWER: 403,
         Role.RESEARCHER: 404,
         Role.SITE_ADMIN: 200,
+        Role.STUDY_ADMIN: 200,
         "superuser": 200,
     },
 }

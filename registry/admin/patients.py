@@ -235,6 +235,11 @@ class PatientAdmin(RegistryAdmin):
     def get_queryset(self, request):
         return patients_with_dose_summary(super().get_queryset(request))
 
+    def get_readonly_fields(self, request, obj=None):
+        # The study and site are chosen at enrolment; a move is its own action (patient_move_site).
+        fixed = ["study", "site"] if obj is not None else []
+        return [*fixed, *super().get_readonly_fields(request, obj)]
+
     def get_inlines(self, request, obj):
         # Identifiers only for roles allowed to see them at this patient's site.
         sees_identifiers = request.user.has_perm("registry.view_patientidentifier") and has_capability(

@@ -2,7 +2,7 @@
 importers, demo loader), so validation and attribution (who, when, why) live in one place."""
 
 from .diagnoses import lm_diagnosis_save, npsle_diagnosis_save
-from .patients import patient_enrol, patient_record_death
+from .patients import patient_enrol, patient_move_site, patient_record_death
 from .procedures import lumbar_puncture_record, lumbar_puncture_save
 from .records import record_delete, record_save
 
@@ -12,6 +12,7 @@ __all__ = [
     "lumbar_puncture_record",
     "lumbar_puncture_save",
     "patient_enrol",
+    "patient_move_site",
     "patient_record_death",
     "record_delete",
     "record_save",

@@ -47,6 +47,40 @@ def patient_enrol(
 
 
 @transaction.atomic
+def patient_move_site(*, patient: Patient, to_site: Site, actor, reason: str) -> Patient:
+    """Move a patient to another site of its study: the only way a patient's site changes.
+
+    Imports, the API and the admin never change it; who may move (the move right at both sites) is
+    the caller's check. One history row records the new site, the person and the reason.
+    """
+    patient = Patient.objects.select_for_update().select_related("site", "study").get(pk=patient.pk)
+    reason = reason.strip()
+    errors: dict[str, str] = {}
+    if not reason:
+        errors["reason"] = "Give the reason for the move (it is kept in the patient's history)."
+    if to_site.pk == patient.site_id:
+        errors["site"] = f"The patient is already enrolled at {to_site}."
+    elif not patient.study.sites.filter(pk=to_site.pk).exists():
+        errors["site"] = f"{to_site} does not take part in the study {patient.study.code}."
+    else:
+        identifier = PatientIdentifier.objects.filter(patient=patient).first()
+        mrn = identifier.medical_record_number if identifier else ""
+        if mrn and (
+            PatientIdentifier.objects.filter(
+                patient__study_id=patient.study_id, patient__site=to_site, medical_record_number=mrn
+            ).exists()
+        ):
+            errors["site"] = f"{to_site} already has a patient of this study with this medical record number."
+    if errors:
+        raise ValidationError(errors)
+    from_site = patient.site
+    patient.site = to_site
+    return record_save(
+        patient, actor=actor, reason=f"Moved from {from_site.code} to {to_site.code}: {reason}"
+    )
+
+
+@transaction.atomic
 def patient_record_death(
     *, patient: Patient, death_date: dt.date, cause: DeathCause | str, actor, reason: str
 ) -> FollowUpEvent:

@@ -22,8 +22,16 @@ from tests.test_access_matrix import walk
 
 OTHER = "ZZOTHER"
 SECRET = "Secretname Identifiable"
-ROLES = ["anonymous", "no_role", Role.DATA_ENTRY, Role.REVIEWER, Role.RESEARCHER, Role.SITE_ADMIN]
-SEES_IDENTIFIERS = {Role.DATA_ENTRY, Role.REVIEWER}
+ROLES = [
+    "anonymous",
+    "no_role",
+    Role.DATA_ENTRY,
+    Role.REVIEWER,
+    Role.RESEARCHER,
+    Role.SITE_ADMIN,
+    Role.STUDY_ADMIN,
+]
+SEES_IDENTIFIERS = {Role.DATA_ENTRY, Role.REVIEWER, Role.STUDY_ADMIN}
 WRITE_NOWHERE = {"no_role", Role.REVIEWER, Role.RESEARCHER}
 SEED_PROTOCOL = {
     DiseaseArea.NPSLE: "npsle-pumch",
