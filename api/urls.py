@@ -2,11 +2,10 @@
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.permissions import AllowAny
 from rest_framework_nested import routers
 
-from . import views
+from . import tokens, views
 
 app_name = "api"
 
@@ -37,7 +36,10 @@ urlpatterns = [
     path("", include(lm.urls)),
     path("", include(punctures.urls)),
     path("", include(csf.urls)),
-    path("auth/token/", obtain_auth_token, name="token"),
+    path("auth/token/", tokens.TokenObtainView.as_view(), name="token"),
+    path("auth/token/revoke/", tokens.TokenRevokeCurrentView.as_view(), name="token-revoke"),
+    path("auth/tokens/", tokens.TokenListView.as_view(), name="tokens"),
+    path("auth/tokens/<str:token_key>/", tokens.TokenDetailView.as_view(), name="token-detail"),
     # The schema describes operations, never data: public, so clients and tools can read it.
     path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

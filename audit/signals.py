@@ -4,6 +4,8 @@ from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from accounts.throttling import address_blocked
+
 from .models import SecurityEventKind
 from .services import security_event_record
 
@@ -34,3 +36,8 @@ def on_locked_out(sender, request, username, ip_address, **kwargs):
         username=username or "",
         detail={"ip_address": ip_address},
     )
+
+
+@receiver(address_blocked, dispatch_uid="audit.address_blocked")
+def on_address_blocked(sender, request, ip_address, **kwargs):
+    security_event_record(SecurityEventKind.THROTTLED, request=request, detail={"ip_address": ip_address})

@@ -33,7 +33,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -82,6 +82,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "accounts.throttling.axes_username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The database handler plus a limit per address across all accounts (password spraying).
+AXES_HANDLER = "accounts.throttling.RegistryAxesHandler"
+SIGN_IN_ADDRESS_FAILURE_LIMIT = env.int("SIGN_IN_ADDRESS_FAILURE_LIMIT", default=30)
 
 ROOT_URLCONF = "config.urls"
 
@@ -140,13 +143,25 @@ SESSION_SAVE_EVERY_REQUEST = True  # idle expiry: every request pushes the deadl
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Tokens first, so a refused token answers 401 with WWW-Authenticate (DRF takes the first class's).
+        "api.authentication.RegistryTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "api.pagination.RegistryPagination",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
+}
+
+# API tokens (django-rest-knox, stored hashed): an idle lifetime that each use extends, capped at an
+# absolute lifetime from creation; at most this many live tokens per person.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(minutes=env.int("API_TOKEN_IDLE_MINUTES", default=60)),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": timedelta(hours=env.int("API_TOKEN_MAX_HOURS", default=12)),
+    "MIN_REFRESH_INTERVAL": 60,
+    "TOKEN_LIMIT_PER_USER": env.int("API_TOKENS_PER_USER", default=10),
+    "AUTH_HEADER_PREFIX": "Token",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.wsgi import get_wsgi_application
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -56,7 +56,7 @@ def tokens(django_db_setup, django_db_blocker):
         for role in (Role.DATA_ENTRY, Role.RESEARCHER):
             user = f.UserFactory()
             f.MembershipFactory(user=user, site=own, role=role)
-            keys[role] = Token.objects.create(user=user).key
+            keys[role] = AuthToken.objects.create(user=user)[1]
         yield keys
         transaction.set_rollback(True)
 

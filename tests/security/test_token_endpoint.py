@@ -1,0 +1,190 @@
+"""High finding: the token endpoint had no brute-force limit, and tokens lived for ever.
+
+70 wrong passwords on ``/api/auth/token/``, then the right one, gave a token. Now the endpoint counts
+failures with the sign-in page's counters (django-axes: same limit, same lock-out) and answers 429
+while locked; a per-address limit stops password spraying across accounts; tokens (django-rest-knox,
+stored hashed) expire after idle and absolute lifetimes, stop working when the account is locked or
+deactivated, are revoked on a password change, and their owner or an administrator can revoke them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from audit.models import SecurityEvent, SecurityEventKind
+from tests import factories as f
+
+pytestmark = [pytest.mark.django_db, pytest.mark.axes]
+
+PASSWORD = "a-long-password-1"
+TOKEN_URL = "/api/auth/token/"
+
+
+@pytest.fixture
+def lin():
+    return f.UserFactory(username="lin", password=PASSWORD)
+
+
+def _token(client: APIClient, username: str, password: str, ip: str = "10.0.0.1"):
+    return client.post(TOKEN_URL, {"username": username, "password": password}, format="json", REMOTE_ADDR=ip)
+
+
+def _authorised(token: str, ip: str = "10.0.0.1") -> int:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client.get("/api/studies/", REMOTE_ADDR=ip).status_code
+
+
+def test_token_endpoint_brute_force_is_locked_out_like_the_sign_in_page(lin, settings):
+    settings.AXES_FAILURE_LIMIT = 5
+    client = APIClient()
+    answers = [_token(client, "lin", f"guess-{n}").status_code for n in range(70)]
+    assert answers[:4] == [400] * 4
+    assert set(answers[5:]) == {429}, answers
+    right = _token(client, "lin", PASSWORD)
+    assert right.status_code == 429
+    assert "token" not in right.json()
+    assert "locked" in right.json()["detail"]
+    assert SecurityEvent.objects.filter(kind=SecurityEventKind.LOCKED_OUT, username="lin").exists()
+    assert not AuthToken.objects.exists()
+
+
+def test_token_endpoint_and_sign_in_page_share_one_failure_counter(client, lin, settings):
+    settings.AXES_FAILURE_LIMIT = 5
+    for n in range(3):
+        client.post(reverse("login"), {"username": "lin", "password": f"guess-{n}"}, REMOTE_ADDR="10.0.0.1")
+    api = APIClient()
+    assert _token(api, "lin", "guess-3").status_code == 400
+    assert _token(api, "lin", "guess-4").status_code == 429  # the fifth failure, wherever it happened
+    page = client.post(reverse("login"), {"username": "lin", "password": PASSWORD}, REMOTE_ADDR="10.0.0.1")
+    assert "locked" in page.content.decode().lower()
+    assert "_auth_user_id" not in client.session
+
+
+def test_password_spraying_from_one_address_is_stopped(settings):
+    settings.AXES_FAILURE_LIMIT = 5
+    settings.SIGN_IN_ADDRESS_FAILURE_LIMIT = 20
+    users = [f.UserFactory(username=f"staff{n}", password=PASSWORD) for n in range(30)]
+    client = APIClient()
+    answers = [_token(client, user.username, "Spring2026!", ip="203.0.113.9").status_code for user in users]
+    assert answers[:20] == [400] * 20
+    assert set(answers[20:]) == {429}
+    # The address is stopped even with a right password; another address is not affected.
+    assert _token(client, "staff0", PASSWORD, ip="203.0.113.9").status_code == 429
+    assert _token(client, "staff0", PASSWORD, ip="198.51.100.4").status_code == 200
+    assert SecurityEvent.objects.filter(kind=SecurityEventKind.THROTTLED, ip_address="203.0.113.9").exists()
+
+
+def test_sign_in_page_applies_the_per_address_limit_too(client, settings):
+    settings.SIGN_IN_ADDRESS_FAILURE_LIMIT = 3
+    f.UserFactory(username="ana", password=PASSWORD)
+    for n in range(3):
+        client.post(reverse("login"), {"username": f"nobody{n}", "password": "x"}, REMOTE_ADDR="203.0.113.7")
+    page = client.post(reverse("login"), {"username": "ana", "password": PASSWORD}, REMOTE_ADDR="203.0.113.7")
+    assert page.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_token_is_issued_hashed_and_works(lin):
+    answer = _token(APIClient(), "lin", PASSWORD)
+    assert answer.status_code == 200
+    token = answer.json()["token"]
+    assert answer.json()["expiry"]
+    assert _authorised(token) == 200
+    stored = AuthToken.objects.get(user=lin)
+    assert token not in (stored.digest, stored.token_key)  # only a hash is kept
+    assert SecurityEvent.objects.filter(kind=SecurityEventKind.TOKEN_ISSUED, user=lin).exists()
+
+
+def test_a_locked_or_deactivated_accounts_tokens_stop_working(lin, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    token = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    for n in range(3):  # someone guesses from elsewhere: the account is locked
+        _token(APIClient(), "lin", f"guess-{n}", ip="192.0.2.50")
+    assert _authorised(token) == 401
+    settings.AXES_FAILURE_LIMIT = 100  # the lock-out over, the token works again
+    assert _authorised(token) == 200
+    lin.is_active = False
+    lin.save()
+    assert _authorised(token) == 401
+
+
+def test_tokens_expire_after_the_idle_and_the_absolute_lifetime(lin, settings):
+    token = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    stored = AuthToken.objects.get(user=lin)
+    now = timezone.now()
+    # Idle: unused for longer than the idle lifetime.
+    AuthToken.objects.filter(pk=stored.pk).update(expiry=now - dt.timedelta(seconds=1))
+    assert _authorised(token) == 401
+    # Use pushes the idle deadline forward, but never past the absolute lifetime from creation.
+    token = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    stored = AuthToken.objects.get(token_key=token[:15])
+    AuthToken.objects.filter(pk=stored.pk).update(
+        created=now - settings.REST_KNOX["AUTO_REFRESH_MAX_TTL"] + dt.timedelta(minutes=5),
+        expiry=now + dt.timedelta(minutes=1),
+    )
+    assert _authorised(token) == 200
+    stored.refresh_from_db()
+    assert stored.expiry <= stored.created + settings.REST_KNOX["AUTO_REFRESH_MAX_TTL"]
+    AuthToken.objects.filter(pk=stored.pk).update(
+        created=now - settings.REST_KNOX["AUTO_REFRESH_MAX_TTL"] - dt.timedelta(seconds=1),
+        expiry=now - dt.timedelta(seconds=1),
+    )
+    assert _authorised(token) == 401
+
+
+def test_a_password_change_revokes_every_token(lin):
+    tokens = [_token(APIClient(), "lin", PASSWORD).json()["token"] for _ in range(2)]
+    lin.set_password("another-long-password-2")
+    lin.save()
+    assert [_authorised(t) for t in tokens] == [401, 401]
+    assert not AuthToken.objects.filter(user=lin).exists()
+    assert SecurityEvent.objects.filter(kind=SecurityEventKind.TOKEN_REVOKED, user=lin).exists()
+
+
+def test_the_owner_lists_and_revokes_tokens(lin):
+    first = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    second = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {first}")
+    listed = api.get("/api/auth/tokens/").json()
+    assert len(listed) == 2 and all({"token_key", "created", "expiry", "current"} <= set(t) for t in listed)
+    other_key = next(t["token_key"] for t in listed if not t["current"])
+    assert api.delete(f"/api/auth/tokens/{other_key}/").status_code == 204
+    assert _authorised(second) == 401 and _authorised(first) == 200
+    assert api.post("/api/auth/token/revoke/").status_code == 204  # the token in use
+    assert _authorised(first) == 401
+    events = SecurityEvent.objects.filter(kind=SecurityEventKind.TOKEN_REVOKED, user=lin)
+    assert events.count() == 2
+
+
+def test_another_users_token_cannot_be_revoked_by_its_key(lin):
+    ana = f.UserFactory(username="ana", password=PASSWORD)
+    theirs = _token(APIClient(), "ana", PASSWORD).json()["token"]
+    mine = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {mine}")
+    key = AuthToken.objects.get(user=ana).token_key
+    assert api.delete(f"/api/auth/tokens/{key}/").status_code == 404
+    assert _authorised(theirs) == 200
+
+
+def test_an_administrator_revokes_tokens_in_the_admin(client, lin):
+    token = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    root = f.UserFactory(username="root", is_superuser=True, is_staff=True)
+    client.force_login(root)
+    stored = AuthToken.objects.get(user=lin)
+    changelist = reverse("admin:knox_authtoken_changelist")
+    response = client.post(
+        changelist, {"action": "revoke_tokens", "_selected_action": [stored.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert _authorised(token) == 401
+    event = SecurityEvent.objects.get(kind=SecurityEventKind.TOKEN_REVOKED)
+    assert event.user == root and event.detail["owner"] == "lin"
