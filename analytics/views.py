@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET
 from accounts.access import Capability, has_capability, sites_with
 from analytics import exports
 from analytics.cohort import data_dictionary
+from analytics.deidentify import DateHandling, deidentified_dataset, deidentified_dictionary
 from analytics.errors import AnalysisError
 from analytics.forms import ReportFilterForm, SaveDefinitionForm
 from analytics.models import ReportDefinition, ReportRun
@@ -202,17 +203,27 @@ def report_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 @login_required
 @require_GET
 def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
-    """The report cohort's analysis dataset (de-identified) with its data dictionary, as a zip of CSVs."""
+    """The report cohort's analysis dataset, de-identified like a study export, with its data dictionary.
+
+    ``?dates=days`` gives days from the index admission instead of shifted dates (the default).
+    """
     definition = _definition(request, pk)
     requested = _requested(request, definition)
     if requested.problem:
         raise Http404(requested.problem)
     try:
+        dates = DateHandling(request.GET.get("dates", DateHandling.SHIFT))
+    except ValueError:
+        dates = None
+    if dates not in (DateHandling.SHIFT, DateHandling.DAYS):
+        return HttpResponseBadRequest("dates: choose shift or days.")
+    try:
         frame = report_dataset(study=definition.study, filters=requested.filters, viewer=request.user)
     except AnalysisError as exc:
         raise Http404(str(exc)) from None
-    content = exports.dataset_zip(frame, data_dictionary(definition.study))
-    _log_export(request, definition, "analysis dataset (de-identified)", len(frame))
+    dictionary = deidentified_dictionary(data_dictionary(definition.study), dates=dates)
+    content = exports.dataset_zip(deidentified_dataset(frame, dates=dates), dictionary)
+    _log_export(request, definition, f"analysis dataset (de-identified, dates {dates})", len(frame))
     return _attachment(
         content, "application/zip", f"{definition.study.code}-{slugify(definition.name)}-dataset.zip"
     )

@@ -22,6 +22,8 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env("DEBUG")
 # The development key is only acceptable with DEBUG on; production must set SECRET_KEY.
 SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me" if DEBUG else environ.Env.NOTSET)
+# Date shifts of de-identified exports are keyed apart from SECRET_KEY (analytics/deidentify.py).
+DATE_SHIFT_KEY = env("DATE_SHIFT_KEY", default="dev-only-date-shift-key" if DEBUG else environ.Env.NOTSET)
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 
 INSTALLED_APPS = [
@@ -133,6 +135,13 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = "media/"  # never served publicly: uploaded imports are read back by the import page only
+
+# Imports are bounded before anything is expanded (exchange/limits.py says what each limit does).
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+IMPORT_MAX_MEMBER_BYTES = env.int("IMPORT_MAX_MEMBER_BYTES", default=200 * 1024 * 1024)
+IMPORT_MAX_COMPRESSION_RATIO = env.float("IMPORT_MAX_COMPRESSION_RATIO", default=100.0)
+IMPORT_MAX_ROWS_PER_TABLE = env.int("IMPORT_MAX_ROWS_PER_TABLE", default=1_000_000)
+IMPORT_PAGE_MAX_ROWS = env.int("IMPORT_PAGE_MAX_ROWS", default=20_000)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import enum
-import hashlib
-import hmac
 import io
 import math
 import zipfile
@@ -25,28 +22,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from django.conf import settings
 from django.db import models
 from openpyxl import Workbook
 
 from accounts.access import Capability, site_ids_with
 from analytics.cohort import build_dataset, data_dictionary
+from analytics.deidentify import (
+    AGE_CAP_YEARS,
+    DateHandling,
+    capped_age,
+    date_shift_days,
+    deidentification_note,
+    deidentified_dataset,
+)
 from protocols import models as pm
 from registry.models import LumbarPuncture, Patient, Study
 
 from .codec import escape, to_text
 from .layout import TABLES, Table
 
-AGE_CAP_YEARS = 90
-MAX_SHIFT_DAYS = 365
 #: A fixed timestamp inside the zip files, so the same data give the same bytes.
 ZIP_TIMESTAMP = (2000, 1, 1, 0, 0, 0)
-
-
-class DateHandling(enum.StrEnum):
-    EXACT = "exact"  # identified exports only
-    SHIFT = "shift"
-    DAYS = "days"
 
 
 @dataclass(frozen=True)
@@ -76,15 +72,6 @@ class ExportTable:
     rows: list[dict[str, Any]]  # text for the layout tables; typed values for the dataset
     labels: dict[str, str]
     codes: dict[str, dict[str, str]]  # column → code → label
-
-
-def date_shift_days(study: Study, patient_id: int) -> int:
-    """The patient's secret date offset: non-zero, within ±365 days, the same on every export."""
-    digest = hmac.new(
-        settings.SECRET_KEY.encode(), f"date-shift:{study.code}:{patient_id}".encode(), hashlib.sha256
-    )
-    offset = int.from_bytes(digest.digest()[:8], "big") % (2 * MAX_SHIFT_DAYS) - MAX_SHIFT_DAYS
-    return offset or MAX_SHIFT_DAYS  # never "unshifted"
 
 
 def exportable_patients(study: Study, user, options: ExportOptions):
@@ -166,7 +153,7 @@ class _Dates:
     def __init__(self, study: Study, options: ExportOptions, patients: Iterable[Patient]):
         self.options = options
         self.index = {p.pk: p.index_admission_date for p in patients}
-        self.shift = {pk: dt.timedelta(days=date_shift_days(study, pk)) for pk in self.index}
+        self.shift = {pk: dt.timedelta(days=date_shift_days(study.code, pk)) for pk in self.index}
 
     def convert(self, patient_id: int, value):
         if value is None or self.options.dates == DateHandling.EXACT:
@@ -248,8 +235,8 @@ def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions)
 
 
 def _capped_age(patient: Patient) -> str:
-    age = patient.age_at_index_years
-    return "" if age is None else str(min(AGE_CAP_YEARS, math.floor(age)))
+    age = capped_age(patient.age_at_index_years)
+    return "" if age is None else str(age)
 
 
 def export_tables(study: Study, *, user, options: ExportOptions) -> list[ExportTable]:
@@ -261,23 +248,17 @@ def export_tables(study: Study, *, user, options: ExportOptions) -> list[ExportT
         for table in TABLES
         if options.identified or table.name != "patient_identifiers"
     ]
-    tables.append(_dataset_table(study, patients, dates, options))
+    tables.append(_dataset_table(study, patients, options))
     return tables
 
 
-def _dataset_table(
-    study: Study, patients: list[Patient], dates: _Dates, options: ExportOptions
-) -> ExportTable:
+def _dataset_table(study: Study, patients: list[Patient], options: ExportOptions) -> ExportTable:
     frame = build_dataset(study, patients=Patient.objects.filter(pk__in=[p.pk for p in patients]))
     dictionary = {v.name: v for v in data_dictionary(study)}
-    if not options.identified:
-        frame["age"] = frame["age"].map(
-            lambda a: a if pd.isna(a) else min(float(AGE_CAP_YEARS), math.floor(a))
-        )
-    frame["index_date"] = [
-        dates.convert(pid, day) for pid, day in zip(frame["patient_id"], frame["index_date"], strict=True)
-    ]
-    frame = frame.drop(columns=["patient_id"])
+    if options.identified:
+        frame = frame.drop(columns=["patient_id"])
+    else:
+        frame = deidentified_dataset(frame, dates=options.dates, free_text=options.free_text)
     rows = [
         {k: (None if _missing(v) else v) for k, v in row.items()} for row in frame.to_dict(orient="records")
     ]
@@ -286,7 +267,7 @@ def _dataset_table(
 
 
 def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 # --- file formats --------------------------------------------------------------------------
@@ -347,6 +328,8 @@ def _about(study: Study, options: ExportOptions) -> bytes:
         f"Free text: {'included' if options.free_text or options.identified else 'left out'}",
         "Tables: see data_dictionary.csv. The tables follow the registry's exchange layout (README).",
     ]
+    if not options.identified:
+        lines.append(deidentification_note(dates=options.dates, free_text=options.free_text))
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 

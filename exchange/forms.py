@@ -3,9 +3,8 @@
 from django import forms
 
 from accounts.access import Capability, has_capability, scope
+from analytics.deidentify import DateHandling
 from registry.models import Site, Study
-
-from .export import DateHandling
 
 
 def _studies_at(sites) -> forms.ModelChoiceField:

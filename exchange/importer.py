@@ -33,16 +33,15 @@ from registry.services import record_save
 
 from .codec import from_text
 from .layout import BY_NAME, TABLES, Table
+from .limits import ImportFileError, ImportLimitError, ImportLimits
 from .models import ImportBatch, ImportStatus
+
+__all__ = ["ImportFileError", "ImportLimitError", "Importer", "read_tables", "sha256_of"]
 
 #: Files an export contains that are derived or descriptive, not records to import.
 NOT_IMPORTED = {"dataset", "data_dictionary", "ABOUT"}
 #: The only thing a row learns about a patient enrolled at a site the importing user does not manage.
 NOT_MANAGED = "belongs to a site you do not manage; nothing changed"
-
-
-class ImportFileError(ValueError):
-    """The file cannot be read as exchange tables at all (wrong format, unknown table)."""
 
 
 @dataclass(frozen=True)
@@ -86,47 +85,99 @@ class ImportResult:
 Rows = list[tuple[int, dict[str, str]]]
 
 
-def _csv_rows(content: bytes) -> Rows:
+_SHORT = object()  # the value csv gives the missing cells of a row shorter than its header
+
+
+def _csv_rows(content: bytes, *, table: str, limits: ImportLimits) -> Rows:
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportFileError("The CSV file is not UTF-8 text.") from None
-    reader = csv.DictReader(io.StringIO(text))
-    return [(number, dict(row)) for number, row in enumerate(reader, start=2)]
+        raise ImportFileError(f"{table}: the CSV file is not UTF-8 text.") from None
+    rows: Rows = []
+    try:
+        reader = csv.DictReader(io.StringIO(text), restval=_SHORT)
+        for number, row in enumerate(reader, start=2):
+            limits.check_rows(table, number - 1)
+            if None in row:
+                raise ImportFileError(f"{table}, line {number}: more values than the header has columns.")
+            if _SHORT in row.values():
+                raise ImportFileError(f"{table}, line {number}: fewer values than the header has columns.")
+            rows.append((number, row))
+    except csv.Error as error:
+        raise ImportFileError(f"{table}: the CSV file cannot be read ({error}).") from None
+    return rows
 
 
-def read_tables(name: str, content: bytes, *, table: str | None = None) -> tuple[dict[str, Rows], list[str]]:
-    """The exchange tables in a CSV (one table, named by the file or ``table``), an XLSX workbook (one
-    sheet per table) or a zip of CSVs (as exported). Returns the tables and notes on skipped parts."""
-    suffix = PurePath(name).suffix.lower()
-    notes: list[str] = []
-    found: dict[str, Rows] = {}
-    if suffix == ".csv":
-        found[table or PurePath(name).stem] = _csv_rows(content)
-    elif suffix == ".zip":
+def _xlsx_tables(content: bytes, limits: ImportLimits, found: dict[str, Rows], notes: list[str]) -> None:
+    """Each sheet, streamed (openpyxl read-only; its XML parsed by defusedxml), stopped at the row limit."""
+    try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            for member in sorted(archive.namelist()):
-                stem = PurePath(member).stem
-                if stem in NOT_IMPORTED:
-                    notes.append(f"{member}: derived or descriptive, not imported")
-                elif member.endswith(".csv"):
-                    found[stem] = _csv_rows(archive.read(member))
-                else:
-                    raise ImportFileError(f"{member}: only CSV files can be imported from a zip")
-    elif suffix == ".xlsx":
+            limits.check_archive(archive, what="the workbook")
+            if "[Content_Types].xml" not in archive.namelist():
+                raise ImportFileError(
+                    "The .xlsx file is not an Excel workbook (it has no [Content_Types].xml)."
+                )
+    except zipfile.BadZipFile:
+        raise ImportFileError("The .xlsx file is not an Excel workbook (it is not a zip archive).") from None
+    try:
         workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
         for sheet in workbook.worksheets:
             if sheet.title in NOT_IMPORTED:
                 notes.append(f"sheet {sheet.title}: derived or descriptive, not imported")
                 continue
-            values = list(sheet.iter_rows(values_only=True))
-            header = [str(h) if h is not None else "" for h in (values[0] if values else [])]
-            rows = [
-                (number, {h: "" if v is None else str(v) for h, v in zip(header, row, strict=False)})
-                for number, row in enumerate(values[1:], start=2)
-                if any(v not in (None, "") for v in row)
-            ]
+            values = sheet.iter_rows(values_only=True)
+            header = [str(h) if h is not None else "" for h in next(values, ())]
+            rows: Rows = []
+            for number, row in enumerate(values, start=2):
+                limits.check_rows(sheet.title, number - 1)
+                if any(v not in (None, "") for v in row):
+                    rows.append(
+                        (number, {h: "" if v is None else str(v) for h, v in zip(header, row, strict=False)})
+                    )
             found[sheet.title] = rows
+        workbook.close()
+    except (ImportFileError, ImportLimitError):
+        raise
+    except Exception as error:  # noqa: BLE001 — openpyxl and defusedxml raise many kinds; all mean "unreadable"
+        raise ImportFileError(
+            f"The workbook cannot be read ({type(error).__name__}: {str(error)[:200]}). Save it again from "
+            "Excel as .xlsx, or import CSV files."
+        ) from None
+
+
+def read_tables(
+    name: str, content: bytes, *, table: str | None = None, limits: ImportLimits | None = None
+) -> tuple[dict[str, Rows], list[str]]:
+    """The exchange tables in a CSV (one table, named by the file or ``table``), an XLSX workbook (one
+    sheet per table) or a zip of CSVs (as exported). Returns the tables and notes on skipped parts.
+
+    Every read is bounded by ``limits`` (default: the command's, see exchange.limits).
+    """
+    limits = limits or ImportLimits.for_command()
+    suffix = PurePath(name).suffix.lower()
+    notes: list[str] = []
+    found: dict[str, Rows] = {}
+    if suffix == ".csv":
+        found[table or PurePath(name).stem] = _csv_rows(
+            content, table=table or PurePath(name).stem, limits=limits
+        )
+    elif suffix == ".zip":
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                limits.check_archive(archive, what="the zip file")
+                for member in sorted(archive.namelist()):
+                    stem = PurePath(member).stem
+                    if stem in NOT_IMPORTED:
+                        notes.append(f"{member}: derived or descriptive, not imported")
+                    elif member.endswith(".csv"):
+                        data = limits.read_member(archive, member, what="the zip file")
+                        found[stem] = _csv_rows(data, table=stem, limits=limits)
+                    else:
+                        raise ImportFileError(f"{member}: only CSV files can be imported from a zip")
+        except zipfile.BadZipFile:
+            raise ImportFileError("The .zip file is not a zip archive (or it is damaged).") from None
+    elif suffix == ".xlsx":
+        _xlsx_tables(content, limits, found, notes)
     else:
         raise ImportFileError("Import a .csv, .xlsx or .zip file in the registry's exchange layout.")
     unknown = sorted(set(found) - set(BY_NAME))
@@ -134,6 +185,7 @@ def read_tables(name: str, content: bytes, *, table: str | None = None) -> tuple
         raise ImportFileError(
             f"Unknown table(s): {', '.join(unknown)}. The tables are: {', '.join(BY_NAME)}."
         )
+    limits.check_total(sum(len(rows) for rows in found.values()))
     return found, notes
 
 

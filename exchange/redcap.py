@@ -15,17 +15,35 @@ import json
 from typing import Any
 
 from .layout import BY_NAME
+from .limits import ImportLimits
 
 
 class RedcapMappingError(ValueError):
     """The mapping does not fit the data dictionary or the records."""
 
 
-def _dictionary(content: bytes) -> dict[str, dict[str, str]]:
+def _text(content: bytes, what: str) -> str:
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RedcapMappingError(f"The REDCap {what} is not UTF-8 text.") from None
+
+
+def _csv_records(content: bytes, what: str, limits: ImportLimits) -> list[dict[str, str]]:
+    rows = []
+    try:
+        for count, row in enumerate(csv.DictReader(io.StringIO(_text(content, what))), start=1):
+            limits.check_rows(f"REDCap {what}", count)
+            rows.append(row)
+    except csv.Error as error:
+        raise RedcapMappingError(f"The REDCap {what} cannot be read as CSV ({error}).") from None
+    return rows
+
+
+def _dictionary(content: bytes, limits: ImportLimits) -> dict[str, dict[str, str]]:
     """Field name → {"type": ..., "choices": {code: label}} from a REDCap data dictionary CSV."""
-    reader = csv.DictReader(io.StringIO(content.decode("utf-8-sig")))
     fields = {}
-    for row in reader:
+    for row in _csv_records(content, "data dictionary", limits):
         name = row.get("Variable / Field Name") or row.get("field_name")
         kind = row.get("Field Type") or row.get("field_type") or ""
         choices_text = (
@@ -108,17 +126,37 @@ def _value(
     return raw
 
 
-def redcap_tables(records: bytes, dictionary_csv: bytes, mapping_json: bytes):
+def redcap_tables(
+    records: bytes, dictionary_csv: bytes, mapping_json: bytes, *, limits: ImportLimits | None = None
+):
     """Exchange tables (name → [(line, row)]) from a REDCap records export, and notes."""
+    limits = limits or ImportLimits.for_command()
     try:
-        mapping = json.loads(mapping_json)
+        mapping = json.loads(_text(mapping_json, "mapping file"))
     except json.JSONDecodeError as error:
         raise RedcapMappingError(f"The mapping file is not valid JSON: {error}") from None
-    dictionary = _dictionary(dictionary_csv)
+    except RecursionError:
+        raise RedcapMappingError("The mapping file is nested too deeply to be a mapping.") from None
+    if not isinstance(mapping, dict) or not isinstance(mapping.get("tables", {}), dict):
+        raise RedcapMappingError('The mapping file must be a JSON object with a "tables" object.')
+    dictionary = _dictionary(dictionary_csv, limits)
+    records_rows = _csv_records(records, "records", limits)
+    try:
+        tables, notes = _tables(mapping, dictionary, records_rows)
+    except (AttributeError, TypeError, KeyError) as error:
+        # A mapping of the wrong shape (a list where a table's object belongs, a missing "field", ...).
+        raise RedcapMappingError(
+            f"The mapping file does not have the mapping layout (see exchange/examples/redcap/mapping.json): "
+            f"{type(error).__name__} {str(error)[:120]}"
+        ) from None
+    limits.check_total(sum(len(rows) for rows in tables.values()))
+    return tables, notes
+
+
+def _tables(mapping: dict, dictionary: dict, reader: list[dict[str, str]]):
     problems = _check_mapping(mapping, dictionary)
     if problems:
         raise RedcapMappingError("The REDCap mapping does not fit: " + "; ".join(problems))
-    reader = csv.DictReader(io.StringIO(records.decode("utf-8-sig")))
     record_id = mapping.get("record_id", "record_id")
     prefix = mapping.get("study_code_prefix", "")
     tables: dict[str, list[tuple[int, dict[str, str]]]] = {}
@@ -132,7 +170,7 @@ def redcap_tables(records: bytes, dictionary_csv: bytes, mapping_json: bytes):
                 when = block.get("when")
                 if when and (record.get(when["field"]) or "").strip() != str(when["equals"]):
                     continue
-                row = {"study_code": prefix + record[record_id].strip()}
+                row = {"study_code": prefix + (record.get(record_id) or "").strip()}
                 for column, source in block.get("columns", {}).items():
                     row[column] = _value(source, record, line, value_problems, column)
                 tables.setdefault(table_name, []).append((line, row))

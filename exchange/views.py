@@ -10,11 +10,11 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import Capability, has_capability
+from analytics.deidentify import DateHandling
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
 
 from .export import (
-    DateHandling,
     ExportOptions,
     ExportRefused,
     export_tables,
@@ -24,6 +24,7 @@ from .export import (
 )
 from .forms import ExportForm, ImportForm
 from .importer import Importer, ImportFileError, read_tables, sha256_of
+from .limits import ImportLimitError, ImportLimits, check_upload_size
 from .models import ImportBatch, ImportStatus
 from .redcap import RedcapMappingError, redcap_tables
 
@@ -42,56 +43,72 @@ def _require_site_admin(request: HttpRequest) -> None:
 
 
 def _tables(upload: bytes, name: str, dictionary: bytes | None, mapping: bytes | None):
+    limits = ImportLimits.for_page()
     if dictionary is not None:
-        tables, notes = redcap_tables(upload, dictionary, mapping)
+        tables, notes = redcap_tables(upload, dictionary, mapping, limits=limits)
         return tables, notes, "redcap"
-    tables, notes = read_tables(name, upload)
+    tables, notes = read_tables(name, upload, limits=limits)
     return tables, notes, name.rsplit(".", 1)[-1].lower()
+
+
+def _upload_page(
+    request: HttpRequest, form: ImportForm, *, status: int = 200, refused: str = ""
+) -> HttpResponse:
+    recent = ImportBatch.objects.filter(started_by=request.user)[:10]
+    context = {"form": form, "recent": recent, "refused": refused}
+    return render(request, "exchange/import.html", context, status=status)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest) -> HttpResponse:
-    """Upload a file: it is checked as a dry run first; the result page offers to apply it."""
+    """Upload a file: it is checked as a dry run first; the result page offers to apply it.
+
+    The size of the request is checked before Django reads the files, so an oversized upload is
+    refused without being stored; a file that cannot be read is refused with one message (400).
+    """
     _require_site_admin(request)
-    form = ImportForm(request.POST or None, request.FILES or None, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        content = upload.read()
-        dictionary = form.cleaned_data["redcap_dictionary"]
-        mapping = form.cleaned_data["redcap_mapping"]
+    if request.method == "POST":
         try:
-            tables, notes, source = _tables(
-                content,
-                upload.name,
-                dictionary.read() if dictionary else None,
-                mapping.read() if mapping else None,
-            )
-        except (ImportFileError, RedcapMappingError) as error:
-            form.add_error("file", str(error))
-        else:
-            result = Importer(
-                study=form.cleaned_data["study"], actor=request.user, site=form.cleaned_data["site"]
-            ).run(
-                tables,
-                dry_run=True,
-                file_name=upload.name,
-                sha256=sha256_of(content),
-                source_format=source,
-                notes=notes,
-            )
-            result.batch.stored_file.save(upload.name, ContentFile(content), save=True)
-            if dictionary:
-                request.session[f"import-{result.batch.pk}"] = {
-                    "dictionary": dictionary.open().read().decode(),
-                    "mapping": mapping.open().read().decode(),
-                }
-            return render(request, "exchange/import_result.html", {"result": result, "batch": result.batch})
-    return render(
-        request,
-        "exchange/import.html",
-        {"form": form, "recent": ImportBatch.objects.filter(started_by=request.user)[:10]},
+            check_upload_size(int(request.META.get("CONTENT_LENGTH") or 0))
+        except ImportLimitError as error:
+            return _upload_page(request, ImportForm(user=request.user), status=413, refused=str(error))
+    form = ImportForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method != "POST":
+        return _upload_page(request, form)
+    if not form.is_valid():
+        return _upload_page(request, form, status=400)
+    upload = form.cleaned_data["file"]
+    content = upload.read()
+    dictionary = form.cleaned_data["redcap_dictionary"]
+    mapping = form.cleaned_data["redcap_mapping"]
+    try:
+        tables, notes, source = _tables(
+            content,
+            upload.name,
+            dictionary.read() if dictionary else None,
+            mapping.read() if mapping else None,
+        )
+    except (ImportFileError, RedcapMappingError) as error:
+        form.add_error("file", str(error))
+        return _upload_page(request, form, status=400)
+    result = Importer(
+        study=form.cleaned_data["study"], actor=request.user, site=form.cleaned_data["site"]
+    ).run(
+        tables,
+        dry_run=True,
+        file_name=upload.name,
+        sha256=sha256_of(content),
+        source_format=source,
+        notes=notes,
     )
+    result.batch.stored_file.save(upload.name, ContentFile(content), save=True)
+    if dictionary:
+        request.session[f"import-{result.batch.pk}"] = {
+            "dictionary": dictionary.open().read().decode(),
+            "mapping": mapping.open().read().decode(),
+        }
+    return render(request, "exchange/import_result.html", {"result": result, "batch": result.batch})
 
 
 @login_required

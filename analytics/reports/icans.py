@@ -1,12 +1,14 @@
 """ICANS report: early intrathecal dexamethasone + methotrexate (IDM) for neurotoxicity after CAR-T.
 
-A small single-arm series, so the report shows every patient (by study code), the remission rate
+A small single-arm series, so the report shows every patient (by study code, age in whole years
+capped at 90, no typed free text such as the product name), the remission rate
 with an exact interval, and paired before/after comparisons (Wilcoxon signed-rank) of the ICANS
 grade, the ICE score and the CSF at the first and last lumbar puncture.
 """
 
 from __future__ import annotations
 
+from analytics.deidentify import capped_age
 from analytics.errors import AnalysisError
 from analytics.plots import SlopePanel, cumulative_plot, slope_plot
 from analytics.reports.base import Column, SectionBuilder, SectionPlan, StudyReport
@@ -36,7 +38,6 @@ PATIENT_COLUMNS = [
     Column("sex", "Sex", "text"),
     Column("malignancy", "Malignancy", "text"),
     Column("target", "Target", "text"),
-    Column("car_t_product", "Product", "text", shown=False),
     Column("crs_max_grade", "Worst CRS", "count"),
     Column("icans_max_grade", "Worst ICANS", "count"),
     Column("ice_before_idm", "ICE before IDM", "count"),
@@ -73,6 +74,7 @@ class IcansReport(StudyReport):
         rows = [
             row
             | {
+                "age": capped_age(row["age"]),  # a listing of patients: de-identified like a download
                 "sex": "male" if row["sex_male"] == 1 else "female",
                 "malignancy": malignancies.get(row["underlying_malignancy"], row["underlying_malignancy"]),
                 "target": targets.get(row["car_t_target"], row["car_t_target"]),

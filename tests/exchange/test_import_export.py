@@ -13,13 +13,11 @@ from django.urls import reverse
 
 from accounts.models import Role
 from accounts.services import system_user
+from analytics.deidentify import AGE_CAP_YEARS, DateHandling, date_shift_days
 from audit.models import SecurityEvent, SecurityEventKind
 from exchange.export import (
-    AGE_CAP_YEARS,
-    DateHandling,
     ExportOptions,
     ExportRefused,
-    date_shift_days,
     export_tables,
     to_csv_zip,
     to_statistics_zip,
@@ -212,7 +210,7 @@ def test_deidentified_export(demo):
     assert lp_rows[0]
     for moved, original in zip(*lp_rows, strict=True):
         assert moved["study_code"] == original["study_code"]
-        offset = dt.timedelta(days=date_shift_days(study, pks[moved["study_code"]]))
+        offset = dt.timedelta(days=date_shift_days(study.code, pks[moved["study_code"]]))
         assert offset != dt.timedelta(0)
         assert (
             dt.datetime.fromisoformat(moved["performed_at"])

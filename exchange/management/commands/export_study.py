@@ -7,9 +7,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import system_user
+from analytics.deidentify import DateHandling
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
-from exchange.export import DateHandling, ExportOptions, export_tables, to_csv_zip, to_statistics_zip, to_xlsx
+from exchange.export import ExportOptions, export_tables, to_csv_zip, to_statistics_zip, to_xlsx
 from registry.models import Study
 
 WRITERS = {
