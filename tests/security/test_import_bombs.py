@@ -49,12 +49,14 @@ def _post(client, name: str, content: bytes):
 def _zip_bomb(member: str, megabytes: int, *, zip64: bool = True) -> bytes:
     """A zip whose one CSV expands to ``megabytes`` MB of repeated rows, written in chunks."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        with archive.open(member, "w", force_zip64=zip64) as out:
-            out.write(b"study_code,sex,birth_year,index_admission_date\n")
-            block = b"P1,F,1990,2021-03-01\n" * (MB // 21)
-            for _ in range(megabytes):
-                out.write(block)
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open(member, "w", force_zip64=zip64) as out,
+    ):
+        out.write(b"study_code,sex,birth_year,index_admission_date\n")
+        block = b"P1,F,1990,2021-03-01\n" * (MB // 21)
+        for _ in range(megabytes):
+            out.write(block)
     return buffer.getvalue()
 
 
