@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from registry import models as m
 
+from .models import SecurityEvent, SecurityEventKind
 from .timeline import row_changes
 
 COLUMNS = [
@@ -148,8 +149,46 @@ def audit_rows(
                         },
                     )
                 )
+    collected.extend(
+        _identified_exports(study, start, end, {site for _, site in patients.values()}, site_ids)
+    )
     for _, _, row in sorted(collected, key=lambda item: (item[0], item[1])):
         yield row
+
+
+def _identified_exports(study, start, end, site_codes: set[str], site_ids: set[int] | None):
+    """Identified exports of the study as audit rows (who, when, why, which tables, how many patients)."""
+    events = SecurityEvent.objects.filter(kind=SecurityEventKind.IDENTIFIED_EXPORT, detail__study=study.code)
+    if start:
+        events = events.filter(occurred_at__gte=start)
+    if end:
+        events = events.filter(occurred_at__lte=end)
+    rows = []
+    for event in events.select_related("user"):
+        sites = event.detail.get("sites", [])
+        if site_ids is not None and not set(sites) & site_codes:
+            continue
+        rows.append(
+            (
+                event.occurred_at,
+                0,
+                {
+                    "changed_at_utc": event.occurred_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
+                    "user": event.user.get_username() if event.user else event.username,
+                    "action": "identified export",
+                    "section": "",
+                    "model": "study",
+                    "object_id": study.code,
+                    "patient": "",
+                    "site": ", ".join(sites),
+                    "field": "tables",
+                    "old_value": "",
+                    "new_value": f"{event.detail.get('patients', 0)} patients: {', '.join(event.detail.get('tables', []))}",
+                    "reason": event.detail.get("reason", ""),
+                },
+            )
+        )
+    return rows
 
 
 def spreadsheet_safe(value: str) -> str:

@@ -35,6 +35,8 @@ from analytics.deidentify import (
     deidentification_note,
     deidentified_dataset,
 )
+from audit.models import SecurityEventKind
+from audit.services import security_event_record
 from protocols import models as pm
 from registry.models import LumbarPuncture, Patient, Study
 
@@ -50,15 +52,20 @@ class ExportOptions:
     identified: bool = False
     free_text: bool = False
     dates: DateHandling = DateHandling.SHIFT
+    #: Why identified data leave the registry (required for an identified export, kept in the logs).
+    reason: str = ""
 
     def __post_init__(self):
         if self.dates == DateHandling.EXACT and not self.identified:
             raise ValueError(
                 "Exact dates are only in identified exports; choose shifted dates or days from index."
             )
+        if self.identified and not self.reason.strip():
+            raise ValueError("An identified export needs a reason (it is recorded with the export).")
 
     def describe(self) -> dict[str, Any]:
-        return {"identified": self.identified, "free_text": self.free_text, "dates": str(self.dates)}
+        described = {"identified": self.identified, "free_text": self.free_text, "dates": str(self.dates)}
+        return described | ({"reason": self.reason} if self.identified else {})
 
 
 class ExportRefused(PermissionError):
@@ -75,7 +82,8 @@ class ExportTable:
 
 
 def exportable_patients(study: Study, user, options: ExportOptions):
-    """The study's patients this user may export: identified needs the identifier right at the site.
+    """The study's patients this user may export: identified needs the identified-export right
+    (study administrators) at the patient's site, de-identified the records or reporting right.
 
     ``user=None`` is the server's operator (the command line): every site.
     """
@@ -83,7 +91,7 @@ def exportable_patients(study: Study, user, options: ExportOptions):
     if user is None:
         return patients
     capabilities = (
-        [Capability.VIEW_IDENTIFIERS]
+        [Capability.EXPORT_IDENTIFIERS]
         if options.identified
         else [Capability.VIEW_RECORDS, Capability.RUN_REPORTS]
     )
@@ -99,7 +107,7 @@ def exportable_patients(study: Study, user, options: ExportOptions):
             raise ExportRefused(
                 "Your role does not allow this export."
                 if not options.identified
-                else "Identified exports are only for roles that may see identifiers."
+                else "Identified exports are only for study administrators (the identified-export right)."
             )
         patients = patients.filter(site_id__in=allowed)
     return patients
@@ -177,11 +185,9 @@ def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions)
     queryset = (
         queryset.filter(pk__in=patient_ids) if not owner else queryset.filter(**{f"{owner}__in": patient_ids})
     )
-    fields = [
-        f
-        for f in table.value_fields()
-        if options.free_text or options.identified or f.name not in table.free_text
-    ]
+    hidden = () if options.free_text or options.identified else table.free_text()
+    keys = [key for key in table.keys if key not in hidden]
+    fields = [f for f in table.value_fields() if f.name not in hidden]
     drop_birth = not options.identified and table.name == "patients"
     if drop_birth:
         fields = [f for f in fields if f.name not in ("birth_date", "birth_year")]
@@ -190,7 +196,7 @@ def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions)
         f.name: {str(c): str(label) for c, label in f.flatchoices if c != ""} for f in fields if f.choices
     }
     for key in table.model_keys():
-        if model_fields[key].choices:
+        if key in keys and model_fields[key].choices:
             codes[key] = {str(c): str(label) for c, label in model_fields[key].flatchoices if c != ""}
     studies = {p.pk: p.study_code for p in patients}
     rows = []
@@ -199,7 +205,7 @@ def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions)
     ):
         patient_id = obj.pk if not owner else obj.owning_patient_id()
         row: dict[str, Any] = {"study_code": studies[patient_id]}
-        for key in table.keys[1:]:
+        for key in keys[1:]:
             if key in model_fields:
                 key_field, value = model_fields[key], getattr(obj, key)
             else:
@@ -217,14 +223,14 @@ def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions)
         if drop_birth:
             row["age_at_index"] = _capped_age(obj)
         rows.append(row)
-    columns = [*table.keys, *(f.name for f in fields), *(c for c, _ in table.references)]
+    columns = [*keys, *(f.name for f in fields), *(c for c, _ in table.references)]
     if drop_birth:
         columns.insert(columns.index("index_admission_date"), "age_at_index")
-    rows.sort(key=lambda r: tuple(r[k] for k in table.keys))
+    rows.sort(key=lambda r: tuple(r[k] for k in keys))
     labels = {
         "study_code": "Study code (pseudonym)",
         "age_at_index": f"Age at index (years; {AGE_CAP_YEARS} = {AGE_CAP_YEARS} or older)",
-        **{c: PARENT_KEY_LABELS[c] for c in table.keys if c in PARENT_KEY_LABELS and c not in model_fields},
+        **{c: PARENT_KEY_LABELS[c] for c in keys if c in PARENT_KEY_LABELS and c not in model_fields},
     }
     for name in columns:
         if name in model_fields:
@@ -237,6 +243,31 @@ def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions)
 def _capped_age(patient: Patient) -> str:
     age = capped_age(patient.age_at_index_years)
     return "" if age is None else str(age)
+
+
+def export_record(
+    study: Study, tables: list[ExportTable], options: ExportOptions, *, fmt: str, request=None, user=None
+):
+    """The security event of an export: who, which study, which tables, how many patients, why.
+
+    An identified export is its own kind of event (``identified_export``); the study's audit
+    export lists those too.
+    """
+    patients = len(tables[0].rows)
+    kind = SecurityEventKind.IDENTIFIED_EXPORT if options.identified else SecurityEventKind.EXPORT
+    security_event_record(
+        kind,
+        request=request,
+        user=user,
+        detail={
+            "what": f"study export ({fmt})",
+            "study": study.code,
+            **options.describe(),
+            "tables": [table.name for table in tables],
+            "patients": patients,
+            "sites": sorted({row["site"] for row in tables[0].rows if row.get("site")}),
+        },
+    )
 
 
 def export_tables(study: Study, *, user, options: ExportOptions) -> list[ExportTable]:

@@ -58,9 +58,20 @@ class ExportForm(forms.Form):
         ],
         initial=DateHandling.SHIFT,
     )
-    free_text = forms.BooleanField(required=False, label="Include free text (MRI findings, notes, …)")
+    free_text = forms.BooleanField(
+        required=False,
+        label="Include free text (other-specify terms, drug names, MRI findings, notes, …)",
+        help_text="Warning: free text is typed by staff and may contain names, dates or other identifiers. "
+        "Read it before you share the export.",
+    )
     identified = forms.BooleanField(
         required=False, label="Identified export: names, MRNs, exact dates, free text"
+    )
+    reason = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Reason for the identified export",
+        help_text="Required for an identified export; recorded with who took it, the tables and the patients.",
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -69,5 +80,11 @@ class ExportForm(forms.Form):
         for capability in (Capability.VIEW_RECORDS, Capability.RUN_REPORTS):
             ids |= set(scope(Site.objects.all(), user, capability).values_list("pk", flat=True))
         self.fields["study"].queryset = _studies_at(ids)
-        if not has_capability(user, Capability.VIEW_IDENTIFIERS):
-            del self.fields["identified"]
+        if not has_capability(user, Capability.EXPORT_IDENTIFIERS):
+            del self.fields["identified"], self.fields["reason"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("identified") and not (data.get("reason") or "").strip():
+            self.add_error("reason", "Give the reason for taking identified data out of the registry.")
+        return data

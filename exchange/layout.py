@@ -31,8 +31,8 @@ class Table:
     parent_field: str = ""
     #: Columns computed by the registry (exported; on import they must agree with the recomputation).
     computed: tuple[str, ...] = ()
-    #: Free text columns, left out of de-identified exports unless asked for.
-    free_text: tuple[str, ...] = ()
+    #: Text columns the registry writes itself (not typed by staff, so not free text).
+    registry_text: tuple[str, ...] = ()
     #: Model fields never exchanged (bookkeeping, parent links written as key columns).
     skipped: tuple[str, ...] = field(default=())
     #: Links to other records, written as that record's key: (column, field). A lumbar puncture is
@@ -56,6 +56,22 @@ class Table:
             *(f.name for f in self.value_fields()),
             *(column for column, _ in self.references),
         ]
+
+    def free_text(self) -> tuple[str, ...]:
+        """Columns of text typed by staff (a text field without a code list), key columns included —
+        also a parent's key this table repeats (a dose's "other drug"): left out of de-identified
+        exports unless the exporter asks for free text."""
+        own = [
+            f.name
+            for f in self.model._meta.concrete_fields
+            if isinstance(f, models.CharField | models.TextField)
+            and not f.choices
+            and f.name != "study_code"
+            and f.name not in self.registry_text
+            and f.name in self.columns()
+        ]
+        inherited = [key for key in self.keys if self.parent and key in BY_NAME[self.parent].free_text()]
+        return tuple(dict.fromkeys([*own, *inherited]))
 
     def model_keys(self) -> list[str]:
         """Key columns that are fields of this model (the others belong to the parent's key)."""
@@ -91,7 +107,6 @@ TABLES: tuple[Table, ...] = (
         ("study_code",),
         parent="patients",
         parent_field="patient",
-        free_text=("mri_findings",),
     ),
     Table(
         "driver_mutations",
@@ -99,7 +114,6 @@ TABLES: tuple[Table, ...] = (
         ("study_code", "specimen", "mutation"),
         parent="lm_diagnoses",
         parent_field="diagnosis",
-        free_text=("detail",),
     ),
     Table(
         "car_t_infusions",
@@ -132,7 +146,6 @@ TABLES: tuple[Table, ...] = (
         ("study_code", "performed_at"),
         parent="patients",
         parent_field="patient",
-        free_text=("other_complication",),
     ),
     Table(
         "csf_results",
@@ -140,7 +153,6 @@ TABLES: tuple[Table, ...] = (
         ("study_code", "performed_at"),
         parent="lumbar_punctures",
         parent_field="lumbar_puncture",
-        free_text=("ngs_findings",),
     ),
     Table(
         "pathogen_tests",
@@ -148,7 +160,6 @@ TABLES: tuple[Table, ...] = (
         ("study_code", "performed_at", "test"),
         parent="csf_results",
         parent_field="csf_result",
-        free_text=("organism",),
     ),
     Table(
         "intrathecal_doses",
@@ -163,7 +174,6 @@ TABLES: tuple[Table, ...] = (
         ("study_code", "category", "agent", "start_date"),
         parent="patients",
         parent_field="patient",
-        free_text=("dose_description",),
     ),
     Table(
         "adverse_events",
@@ -183,7 +193,6 @@ TABLES: tuple[Table, ...] = (
         ("study_code", "assessed_on"),
         parent="patients",
         parent_field="patient",
-        free_text=("notes",),
     ),
     Table(
         "follow_up_events",
@@ -191,7 +200,6 @@ TABLES: tuple[Table, ...] = (
         ("study_code", "event_type", "event_date"),
         parent="patients",
         parent_field="patient",
-        free_text=("notes",),
     ),
     # Intrathecal courses (after the LPs and doses they link to). A course names its protocol
     # version as code:version; the protocols themselves are reference data, not exchanged.
@@ -201,7 +209,6 @@ TABLES: tuple[Table, ...] = (
         ("study_code", "start_date"),
         parent="patients",
         parent_field="patient",
-        free_text=("stop_note",),
     ),
     Table(
         "planned_injections",
@@ -209,9 +216,9 @@ TABLES: tuple[Table, ...] = (
         ("study_code", "course_start_date", "sequence"),
         parent="courses",
         parent_field="course",
-        free_text=("deviation_reason",),
         skipped=("phase", "lumbar_puncture"),
         references=(("phase_number", "phase"), ("lumbar_puncture_performed_at", "lumbar_puncture")),
+        registry_text=("deviation",),
     ),
     Table(
         "safety_overrides",
@@ -219,7 +226,7 @@ TABLES: tuple[Table, ...] = (
         ("study_code", "performed_at", "check_code"),
         parent="lumbar_punctures",
         parent_field="lumbar_puncture",
-        free_text=("reason",),
+        registry_text=("finding",),
     ),
     Table(
         "dose_formulations",

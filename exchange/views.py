@@ -11,12 +11,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import Capability, has_capability
 from analytics.deidentify import DateHandling
-from audit.models import SecurityEventKind
-from audit.services import security_event_record
 
 from .export import (
     ExportOptions,
     ExportRefused,
+    export_record,
     export_tables,
     to_csv_zip,
     to_statistics_zip,
@@ -146,36 +145,26 @@ def export(request: HttpRequest) -> HttpResponse:
     form = ExportForm(request.POST or None, user=request.user)
     if not form.fields["study"].queryset.exists():
         raise PermissionDenied("Your role does not include exports.")
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        identified = bool(data.get("identified"))
-        options = ExportOptions(
-            identified=identified,
-            free_text=data["free_text"],
-            dates=DateHandling.EXACT if identified else DateHandling(data["dates"]),
-        )
-        try:
-            tables = export_tables(data["study"], user=request.user, options=options)
-        except ExportRefused as refusal:
-            raise PermissionDenied(str(refusal)) from refusal
-        fmt = data["format"]
-        content = {"csv": to_csv_zip, "xlsx": to_xlsx}.get(
-            fmt, lambda s, t, o: to_statistics_zip(s, t, o, fmt)
-        )(data["study"], tables, options)
-        security_event_record(
-            SecurityEventKind.EXPORT,
-            request=request,
-            detail={
-                "what": f"study export ({fmt})",
-                "study": data["study"].code,
-                **options.describe(),
-                "patients": len(tables[0].rows),
-            },
-        )
-        kind = "identified" if identified else "deidentified"
-        response = HttpResponse(content, content_type=CONTENT_TYPES[fmt])
-        response["Content-Disposition"] = (
-            f'attachment; filename="{data["study"].code}-{kind}.{EXTENSIONS[fmt]}"'
-        )
-        return response
-    return render(request, "exchange/export.html", {"form": form})
+    if request.method != "POST" or not form.is_valid():
+        return render(request, "exchange/export.html", {"form": form}, status=400 if form.is_bound else 200)
+    data = form.cleaned_data
+    identified = bool(data.get("identified"))
+    options = ExportOptions(
+        identified=identified,
+        free_text=data["free_text"],
+        dates=DateHandling.EXACT if identified else DateHandling(data["dates"]),
+        reason=data.get("reason", ""),
+    )
+    try:
+        tables = export_tables(data["study"], user=request.user, options=options)
+    except ExportRefused as refusal:
+        raise PermissionDenied(str(refusal)) from refusal
+    fmt = data["format"]
+    content = {"csv": to_csv_zip, "xlsx": to_xlsx}.get(fmt, lambda s, t, o: to_statistics_zip(s, t, o, fmt))(
+        data["study"], tables, options
+    )
+    export_record(data["study"], tables, options, fmt=fmt, request=request)
+    kind = "identified" if identified else "deidentified"
+    response = HttpResponse(content, content_type=CONTENT_TYPES[fmt])
+    response["Content-Disposition"] = f'attachment; filename="{data["study"].code}-{kind}.{EXTENSIONS[fmt]}"'
+    return response

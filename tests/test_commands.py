@@ -30,7 +30,7 @@ def test_demo_accounts_print_passwords_once_and_can_sign_in(client):
     first = run("create_demo_accounts")
     lines = [line.split() for line in first.splitlines()[1:]]
     passwords = {parts[0]: parts[1] for parts in lines}
-    assert set(passwords) == {"nurse", "reviewer", "researcher", "siteadmin", "admin"}
+    assert set(passwords) == {"nurse", "reviewer", "researcher", "siteadmin", "studyadmin", "admin"}
     second = run("create_demo_accounts")
     assert not any(password in second for password in passwords.values())
     assert client.login(username="nurse", password=passwords["nurse"])

@@ -37,7 +37,7 @@ from tests import factories as f
 
 pytestmark = pytest.mark.django_db
 
-IDENTIFIED = ExportOptions(identified=True, dates=DateHandling.EXACT)
+IDENTIFIED = ExportOptions(identified=True, dates=DateHandling.EXACT, reason="round trip test")
 EXAMPLES = Path(__file__).resolve().parents[2] / "exchange" / "examples" / "redcap"
 
 

@@ -43,7 +43,9 @@ def admin_client(client):
 
 
 def _post(client, name: str, content: bytes):
-    return client.post(reverse("exchange:import"), {**client.target, "file": SimpleUploadedFile(name, content)})
+    return client.post(
+        reverse("exchange:import"), {**client.target, "file": SimpleUploadedFile(name, content)}
+    )
 
 
 def _zip_bomb(member: str, megabytes: int, *, zip64: bool = True) -> bytes:
@@ -107,12 +109,19 @@ def _xlsx(rows: int) -> bytes:
 def test_import_workbook_with_millions_of_rows_is_refused(admin_client):
     """The finding's file: 3 million rows in a few hundred kilobytes, streamed and refused."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(_xlsx(1))) as template, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+    with (
+        zipfile.ZipFile(io.BytesIO(_xlsx(1))) as template,
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out,
+    ):
         for item in template.infolist():
             if item.filename.endswith("sheet1.xml"):
                 with out.open(item.filename, "w", force_zip64=True) as sheet:
-                    sheet.write(b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>')
-                    chunk = b"".join(b'<row><c t="inlineStr"><is><t>x</t></is></c></row>' for _ in range(10_000))
+                    sheet.write(
+                        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+                    )
+                    chunk = b"".join(
+                        b'<row><c t="inlineStr"><is><t>x</t></is></c></row>' for _ in range(10_000)
+                    )
                     for _ in range(300):
                         sheet.write(chunk)
                     sheet.write(b"</sheetData></worksheet>")
@@ -185,7 +194,8 @@ def _entity_bomb() -> bytes:
     laughs = (
         b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
         + b"".join(
-            f'<!ENTITY lol{n} "{("&lol" + (str(n - 1) if n > 1 else "") + ";") * 10}">'.encode() for n in range(1, 10)
+            f'<!ENTITY lol{n} "{("&lol" + (str(n - 1) if n > 1 else "") + ";") * 10}">'.encode()
+            for n in range(1, 10)
         )
         + b']><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
         b'<row><c t="inlineStr"><is><t>&lol9;</t></is></c></row></sheetData></worksheet>'
@@ -193,5 +203,7 @@ def _entity_bomb() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(_xlsx(1))) as template, zipfile.ZipFile(buffer, "w") as out:
         for item in template.infolist():
-            out.writestr(item, laughs if item.filename.endswith("sheet1.xml") else template.read(item.filename))
+            out.writestr(
+                item, laughs if item.filename.endswith("sheet1.xml") else template.read(item.filename)
+            )
     return buffer.getvalue()

@@ -64,7 +64,9 @@ def test_researcher_dataset_does_not_reidentify_patients(client, icans):
         patient = patients[row.study_code]
         shifted = dt.date.fromisoformat(row.index_date)
         assert shifted != patient.index_admission_date
-        assert shifted - patient.index_admission_date == dt.timedelta(days=date_shift_days(study.code, patient.pk))
+        assert shifted - patient.index_admission_date == dt.timedelta(
+            days=date_shift_days(study.code, patient.pk)
+        )
         age = int(row.age)  # whole years: "24", never "24.254620123203285"
         assert row.age == str(age)
         assert age == min(90, int(patient.age_at_index_years))
@@ -82,16 +84,19 @@ def test_researcher_dataset_with_days_from_the_index_date(client, icans):
     dataset, dictionary = _dataset(client, study, dates="days")
     assert set(dataset["index_date"]) == {"0"}
     assert "whole days from the patient's index admission" in dictionary.loc["index_date", "derivation"]
-    assert client.get(reverse("reports:dataset", args=[default_definition(study).pk]), {"dates": "exact"}).status_code == 400
+    assert (
+        client.get(
+            reverse("reports:dataset", args=[default_definition(study).pk]), {"dates": "exact"}
+        ).status_code
+        == 400
+    )
 
 
 def test_report_json_lists_patients_with_capped_whole_year_ages(client, icans):
     study, oldest = icans
     response = client.get(reverse("reports:json", args=[default_definition(study).pk]))
     numbers = json.loads(response.content)
-    listing = next(
-        t for s in numbers["sections"] for t in s["tables"] if t["key"] == "patients.patients"
-    )
+    listing = next(t for s in numbers["sections"] for t in s["tables"] if t["key"] == "patients.patients")
     ages = {row["study_code"]: row["age"] for row in listing["rows"]}
     assert all(isinstance(age, int) and age <= 90 for age in ages.values()), ages
     assert ages[oldest.study_code] == 90

@@ -8,9 +8,14 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import system_user
 from analytics.deidentify import DateHandling
-from audit.models import SecurityEventKind
-from audit.services import security_event_record
-from exchange.export import ExportOptions, export_tables, to_csv_zip, to_statistics_zip, to_xlsx
+from exchange.export import (
+    ExportOptions,
+    export_record,
+    export_tables,
+    to_csv_zip,
+    to_statistics_zip,
+    to_xlsx,
+)
 from registry.models import Study
 
 WRITERS = {
@@ -37,6 +42,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--free-text", action="store_true", help="Include free text in a de-identified export"
         )
+        parser.add_argument(
+            "--reason", default="", help="Why identified data are exported (required with --identified)"
+        )
 
     def handle(
         self,
@@ -47,6 +55,7 @@ class Command(BaseCommand):
         identified: bool,
         dates: str | None,
         free_text: bool,
+        reason: str,
         **options,
     ) -> None:
         study_obj = Study.objects.filter(code=study).first()
@@ -56,23 +65,15 @@ class Command(BaseCommand):
             DateHandling(dates) if dates else (DateHandling.EXACT if identified else DateHandling.SHIFT)
         )
         try:
-            export_options = ExportOptions(identified=identified, free_text=free_text, dates=handling)
+            export_options = ExportOptions(
+                identified=identified, free_text=free_text, dates=handling, reason=reason
+            )
         except ValueError as error:
             raise CommandError(str(error)) from error
         tables = export_tables(study_obj, user=None, options=export_options)  # the operator: every site
         content = WRITERS[format](study_obj, tables, export_options)
         Path(output).write_bytes(content)
-        security_event_record(
-            SecurityEventKind.EXPORT,
-            user=system_user(),
-            detail={
-                "what": f"study export ({format})",
-                "study": study,
-                **export_options.describe(),
-                "patients": len(tables[0].rows),
-                "by": "command line",
-            },
-        )
+        export_record(study_obj, tables, export_options, fmt=format, user=system_user())
         self.stdout.write(
             self.style.SUCCESS(f"Wrote {output} ({len(content):,} bytes, {len(tables[0].rows)} patients).")
         )
