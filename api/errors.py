@@ -1,7 +1,10 @@
-"""Service errors as HTTP answers: field errors 400, locked or changed-meanwhile records 409."""
+"""Errors as HTTP answers: field errors 400, locked or changed-meanwhile records 409, and JSON (not
+Django's HTML pages) for an unknown route or a server error under /api/."""
 
 from concurrency.exceptions import RecordModifiedError
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -29,3 +32,22 @@ def exception_handler(exc, context):
     if response is not None and findings and isinstance(response.data, dict):
         response.data["safety_findings"] = [finding.to_dict() for finding in findings]
     return response
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request, exception):
+    """A route that does not exist (a negative or non-integer id in the path, a typo): JSON under /api/."""
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return JsonResponse(
+            {"detail": "Server error; it has been logged.", "code": "server_error"}, status=500
+        )
+    return defaults.server_error(request)

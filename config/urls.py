@@ -6,6 +6,8 @@ from django.urls import include, path
 from casebook.views import home
 
 handler403 = "audit.views.permission_denied"
+handler404 = "api.errors.not_found"
+handler500 = "api.errors.server_error"
 
 urlpatterns = [
     path("", home, name="home"),

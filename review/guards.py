@@ -61,6 +61,17 @@ def section_is_draft(patient_id: int | None, section: str | None) -> bool:
     return status in (None, ReviewStatus.DRAFT)
 
 
+def record_is_locked(record) -> bool:
+    """Whether the record's section is locked (for a patient: any of its sections), so it cannot change."""
+    patient_id, section = record.owning_patient_id(), record.review_section
+    if patient_id is None:
+        return False
+    locked = SectionReview.objects.filter(patient_id=patient_id, status=ReviewStatus.LOCKED)
+    if record.patient_lookup != "self":
+        locked = locked.filter(section=section)
+    return locked.exists()
+
+
 def check_record_writable(record, *, deleting: bool = False) -> None:
     review = _review(record)
     if record.patient_lookup == "self" and deleting and record.pk:

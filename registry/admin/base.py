@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.http import Http404
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.access import SITE_PATHS, Capability, has_capability, scope, site_of
-from review.guards import section_is_draft
+from review.guards import record_is_locked, section_is_draft
 
 from ..services.records import attribute
 from ..services.versions import VersionedForm
@@ -94,11 +94,23 @@ class RegistryAdmin(SimpleHistoryAdmin):
     def has_add_permission(self, request, *args):
         return super().has_add_permission(request, *args) and self._may_edit(request, None)
 
+    def _unlocked(self, obj) -> bool:
+        """A record in a locked section is read-only here too: no save or delete button to refuse later."""
+        return obj is None or not hasattr(obj, "owning_patient_id") or not record_is_locked(obj)
+
     def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and self._may_edit(request, obj)
+        return (
+            super().has_change_permission(request, obj)
+            and self._may_edit(request, obj)
+            and self._unlocked(obj)
+        )
 
     def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and self._may_edit(request, obj)
+        return (
+            super().has_delete_permission(request, obj)
+            and self._may_edit(request, obj)
+            and self._unlocked(obj)
+        )
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
@@ -153,9 +165,19 @@ class RegistryAdmin(SimpleHistoryAdmin):
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        # One by one, so each deletion leaves its own history row.
+        # One by one, so each deletion leaves its own history row; a locked record is kept and named.
+        kept = []
         for obj in queryset:
+            if record_is_locked(obj):
+                kept.append(str(obj))
+                continue
             self.delete_model(request, obj)
+        if kept:
+            self.message_user(
+                request,
+                f"Not deleted, their section is locked (ask a reviewer to unlock it): {', '.join(kept)}.",
+                messages.ERROR,
+            )
 
 
 class StudyFilter(admin.SimpleListFilter):

@@ -104,7 +104,12 @@ class Patient(RegistryRecord):
         if self.death_cause and not self.death_date:
             errors.setdefault("death_date", []).append("A cause of death needs the date of death.")
         in_batch = getattr(self, "_checked_in_batch", False)  # the bulk path checked the site already
-        if self.study_id and self.site_id and not in_batch and not self.study.sites.filter(pk=self.site_id).exists():
+        if (
+            self.study_id
+            and self.site_id
+            and not in_batch
+            and not self.study.sites.filter(pk=self.site_id).exists()
+        ):
             errors.setdefault("site", []).append(self._site_outside_study_message())
         if self.pk and not errors:
             errors.update(self._dated_record_conflicts())
