@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: install run test lint bench demo-passwords clean-db
+.PHONY: install run test lint bench demo-passwords clean-db check-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed .env
+
+# A development configuration of this checkout (never committed): DEBUG on and its own random keys.
+# Production sets DEBUG, SECRET_KEY and DATE_SHIFT_KEY in the environment instead (README, Deployment).
+.env:
+	@$(PYTHON) -c "import secrets; print('# Development settings of this checkout (make run / make test).'); print('DEBUG=true'); print('SECRET_KEY=' + secrets.token_urlsafe(50)); print('DATE_SHIFT_KEY=' + secrets.token_urlsafe(50))" > $@
+	@echo "Wrote .env (development settings: DEBUG on, random keys)."
 
 ## Set up (once), migrate, load the demo studies if the database is empty, create demo accounts, serve.
 run: install
@@ -32,6 +38,13 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+## Django's deployment checklist against production settings (throwaway keys, DEBUG off).
+check-deploy: install
+	DEBUG=false ALLOWED_HOSTS=registry.example.org \
+	SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))") \
+	DATE_SHIFT_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))") \
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 ## Speed and memory benchmarks (not part of `make test`).
 bench: install

@@ -2,29 +2,88 @@
 
 One module driven by environment variables: SQLite in the project folder by default so a fresh
 checkout just works; ``DATABASE_URL`` selects PostgreSQL (the production database).
+
+Secure by default: without ``DEBUG=true`` the settings are production settings — they refuse to
+start without ``SECRET_KEY`` and a separate ``DATE_SHIFT_KEY``, and turn on Secure cookies, HSTS and
+the HTTPS redirect. ``make run`` and ``make test`` write a development ``.env`` (``DEBUG=true`` and
+random keys of this checkout) the first time; variables in the environment win over the file.
 """
 
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env(
-    DEBUG=(bool, True),
+    DEBUG=(bool, False),
     ALLOWED_HOSTS=(list, ["127.0.0.1", "localhost", "testserver"]),
     TIME_ZONE=(str, "UTC"),
     SESSION_IDLE_SECONDS=(int, 30 * 60),
 )
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# ENV_FILE names another file (or /dev/null for none); the default is .env in the project folder.
+environ.Env.read_env(env.str("ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
 
 DEBUG = env("DEBUG")
-# The development key is only acceptable with DEBUG on; production must set SECRET_KEY.
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me" if DEBUG else environ.Env.NOTSET)
-# Date shifts of de-identified exports are keyed apart from SECRET_KEY (analytics/deidentify.py).
-DATE_SHIFT_KEY = env("DATE_SHIFT_KEY", default="dev-only-date-shift-key" if DEBUG else environ.Env.NOTSET)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+# Date shifts of de-identified exports are keyed apart from SECRET_KEY (analytics/deidentify.py), so
+# whoever knows one key (a session forger, say) cannot undo the shifts.
+DATE_SHIFT_KEY = env.str("DATE_SHIFT_KEY", default="")
+if not DEBUG:
+    missing = [
+        name for name, value in (("SECRET_KEY", SECRET_KEY), ("DATE_SHIFT_KEY", DATE_SHIFT_KEY)) if not value
+    ]
+    if missing:
+        raise ImproperlyConfigured(
+            f"DEBUG is off, so these are production settings: set {' and '.join(missing)} in the environment "
+            "(long random values, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'). "
+            "For development, set DEBUG=true (make run writes a .env that does)."
+        )
+    if DATE_SHIFT_KEY == SECRET_KEY:
+        raise ImproperlyConfigured("DATE_SHIFT_KEY must differ from SECRET_KEY.")
+elif not SECRET_KEY or not DATE_SHIFT_KEY:
+    # DEBUG on without keys (a bare `DEBUG=true manage.py ...`): throwaway keys for this process only.
+    import secrets
+
+    SECRET_KEY = SECRET_KEY or secrets.token_urlsafe(50)
+    DATE_SHIFT_KEY = DATE_SHIFT_KEY or secrets.token_urlsafe(50)
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
+
+# --- HTTPS (production) ---------------------------------------------------------------------------
+# Behind a TLS-terminating proxy (nginx, a load balancer) set BEHIND_TLS_PROXY=true: the proxy must
+# set X-Forwarded-Proto, and Django then knows a request came in over HTTPS.
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Content-Security-Policy (django-csp), in every mode so the browser tests check it -----------
+# Scripts only from this server (no inline script, no eval: htmx and the page scripts are files).
+# Inline *styles* are allowed: the report figures are matplotlib SVG with style attributes, and
+# Swagger UI sets styles from script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -42,6 +101,7 @@ INSTALLED_APPS = [
     "simple_history",
     "axes",
     "django_htmx",
+    "csp",
     "accounts",
     "registry",
     "analytics",
@@ -68,6 +128,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes requires: counts failed sign-ins and locks out after AXES_FAILURE_LIMIT.

@@ -42,11 +42,20 @@ def chromium():
 
 @pytest.fixture
 def page(chromium, live_server):
+    """A fresh page; every browser test also fails on any Content-Security-Policy violation it caused."""
     context = chromium.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
+    page.csp_violations = []
+    page.on(
+        "console",
+        lambda message: (
+            page.csp_violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
+    assert not page.csp_violations, "Content-Security-Policy violations:\n" + "\n".join(page.csp_violations)
 
 
 @pytest.fixture

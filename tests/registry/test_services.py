@@ -164,22 +164,43 @@ def test_bulk_path_checks_sites_and_mrns_for_the_whole_batch(django_assert_max_n
 
     study, loader = f.StudyFactory(), f.UserFactory()
     site = study.sites.first()
-    taken = f.PatientIdentifierFactory(patient=f.PatientFactory(study=study, site=site), medical_record_number="M-1")
-    patients = [Patient(study=study, site=site, study_code=f"B{i}", sex="F", birth_year=1990,
-                        index_admission_date=dt.date(2021, 1, 1)) for i in range(50)]
+    taken = f.PatientIdentifierFactory(
+        patient=f.PatientFactory(study=study, site=site), medical_record_number="M-1"
+    )
+    patients = [
+        Patient(
+            study=study,
+            site=site,
+            study_code=f"B{i}",
+            sex="F",
+            birth_year=1990,
+            index_admission_date=dt.date(2021, 1, 1),
+        )
+        for i in range(50)
+    ]
     with django_assert_max_num_queries(12):
         bulk_record_create(patients, actor=loader, reason="import")
-    outsider = Patient(study=study, site=f.SiteFactory(), study_code="X", sex="F", birth_year=1990,
-                       index_admission_date=dt.date(2021, 1, 1))
+    outsider = Patient(
+        study=study,
+        site=f.SiteFactory(),
+        study_code="X",
+        sex="F",
+        birth_year=1990,
+        index_admission_date=dt.date(2021, 1, 1),
+    )
     with pytest.raises(ValidationError) as caught:
         bulk_record_create([outsider], actor=loader, reason="import")
     assert "does not take part" in caught.value.message_dict["patient[0].site"][0]
-    identifiers = [PatientIdentifier(patient=p, full_name="x", medical_record_number=f"M-{i}") for i, p in
-                   enumerate(patients[:3], start=2)]
+    identifiers = [
+        PatientIdentifier(patient=p, full_name="x", medical_record_number=f"M-{i}")
+        for i, p in enumerate(patients[:3], start=2)
+    ]
     identifiers.append(PatientIdentifier(patient=patients[3], full_name="y", medical_record_number="M-2"))
     with pytest.raises(ValidationError) as caught:
         bulk_record_create(identifiers, actor=loader, reason="import")
     assert list(caught.value.message_dict) == ["patientidentifier[3].medical_record_number"]
-    clash = PatientIdentifier(patient=patients[10], full_name="z", medical_record_number=taken.medical_record_number)
+    clash = PatientIdentifier(
+        patient=patients[10], full_name="z", medical_record_number=taken.medical_record_number
+    )
     with pytest.raises(ValidationError, match="already enrolled"):
         bulk_record_create([clash], actor=loader, reason="import")

@@ -274,5 +274,8 @@ def test_every_download_is_recorded_as_a_security_event(lm_client, lm_researcher
     download(lm_client, "json")
     download(lm_client, "dataset")
     events = SecurityEvent.objects.filter(kind=SecurityEventKind.EXPORT, user=lm_researcher).order_by("pk")
-    assert [e.detail["what"] for e in events] == ["report (json)", "analysis dataset (de-identified, dates shift)"]
+    assert [e.detail["what"] for e in events] == [
+        "report (json)",
+        "analysis dataset (de-identified, dates shift)",
+    ]
     assert all(e.detail["study"] == "lm" and e.detail["rows"] == 41 for e in events)
