@@ -9,6 +9,8 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401  (connects the sign-in and lock-out receivers)
+        from .database_roles import renew_grants_after_migrate
         from .immutability import protect_audit_tables
 
         post_migrate.connect(protect_audit_tables, dispatch_uid="audit.protect_audit_tables")
+        post_migrate.connect(renew_grants_after_migrate, dispatch_uid="audit.renew_grants_after_migrate")

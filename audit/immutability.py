@@ -2,8 +2,9 @@
 
 The trigger is (re)created after each migrate for every django-simple-history table and for the
 security events, so tables added by later migrations are covered too. The application's database
-role therefore cannot rewrite history, whatever route a request takes. (TRUNCATE is a separate,
-owner-level privilege that the application never uses; revoke it in production.)
+role therefore cannot rewrite history, whatever route a request takes. A trigger does not stop the
+tables' owner or a superuser (TRUNCATE, DISABLE TRIGGER, session_replication_role): the web server
+connects as a role that is neither (audit/database_roles.py, ``manage.py database_roles``).
 """
 
 from __future__ import annotations

@@ -175,6 +175,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait instead of failing when the demo loader and the dev server touch the file together.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 
+# PostgreSQL deployment: the role the web server connects as (audit/database_roles.py). When set,
+# every migrate (run as the tables' owner) renews its grants for new tables.
+DATABASE_APP_ROLE = env.str("DATABASE_APP_ROLE", default="")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
