@@ -439,6 +439,8 @@ class CourseSerializer(RegistrySerializer):
         help_text="An active protocol of the study's disease area.",
     )
     injections = PlannedInjectionSerializer(many=True, read_only=True)
+    # Read-only, so declared: DRF's generated field would drop the blank an active course answers.
+    stop_reason = serializers.ChoiceField(choices=StopReason.choices, read_only=True, allow_blank=True)
 
     class Meta:
         model = pm.Course

@@ -207,6 +207,8 @@ IMPORT_MAX_MEMBER_BYTES = env.int("IMPORT_MAX_MEMBER_BYTES", default=200 * 1024 
 IMPORT_MAX_COMPRESSION_RATIO = env.float("IMPORT_MAX_COMPRESSION_RATIO", default=100.0)
 IMPORT_MAX_ROWS_PER_TABLE = env.int("IMPORT_MAX_ROWS_PER_TABLE", default=1_000_000)
 IMPORT_PAGE_MAX_ROWS = env.int("IMPORT_PAGE_MAX_ROWS", default=20_000)
+# A running import older than this is taken as interrupted (exchange/batches.py).
+IMPORT_STALE_HOURS = env.int("IMPORT_STALE_HOURS", default=12)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

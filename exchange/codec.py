@@ -89,6 +89,8 @@ def from_text(model_field: models.Field, text: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"is not valid JSON ({error.msg} at character {error.pos})") from None
+        except RecursionError:
+            raise ValueError("is JSON nested too deeply") from None
     if isinstance(model_field, models.BooleanField):
         if text in (TRUE, FALSE):
             return text == TRUE

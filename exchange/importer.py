@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ from protocols.models import Course, Phase
 from registry import models as m
 from registry.services import record_save
 
+from .batches import batches_mark_interrupted, this_host
 from .codec import from_text
 from .layout import BY_NAME, TABLES, Table
 from .limits import ImportFileError, ImportLimitError, ImportLimits
@@ -242,6 +244,7 @@ class Importer:
         source_format: str,
         notes: Iterable[str] = (),
     ) -> ImportResult:
+        batches_mark_interrupted()
         batch = ImportBatch.objects.create(
             study=self.study,
             site=self.site,
@@ -250,18 +253,28 @@ class Importer:
             source_format=source_format,
             dry_run=dry_run,
             started_by=self.actor,
+            host=this_host(),
+            process_id=os.getpid(),
         )
         result = ImportResult(batch=batch, notes=list(notes))
         self._check_columns(tables, result)
+        self._check_duplicate_keys(tables, result)
         if result.ok:
-            with transaction.atomic():
-                for table in TABLES:
-                    for line, row in tables.get(table.name, []):
-                        self._import_row(table, line, row, result, batch.reason)
-                        if self.progress:
-                            self.progress(1)
-                if dry_run or not result.ok:
-                    transaction.set_rollback(True)
+            try:
+                with transaction.atomic():
+                    for table in TABLES:
+                        for line, row in tables.get(table.name, []):
+                            self._import_row(table, line, row, result, batch.reason)
+                            if self.progress:
+                                self.progress(1)
+                    if dry_run or not result.ok:
+                        transaction.set_rollback(True)
+            except BaseException:
+                # Nothing was written (the transaction rolled back); the batch says so instead of "running".
+                batch.status, batch.finished_at = ImportStatus.INTERRUPTED, timezone.now()
+                batch.errors = ["The import stopped with an unexpected error; nothing was written."]
+                batch.save(update_fields=["status", "finished_at", "errors"])
+                raise
         batch.status = (
             ImportStatus.DRY_RUN if dry_run else (ImportStatus.APPLIED if result.ok else ImportStatus.REFUSED)
         )
@@ -309,6 +322,38 @@ class Importer:
                         "a de-identified export cannot be imported (it has no birth date or exact dates)",
                     )
                 )
+
+    def _check_duplicate_keys(self, tables: dict[str, Rows], result: ImportResult) -> None:
+        """Two rows with the same natural key in one file are an error, never "the last one wins"."""
+        for name, rows in tables.items():
+            table = BY_NAME[name]
+            seen: dict[tuple, tuple[int, dict[str, str]]] = {}
+            for line, row in rows:
+                key = tuple(self._key_value(table, column, row.get(column, "")) for column in table.keys)
+                if key not in seen:
+                    seen[key] = (line, row)
+                    continue
+                first_line, first = seen[key]
+                same = first == row
+                described = ", ".join(f"{column} {row.get(column, '')!r}" for column in table.keys)
+                result.issues.append(
+                    Issue(
+                        name,
+                        line,
+                        "",
+                        f"repeats line {first_line} ({described})"
+                        + ("" if same else " with different values")
+                        + "; a record may appear only once in a file — keep one of the two rows",
+                    )
+                )
+
+    @staticmethod
+    def _key_value(table: Table, column: str, text: str):
+        field = table.key_field(column)
+        try:
+            return from_text(field, text) if field is not None else text.strip()
+        except ValueError:
+            return text.strip()  # the row's own check reports the unreadable value
 
     def _import_row(
         self, table: Table, line: int, row: dict[str, str], result: ImportResult, reason: str

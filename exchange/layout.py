@@ -73,6 +73,15 @@ class Table:
         inherited = [key for key in self.keys if self.parent and key in BY_NAME[self.parent].free_text()]
         return tuple(dict.fromkeys([*own, *inherited]))
 
+    def key_field(self, key: str) -> models.Field | None:
+        """The model field a key column is read with: this model's, else the parent's (recursively)."""
+        names = {f.name: f for f in self.model._meta.concrete_fields}
+        if key == "course_start_date":
+            return pm.Course._meta.get_field("start_date")
+        if key in names:
+            return names[key]
+        return BY_NAME[self.parent].key_field(key) if self.parent else None
+
     def model_keys(self) -> list[str]:
         """Key columns that are fields of this model (the others belong to the parent's key)."""
         names = {f.name for f in self.model._meta.concrete_fields}

@@ -7,10 +7,11 @@ from registry.models import Site, Study
 
 
 class ImportStatus(models.TextChoices):
-    RUNNING = "running", "Running (or interrupted)"
+    RUNNING = "running", "Running"
     DRY_RUN = "dry_run", "Dry run (nothing written)"
     APPLIED = "applied", "Applied"
     REFUSED = "refused", "Refused: errors, nothing written"
+    INTERRUPTED = "interrupted", "Interrupted: the import stopped before it finished, nothing written"
 
 
 class ImportBatch(models.Model):
@@ -25,6 +26,8 @@ class ImportBatch(models.Model):
     dry_run = models.BooleanField()
     status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.RUNNING)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="imports")
+    host = models.CharField(max_length=255, blank=True, help_text="The machine that ran the import.")
+    process_id = models.PositiveIntegerField(null=True, blank=True, help_text="Its process, while running.")
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     summary = models.JSONField(

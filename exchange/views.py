@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.access import Capability, has_capability
 from analytics.deidentify import DateHandling
 
+from .batches import batches_mark_interrupted
 from .export import (
     ExportOptions,
     ExportRefused,
@@ -53,6 +54,7 @@ def _tables(upload: bytes, name: str, dictionary: bytes | None, mapping: bytes |
 def _upload_page(
     request: HttpRequest, form: ImportForm, *, status: int = 200, refused: str = ""
 ) -> HttpResponse:
+    batches_mark_interrupted()  # so "your recent imports" never shows a dead import as running
     recent = ImportBatch.objects.filter(started_by=request.user)[:10]
     context = {"form": form, "recent": recent, "refused": refused}
     return render(request, "exchange/import.html", context, status=status)

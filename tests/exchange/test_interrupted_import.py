@@ -98,4 +98,9 @@ def test_killing_an_import_midway_leaves_nothing_behind(scratch_database, tmp_pa
     assert count(url, "__import__('registry.models').models.Patient.objects.count()") == "0"
     assert count(url, "__import__('registry.models').models.Patient.history.count()") == "0"
     status = count(url, "__import__('exchange.models').models.ImportBatch.objects.get().status")
-    assert status == "running", "the batch row stays as the trace of an interrupted import"
+    assert status == "running", "the batch row is the trace of the interrupted import"
+    # The next import (or the import page) sees that its process is gone and says so.
+    marked = count(url, "__import__('exchange.batches').batches.batches_mark_interrupted()")
+    assert marked == "1"
+    status = count(url, "__import__('exchange.models').models.ImportBatch.objects.get().status")
+    assert status == "interrupted"
