@@ -138,9 +138,9 @@ def _xlsx_tables(content: bytes, limits: ImportLimits, found: dict[str, Rows], n
                     )
             found[sheet.title] = rows
         workbook.close()
-    except (ImportFileError, ImportLimitError):
+    except ImportFileError:
         raise
-    except Exception as error:  # noqa: BLE001 — openpyxl and defusedxml raise many kinds; all mean "unreadable"
+    except Exception as error:  # openpyxl and defusedxml raise many kinds; each means "unreadable"
         raise ImportFileError(
             f"The workbook cannot be read ({type(error).__name__}: {str(error)[:200]}). Save it again from "
             "Excel as .xlsx, or import CSV files."

@@ -23,6 +23,15 @@ def _find_shared_dir() -> Path | None:
 SHARED_DIR = _find_shared_dir()
 
 
+def pytest_configure(config):
+    """Tests hash passwords with MD5, as Django's own test suite does: the production hasher's million
+    PBKDF2 rounds cost 0.7 s per user here, and the suite creates users by the thousand (measured
+    with py-spy: the CI run spent most of its time in pbkdf2). Sign-in itself is unchanged."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def _axes_only_where_tested(request, settings):
     """django-axes needs the request in authenticate(); tests that sign in with client.login() turn

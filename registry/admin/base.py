@@ -75,6 +75,17 @@ class RegistryAdmin(SimpleHistoryAdmin):
             return
         raise Http404(f"No {self.model._meta.verbose_name} with that id.")
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id)) if request.method == "GET" else None
+        if obj is not None and not self._unlocked(obj):
+            self.message_user(
+                request,
+                "This record is in a locked section and is read-only here; a reviewer unlocks the section "
+                "(with a reason) before anything changes.",
+                messages.WARNING,
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def history_view(self, request, object_id, extra_context=None):
         self._reachable_or_404(request, object_id)
         return super().history_view(request, object_id, extra_context)
