@@ -91,8 +91,9 @@ class TokenObtainView(APIView):
         if not valid:
             return Response(credentials.errors, status=status.HTTP_400_BAD_REQUEST)
         user = credentials.validated_data["user"]
+        user.auth_token_set.filter(expiry__lt=timezone.now()).delete()  # expired: of no use to anyone
         limit = knox_settings.TOKEN_LIMIT_PER_USER
-        if limit is not None and user.auth_token_set.filter(expiry__gt=timezone.now()).count() >= limit:
+        if limit is not None and user.auth_token_set.count() >= limit:
             return Response(
                 {"detail": f"You already hold {limit} tokens; revoke one (DELETE /api/auth/tokens/<key>/)."},
                 status=status.HTTP_403_FORBIDDEN,

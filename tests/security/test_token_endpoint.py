@@ -139,6 +139,18 @@ def test_tokens_expire_after_the_idle_and_the_absolute_lifetime(lin, settings):
     assert _authorised(token) == 401
 
 
+def test_expired_tokens_are_refused_and_deleted_when_a_new_one_is_issued(lin):
+    presented = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    forgotten = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    past = timezone.now() - dt.timedelta(seconds=1)
+    AuthToken.objects.filter(user=lin).update(expiry=past)
+    assert _authorised(presented) == 401
+    assert _authorised(forgotten) == 401
+    fresh = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    assert set(AuthToken.objects.values_list("token_key", flat=True)) == {fresh[:15]}
+    assert _authorised(fresh) == 200
+
+
 def test_a_password_change_revokes_every_token(lin):
     tokens = [_token(APIClient(), "lin", PASSWORD).json()["token"] for _ in range(2)]
     lin.set_password("another-long-password-2")
