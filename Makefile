@@ -30,13 +30,16 @@ run: install
 	$(BIN)/python manage.py create_demo_accounts
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-## The whole test suite (SQLite by default; PostgreSQL when DATABASE_URL is set).
+## The whole test suite (SQLite by default; PostgreSQL when DATABASE_URL is set), one worker per core.
+## TEST_WORKERS=0 runs it in one process (for a debugger or a profile).
+TEST_WORKERS ?= auto
 test: install
 	$(BIN)/python manage.py check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 ## Django's deployment checklist against production settings (throwaway keys, DEBUG off).
