@@ -51,37 +51,19 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     ),
 }
 
-#: How each registry model reaches the site that owns it.
-SITE_PATHS: dict[str, str] = {
-    "site": "pk",
-    "study": "sites",  # many-to-many: a study is visible at any of its sites
-    "patient": "site",
-    "patientidentifier": "patient__site",
-    "npslediagnosis": "patient__site",
-    "npslemanifestation": "diagnosis__patient__site",
-    "sledai2kassessment": "patient__site",
-    "lmdiagnosis": "patient__site",
-    "mutationfinding": "diagnosis__patient__site",
-    "cartinfusion": "patient__site",
-    "icansassessment": "patient__site",
-    "crsassessment": "patient__site",
-    "lumbarpuncture": "patient__site",
-    "csfresult": "lumbar_puncture__patient__site",
-    "pathogentest": "csf_result__lumbar_puncture__patient__site",
-    "intrathecaldose": "lumbar_puncture__patient__site",
-    "systemictherapy": "patient__site",
-    "adverseevent": "patient__site",
-    "dischargeoutcome": "patient__site",
-    "responseassessment": "patient__site",
-    "followupevent": "patient__site",
-    "dataquery": "patient__site",
-    "sectionreview": "patient__site",
-    # protocols: a patient's courses, their injections, accepted safety overrides, dose products
-    "course": "patient__site",
-    "plannedinjection": "course__patient__site",
-    "safetyoverride": "lumbar_puncture__patient__site",
-    "doseformulation": "dose__lumbar_puncture__patient__site",
-}
+def site_path(model: type[Model]) -> str | None:
+    """How a model reaches the site that owns it, read from the model's own declarations.
+
+    ``site_lookup`` where a model declares one (a site itself, a study across its sites), else its
+    ``patient_lookup`` on to the patient's site; None for a model no site owns (reference data).
+    """
+    declared = getattr(model, "site_lookup", None)
+    if declared:
+        return declared
+    lookup = getattr(model, "patient_lookup", None)
+    if lookup is None:
+        return None
+    return "site" if lookup == "self" else f"{lookup}__site"
 
 
 def roles_by_site(user: User) -> dict[int, set[str]]:
@@ -129,9 +111,9 @@ def scope(queryset: QuerySet[M], user: User, capability: Capability = Capability
     ids = site_ids_with(user, capability)
     if ids is None:
         return queryset
-    path = SITE_PATHS.get(queryset.model._meta.model_name)
+    path = site_path(queryset.model)
     if path is None:
-        raise LookupError(f"no site path for {queryset.model.__name__}; add it to accounts.access.SITE_PATHS")
+        raise LookupError(f"{queryset.model.__name__} is not owned by a site (it declares no patient_lookup)")
     lookup = "pk__in" if path == "pk" else f"{path}__in"
     scoped = queryset.filter(**{lookup: ids})
     return scoped.distinct() if path == "sites" else scoped
@@ -149,7 +131,9 @@ def get_scoped_or_404(
 
 def site_of(obj: Model) -> int | None:
     """The id of the site that owns a registry object (None for a study, which spans sites)."""
-    path = SITE_PATHS[obj._meta.model_name]
+    path = site_path(type(obj))
+    if path is None:
+        raise LookupError(f"{type(obj).__name__} is not owned by a site")
     if path == "sites":
         return None
     if path == "pk":

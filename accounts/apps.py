@@ -8,6 +8,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and roles"
 
     def ready(self) -> None:
-        from .roles import sync_role_groups
+        from .roles import sync_role_groups  # models are importable only once the apps are ready
 
         post_migrate.connect(sync_role_groups, dispatch_uid="accounts.sync_role_groups")

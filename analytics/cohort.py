@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from analytics.errors import AnalysisError
+from protocols.choices import DUE, FULFILLED, CourseStatus, InjectionStatus
+from protocols.models import Course, PlannedInjection
 from registry.choices import (
     EGFR_MUTATIONS,
     BilagGrade,
@@ -34,6 +36,7 @@ from registry.choices import (
     TestResult,
 )
 from registry.models import (
+    AdverseEvent,
     CarTInfusion,
     CrsAssessment,
     DischargeOutcome,
@@ -496,7 +499,6 @@ def _add_common(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFram
     frame["first_it_at"] = first_dose.reindex(frame.index)
     frame["last_it_at"] = last_dose.reindex(frame.index)
 
-    from registry.models import AdverseEvent
 
     severe = AdverseEvent.objects.filter(patient__in=source, grade__gte=3).values_list(
         "patient_id", flat=True
@@ -507,8 +509,6 @@ def _add_common(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFram
 
 def _add_schedule(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame:
     """Planned against given: the courses' injections by status, dose intensity, reductions, ending."""
-    from protocols.choices import DUE, FULFILLED, CourseStatus, InjectionStatus
-    from protocols.models import Course, PlannedInjection
 
     injections = _frame(
         PlannedInjection.objects.filter(course__patient__in=source),

@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers
 
-from accounts.access import SITE_PATHS, Capability, scope
+from accounts.access import Capability, scope, site_path
 from protocols import models as pm
 from protocols.choices import ProtocolStatus, SafetyCheck, Severity, StopReason
 from protocols.models import PlannedInjection
@@ -95,7 +95,7 @@ class RegistrySerializer(serializers.ModelSerializer):
             ):
                 field.read_only = True
             queryset = getattr(field, "queryset", None)
-            if request is not None and queryset is not None and queryset.model._meta.model_name in SITE_PATHS:
+            if request is not None and queryset is not None and site_path(queryset.model) is not None:
                 field.queryset = scope(queryset.model._default_manager.all(), request.user)
         return fields
 

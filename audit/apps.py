@@ -8,6 +8,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
+        # Imported here: these modules import models, which are importable only once the apps are ready.
         from . import signals  # noqa: F401  (connects the sign-in and lock-out receivers)
         from .database_roles import renew_grants_after_migrate
         from .immutability import protect_audit_tables

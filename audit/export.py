@@ -8,6 +8,7 @@ import io
 from collections.abc import Iterator
 
 from registry import models as m
+from registry.catalogue import history_owners, patient_record_models
 
 from .models import SecurityEvent, SecurityEventKind
 from .timeline import row_changes
@@ -27,15 +28,6 @@ COLUMNS = [
     "reason",
 ]
 
-#: How each model's history reaches the patient (a patient_id column, or via its parent's ids).
-VIA_PARENT = {
-    "npslemanifestation": ("diagnosis_id", m.NpsleDiagnosis),
-    "mutationfinding": ("diagnosis_id", m.LmDiagnosis),
-    "csfresult": ("lumbar_puncture_id", m.LumbarPuncture),
-    "intrathecaldose": ("lumbar_puncture_id", m.LumbarPuncture),
-}
-
-
 def _patient_map(study_id: int, site_ids: set[int] | None) -> dict[int, tuple[str, str]]:
     """Patient id → (study code, site code) for everyone ever in the study at the allowed sites."""
     rows = (
@@ -51,21 +43,6 @@ def _patient_map(study_id: int, site_ids: set[int] | None) -> dict[int, tuple[st
     return found
 
 
-def _owner_map(patients: set[int]) -> dict[str, dict[int, int]]:
-    """For models without a patient column: object id → patient id, through their parents' history."""
-    lp = dict(m.LumbarPuncture.history.filter(patient_id__in=patients).values_list("id", "patient_id"))
-    csf = {
-        cid: lp[lid]
-        for cid, lid in m.CsfResult.history.filter(lumbar_puncture_id__in=lp).values_list(
-            "id", "lumbar_puncture_id"
-        )
-        if lid in lp
-    }
-    npsle = dict(m.NpsleDiagnosis.history.filter(patient_id__in=patients).values_list("id", "patient_id"))
-    lm = dict(m.LmDiagnosis.history.filter(patient_id__in=patients).values_list("id", "patient_id"))
-    return {"lumbarpuncture": lp, "csfresult": csf, "npslediagnosis": npsle, "lmdiagnosis": lm}
-
-
 def audit_rows(
     study: m.Study,
     *,
@@ -77,57 +54,18 @@ def audit_rows(
     """Audit rows for the study, oldest first; ``site_ids`` None means every site."""
     patients = _patient_map(study.pk, site_ids)
     ids = set(patients)
-    owners = _owner_map(ids)
-    models = [
-        model
-        for model in (
-            m.Patient,
-            m.PatientIdentifier,
-            m.NpsleDiagnosis,
-            m.NpsleManifestation,
-            m.Sledai2kAssessment,
-            m.LmDiagnosis,
-            m.MutationFinding,
-            m.CarTInfusion,
-            m.IcansAssessment,
-            m.CrsAssessment,
-            m.LumbarPuncture,
-            m.CsfResult,
-            m.PathogenTest,
-            m.IntrathecalDose,
-            m.SystemicTherapy,
-            m.AdverseEvent,
-            m.DischargeOutcome,
-            m.ResponseAssessment,
-            m.FollowUpEvent,
-        )
-        if include_identifiers or model is not m.PatientIdentifier
-    ]
     start = dt.datetime.combine(date_from, dt.time.min, tzinfo=dt.UTC) if date_from else None
     end = dt.datetime.combine(date_to, dt.time.max, tzinfo=dt.UTC) if date_to else None
     collected = []
-    for model in models:
-        name = model._meta.model_name
-        history = model.history.select_related("history_user")
-        if model is m.Patient:
-            history, owner_of = history.filter(id__in=ids), (lambda row: row.id)
-        elif model is m.PathogenTest:
-            csf = owners["csfresult"]
-            history, owner_of = (
-                history.filter(csf_result_id__in=csf),
-                (lambda row, csf=csf: csf[row.csf_result_id]),
-            )
-        elif name in VIA_PARENT:
-            column, parent = VIA_PARENT[name]
-            parents = owners[parent._meta.model_name]
-            history = history.filter(**{f"{column}__in": parents})
-            owner_of = lambda row, column=column, parents=parents: parents[getattr(row, column)]  # noqa: E731
-        else:
-            history, owner_of = history.filter(patient_id__in=ids), (lambda row: row.patient_id)
+    known: dict = {}
+    # Every audited model that belongs to a patient (registry.catalogue), protocols' records included.
+    for model in patient_record_models(include_identifiers=include_identifiers):
+        owners = history_owners(model, ids, known)
+        history = model.history.filter(id__in=list(owners)).select_related("history_user")
         for row, change in row_changes(model, history):
             if (start and change.at < start) or (end and change.at > end):
                 continue
-            code, site = patients[owner_of(row)]
+            code, site = patients[owners[row.id]]
             for field in change.fields or ():
                 collected.append(
                     (

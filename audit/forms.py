@@ -3,11 +3,10 @@
 from django import forms
 
 from accounts.access import Capability, scope
+from registry.choices import Section
 from registry.models import Study
 
-from .timeline import SECTION_OF
-
-SECTIONS = [("", "All sections")] + [(s, s.capitalize()) for s in dict.fromkeys(SECTION_OF.values())]
+SECTIONS = [("", "All sections"), *Section.choices]
 
 
 class TimelineFilterForm(forms.Form):

@@ -10,51 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from django.db import models
 
-from registry import models as registry_models
-
-ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
-
-#: The case-record section each model belongs to (as on the patient page).
-SECTION_OF: dict[str, str] = {
-    "patient": "identity",
-    "patientidentifier": "identity",
-    "npslediagnosis": "diagnosis",
-    "npslemanifestation": "diagnosis",
-    "sledai2kassessment": "diagnosis",
-    "lmdiagnosis": "diagnosis",
-    "mutationfinding": "diagnosis",
-    "cartinfusion": "diagnosis",
-    "icansassessment": "diagnosis",
-    "crsassessment": "diagnosis",
-    "lumbarpuncture": "procedures",
-    "csfresult": "procedures",
-    "pathogentest": "procedures",
-    "intrathecaldose": "procedures",
-    "systemictherapy": "therapy",
-    "adverseevent": "safety",
-    "dischargeoutcome": "outcomes",
-    "responseassessment": "outcomes",
-    "followupevent": "outcomes",
-    "course": "procedures",
-    "plannedinjection": "procedures",
-    "safetyoverride": "procedures",
-    "doseformulation": "procedures",
-}
-
-#: Bookkeeping fields never shown as changes.
-SKIPPED_FIELDS = {"id", "created_at", "updated_at", "version"}
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    field: str
-    label: str
-    old: str
-    new: str
+from registry.catalogue import history_owners, patient_record_models
+from registry.history import ACTIONS, FieldChange, field_changes, user_label
 
 
 @dataclass(frozen=True)
@@ -73,52 +33,6 @@ class Change:
     fields: tuple[FieldChange, ...] = field(default_factory=tuple)
 
 
-@lru_cache(maxsize=4096)
-def _related_label(related_model: type[models.Model], pk) -> str:
-    obj = related_model._default_manager.filter(pk=pk).first()
-    return str(obj) if obj is not None else f"{related_model._meta.verbose_name} #{pk} (deleted)"
-
-
-def _display(model: type[models.Model], name: str, value) -> str:
-    if value is None or value == "":
-        return ""
-    model_field = model._meta.get_field(name)
-    if model_field.is_relation:
-        return _related_label(model_field.related_model, value)
-    if model_field.choices:
-        return str(dict(model_field.flatchoices).get(value, value))
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
-
-
-def _tracked_fields(model: type[models.Model]) -> list[models.Field]:
-    return [f for f in model._meta.concrete_fields if f.name not in SKIPPED_FIELDS]
-
-
-def _field_changes(model, previous, current) -> tuple[FieldChange, ...]:
-    changes = []
-    for model_field in _tracked_fields(model):
-        attname = model_field.attname
-        old = getattr(previous, attname) if previous is not None else None
-        new = getattr(current, attname) if current is not None else None
-        if previous is not None and current is not None and old == new:
-            continue
-        if previous is None and new in (None, "", False):
-            continue
-        name = model_field.name
-        changes.append(
-            FieldChange(
-                name, str(model_field.verbose_name), _display(model, name, old), _display(model, name, new)
-            )
-        )
-    return tuple(changes)
-
-
 def changes_of(model: type[models.Model], rows: Iterable) -> Iterator[Change]:
     """Turn history rows of one model (any order) into changes, each against the record's previous row."""
     for _row, change in row_changes(model, rows):
@@ -132,23 +46,20 @@ def row_changes(model: type[models.Model], rows: Iterable) -> Iterator[tuple[obj
         before = previous.get(row.id)
         # A deletion shows the values the record had; a creation or change, what differs from before.
         fields = (
-            _field_changes(model, row, None)
-            if row.history_type == "-"
-            else _field_changes(model, before, row)
+            field_changes(model, row, None) if row.history_type == "-" else field_changes(model, before, row)
         )
         previous[row.id] = row
-        user = row.history_user
         yield (
             row,
             Change(
                 history_id=row.history_id,
                 at=row.history_date,
-                user=user.get_full_name() or user.get_username() if user else "system (unattributed)",
+                user=user_label(row),
                 user_id=row.history_user_id,
                 action=ACTIONS[row.history_type],
                 model=model._meta.model_name,
                 model_label=str(model._meta.verbose_name),
-                section=SECTION_OF.get(model._meta.model_name, "other"),
+                section=getattr(model, "review_section", None) or "other",
                 object_id=row.id,
                 record=_record_label(model, row),
                 reason=row.history_change_reason or "",
@@ -167,41 +78,16 @@ def _record_label(model, row) -> str:
 def patient_history_rows(
     patient_id: int, *, include_identifiers: bool
 ) -> list[tuple[type[models.Model], list]]:
-    """History rows of everything that belongs (or belonged) to the patient, by model."""
-    m = registry_models
+    """History rows of everything that belongs (or belonged) to the patient, by model.
 
-    def rows(model, **lookup):
-        return list(model.history.filter(**lookup).select_related("history_user"))
-
-    lp_ids = set(m.LumbarPuncture.history.filter(patient_id=patient_id).values_list("id", flat=True))
-    csf_ids = set(m.CsfResult.history.filter(lumbar_puncture_id__in=lp_ids).values_list("id", flat=True))
-    npsle_ids = set(m.NpsleDiagnosis.history.filter(patient_id=patient_id).values_list("id", flat=True))
-    lm_ids = set(m.LmDiagnosis.history.filter(patient_id=patient_id).values_list("id", flat=True))
-    found = [(m.Patient, rows(m.Patient, id=patient_id))]
-    if include_identifiers:
-        found.append((m.PatientIdentifier, rows(m.PatientIdentifier, patient_id=patient_id)))
-    for model in (
-        m.NpsleDiagnosis,
-        m.Sledai2kAssessment,
-        m.LmDiagnosis,
-        m.CarTInfusion,
-        m.IcansAssessment,
-        m.CrsAssessment,
-        m.LumbarPuncture,
-        m.SystemicTherapy,
-        m.AdverseEvent,
-        m.DischargeOutcome,
-        m.ResponseAssessment,
-        m.FollowUpEvent,
-    ):
-        found.append((model, rows(model, patient_id=patient_id)))
-    found += [
-        (m.NpsleManifestation, rows(m.NpsleManifestation, diagnosis_id__in=npsle_ids)),
-        (m.MutationFinding, rows(m.MutationFinding, diagnosis_id__in=lm_ids)),
-        (m.CsfResult, rows(m.CsfResult, id__in=csf_ids)),
-        (m.PathogenTest, rows(m.PathogenTest, csf_result_id__in=csf_ids)),
-        (m.IntrathecalDose, rows(m.IntrathecalDose, lumbar_puncture_id__in=lp_ids)),
-    ]
+    Every audited model that belongs to a patient takes part (registry.catalogue), protocols'
+    courses, planned injections, overrides and dose products included.
+    """
+    known: dict = {}
+    found = []
+    for model in patient_record_models(include_identifiers=include_identifiers):
+        ids = history_owners(model, {patient_id}, known)
+        found.append((model, list(model.history.filter(id__in=ids).select_related("history_user"))))
     return found
 
 

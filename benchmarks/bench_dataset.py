@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from accounts.services import system_user
 from analytics.cohort import build_dataset
 from analytics.reports.runner import report_run
-from registry.demo.npsle import generate_npsle_cohort
+from demo.npsle import generate_npsle_cohort
 
 
 def main() -> None:

@@ -26,9 +26,9 @@ django.setup()
 from django.db import connection, transaction  # noqa: E402
 
 from accounts.services import system_user  # noqa: E402
+from demo.common import ensure_sites_and_studies  # noqa: E402
+from demo.npsle import generate_npsle_cohort  # noqa: E402
 from registry.choices import DiseaseArea  # noqa: E402
-from registry.demo.common import ensure_sites_and_studies  # noqa: E402
-from registry.demo.npsle import generate_npsle_cohort  # noqa: E402
 from registry.models import Study  # noqa: E402
 from registry.services import record_save  # noqa: E402
 

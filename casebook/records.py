@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
-from registry.choices import DiseaseArea
+from registry.choices import DiseaseArea, Section
 from registry.models import (
     AdverseEvent,
     CarTInfusion,
@@ -23,14 +23,8 @@ from registry.models import (
 from . import forms
 
 #: The page's sections, in order.
-SECTIONS: dict[str, str] = {
-    "identity": "Identity",
-    "diagnosis": "Diagnosis",
-    "procedures": "Lumbar punctures, CSF and intrathecal doses",
-    "therapy": "Systemic therapy",
-    "safety": "Adverse events",
-    "outcomes": "Outcomes and follow-up",
-}
+#: Section key → title, in page order (the sections themselves are registry.choices.Section).
+SECTIONS: dict[str, str] = dict(Section.choices)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,9 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.access import Capability, get_scoped_or_404, has_capability, scope, sites_with
+from accounts.access import Capability, has_capability, scope, sites_with
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
 from protocols.models import PlannedInjection
@@ -49,10 +48,17 @@ from registry.services import (
     record_save,
 )
 from registry.services import record_delete as delete_record
-from registry.services.versions import signed_version, stale_edit
-from review.selectors import reason_required
 
 from . import forms, scores
+from .pages import (
+    apply_errors,
+    form_response,
+    render_section,
+    require_reason,
+    saved_response,
+    show_stale,
+    visible_patient,
+)
 from .records import KINDS, SECTIONS, RecordKind
 from .sections import section_context
 
@@ -62,77 +68,6 @@ from .sections import section_context
 def _posted(request: HttpRequest):
     """The submitted data on POST (even when empty, so an empty submission is validated), else None."""
     return request.POST if request.method == "POST" else None
-
-
-def _patient(request: HttpRequest, pk: int, *, edit: bool = False) -> Patient:
-    """The patient if visible to the user (else 404); with ``edit``, 403 unless they may change it."""
-    patient = get_scoped_or_404(Patient.objects.select_related("study", "site"), request.user, pk=pk)
-    if edit and not has_capability(request.user, Capability.EDIT_RECORDS, patient.site_id):
-        raise PermissionDenied("Your role at this site does not allow changes to case records.")
-    return patient
-
-
-def _section_url(patient: Patient, key: str) -> str:
-    return reverse("casebook:patient_detail", args=[patient.pk]) + f"#section-{key}"
-
-
-def _render_section(
-    request: HttpRequest, patient: Patient, key: str, *, saved: str | None = None
-) -> HttpResponse:
-    context = section_context(patient, key, request.user) | {"saved_message": saved}
-    return render(request, "casebook/section.html", context)
-
-
-def _form_response(
-    request: HttpRequest, patient: Patient, key: str, template: str, context: dict
-) -> HttpResponse:
-    """The form fragment in place (htmx), or the same form on a full page."""
-    context = {"patient": patient, "section": key, "section_title": SECTIONS[key], **context}
-    if request.htmx:
-        return render(request, template, context)
-    return render(request, "casebook/form_page.html", context | {"form_template": template})
-
-
-def _saved(request: HttpRequest, patient: Patient, key: str, message: str) -> HttpResponse:
-    if request.htmx:
-        return _render_section(request, patient, key, saved=message)
-    messages.success(request, message)
-    return redirect(_section_url(patient, key))
-
-
-def _reason_rule(form, patient: Patient, section: str):
-    """Once a section is submitted, every change to it needs a reason typed by the person making it."""
-    if "change_reason" in form.fields and reason_required(patient, section):
-        field = form.fields["change_reason"]
-        field.required = True
-        field.help_text = "Required: this section has been submitted for review. " + field.help_text
-    return form
-
-
-def _stale(form) -> None:
-    """Someone saved the record between this user's load and save (caught by the versioned UPDATE)."""
-    edit = stale_edit(form.instance, form.instance.version)
-    message = (
-        edit.message() if edit else "This record was changed by someone else meanwhile; check and save again."
-    )
-    form.add_error(None, message)
-    if edit and "version" in form.fields:
-        form.data = form.data.copy()
-        form.data[form.add_prefix("version")] = signed_version(edit.current_version)
-
-
-def _apply_errors(error: ValidationError, form, prefix_map: dict[str, Any] | None = None) -> None:
-    """Attach a service's field errors to the form (and nested forms by key prefix)."""
-    for key, messages_ in error.update_error_dict({}).items():
-        target, field = form, key
-        for prefix, nested in (prefix_map or {}).items():
-            if key.startswith(prefix):
-                target, field = nested(key[len(prefix) :])
-                break
-        if field not in target.fields:
-            field = None
-        for message in messages_:
-            target.add_error(field, message)
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -213,7 +148,7 @@ def patient_create(request: HttpRequest) -> HttpResponse:
                 actor=request.user,
             )
         except ValidationError as error:
-            _apply_errors(error, form)
+            apply_errors(error, form)
         else:
             messages.success(request, f"Patient {patient} enrolled.")
             return redirect("casebook:patient_detail", pk=patient.pk)
@@ -222,7 +157,7 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = _patient(request, pk)
+    patient = visible_patient(request, pk)
     sections = [
         (
             key,
@@ -245,7 +180,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def section(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     if key not in SECTIONS:
         raise Http404("No such section.")
-    return _render_section(request, _patient(request, pk), key)
+    return render_section(request, visible_patient(request, pk), key)
 
 
 # --- identity --------------------------------------------------------------------------------
@@ -254,10 +189,10 @@ def section(request: HttpRequest, pk: int, key: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def identity_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = _patient(request, pk, edit=True)
+    patient = visible_patient(request, pk, edit=True)
     sees_identifiers = has_capability(request.user, Capability.VIEW_IDENTIFIERS, patient.site_id)
     data = request.POST if request.method == "POST" else None
-    form = _reason_rule(forms.PatientIdentityForm(data, instance=patient), patient, "identity")
+    form = require_reason(forms.PatientIdentityForm(data, instance=patient), patient, "identity")
     identifier = PatientIdentifier.objects.filter(patient=patient).first() or PatientIdentifier(
         patient=patient
     )
@@ -270,12 +205,12 @@ def identity_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 if id_form is not None and (identifier.pk or id_form.has_changed()):
                     record_save(id_form.instance, actor=request.user, reason=reason)
         except RecordModifiedError:
-            _stale(form)
+            show_stale(form)
         except ValidationError as error:
-            _apply_errors(error, form)
+            apply_errors(error, form)
         else:
-            return _saved(request, patient, "identity", "Identity saved.")
-    return _form_response(
+            return saved_response(request, patient, "identity", "Identity saved.")
+    return form_response(
         request, patient, "identity", "casebook/forms/identity_form.html", {"form": form, "id_form": id_form}
     )
 
@@ -284,7 +219,7 @@ def identity_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def patient_move(request: HttpRequest, pk: int) -> HttpResponse:
     """Move the patient to another site of the study: the move right is needed here and there."""
-    patient = _patient(request, pk)
+    patient = visible_patient(request, pk)
     if not has_capability(request.user, Capability.MOVE_PATIENTS, patient.site_id):
         raise PermissionDenied("Only a study administrator of this site may move its patients.")
     form = forms.PatientMoveForm(_posted(request), patient=patient, user=request.user)
@@ -298,7 +233,7 @@ def patient_move(request: HttpRequest, pk: int) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
             )
         except ValidationError as error:
-            _apply_errors(error, form)
+            apply_errors(error, form)
         else:
             security_event_record(
                 SecurityEventKind.PATIENT_MOVED,
@@ -319,8 +254,8 @@ def patient_move(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def death_record(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = _patient(request, pk, edit=True)
-    form = _reason_rule(
+    patient = visible_patient(request, pk, edit=True)
+    form = require_reason(
         forms.DeathForm(_posted(request), instance=Patient.objects.get(pk=patient.pk)), patient, "outcomes"
     )
     if request.method == "POST" and form.is_valid():
@@ -333,14 +268,14 @@ def death_record(request: HttpRequest, pk: int) -> HttpResponse:
                 reason=form.reason("Death corrected" if patient.death_date else "Death recorded"),
             )
         except RecordModifiedError:
-            _stale(form)
+            show_stale(form)
         except ValidationError as error:
-            _apply_errors(error, form)
+            apply_errors(error, form)
         else:
             patient.refresh_from_db()
-            return _saved(request, patient, "outcomes", "Death recorded.")
+            return saved_response(request, patient, "outcomes", "Death recorded.")
     title = "Correct the death" if patient.death_date else "Record death"
-    return _form_response(
+    return form_response(
         request,
         patient,
         "outcomes",
@@ -355,7 +290,7 @@ def death_record(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def diagnosis_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = _patient(request, pk, edit=True)
+    patient = visible_patient(request, pk, edit=True)
     area = patient.study.disease_area
     if area == DiseaseArea.NPSLE:
         return _npsle_diagnosis(request, patient)
@@ -367,7 +302,7 @@ def diagnosis_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def _npsle_diagnosis(request: HttpRequest, patient: Patient) -> HttpResponse:
     diagnosis = NpsleDiagnosis.objects.filter(patient=patient).first() or NpsleDiagnosis(patient=patient)
     data = request.POST if request.method == "POST" else None
-    form = _reason_rule(forms.NpsleDiagnosisForm(data, instance=diagnosis), patient, "diagnosis")
+    form = require_reason(forms.NpsleDiagnosisForm(data, instance=diagnosis), patient, "diagnosis")
     syndromes = forms.SyndromeFormSet(data, initial=forms.syndrome_initial(diagnosis), prefix="syndromes")
     if request.method == "POST" and form.is_valid() and syndromes.is_valid():
         chosen = {
@@ -383,13 +318,13 @@ def _npsle_diagnosis(request: HttpRequest, patient: Patient) -> HttpResponse:
                 reason=form.reason("NPSLE diagnosis edited"),
             )
         except RecordModifiedError:
-            _stale(form)
+            show_stale(form)
         except ValidationError as error:
             by_code = {f["syndrome"].value(): f for f in syndromes}
-            _apply_errors(error, form, {"syndromes.": lambda code: (by_code[code], "onset_date")})
+            apply_errors(error, form, {"syndromes.": lambda code: (by_code[code], "onset_date")})
         else:
-            return _saved(request, patient, "diagnosis", "NPSLE diagnosis saved.")
-    return _form_response(
+            return saved_response(request, patient, "diagnosis", "NPSLE diagnosis saved.")
+    return form_response(
         request,
         patient,
         "diagnosis",
@@ -400,7 +335,7 @@ def _npsle_diagnosis(request: HttpRequest, patient: Patient) -> HttpResponse:
 
 def _lm_diagnosis(request: HttpRequest, patient: Patient) -> HttpResponse:
     diagnosis = LmDiagnosis.objects.filter(patient=patient).first() or LmDiagnosis(patient=patient)
-    form = _reason_rule(forms.LmDiagnosisForm(_posted(request), instance=diagnosis), patient, "diagnosis")
+    form = require_reason(forms.LmDiagnosisForm(_posted(request), instance=diagnosis), patient, "diagnosis")
     if request.method == "POST" and form.is_valid():
         try:
             lm_diagnosis_save(
@@ -411,12 +346,12 @@ def _lm_diagnosis(request: HttpRequest, patient: Patient) -> HttpResponse:
                 reason=form.reason("LM diagnosis edited"),
             )
         except RecordModifiedError:
-            _stale(form)
+            show_stale(form)
         except ValidationError as error:
-            _apply_errors(error, form)
+            apply_errors(error, form)
         else:
-            return _saved(request, patient, "diagnosis", "LM diagnosis saved.")
-    return _form_response(
+            return saved_response(request, patient, "diagnosis", "LM diagnosis saved.")
+    return form_response(
         request, patient, "diagnosis", "casebook/forms/lm_diagnosis_form.html", {"form": form}
     )
 
@@ -435,7 +370,7 @@ def _kind(patient: Patient, slug: str) -> RecordKind:
 @require_http_methods(["GET", "POST"])
 def record_edit(request: HttpRequest, pk: int, kind: str, record_pk: int | None = None) -> HttpResponse:
     """Add (no ``record_pk``) or edit one repeating record of a patient."""
-    patient = _patient(request, pk, edit=True)
+    patient = visible_patient(request, pk, edit=True)
     spec = _kind(patient, kind)
     if record_pk is None:
         if spec.single and spec.records(patient).exists():
@@ -447,7 +382,7 @@ def record_edit(request: HttpRequest, pk: int, kind: str, record_pk: int | None 
         instance = spec.records(patient).filter(pk=record_pk).first()
         if instance is None:
             raise Http404(f"No {spec.label} with that id for this patient.")
-    form = _reason_rule(spec.form(_posted(request), instance=instance), patient, spec.section)
+    form = require_reason(spec.form(_posted(request), instance=instance), patient, spec.section)
     if request.method == "POST" and form.is_valid():
         verb = "added" if instance.pk is None else "saved"
         try:
@@ -455,13 +390,13 @@ def record_edit(request: HttpRequest, pk: int, kind: str, record_pk: int | None 
                 form.instance, actor=request.user, reason=form.reason(f"{spec.label.capitalize()} {verb}")
             )
         except RecordModifiedError:
-            _stale(form)
+            show_stale(form)
         except ValidationError as error:
-            _apply_errors(error, form)
+            apply_errors(error, form)
         else:
-            return _saved(request, patient, spec.section, f"{spec.label.capitalize()} {verb}.")
+            return saved_response(request, patient, spec.section, f"{spec.label.capitalize()} {verb}.")
     title = f"{'Add' if instance.pk is None else 'Edit'} {spec.label}"
-    return _form_response(
+    return form_response(
         request,
         patient,
         spec.section,
@@ -473,7 +408,7 @@ def record_edit(request: HttpRequest, pk: int, kind: str, record_pk: int | None 
 @login_required
 @require_http_methods(["GET", "POST"])
 def record_delete(request: HttpRequest, pk: int, kind: str, record_pk: int) -> HttpResponse:
-    patient = _patient(request, pk, edit=True)
+    patient = visible_patient(request, pk, edit=True)
     if kind == "lumbar-puncture":
         section_key, label = "procedures", "lumbar puncture"
         instance = LumbarPuncture.objects.filter(patient=patient, pk=record_pk).first()
@@ -486,8 +421,8 @@ def record_delete(request: HttpRequest, pk: int, kind: str, record_pk: int) -> H
     form = forms.DeleteForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         delete_record(instance, actor=request.user, reason=form.cleaned_data["reason"])
-        return _saved(request, patient, section_key, f"{label.capitalize()} deleted.")
-    return _form_response(
+        return saved_response(request, patient, section_key, f"{label.capitalize()} deleted.")
+    return form_response(
         request,
         patient,
         section_key,
@@ -507,7 +442,7 @@ def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None
     With an active course the form offers the course's next injection (its doses pre-filled). Saving
     runs the safety checks: a finding blocks the save until it is overridden with a reason.
     """
-    patient = _patient(request, pk, edit=True)
+    patient = visible_patient(request, pk, edit=True)
     if lp_pk is None:
         lp = LumbarPuncture(patient=patient)
         csf = CsfResult()
@@ -522,7 +457,7 @@ def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None
     )
     upcoming = next_injection(patient)
     offered = [i for i in (linked, upcoming.injection if upcoming else None) if i is not None]
-    form = _reason_rule(forms.LumbarPunctureForm(data, instance=lp), patient, "procedures")
+    form = require_reason(forms.LumbarPunctureForm(data, instance=lp), patient, "procedures")
     csf_form = forms.CsfResultForm(data, instance=csf, prefix="csf")
     # The next injection's doses pre-fill a new LP (only when the page is first shown: posted rows
     # are compared with no initial, so an accepted proposal counts as entered).
@@ -587,11 +522,11 @@ def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None
                     ),
                 )
             except RecordModifiedError:
-                _stale(form)
+                show_stale(form)
             except ValidationError as error:
                 changed_tests = [f for f in tests.forms if f.has_changed() and not _deleted(f)]
                 findings = getattr(error, "findings", [])
-                _apply_errors(
+                apply_errors(
                     error,
                     form,
                     {
@@ -611,9 +546,9 @@ def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None
                 )
             else:
                 verb = "recorded" if lp_pk is None else "saved"
-                return _saved(request, patient, "procedures", f"Lumbar puncture {verb}.")
+                return saved_response(request, patient, "procedures", f"Lumbar puncture {verb}.")
     title = "Add lumbar puncture" if lp_pk is None else "Edit lumbar puncture"
-    return _form_response(
+    return form_response(
         request,
         patient,
         "procedures",

@@ -9,6 +9,7 @@ the HTTPS redirect. ``make run`` and ``make test`` write a development ``.env`` 
 random keys of this checkout) the first time; variables in the environment win over the file.
 """
 
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,8 +47,6 @@ if not DEBUG:
         raise ImproperlyConfigured("DATE_SHIFT_KEY must differ from SECRET_KEY.")
 elif not SECRET_KEY or not DATE_SHIFT_KEY:
     # DEBUG on without keys (a bare `DEBUG=true manage.py ...`): throwaway keys for this process only.
-    import secrets
-
     SECRET_KEY = SECRET_KEY or secrets.token_urlsafe(50)
     DATE_SHIFT_KEY = DATE_SHIFT_KEY or secrets.token_urlsafe(50)
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
@@ -111,6 +110,7 @@ INSTALLED_APPS = [
     "protocols",
     "api",
     "exchange",
+    "demo",
 ]
 
 # History is never rewritten from the admin: no "revert to this version".

@@ -16,9 +16,11 @@ import csv
 import datetime as dt
 import io
 import math
+import tempfile
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -401,10 +403,7 @@ def _xlsx_cell(value):
 
 def to_statistics_zip(study: Study, tables: list[ExportTable], options: ExportOptions, kind: str) -> bytes:
     """One SPSS .sav or Stata .dta per table, with variable labels and (numeric) value labels."""
-    import tempfile
-    from pathlib import Path
-
-    import pyreadstat
+    import pyreadstat  # imported here: only these two downloads need it
 
     files = {}
     with tempfile.TemporaryDirectory() as folder:

@@ -24,7 +24,14 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from registry.choices import Diluent, DiseaseArea, DoseTiming, IntrathecalDrug, SystemicTherapyCategory
+from registry.choices import (
+    Diluent,
+    DiseaseArea,
+    DoseTiming,
+    IntrathecalDrug,
+    Section,
+    SystemicTherapyCategory,
+)
 from registry.dosing import INTRATHECAL_DOSE_LIMITS, EscalationRule
 from registry.formatting import plain
 from registry.models import IntrathecalDose, LumbarPuncture, Patient
@@ -52,6 +59,8 @@ DRAFT_ONLY = (
 
 class Protocol(RegistryRecord):
     """One version (``revision``) of an intrathecal treatment protocol."""
+
+    reference_data = True  # shared by every site: no patient, no site owns it
 
     code = models.CharField(
         max_length=40,
@@ -192,6 +201,8 @@ class Phase(RegistryRecord):
     A later phase starts ``gap_before_days`` after the previous phase's last injection.
     """
 
+    reference_data = True  # shared by every site: no patient, no site owns it
+
     protocol = models.ForeignKey(Protocol, on_delete=models.CASCADE, related_name="phases")
     order = models.PositiveSmallIntegerField(help_text="1 for the first phase, then 2, 3, …")
     name = models.CharField(max_length=100)
@@ -292,6 +303,8 @@ class Phase(RegistryRecord):
 
 class Component(RegistryRecord):
     """A drug given at each injection (of one phase, or of every phase), with its dose rule."""
+
+    reference_data = True  # shared by every site: no patient, no site owns it
 
     protocol = models.ForeignKey(Protocol, on_delete=models.CASCADE, related_name="components")
     phase = models.ForeignKey(
@@ -423,6 +436,8 @@ class Component(RegistryRecord):
 class SupportiveRequirement(RegistryRecord):
     """Systemic supportive care that must be recorded before and during the injections of a drug."""
 
+    reference_data = True  # shared by every site: no patient, no site owns it
+
     protocol = models.ForeignKey(Protocol, on_delete=models.CASCADE, related_name="supportive_requirements")
     category = models.CharField(max_length=24, choices=SystemicTherapyCategory.choices)
     for_drug = models.CharField(
@@ -472,6 +487,8 @@ class SupportiveRequirement(RegistryRecord):
 class Formulation(RegistryRecord):
     """A product that may be drawn up for an intrathecal injection, and whether it is safe there."""
 
+    reference_data = True  # shared by every site: no patient, no site owns it
+
     drug = models.CharField(max_length=24, choices=IntrathecalDrug.choices)
     name = models.CharField(max_length=200, unique=True)
     preservative_free = models.BooleanField(default=True)
@@ -500,7 +517,7 @@ class Formulation(RegistryRecord):
 class Course(RegistryRecord):
     """A patient's course of intrathecal therapy, planned from one protocol version."""
 
-    review_section = "procedures"
+    review_section = Section.PROCEDURES
     patient_lookup = "patient"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="intrathecal_courses")
@@ -588,7 +605,7 @@ class Course(RegistryRecord):
 class PlannedInjection(RegistryRecord):
     """One injection of a course: when it was planned, what was proposed, and what happened."""
 
-    review_section = "procedures"
+    review_section = Section.PROCEDURES
     patient_lookup = "course__patient"
 
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="injections")
@@ -609,7 +626,9 @@ class PlannedInjection(RegistryRecord):
         related_name="planned_injection",
         help_text="The lumbar puncture or Ommaya tap that gave this injection.",
     )
-    deviation = models.TextField(blank=True, help_text="What differed from the plan (written by the registry).")
+    deviation = models.TextField(
+        blank=True, help_text="What differed from the plan (written by the registry)."
+    )
     deviation_reason = models.CharField(
         "reason for the deviation", max_length=300, blank=True, help_text="Why it was changed or missed."
     )
@@ -669,7 +688,7 @@ class PlannedInjection(RegistryRecord):
 class SafetyOverride(RegistryRecord):
     """A safety finding someone accepted, with their reason, when an injection was saved."""
 
-    review_section = "procedures"
+    review_section = Section.PROCEDURES
     patient_lookup = "lumbar_puncture__patient"
 
     lumbar_puncture = models.ForeignKey(
@@ -703,7 +722,7 @@ class SafetyOverride(RegistryRecord):
 class DoseFormulation(RegistryRecord):
     """The product a recorded intrathecal dose was drawn from."""
 
-    review_section = "procedures"
+    review_section = Section.PROCEDURES
     patient_lookup = "dose__lumbar_puncture__patient"
 
     dose = models.OneToOneField(IntrathecalDose, on_delete=models.CASCADE, related_name="formulation_record")

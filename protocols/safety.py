@@ -28,6 +28,7 @@ from registry.models.base import local_date
 from .choices import SafetyCheck, Severity
 from .models import Course, Formulation, PlannedInjection
 from .planning import ProposedDose
+from .selectors import CourseState, active_course, next_pending
 from .thresholds import (
     FIRST_DOSE_LOOKBACK_DAYS,
     LOW_ICP_MMH2O,
@@ -389,7 +390,6 @@ def injection_context(
 
     ``state``: the course already read (``protocols.selectors.CourseState``), to avoid reading it twice.
     """
-    from .selectors import CourseState
 
     earlier = LumbarPuncture.objects.filter(patient=patient, doses__isnull=False)
     if lumbar_puncture is not None and lumbar_puncture.pk:
@@ -471,7 +471,6 @@ def check_injection(
     patient's active course, if any. ``planned``: the planned injection it fulfils; None means the
     course's next one (or, for an existing ``lumbar_puncture``, the one it already fulfils).
     """
-    from .selectors import active_course, next_pending
 
     entries = as_entries(doses)
     course = course or active_course(patient)

@@ -15,6 +15,8 @@ from typing import Any
 
 from django.db import transaction
 
+from accounts.services import system_user
+
 from .choices import ProtocolStatus
 from .models import Protocol
 from .services import formulation_ensure, protocol_activate, protocol_create
@@ -38,8 +40,6 @@ def read_fixture(path: Path = SEED_FIXTURE) -> dict[str, Any]:
 def ensure_seed_protocols(*, actor=None, path: Path = SEED_FIXTURE) -> dict[str, Protocol]:
     """Install what is missing of the fixture; return the active version of each of its protocols."""
     if actor is None:
-        from accounts.services import system_user
-
         actor = system_user()
     fixture = read_fixture(path)
     for spec in fixture.get("formulations", ()):

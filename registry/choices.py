@@ -347,3 +347,15 @@ class FollowUpEventType(models.TextChoices):
     LM_PROGRESSION = "lm_progression", "LM progression"
     DEATH = "death", "Death"
     LAST_CONTACT = "last_contact", "Last contact (alive)"
+
+
+class Section(models.TextChoices):
+    """The sections of a case record: each model declares its own (``review_section``); each is
+    reviewed, verified and locked on its own."""
+
+    IDENTITY = "identity", "Identity"
+    DIAGNOSIS = "diagnosis", "Diagnosis"
+    PROCEDURES = "procedures", "Lumbar punctures, CSF and intrathecal doses"
+    THERAPY = "therapy", "Systemic therapy"
+    SAFETY = "safety", "Adverse events"
+    OUTCOMES = "outcomes", "Outcomes and follow-up"

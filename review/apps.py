@@ -5,3 +5,11 @@ class ReviewConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "review"
     verbose_name = "Review workflow"
+
+    def ready(self) -> None:
+        # Imported here: guards import models, which are importable only once the apps are ready.
+        from registry import write_hooks
+
+        from .guards import ReviewGuard
+
+        write_hooks.register(ReviewGuard())

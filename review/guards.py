@@ -1,4 +1,4 @@
-"""The review workflow's rules on every write to a case record (called from RegistryRecord).
+"""The review workflow's rules on every write to a case record (registered on registry's write hooks).
 
 - Nothing changes in a locked section, whatever the route (page, admin, API, import, command).
 - A change to a submitted or verified section needs a reason.
@@ -10,9 +10,15 @@ lock service takes the same row lock, so a lock and an edit of the same section 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.core.exceptions import ValidationError
+from django.db import models
+
+from registry.write_hooks import WriteGuard
 
 from .models import ReviewStatus, SectionReview
+from .rules import schedule_check
 
 
 class RecordLockedError(ValidationError):
@@ -97,8 +103,6 @@ def check_record_writable(record, *, deleting: bool = False) -> None:
 
 
 def after_record_write(record) -> None:
-    from .rules import schedule_check
-
     patient_id = record.owning_patient_id()
     if patient_id is not None:
         schedule_check(patient_id)
@@ -111,3 +115,43 @@ def after_record_write(record) -> None:
     review._change_reason = f"Changed after verification: {getattr(record, '_change_reason', '')}"
     review.save()
     del record._section_review
+
+
+def refuse_locked_sections(model: type[models.Model], objects: Sequence[models.Model]) -> None:
+    """One query for the whole batch: no record may land in a locked section."""
+    section = getattr(model, "review_section", None)
+    if section is None:
+        return
+    patient_ids = {obj.owning_patient_id() for obj in objects} - {None}
+    locked = SectionReview.objects.filter(
+        patient_id__in=patient_ids, section=section, status=ReviewStatus.LOCKED
+    )
+    if patient_ids and locked.exists():
+        raise RecordLockedError(
+            f"Some records fall in locked sections ({locked.first()}); nothing was written."
+        )
+
+
+class ReviewGuard(WriteGuard):
+    """The workflow on registry's write hooks (registered in ``ReviewConfig.ready``)."""
+
+    def check(self, record, *, deleting: bool) -> None:
+        check_record_writable(record, deleting=deleting)
+
+    def check_batch(self, model, records) -> None:
+        refuse_locked_sections(model, records)
+
+    def problems(self, record) -> dict[str, str]:
+        return write_problems(record)
+
+    def after_write(self, record) -> None:
+        after_record_write(record)
+
+    def after_delete(self, patient_id: int) -> None:
+        schedule_check(patient_id)
+
+    def is_read_only(self, record) -> bool:
+        return record_is_locked(record)
+
+    def needs_reason(self, patient_id, section) -> bool:
+        return not section_is_draft(patient_id, section)

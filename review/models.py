@@ -9,19 +9,11 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from registry.choices import Section
 from registry.models import Patient
 
 #: The sections of a case record, as on the patient page; each is reviewed and locked on its own.
 SECTIONS = ["identity", "diagnosis", "procedures", "therapy", "safety", "outcomes"]
-
-
-class Section(models.TextChoices):
-    IDENTITY = "identity", "Identity"
-    DIAGNOSIS = "diagnosis", "Diagnosis"
-    PROCEDURES = "procedures", "Lumbar punctures, CSF and doses"
-    THERAPY = "therapy", "Systemic therapy"
-    SAFETY = "safety", "Adverse events"
-    OUTCOMES = "outcomes", "Outcomes and follow-up"
 
 
 class ReviewStatus(models.TextChoices):
@@ -37,6 +29,8 @@ STATUS_ORDER = {status: rank for rank, status in enumerate(ReviewStatus.values)}
 
 class SectionReview(models.Model):
     """Where one section of one patient's case record stands in the review. No row means draft."""
+
+    patient_lookup = "patient"  # site scoping (accounts.access.site_path)
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="section_reviews")
     section = models.CharField(max_length=16, choices=Section.choices)
@@ -109,6 +103,8 @@ class QueryOrigin(models.TextChoices):
 
 class DataQuery(models.Model):
     """A data clarification request about one field of one record (or a section as a whole)."""
+
+    patient_lookup = "patient"  # site scoping (accounts.access.site_path)
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="queries")
     section = models.CharField(max_length=16, choices=Section.choices)

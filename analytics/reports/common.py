@@ -19,10 +19,11 @@ from analytics.compare import signed_rank_test
 from analytics.describe import table_one
 from analytics.errors import AnalysisError
 from analytics.frames import level_text
-from analytics.plots import Effect
+from analytics.plots import DoseLane, Effect, dose_timeline_plot
+from analytics.reports import records
 from analytics.reports.base import Column, SectionBuilder
 from analytics.survival import KaplanMeierResult, LogrankResult, cox, kaplan_meier, logrank, univariable_cox
-from registry.choices import CtcaeTerm
+from registry.choices import CtcaeTerm, IntrathecalDrug
 
 # --- describing two groups ("Table 1") -------------------------------------------------------------
 
@@ -542,7 +543,6 @@ def _median(values: pd.Series) -> float | None:
 
 
 def intensity_columns(drugs: Sequence[str]) -> list[Column]:
-    from registry.choices import IntrathecalDrug
 
     return [
         Column("label", "Patients", "text"),
@@ -596,9 +596,6 @@ def dose_schedule(
 
     ``account``: this is the section's own analysis (it records who was analysed, for the flow).
     """
-    from analytics.plots import DoseLane, dose_timeline_plot
-    from analytics.reports import records
-    from registry.choices import IntrathecalDrug
 
     if frame.empty:
         raise AnalysisError("no patient is in this cohort")

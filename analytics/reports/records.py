@@ -12,6 +12,8 @@ from collections.abc import Collection
 import pandas as pd
 from django.db.models import QuerySet
 
+from protocols.choices import InjectionStatus
+from protocols.models import PlannedInjection
 from registry.choices import FollowUpEventType, IntrathecalDrug
 from registry.models import AdverseEvent, IntrathecalDose, Patient
 
@@ -63,8 +65,6 @@ def injection_schedule(patients: QuerySet[Patient], ids: Collection[int]) -> pd.
     ``when`` (the LP's time in UTC, or the planned date of a missed one), ``status`` (given, changed,
     missed, or unplanned: outside a planned course) and ``main_mg`` (the largest dose of a drug other
     than dexamethasone; dexamethasone's when it is the only drug)."""
-    from protocols.choices import InjectionStatus
-    from protocols.models import PlannedInjection
 
     columns = ["patient_id", "when", "status", "main_mg"]
     doses = pd.DataFrame(

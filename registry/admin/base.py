@@ -8,9 +8,10 @@ from django.contrib.admin.utils import unquote
 from django.http import Http404
 from simple_history.admin import SimpleHistoryAdmin
 
-from accounts.access import SITE_PATHS, Capability, has_capability, scope, site_of
-from review.guards import record_is_locked, section_is_draft
+from accounts.access import Capability, has_capability, scope, site_of, site_path
 
+from .. import write_hooks
+from ..models import Site, Study
 from ..services.records import attribute
 from ..services.versions import VersionedForm
 
@@ -37,7 +38,7 @@ class SectionGuardedInline:
     def _draft(self, parent) -> bool:
         if parent is None or not hasattr(parent, "owning_patient_id"):
             return True
-        return section_is_draft(parent.owning_patient_id(), self.model.review_section)
+        return not write_hooks.needs_reason(parent.owning_patient_id(), self.model.review_section)
 
     def has_add_permission(self, request, obj=None):
         return super().has_add_permission(request, obj) and self._draft(obj)
@@ -107,7 +108,7 @@ class RegistryAdmin(SimpleHistoryAdmin):
 
     def _unlocked(self, obj) -> bool:
         """A record in a locked section is read-only here too: no save or delete button to refuse later."""
-        return obj is None or not hasattr(obj, "owning_patient_id") or not record_is_locked(obj)
+        return obj is None or not hasattr(obj, "owning_patient_id") or not write_hooks.is_read_only(obj)
 
     def has_change_permission(self, request, obj=None):
         return (
@@ -125,13 +126,13 @@ class RegistryAdmin(SimpleHistoryAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
-        if related._meta.app_label == "registry" and related._meta.model_name in SITE_PATHS:
+        if site_path(related) is not None:
             kwargs["queryset"] = scope(related._default_manager.all(), request.user, Capability.EDIT_RECORDS)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         related = db_field.related_model
-        if related._meta.app_label == "registry" and related._meta.model_name in SITE_PATHS:
+        if site_path(related) is not None:
             kwargs["queryset"] = scope(related._default_manager.all(), request.user, Capability.EDIT_RECORDS)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
@@ -144,7 +145,7 @@ class RegistryAdmin(SimpleHistoryAdmin):
         draft = (
             obj is None
             or not hasattr(obj, "owning_patient_id")
-            or section_is_draft(obj.owning_patient_id(), obj.review_section)
+            or not write_hooks.needs_reason(obj.owning_patient_id(), obj.review_section)
         )
         return ("Edited in admin" if change else "Created in admin") if draft else ""
 
@@ -179,7 +180,7 @@ class RegistryAdmin(SimpleHistoryAdmin):
         # One by one, so each deletion leaves its own history row; a locked record is kept and named.
         kept = []
         for obj in queryset:
-            if record_is_locked(obj):
+            if write_hooks.is_read_only(obj):
                 kept.append(str(obj))
                 continue
             self.delete_model(request, obj)
@@ -199,7 +200,6 @@ class StudyFilter(admin.SimpleListFilter):
     patient_path = "patient"
 
     def lookups(self, request, model_admin):
-        from ..models import Study
 
         return [(s.pk, s.code) for s in Study.objects.order_by("code")]
 
@@ -214,7 +214,6 @@ class SiteFilter(StudyFilter):
     parameter_name = "site"
 
     def lookups(self, request, model_admin):
-        from ..models import Site
 
         return [(s.pk, s.name) for s in Site.objects.order_by("name")]
 

@@ -6,6 +6,7 @@ from django.contrib import admin
 
 from accounts.access import Capability, has_capability
 
+from ..choices import IntrathecalDrug, NpsleSyndrome
 from ..formatting import plain
 from ..models import (
     AdverseEvent,
@@ -172,7 +173,6 @@ class SyndromeFilter(admin.SimpleListFilter):
     parameter_name = "syndrome"
 
     def lookups(self, request, model_admin):
-        from ..choices import NpsleSyndrome
 
         return NpsleSyndrome.choices
 
@@ -187,7 +187,6 @@ class IntrathecalDrugFilter(admin.SimpleListFilter):
     parameter_name = "it_drug"
 
     def lookups(self, request, model_admin):
-        from ..choices import IntrathecalDrug
 
         return IntrathecalDrug.choices
 

@@ -15,6 +15,7 @@ from django.db.models.deletion import Collector
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from .. import write_hooks
 from .constraints import UNSUPPORTED, evaluate, referenced_fields
 
 if TYPE_CHECKING:
@@ -76,14 +77,21 @@ class RegistryRecord(models.Model):
 
     - created/updated stamps and a full change history (who, when, old/new values, why);
     - a version number: a save based on a stale copy is refused (optimistic locking);
-    - writes respect the review workflow: nothing changes in a locked section, and a change to a
-      submitted section needs a reason;
+    - writes pass the guards registered on ``registry.write_hooks`` (the review workflow: nothing
+      changes in a locked section, and a change to a submitted section needs a reason);
     - QuerySet-level writes that would skip all of this raise ``UnauditedWriteError``.
     """
 
-    #: The case-record section a model belongs to, and how it reaches its patient ("self" for Patient).
+    #: Declared once per model, read by site scoping, the audit views and the review (registry.catalogue):
+    #: the case-record section it belongs to, how it reaches its patient ("self" for Patient; None for
+    #: reference data), whether it holds direct identifiers (names, record numbers), and, for records
+    #: not owned through a patient, how they reach their site (accounts.access.site_path) or that no
+    #: site owns them (reference data such as protocols). ``registry.checks`` verifies them.
     review_section: str | None = None
     patient_lookup: str | None = None
+    site_lookup: str | None = None
+    reference_data: bool = False
+    holds_identifiers: bool = False
 
     created_at = models.DateTimeField(auto_now_add=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True, editable=False)
@@ -96,22 +104,18 @@ class RegistryRecord(models.Model):
         abstract = True
 
     def save(self, *args, **kwargs) -> None:
-        from review.guards import after_record_write, check_record_writable
-
         with transaction.atomic(using=router.db_for_write(type(self), instance=self)):
-            check_record_writable(self)
+            write_hooks.check(self)
             super().save(*args, **kwargs)
-            after_record_write(self)
+            write_hooks.after_write(self)
 
     def delete(self, *args, **kwargs):
         """Delete with the same attribution on every record the deletion cascades to."""
-        from review.guards import check_record_writable
-
         if self.pk is None:
             raise ValueError(f"{type(self).__name__} cannot be deleted before it is saved.")
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         with transaction.atomic(using=using):
-            check_record_writable(self, deleting=True)
+            write_hooks.check(self, deleting=True)
             collector = Collector(using=using, origin=self)
             collector.collect([self], keep_parents=kwargs.get("keep_parents", False))
             for instances in collector.data.values():
@@ -119,13 +123,11 @@ class RegistryRecord(models.Model):
                     if isinstance(obj, RegistryRecord):
                         obj._history_user = getattr(self, "_history_user", None)
                         obj._change_reason = getattr(self, "_change_reason", "")
-                        check_record_writable(obj, deleting=True)
+                        write_hooks.check(obj, deleting=True)
             patient_id = self.owning_patient_id() if self.patient_lookup != "self" else None
             result = collector.delete()
             if patient_id is not None:
-                from review.rules import schedule_check
-
-                schedule_check(patient_id)
+                write_hooks.after_delete(patient_id)
             return result
 
     def owning_patient_id(self) -> int | None:

@@ -14,6 +14,7 @@ from ..choices import (
     Hypoxia,
     MotorFinding,
     RaisedIcpFinding,
+    Section,
     SeizureFinding,
 )
 from ..scoring import ASTCT_VERSION, ICE_ITEM_FIELDS, ICE_ITEMS, crs_grade, icans_grade, ice_score
@@ -26,7 +27,7 @@ from .patients import Patient
 class CarTInfusion(RegistryRecord):
     """A CAR-T cell infusion and the disease it treated."""
 
-    review_section = "diagnosis"
+    review_section = Section.DIAGNOSIS
     patient_lookup = "patient"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="car_t_infusions")
@@ -85,7 +86,7 @@ def _ice_item(field: str) -> models.BooleanField:
 class IcansAssessment(ComputedScoreMixin, RegistryRecord):
     """An ICANS assessment: ICE items and the four other ASTCT domains; score and grade computed."""
 
-    review_section = "diagnosis"
+    review_section = Section.DIAGNOSIS
     patient_lookup = "patient"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="icans_assessments")
@@ -167,7 +168,7 @@ class IcansAssessment(ComputedScoreMixin, RegistryRecord):
 class CrsAssessment(ComputedScoreMixin, RegistryRecord):
     """A cytokine release syndrome assessment; the ASTCT grade is computed."""
 
-    review_section = "diagnosis"
+    review_section = Section.DIAGNOSIS
     patient_lookup = "patient"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="crs_assessments")

@@ -13,6 +13,7 @@ from ..choices import (
     EanoEsmoType,
     LmMriPattern,
     NsclcHistology,
+    Section,
     Specimen,
 )
 from ._disease import require_disease_area
@@ -23,7 +24,7 @@ from .patients import Patient
 class LmDiagnosis(RegistryRecord):
     """The diagnosis of leptomeningeal metastasis in a patient with NSCLC."""
 
-    review_section = "diagnosis"
+    review_section = Section.DIAGNOSIS
     patient_lookup = "patient"
 
     patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="lm_diagnosis")
@@ -89,7 +90,7 @@ class LmDiagnosis(RegistryRecord):
 class MutationFinding(RegistryRecord):
     """One driver-mutation result in one specimen (tissue or CSF)."""
 
-    review_section = "diagnosis"
+    review_section = Section.DIAGNOSIS
     patient_lookup = "diagnosis__patient"
 
     diagnosis = models.ForeignKey(LmDiagnosis, on_delete=models.CASCADE, related_name="mutations")

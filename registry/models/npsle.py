@@ -5,7 +5,7 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 
-from ..choices import BilagGrade, DiseaseArea, NpsleSyndrome, TestResult
+from ..choices import BilagGrade, DiseaseArea, NpsleSyndrome, Section, TestResult
 from ..scoring import (
     SLEDAI_2K_BY_FIELD,
     SLEDAI_2K_DESCRIPTORS,
@@ -26,7 +26,7 @@ def _serology(label: str) -> models.CharField:
 class NpsleDiagnosis(RegistryRecord):
     """The NPSLE picture at the index admission."""
 
-    review_section = "diagnosis"
+    review_section = Section.DIAGNOSIS
     patient_lookup = "patient"
 
     patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="npsle_diagnosis")
@@ -90,7 +90,7 @@ class NpsleDiagnosis(RegistryRecord):
 class NpsleManifestation(RegistryRecord):
     """One ACR-1999 syndrome of a patient, with its onset date."""
 
-    review_section = "diagnosis"
+    review_section = Section.DIAGNOSIS
     patient_lookup = "diagnosis__patient"
 
     diagnosis = models.ForeignKey(NpsleDiagnosis, on_delete=models.CASCADE, related_name="manifestations")
@@ -127,7 +127,7 @@ def _descriptor(field: str) -> models.BooleanField:
 class Sledai2kAssessment(ComputedScoreMixin, RegistryRecord):
     """SLEDAI-2K as its 24 descriptors; the total is computed on save, never typed."""
 
-    review_section = "diagnosis"
+    review_section = Section.DIAGNOSIS
     patient_lookup = "patient"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="sledai_assessments")

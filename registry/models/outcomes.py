@@ -11,6 +11,7 @@ from ..choices import (
     FollowUpEventType,
     MriChange,
     NeurologicalChange,
+    Section,
 )
 from .base import RegistryRecord, patient_date_errors
 from .patients import Patient
@@ -19,7 +20,7 @@ from .patients import Patient
 class DischargeOutcome(RegistryRecord):
     """How the patient left the index admission."""
 
-    review_section = "outcomes"
+    review_section = Section.OUTCOMES
     patient_lookup = "patient"
 
     patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="discharge")
@@ -47,7 +48,7 @@ class DischargeOutcome(RegistryRecord):
 class ResponseAssessment(RegistryRecord):
     """A response assessment: neurology, MRI and CSF cytology (RANO-LM components), overall response."""
 
-    review_section = "outcomes"
+    review_section = Section.OUTCOMES
     patient_lookup = "patient"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="response_assessments")
@@ -84,7 +85,7 @@ class ResponseAssessment(RegistryRecord):
 class FollowUpEvent(RegistryRecord):
     """A dated event after the index admission: relapse, progression, death or last contact."""
 
-    review_section = "outcomes"
+    review_section = Section.OUTCOMES
     patient_lookup = "patient"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="follow_up_events")

@@ -10,15 +10,15 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from ..choices import DeathCause, FollowUpEventType, Sex
-from .base import RegistryRecord
+from ..choices import DeathCause, FollowUpEventType, Section, Sex
+from .base import RegistryRecord, local_date
 from .studies import Site, Study
 
 
 class Patient(RegistryRecord):
     """A patient enrolled in one study at one site, known by a pseudonymous study code."""
 
-    review_section = "identity"
+    review_section = Section.IDENTITY
     patient_lookup = "self"
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="patients")
@@ -138,7 +138,6 @@ class Patient(RegistryRecord):
 
     def dated_records(self) -> Iterator[tuple[str, dt.date]]:
         """Every clinical date recorded for the patient, labelled, for the cross-record date rules."""
-        from .base import local_date
 
         for lp in self.lumbar_punctures.all():
             yield f"lumbar puncture of {local_date(lp.performed_at):%Y-%m-%d}", local_date(lp.performed_at)
@@ -165,8 +164,9 @@ class Patient(RegistryRecord):
 class PatientIdentifier(RegistryRecord):
     """Directly identifying data. Only data-entry staff and reviewers of the patient's site may see it."""
 
-    review_section = "identity"
+    review_section = Section.IDENTITY
     patient_lookup = "patient"
+    holds_identifiers = True
 
     patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="identifier")
     full_name = models.CharField(max_length=200)

@@ -1,10 +1,21 @@
 """Lumbar punctures (or Ommaya taps), the CSF they yield, and the intrathecal doses given."""
 
+from decimal import Decimal
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from ..choices import CsfCytology, Diluent, DoseTiming, IntrathecalDrug, LpRoute, PathogenTestType, TestResult
+from ..choices import (
+    CsfCytology,
+    Diluent,
+    DoseTiming,
+    IntrathecalDrug,
+    LpRoute,
+    PathogenTestType,
+    Section,
+    TestResult,
+)
 from ..dosing import INTRATHECAL_DOSE_LIMITS
 from ..formatting import plain
 from ..validators import (
@@ -21,7 +32,7 @@ from .patients import Patient
 class LumbarPuncture(RegistryRecord):
     """One access to the CSF: a lumbar puncture or a tap of an Ommaya reservoir."""
 
-    review_section = "procedures"
+    review_section = Section.PROCEDURES
     patient_lookup = "patient"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="lumbar_punctures")
@@ -97,7 +108,7 @@ class LumbarPuncture(RegistryRecord):
 class CsfResult(RegistryRecord):
     """The laboratory results of one LP's CSF, in the registry's units, with the lab's reference limits."""
 
-    review_section = "procedures"
+    review_section = Section.PROCEDURES
     patient_lookup = "lumbar_puncture__patient"
 
     lumbar_puncture = models.OneToOneField(LumbarPuncture, on_delete=models.CASCADE, related_name="csf")
@@ -191,7 +202,6 @@ class CsfResult(RegistryRecord):
         """Above the lab's own upper limit when recorded, else above the registry's 0.5 g/L cut-off."""
         if self.protein_g_per_l is None:
             return None
-        from decimal import Decimal
 
         limit = self.protein_upper_limit_g_per_l or Decimal("0.5")
         return self.protein_g_per_l > limit
@@ -200,7 +210,7 @@ class CsfResult(RegistryRecord):
 class PathogenTest(RegistryRecord):
     """A microbiological test on the CSF, to exclude infection."""
 
-    review_section = "procedures"
+    review_section = Section.PROCEDURES
     patient_lookup = "csf_result__lumbar_puncture__patient"
 
     csf_result = models.ForeignKey(CsfResult, on_delete=models.CASCADE, related_name="pathogen_tests")
@@ -229,7 +239,7 @@ class PathogenTest(RegistryRecord):
 class IntrathecalDose(RegistryRecord):
     """One drug injected into the CSF during a lumbar puncture or Ommaya tap."""
 
-    review_section = "procedures"
+    review_section = Section.PROCEDURES
     patient_lookup = "lumbar_puncture__patient"
 
     lumbar_puncture = models.ForeignKey(LumbarPuncture, on_delete=models.CASCADE, related_name="doses")

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from ..choices import Attribution, CtcaeTerm, CtcaeVersion
+from ..choices import Attribution, CtcaeTerm, CtcaeVersion, Section
 from ..formatting import plain
 from ..scoring import ctcae_grade_from_lab, ctcae_lab_unit
 from .base import RegistryRecord, patient_date_errors
@@ -23,7 +23,7 @@ CTCAE_MAX_GRADE = {
 class AdverseEvent(RegistryRecord):
     """An adverse event, its CTCAE grade and its attribution."""
 
-    review_section = "safety"
+    review_section = Section.SAFETY
     patient_lookup = "patient"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="adverse_events")

@@ -14,6 +14,8 @@ code_validator = RegexValidator(
 class Site(RegistryRecord):
     """A hospital that enters case records; the unit of data isolation between users."""
 
+    site_lookup = "pk"
+
     code = models.CharField(max_length=32, unique=True, validators=[code_validator])
     name = models.CharField(max_length=200)
     city = models.CharField(max_length=100, blank=True)
@@ -28,6 +30,8 @@ class Site(RegistryRecord):
 
 class Study(RegistryRecord):
     """A cohort study in one disease area, run at one or more sites."""
+
+    site_lookup = "sites"  # many-to-many: a study is visible at any of its sites
 
     code = models.CharField(max_length=32, unique=True, validators=[code_validator])
     disease_area = models.CharField(max_length=16, choices=DiseaseArea.choices)

@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from ..choices import SystemicTherapyCategory
+from ..choices import Section, SystemicTherapyCategory
 from .base import RegistryRecord, patient_date_errors
 from .patients import Patient
 
@@ -11,7 +11,7 @@ from .patients import Patient
 class SystemicTherapy(RegistryRecord):
     """A systemic treatment with its dates; whether it was 'prior' or 'concurrent' follows from them."""
 
-    review_section = "therapy"
+    review_section = Section.THERAPY
     patient_lookup = "patient"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="systemic_therapies")

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from simple_history.utils import bulk_create_with_history
 
+from .. import write_hooks
 from ..models.base import ComputedScoreMixin, audited_bulk_write
 
 
@@ -57,26 +58,8 @@ def bulk_record_create(
             )
         if isinstance(obj, ComputedScoreMixin):
             obj.refresh_computed_fields()  # bulk_create bypasses save(), where scores are computed
-    _refuse_locked_sections(model, objects)
+    write_hooks.check_batch(model, objects)
     with audited_bulk_write():
         return bulk_create_with_history(
             list(objects), model, batch_size=batch_size, default_user=actor, default_change_reason=reason
-        )
-
-
-def _refuse_locked_sections(model: type[models.Model], objects: Sequence[models.Model]) -> None:
-    """One query for the whole batch: no record may land in a locked section."""
-    from review.guards import RecordLockedError
-    from review.models import ReviewStatus, SectionReview
-
-    section = getattr(model, "review_section", None)
-    if section is None:
-        return
-    patient_ids = {obj.owning_patient_id() for obj in objects} - {None}
-    locked = SectionReview.objects.filter(
-        patient_id__in=patient_ids, section=section, status=ReviewStatus.LOCKED
-    )
-    if patient_ids and locked.exists():
-        raise RecordLockedError(
-            f"Some records fall in locked sections ({locked.first()}); nothing was written."
         )

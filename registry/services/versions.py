@@ -13,6 +13,9 @@ from concurrency.forms import get_signer
 from django import forms
 from django.db import models
 
+from .. import write_hooks
+from ..history import field_changes, user_label
+
 
 @dataclass(frozen=True)
 class StaleEdit:
@@ -37,24 +40,23 @@ def current_version(instance: models.Model) -> int | None:
 
 def stale_edit(instance: models.Model, started_from: int) -> StaleEdit | None:
     """None when ``started_from`` is still the current version; otherwise what changed since."""
-    from audit.timeline import row_changes
-
     current = current_version(instance)
     if current is None or current == started_from:
         return None
     rows = list(instance.history.filter(id=instance.pk).order_by("history_date", "history_id"))
     changed: dict[str, str] = {}
     last = None
-    for row, change in row_changes(type(instance), rows):
-        if row.version is not None and row.version > started_from and change.action == "changed":
-            for field in change.fields:
-                first_old = changed.get(field.field, field.old).split(" → ")[0]
-                changed[field.field] = f"{first_old} → {field.new or '—'}"
-            last = change
+    for previous, row in zip([None, *rows[:-1]], rows, strict=True):
+        if row.version is None or row.version <= started_from or row.history_type != "~":
+            continue
+        for field in field_changes(type(instance), previous, row):
+            first_old = changed.get(field.field, field.old).split(" → ")[0]
+            changed[field.field] = f"{first_old} → {field.new or '—'}"
+        last = row
     labels = {f.name: str(f.verbose_name) for f in type(instance)._meta.concrete_fields}
     lines = tuple(f"{labels.get(name, name)}: {value}" for name, value in changed.items())
-    who = last.user if last else "Someone"
-    when = f"{last.at:%Y-%m-%d %H:%M} UTC" if last else "an unknown time"
+    who = user_label(last) if last else "Someone"
+    when = f"{last.history_date:%Y-%m-%d %H:%M} UTC" if last else "an unknown time"
     return StaleEdit(current_version=current, changes=lines, by=who, at=when)
 
 
@@ -77,16 +79,14 @@ class VersionedForm(forms.ModelForm):
         return any(name != "version" for name in self.changed_data)
 
     def _post_clean(self):
-        """After the model's own validation: would the review workflow refuse this write? Say so now."""
+        """After the model's own validation: would a write guard (the review workflow) refuse it? Say so now."""
         super()._post_clean()
         if not hasattr(self.instance, "owning_patient_id"):
             return
-        from review.guards import write_problems
-
         self.instance._change_reason = (
             self.cleaned_data.get("change_reason", "") if hasattr(self, "cleaned_data") else ""
         )
-        for field, message in write_problems(self.instance).items():
+        for field, message in write_hooks.problems(self.instance).items():
             self.add_error(None if field == "__all__" or field not in self.fields else field, message)
 
     def clean(self):

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.services import system_user
+from demo.common import ensure_sites_and_studies
+from demo.icans import load_icans_cohort
 from registry.choices import (
     CarTTarget,
     DeathCause,
@@ -16,8 +18,6 @@ from registry.choices import (
     HaematologicalMalignancy,
     IntrathecalDrug,
 )
-from registry.demo.common import ensure_sites_and_studies
-from registry.demo.icans import load_icans_cohort
 from registry.models import (
     CarTInfusion,
     CrsAssessment,

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 
 from analytics.cohort import build_dataset
+from demo.lm import CSV_PATH, injection_days, parse_agents, parse_mutations
 from registry.choices import DoseTiming, DriverMutation, IntrathecalDrug, Specimen
-from registry.demo.lm import CSV_PATH, injection_days, parse_agents, parse_mutations
 from registry.models import IntrathecalDose, MutationFinding, Patient
 
 pytestmark = pytest.mark.django_db

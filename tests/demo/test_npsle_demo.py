@@ -19,6 +19,9 @@ from django.db.models import Count
 from django.utils import timezone
 
 from accounts.services import system_user
+from demo import npsle
+from demo.common import ensure_sites_and_studies
+from demo.npsle import NPSLE_MARGINALS, SLEDAI_DESCRIPTOR_BY_SYNDROME, generate_npsle_cohort
 from registry.choices import (
     Attribution,
     CtcaeTerm,
@@ -30,9 +33,6 @@ from registry.choices import (
     Sex,
     SystemicTherapyCategory,
 )
-from registry.demo import npsle
-from registry.demo.common import ensure_sites_and_studies
-from registry.demo.npsle import NPSLE_MARGINALS, SLEDAI_DESCRIPTOR_BY_SYNDROME, generate_npsle_cohort
 from registry.models import (
     AdverseEvent,
     CsfResult,

@@ -15,6 +15,10 @@ from accounts.models import Role
 from accounts.services import system_user
 from analytics.deidentify import AGE_CAP_YEARS, DateHandling, date_shift_days
 from audit.models import SecurityEvent, SecurityEventKind
+from demo.common import ensure_sites_and_studies
+from demo.icans import load_icans_cohort
+from demo.lm import load_lm_cohort
+from demo.npsle import generate_npsle_cohort
 from exchange.export import (
     ExportOptions,
     ExportRefused,
@@ -27,10 +31,6 @@ from exchange.models import ImportBatch, ImportStatus
 from exchange.redcap import RedcapMappingError, redcap_tables
 from protocols.models import Course, PlannedInjection, SafetyOverride
 from registry.choices import DiseaseArea
-from registry.demo.common import ensure_sites_and_studies
-from registry.demo.icans import load_icans_cohort
-from registry.demo.lm import load_lm_cohort
-from registry.demo.npsle import generate_npsle_cohort
 from registry.models import LumbarPuncture, Patient, Study
 from registry.services import record_save
 from tests import factories as f

@@ -69,7 +69,7 @@ def test_killing_an_import_midway_leaves_nothing_behind(scratch_database, tmp_pa
         url,
         "shell",
         "-c",
-        "from accounts.services import system_user; from registry.demo.common import "
+        "from accounts.services import system_user; from demo.common import "
         "ensure_sites_and_studies; ensure_sites_and_studies(actor=system_user())",
     )
     csv = tmp_path / "patients.csv"

@@ -21,8 +21,8 @@ from accounts.models import Role
 from accounts.services import system_user
 from analytics.deidentify import date_shift_days
 from analytics.reports.definitions import default_definition
-from registry.demo.common import ensure_sites_and_studies
-from registry.demo.icans import load_icans_cohort
+from demo.common import ensure_sites_and_studies
+from demo.icans import load_icans_cohort
 from registry.models import Patient
 from registry.services import record_save
 from tests import factories as f

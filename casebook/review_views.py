@@ -5,21 +5,21 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import Capability, get_scoped_or_404, has_capability, scope
-from casebook.records import SECTIONS
-from casebook.sections import section_context
 from registry.models import Patient, Study
+from review import services
+from review.forms import LockForm, QueryListForm, QueryRaiseForm, QueryReplyForm, UnlockForm
+from review.models import DataQuery, QueryStatus, ReviewStatus, SectionReview
+from review.selectors import age_in_days, open_queries_overview
 
-from . import services
-from .forms import LockForm, QueryListForm, QueryRaiseForm, QueryReplyForm, UnlockForm
-from .models import DataQuery, QueryStatus, ReviewStatus, SectionReview
-from .selectors import age_in_days, open_queries_overview
+from .records import SECTIONS
+from .sections import section_context
 
 
 def _patient(request: HttpRequest, pk: int) -> Patient:
@@ -98,8 +98,6 @@ def lock(request: HttpRequest, pk: int) -> HttpResponse:
     """Lock verified sections with the reviewer's password (an electronic signature)."""
     patient = _patient(request, pk)
     if not has_capability(request.user, Capability.REVIEW, patient.site_id):
-        from django.core.exceptions import PermissionDenied
-
         raise PermissionDenied("Only reviewers lock records.")
     verified = list(
         SectionReview.objects.filter(patient=patient, status=ReviewStatus.VERIFIED).values_list(

@@ -9,7 +9,10 @@ from django.db import transaction
 from tqdm import tqdm
 
 from accounts.services import system_user
-from registry.demo.common import ensure_sites_and_studies
+from demo.common import ensure_sites_and_studies
+from demo.icans import load_icans_cohort
+from demo.lm import load_lm_cohort
+from demo.npsle import generate_npsle_cohort
 from registry.models import Patient
 
 COHORTS = ("lm", "npsle", "icans")
@@ -60,15 +63,9 @@ class Command(BaseCommand):
                 bar.update(done - bar.n)
 
             if code == "lm":
-                from registry.demo.lm import load_lm_cohort
-
                 return load_lm_cohort(study=study, actor=actor, progress=progress)
             if code == "npsle":
-                from registry.demo.npsle import generate_npsle_cohort
-
                 return generate_npsle_cohort(
                     study=study, actor=actor, patients=patients, seed=seed, progress=progress
                 )
-            from registry.demo.icans import load_icans_cohort
-
             return load_icans_cohort(study=study, actor=actor)

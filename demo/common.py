@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from ..choices import DiseaseArea
-from ..models import Site, Study
-from ..services import record_save
+from registry.choices import DiseaseArea
+from registry.models import Site, Study
+from registry.services import record_save
 
 
 @dataclass(frozen=True)

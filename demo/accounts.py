@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from accounts.models import Role, SiteMembership, User
+from accounts.roles import group_name, sync_role_groups
 from registry.models import Site
-
-from .models import Role, SiteMembership, User
-from .roles import group_name, sync_role_groups
 
 
 @dataclass(frozen=True)

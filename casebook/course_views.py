@@ -13,16 +13,16 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
-from casebook.views import _apply_errors, _form_response, _patient, _reason_rule, _saved, _stale
+from protocols.choices import CourseStatus, InjectionStatus
+from protocols.models import Course, PlannedInjection, Protocol
+from protocols.selectors import CourseState
+from protocols.services import course_start as start_course
+from protocols.services import course_stop as stop_course
+from protocols.services import planned_injection_mark_missed
 from registry.models import Patient
 
-from . import forms
-from .choices import CourseStatus, InjectionStatus
-from .models import Course, PlannedInjection, Protocol
-from .selectors import CourseState
-from .services import course_start as start_course
-from .services import course_stop as stop_course
-from .services import planned_injection_mark_missed
+from . import course_forms as forms
+from .pages import apply_errors, form_response, require_reason, saved_response, show_stale, visible_patient
 
 
 @login_required
@@ -58,8 +58,8 @@ def _course(patient: Patient, course_pk: int) -> Course:
 @login_required
 @require_http_methods(["GET", "POST"])
 def course_start(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = _patient(request, pk, edit=True)
-    form = _reason_rule(
+    patient = visible_patient(request, pk, edit=True)
+    form = require_reason(
         forms.CourseStartForm(
             request.POST if request.method == "POST" else None, instance=Course(patient=patient)
         ),
@@ -76,11 +76,13 @@ def course_start(request: HttpRequest, pk: int) -> HttpResponse:
                 reason=form.reason("Course started"),
             )
         except ValidationError as error:
-            _apply_errors(error, form)
+            apply_errors(error, form)
         else:
             count = len(CourseState(course).injections)
-            return _saved(request, patient, "procedures", f"Course started: {count} injections planned.")
-    return _form_response(
+            return saved_response(
+                request, patient, "procedures", f"Course started: {count} injections planned."
+            )
+    return form_response(
         request,
         patient,
         "procedures",
@@ -92,11 +94,11 @@ def course_start(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def course_stop(request: HttpRequest, pk: int, course_pk: int) -> HttpResponse:
-    patient = _patient(request, pk, edit=True)
+    patient = visible_patient(request, pk, edit=True)
     course = _course(patient, course_pk)
     if course.status != CourseStatus.ACTIVE:
         raise Http404("This course has already ended.")
-    form = _reason_rule(
+    form = require_reason(
         forms.CourseStopForm(request.POST if request.method == "POST" else None, instance=course),
         patient,
         "procedures",
@@ -112,12 +114,12 @@ def course_stop(request: HttpRequest, pk: int, course_pk: int) -> HttpResponse:
                 reason=form.cleaned_data.get("change_reason", ""),
             )
         except RecordModifiedError:
-            _stale(form)
+            show_stale(form)
         except ValidationError as error:
-            _apply_errors(error, form)
+            apply_errors(error, form)
         else:
-            return _saved(request, patient, "procedures", "Course stopped.")
-    return _form_response(
+            return saved_response(request, patient, "procedures", "Course stopped.")
+    return form_response(
         request,
         patient,
         "procedures",
@@ -129,7 +131,7 @@ def course_stop(request: HttpRequest, pk: int, course_pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def injection_missed(request: HttpRequest, pk: int, course_pk: int, injection_pk: int) -> HttpResponse:
-    patient = _patient(request, pk, edit=True)
+    patient = visible_patient(request, pk, edit=True)
     course = _course(patient, course_pk)
     injection = (
         PlannedInjection.objects.filter(course=course, pk=injection_pk).select_related("phase").first()
@@ -145,10 +147,12 @@ def injection_missed(request: HttpRequest, pk: int, course_pk: int, injection_pk
                 actor=request.user,
             )
         except ValidationError as error:
-            _apply_errors(error, form)
+            apply_errors(error, form)
         else:
-            return _saved(request, patient, "procedures", f"Injection {injection.sequence} marked missed.")
-    return _form_response(
+            return saved_response(
+                request, patient, "procedures", f"Injection {injection.sequence} marked missed."
+            )
+    return form_response(
         request,
         patient,
         "procedures",

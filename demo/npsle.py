@@ -26,10 +26,13 @@ import numpy as np
 from django.db import models, transaction
 from django.utils import timezone
 
+from protocols.choices import CourseStatus, InjectionStatus, SafetyCheck, StopReason
 from protocols.models import Course, PlannedInjection, Protocol, SafetyOverride
+from protocols.planning import GivenDose, deviations, plan_slots, propose_doses
+from protocols.safety import ComponentFact, DoseEntry, InjectionContext, evaluate
 from protocols.seed import seed_protocol
-
-from ..choices import (
+from protocols.selectors import protocol_parts
+from registry.choices import (
     Attribution,
     CsfCytology,
     CtcaeTerm,
@@ -43,7 +46,7 @@ from ..choices import (
     SystemicTherapyCategory,
     TestResult,
 )
-from ..models import (
+from registry.models import (
     AdverseEvent,
     CsfResult,
     DischargeOutcome,
@@ -60,7 +63,7 @@ from ..models import (
     Study,
     SystemicTherapy,
 )
-from ..services.bulk import bulk_record_create
+from registry.services.bulk import bulk_record_create
 
 
 @dataclass(frozen=True)
@@ -310,14 +313,11 @@ class CoursePlan:
 
     @classmethod
     def of(cls, protocol: Protocol, actor) -> CoursePlan:
-        from protocols.planning import plan_slots
-        from protocols.selectors import protocol_parts
 
         phases, components = protocol_parts(protocol)
         return cls(protocol, components, plan_slots(phases, open_injections=0), actor)
 
     def proposed(self):
-        from protocols.planning import propose_doses
 
         return propose_doses([self.components], [], toxicity_since_last=False)[0]
 
@@ -715,9 +715,6 @@ def _add_course(
 ) -> None:
     """The course planned from the seed protocol, each LP fulfilling its injection; a course shorter
     than the protocol's six injections stopped at discharge (recovered, low ICP, death or other)."""
-    from protocols.choices import CourseStatus, InjectionStatus, SafetyCheck, StopReason
-    from protocols.planning import GivenDose, deviations
-    from protocols.safety import ComponentFact, DoseEntry, InjectionContext, evaluate
 
     protocol, slots = plan.protocol, plan.slots
     start = timezone.localdate(lps[0].performed_at)

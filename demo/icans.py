@@ -20,7 +20,11 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from ..choices import (
+from protocols.choices import StopReason
+from protocols.seed import seed_protocol
+from protocols.selectors import next_injection
+from protocols.services import course_start, course_stop, injection_record
+from registry.choices import (
     CarTTarget,
     Consciousness,
     DeathCause,
@@ -35,7 +39,7 @@ from ..choices import (
     SystemicTherapyCategory,
     TestResult,
 )
-from ..models import (
+from registry.models import (
     CarTInfusion,
     CrsAssessment,
     CsfResult,
@@ -49,8 +53,8 @@ from ..models import (
     Study,
     SystemicTherapy,
 )
-from ..scoring import ICE_ITEM_FIELDS
-from ..services import patient_enrol, patient_record_death, record_save
+from registry.scoring import ICE_ITEM_FIELDS
+from registry.services import patient_enrol, patient_record_death, record_save
 
 ALL = HaematologicalMalignancy.ALL
 LYMPHOMA = HaematologicalMalignancy.B_CELL_LYMPHOMA
@@ -187,6 +191,7 @@ ICE_ITEMS_KEPT_LONGEST_FIRST = (
     "counts_backwards",
     "writes_sentence",
 )
+
 #: The CRS findings at the worst point of each grade.
 CRS_PEAK_FINDINGS = {
     1: (Hypotension.NONE, Hypoxia.NONE),
@@ -312,9 +317,6 @@ def _record_lumbar_punctures(case: IcansCase, patient: Patient, actor) -> None:
     The IDMs fulfil the injections of a course planned from the seed protocol; a course with fewer
     than its three injections stops once ICANS has remitted (or, without remission, after the last).
     """
-    from protocols.seed import seed_protocol
-    from protocols.selectors import next_injection
-    from protocols.services import course_start, injection_record
 
     car_t, protein, il6 = (Decimal(value) for value in case.csf)
     csf = {"car_t_cells_per_ul": car_t, "protein_g_per_l": protein, "il6_pg_per_ml": il6}
@@ -348,8 +350,6 @@ def _record_lumbar_punctures(case: IcansCase, patient: Patient, actor) -> None:
 
 def _end_course(case: IcansCase, course, actor) -> None:
     """Stopped when ICANS remitted (ICE back to 10); without remission, after the last assessment."""
-    from protocols.choices import StopReason
-    from protocols.services import course_stop
 
     course.refresh_from_db()
     if not course.is_active:

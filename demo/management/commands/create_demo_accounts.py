@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from accounts.demo import DEMO_ACCOUNTS, ensure_demo_accounts
+from demo.accounts import DEMO_ACCOUNTS, ensure_demo_accounts
 
 
 class Command(BaseCommand):

@@ -25,7 +25,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..choices import (
+from protocols.choices import SafetyCheck, StopReason
+from protocols.planning import injection_days as planned_days
+from protocols.seed import seed_protocol
+from protocols.selectors import next_injection
+from protocols.services import course_start, course_stop, injection_record
+from registry.choices import (
     Attribution,
     ClinicalResponse,
     CsfCytology,
@@ -45,7 +50,7 @@ from ..choices import (
     SystemicTherapyCategory,
     TestResult,
 )
-from ..models import (
+from registry.models import (
     AdverseEvent,
     CsfResult,
     FollowUpEvent,
@@ -59,8 +64,8 @@ from ..models import (
     Study,
     SystemicTherapy,
 )
-from ..services import patient_enrol, patient_record_death, record_save
-from ..timeline import months_to_days
+from registry.services import patient_enrol, patient_record_death, record_save
+from registry.timeline import months_to_days
 
 CSV_PATH = Path(settings.BASE_DIR) / "fixtures" / "lm_nsclc_41.csv"
 SEED = 41
@@ -215,14 +220,12 @@ def read_rows(path: Path = CSV_PATH) -> list[LmRow]:
 
 def arm_protocol(drug: IntrathecalDrug, *, actor=None):
     """The active version of the seed protocol of an intrathecal arm (installed when missing)."""
-    from protocols.seed import seed_protocol
 
     return seed_protocol(ARM_PROTOCOLS[drug], actor=actor)
 
 
 def injection_days(stop_day: int, protocol=None) -> list[int]:
     """Protocol injection days strictly before ``stop_day`` (progression, death or last contact)."""
-    from protocols.planning import injection_days as planned_days
 
     protocol = protocol or arm_protocol(IntrathecalDrug.PEMETREXED)
     return planned_days(protocol.ordered_phases(), before_day=stop_day)
@@ -356,9 +359,6 @@ class LmPatientBuilder:
 
     def _intrathecal_course(self, patient: Patient) -> None:
         """A course planned from the arm's seed protocol; each LP gives the plan's next injection."""
-        from protocols.choices import SafetyCheck
-        from protocols.selectors import next_injection
-        from protocols.services import course_start, injection_record
 
         protocol = arm_protocol(self.row.it_drug, actor=self.actor)
         stop_day = (self.treatment_end - self.first_dose).days
@@ -410,8 +410,6 @@ class LmPatientBuilder:
 
     def _end_course(self, course) -> None:
         """Stopped at progression or death; at the last contact the published follow-up ends."""
-        from protocols.choices import StopReason
-        from protocols.services import course_stop
 
         day = min(self.treatment_end, self.os_date)
         if self.progression_date:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django import forms
 
-from casebook.forms import RecordForm
+from protocols.choices import CourseStatus
+from protocols.models import Course
+from protocols.selectors import active_protocols
 
-from .choices import CourseStatus
-from .models import Course
-from .selectors import active_protocols
+from .forms import RecordForm
 
 
 class CourseStartForm(RecordForm):

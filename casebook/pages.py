@@ -1,0 +1,95 @@
+"""What every case-record page shares: the patient a user may see, form fragments, saved answers.
+
+Used by the record, course and review pages alike (all in this app), so each answers the same way:
+another site's patient is a 404, a service's field errors land on the form's fields, a save answers
+with the refreshed section (htmx) or a redirect to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from accounts.access import Capability, get_scoped_or_404, has_capability
+from registry.models import Patient
+from registry.services.versions import signed_version, stale_edit
+from review.selectors import reason_required
+
+from .records import SECTIONS
+from .sections import section_context
+
+
+def visible_patient(request: HttpRequest, pk: int, *, edit: bool = False) -> Patient:
+    """The patient if visible to the user (else 404); with ``edit``, 403 unless they may change it."""
+    patient = get_scoped_or_404(Patient.objects.select_related("study", "site"), request.user, pk=pk)
+    if edit and not has_capability(request.user, Capability.EDIT_RECORDS, patient.site_id):
+        raise PermissionDenied("Your role at this site does not allow changes to case records.")
+    return patient
+
+
+def section_url(patient: Patient, key: str) -> str:
+    return reverse("casebook:patient_detail", args=[patient.pk]) + f"#section-{key}"
+
+
+def render_section(
+    request: HttpRequest, patient: Patient, key: str, *, saved: str | None = None
+) -> HttpResponse:
+    context = section_context(patient, key, request.user) | {"saved_message": saved}
+    return render(request, "casebook/section.html", context)
+
+
+def form_response(
+    request: HttpRequest, patient: Patient, key: str, template: str, context: dict
+) -> HttpResponse:
+    """The form fragment in place (htmx), or the same form on a full page."""
+    context = {"patient": patient, "section": key, "section_title": SECTIONS[key], **context}
+    if request.htmx:
+        return render(request, template, context)
+    return render(request, "casebook/form_page.html", context | {"form_template": template})
+
+
+def saved_response(request: HttpRequest, patient: Patient, key: str, message: str) -> HttpResponse:
+    if request.htmx:
+        return render_section(request, patient, key, saved=message)
+    messages.success(request, message)
+    return redirect(section_url(patient, key))
+
+
+def require_reason(form, patient: Patient, section: str):
+    """Once a section is submitted, every change to it needs a reason typed by the person making it."""
+    if "change_reason" in form.fields and reason_required(patient, section):
+        field = form.fields["change_reason"]
+        field.required = True
+        field.help_text = "Required: this section has been submitted for review. " + field.help_text
+    return form
+
+
+def show_stale(form) -> None:
+    """Someone saved the record between this user's load and save (caught by the versioned UPDATE)."""
+    edit = stale_edit(form.instance, form.instance.version)
+    message = (
+        edit.message() if edit else "This record was changed by someone else meanwhile; check and save again."
+    )
+    form.add_error(None, message)
+    if edit and "version" in form.fields:
+        form.data = form.data.copy()
+        form.data[form.add_prefix("version")] = signed_version(edit.current_version)
+
+
+def apply_errors(error: ValidationError, form, prefix_map: dict[str, Any] | None = None) -> None:
+    """Attach a service's field errors to the form (and nested forms by key prefix)."""
+    for key, messages_ in error.update_error_dict({}).items():
+        target, field = form, key
+        for prefix, nested in (prefix_map or {}).items():
+            if key.startswith(prefix):
+                target, field = nested(key[len(prefix) :])
+                break
+        if field not in target.fields:
+            field = None
+        for message in messages_:
+            target.add_error(field, message)
