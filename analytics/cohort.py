@@ -205,17 +205,7 @@ NPSLE_VARIABLES = [
     _v("sle_duration_months", "SLE duration", "months", "As recorded"),
     *(
         _v(organ, organ.replace("_", " ").capitalize(), "0/1", "Organ involvement as recorded")
-        for organ in (
-            "fever",
-            "mucocutaneous",
-            "musculoskeletal",
-            "pulmonary",
-            "cardiovascular",
-            "haematological",
-            "lupus_nephritis",
-            "serositis",
-            "antiphospholipid_syndrome",
-        )
+        for organ in NpsleDiagnosis.SLE_ORGANS
     ),
     *(
         _v(
@@ -499,7 +489,6 @@ def _add_common(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFram
     frame["first_it_at"] = first_dose.reindex(frame.index)
     frame["last_it_at"] = last_dose.reindex(frame.index)
 
-
     severe = AdverseEvent.objects.filter(patient__in=source, grade__gte=3).values_list(
         "patient_id", flat=True
     )
@@ -622,17 +611,7 @@ def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame
     )
     frame["sledai"] = sledai.groupby("patient_id")["total"].first().reindex(frame.index).astype(float)
 
-    organ = [
-        "fever",
-        "mucocutaneous",
-        "musculoskeletal",
-        "pulmonary",
-        "cardiovascular",
-        "haematological",
-        "lupus_nephritis",
-        "serositis",
-        "antiphospholipid_syndrome",
-    ]
+    organ = list(NpsleDiagnosis.SLE_ORGANS)
     serology = ["anti_dsdna", "anti_rrnp", "coombs", "anti_b2gp1", "anticardiolipin"]
     values = [
         "onset_with_npsle",

@@ -26,17 +26,10 @@ from analytics.cohort import Variable
 from analytics.models import ReportRun
 from analytics.reports.display import display_report
 from analytics.reports.runner import report_class
+from registry.formatting import spreadsheet_safe
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 SVG_PROLOG = '<?xml version="1.0" encoding="utf-8" standalone="no"?>\n'
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """A text cell that a spreadsheet would read as a formula, escaped with a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def svg_document(svg: str) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from registry import models as m
 from registry.catalogue import history_owners, patient_record_models
+from registry.formatting import spreadsheet_safe
 
 from .models import SecurityEvent, SecurityEventKind
 from .timeline import row_changes
@@ -127,11 +128,6 @@ def _identified_exports(study, start, end, site_codes: set[str], site_ids: set[i
             )
         )
     return rows
-
-
-def spreadsheet_safe(value: str) -> str:
-    """Prefix text a spreadsheet would run as a formula (=, +, -, @, tab, CR) with an apostrophe."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def write_csv(rows: Iterator[dict[str, str]], handle: io.TextIOBase) -> int:

@@ -10,25 +10,13 @@ from django.urls import reverse
 from accounts.access import Capability, has_capability
 from protocols.selectors import active_protocols, course_calendar, patient_courses
 from registry.choices import DiseaseArea
-from registry.models import IntrathecalDose, LumbarPuncture, Patient, PatientIdentifier
+from registry.models import IntrathecalDose, LumbarPuncture, NpsleDiagnosis, Patient, PatientIdentifier
 from registry.scoring import SLEDAI_2K_DESCRIPTORS
 from registry.selectors import cumulative_dose_mg
 from review.models import ReviewStatus, SectionReview
 from review.selectors import section_queries
 
 from .records import KINDS, SECTIONS
-
-ORGANS = [
-    "fever",
-    "mucocutaneous",
-    "musculoskeletal",
-    "pulmonary",
-    "cardiovascular",
-    "haematological",
-    "lupus_nephritis",
-    "serositis",
-    "antiphospholipid_syndrome",
-]
 
 
 def permissions(user, patient: Patient) -> dict[str, bool]:
@@ -103,7 +91,11 @@ def _diagnosis(patient: Patient, context: dict) -> dict:
             "template": "casebook/sections/diagnosis_npsle.html",
             "diagnosis": diagnosis,
             "manifestations": diagnosis.manifestations.all() if diagnosis else [],
-            "organs": [name.replace("_", " ") for name in ORGANS if diagnosis and getattr(diagnosis, name)],
+            "organs": [
+                name.replace("_", " ")
+                for name in NpsleDiagnosis.SLE_ORGANS
+                if diagnosis and getattr(diagnosis, name)
+            ],
             "sledai_assessments": assessments,
             "actions": [
                 ("Edit diagnosis", reverse("casebook:diagnosis_edit", args=[patient.pk])),

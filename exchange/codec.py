@@ -12,12 +12,11 @@ from django.contrib.auth import get_user_model
 from django.db import models
 
 from protocols.models import Formulation, Protocol
-from registry.formatting import plain
+from registry.formatting import plain, spreadsheet_unsafe
 from registry.models import Site
 
 TRUE, FALSE = "1", "0"
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _protocol_from_text(text: str) -> Protocol:
@@ -76,7 +75,7 @@ def to_text(model_field: models.Field, value: Any) -> str:
 
 def from_text(model_field: models.Field, text: str) -> Any:
     """Parse a cell for a model field; raise ValueError with a plain message when it cannot be read."""
-    text = unescape(text.strip()) if isinstance(text, str) else text
+    text = spreadsheet_unsafe(text.strip()) if isinstance(text, str) else text
     if text in ("", None):
         if isinstance(model_field, models.BooleanField) and not model_field.null:
             raise ValueError("is empty; write 1 (yes) or 0 (no)")
@@ -121,13 +120,3 @@ def from_text(model_field: models.Field, text: str) -> Any:
         codes = ", ".join(str(code) for code, _ in model_field.flatchoices if code != "")
         raise ValueError(f"{text!r} is not one of the codes: {codes}")
     return text
-
-
-def escape(text: str) -> str:
-    """A leading apostrophe stops a spreadsheet from running text as a formula (=, +, -, @…)."""
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
-def unescape(text: str) -> str:
-    """Undo ``escape`` on import, so an exported file imports to the same values."""
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES) else text

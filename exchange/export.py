@@ -40,9 +40,10 @@ from analytics.deidentify import (
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
 from protocols import models as pm
+from registry.formatting import spreadsheet_safe
 from registry.models import LumbarPuncture, Patient, Study
 
-from .codec import escape, to_text
+from .codec import to_text
 from .layout import TABLES, Table
 
 #: A fixed timestamp inside the zip files, so the same data give the same bytes.
@@ -335,7 +336,7 @@ def _cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return escape(value)
+        return spreadsheet_safe(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value)) if abs(value) < 1e15 else repr(value)
     if isinstance(value, dt.date):
@@ -397,7 +398,7 @@ def to_xlsx(study: Study, tables: list[ExportTable], options: ExportOptions) -> 
 
 def _xlsx_cell(value):
     if isinstance(value, str):
-        return escape(value)
+        return spreadsheet_safe(value)
     return value
 
 

@@ -1,6 +1,10 @@
-"""How numbers are shown to people: as entered, without the database's trailing zeros."""
+"""How values are shown to people: numbers as entered, text safe to open in a spreadsheet."""
 
 from decimal import Decimal
+from typing import Any
+
+#: What a spreadsheet reads as the start of a formula (CSV/formula injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def plain(value: Decimal | int | float | None) -> str:
@@ -11,3 +15,18 @@ def plain(value: Decimal | int | float | None) -> str:
         value = Decimal(str(value))
     text = format(value.normalize(), "f")
     return text
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula gets a leading apostrophe; other values pass as they are.
+
+    Every download that can open in a spreadsheet (exports, report CSV/XLSX, the audit CSV) uses it.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def spreadsheet_unsafe(text: str) -> str:
+    """Undo ``spreadsheet_safe`` on import, so an exported file imports to the same values."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES) else text

@@ -26,6 +26,19 @@ def _serology(label: str) -> models.CharField:
 class NpsleDiagnosis(RegistryRecord):
     """The NPSLE picture at the index admission."""
 
+    #: The organ systems outside the nervous system, in the order the forms, pages and datasets use.
+    SLE_ORGANS = (
+        "fever",
+        "mucocutaneous",
+        "musculoskeletal",
+        "pulmonary",
+        "cardiovascular",
+        "haematological",
+        "lupus_nephritis",
+        "serositis",
+        "antiphospholipid_syndrome",
+    )
+
     review_section = Section.DIAGNOSIS
     patient_lookup = "patient"
 

@@ -10,9 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Role
-from audit.export import audit_rows, spreadsheet_safe
+from audit.export import audit_rows
 from audit.models import SecurityEvent, SecurityEventKind
 from audit.timeline import patient_timeline
+from registry.formatting import spreadsheet_safe
 from registry.models import LumbarPuncture, Patient
 from registry.services import record_save
 from tests import factories as f

@@ -21,10 +21,11 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from analytics.cohort import build_dataset
-from analytics.exports import dataset_zip, report_xlsx, spreadsheet_safe
+from analytics.exports import dataset_zip, report_xlsx
 from analytics.models import ReportRun
 from analytics.reports.definitions import default_definition
 from analytics.reports.runner import report_run
+from registry.formatting import spreadsheet_safe
 from registry.models import Study
 from tests import factories as f
 from tests.reports.conftest import researcher, rows_by, table
