@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from registry.services.records import attribute
 from registry.write_hooks import WriteGuard
 
 from .models import ReviewStatus, SectionReview
@@ -23,6 +24,17 @@ from .rules import schedule_check
 
 class RecordLockedError(ValidationError):
     """A write to a locked section."""
+
+
+REASON_NEEDED = "This section has been submitted for review; give a reason for the change."
+
+
+def locked_message(review: SectionReview) -> str:
+    """The one wording of a refusal by a locked section: which, who signed it, when, what to do."""
+    return (
+        f"{review.patient}: the {review.get_section_display().lower()} section is locked (signed by "
+        f"{review.locked_by} on {review.locked_at:%Y-%m-%d %H:%M} UTC); ask a reviewer to unlock it first."
+    )
 
 
 def _review(record) -> SectionReview | None:
@@ -39,20 +51,17 @@ def write_problems(record) -> dict[str, str]:
         return {}
     review = (
         SectionReview.objects.filter(patient_id=patient_id, section=section)
-        .select_related("locked_by")
+        .select_related("locked_by", "patient")
         .first()
     )
     if review is None:
         return {}
     if review.status == ReviewStatus.LOCKED:
-        return {
-            "__all__": f"The {review.get_section_display().lower()} section is locked (signed by {review.locked_by} "
-            f"on {review.locked_at:%Y-%m-%d %H:%M} UTC); ask a reviewer to unlock it first."
-        }
+        return {"__all__": locked_message(review)}
     if review.status in (ReviewStatus.SUBMITTED, ReviewStatus.VERIFIED) and not getattr(
         record, "_change_reason", ""
     ):
-        return {"change_reason": "This section has been submitted for review; give a reason for the change."}
+        return {"change_reason": REASON_NEEDED}
     return {}
 
 
@@ -89,16 +98,11 @@ def check_record_writable(record, *, deleting: bool = False) -> None:
     if review is None:
         return
     if review.status == ReviewStatus.LOCKED:
-        raise RecordLockedError(
-            f"The {review.get_section_display().lower()} section of {review.patient} is locked "
-            f"(signed by {review.locked_by} on {review.locked_at:%Y-%m-%d %H:%M} UTC). Ask a reviewer to unlock it first."
-        )
+        raise RecordLockedError(locked_message(review))
     if review.status in (ReviewStatus.SUBMITTED, ReviewStatus.VERIFIED):
         reason = (getattr(record, "_change_reason", "") or "").strip()
         if not reason:
-            raise ValidationError(
-                {"change_reason": "This section has been submitted for review; give a reason for the change."}
-            )
+            raise ValidationError({"change_reason": REASON_NEEDED})
     record._section_review = review
 
 
@@ -111,8 +115,11 @@ def after_record_write(record) -> None:
         return
     review.status = ReviewStatus.SUBMITTED
     review.verified_by, review.verified_at = None, None
-    review._history_user = getattr(record, "_history_user", None)
-    review._change_reason = f"Changed after verification: {getattr(record, '_change_reason', '')}"
+    attribute(
+        review,
+        actor=getattr(record, "_history_user", None),
+        reason=f"Changed after verification: {getattr(record, '_change_reason', '')}",
+    )
     review.save()
     del record._section_review
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.access import Capability, has_capability
 from registry.models import Patient
+from registry.services.records import attribute
 
 from .models import (
     DataQuery,
@@ -42,8 +43,7 @@ def _review_for_update(patient: Patient, section: str) -> SectionReview:
 
 
 def _save(review: SectionReview, *, actor, reason: str) -> SectionReview:
-    review._history_user = actor
-    review._change_reason = reason
+    attribute(review, actor=actor, reason=reason)
     review.save()
     return review
 
@@ -213,7 +213,7 @@ def query_answer(*, query: DataQuery, actor, text: str) -> DataQuery:
         raise ValidationError({"text": "Write the answer."})
     QueryMessage.objects.create(query=query, author=actor, text=text)
     query.status = QueryStatus.ANSWERED
-    query._history_user, query._change_reason = actor, "Answered"
+    attribute(query, actor=actor, reason="Answered")
     query.save()
     return query
 
@@ -227,7 +227,7 @@ def query_close(*, query: DataQuery, actor, text: str = "") -> DataQuery:
     if text.strip():
         QueryMessage.objects.create(query=query, author=actor, text=text)
     query.status, query.closed_by, query.closed_at = QueryStatus.CLOSED, actor, timezone.now()
-    query._history_user, query._change_reason = actor, "Closed"
+    attribute(query, actor=actor, reason="Closed")
     query.save()
     return query
 
@@ -240,7 +240,7 @@ def query_reopen(*, query: DataQuery, actor, text: str) -> DataQuery:
         raise ValidationError({"text": "Say what is still unclear."})
     QueryMessage.objects.create(query=query, author=actor, text=text)
     query.status = QueryStatus.OPEN
-    query._history_user, query._change_reason = actor, "Reopened"
+    attribute(query, actor=actor, reason="Reopened")
     query.save()
     return query
 
