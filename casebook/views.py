@@ -8,8 +8,6 @@ change answers 403.
 
 from __future__ import annotations
 
-from typing import Any
-
 from concurrency.exceptions import RecordModifiedError
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,17 +22,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.access import Capability, has_capability, scope, sites_with
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
-from protocols.models import PlannedInjection
-from protocols.selectors import next_injection
-from protocols.services import AUTO, injection_record
 from registry.choices import DiseaseArea
 from registry.models import (
-    CsfResult,
-    IntrathecalDose,
     LmDiagnosis,
     LumbarPuncture,
     NpsleDiagnosis,
-    PathogenTest,
     Patient,
     PatientIdentifier,
     Study,
@@ -50,6 +42,8 @@ from registry.services import (
 from registry.services import record_delete as delete_record
 
 from . import forms, scores
+from .lp_entry import TEMPLATE as LP_TEMPLATE
+from .lp_entry import LumbarPunctureEntry
 from .pages import (
     apply_errors,
     form_response,
@@ -443,144 +437,10 @@ def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None
     runs the safety checks: a finding blocks the save until it is overridden with a reason.
     """
     patient = visible_patient(request, pk, edit=True)
-    if lp_pk is None:
-        lp = LumbarPuncture(patient=patient)
-        csf = CsfResult()
-    else:
-        lp = LumbarPuncture.objects.filter(patient=patient, pk=lp_pk).first()
-        if lp is None:
-            raise Http404("No such lumbar puncture for this patient.")
-        csf = CsfResult.objects.filter(lumbar_puncture=lp).first() or CsfResult()
-    data = request.POST if request.method == "POST" else None
-    linked = (
-        PlannedInjection.objects.filter(lumbar_puncture=lp).select_related("phase").first() if lp.pk else None
-    )
-    upcoming = next_injection(patient)
-    offered = [i for i in (linked, upcoming.injection if upcoming else None) if i is not None]
-    form = require_reason(forms.LumbarPunctureForm(data, instance=lp), patient, "procedures")
-    csf_form = forms.CsfResultForm(data, instance=csf, prefix="csf")
-    # The next injection's doses pre-fill a new LP (only when the page is first shown: posted rows
-    # are compared with no initial, so an accepted proposal counts as entered).
-    prefill = (
-        [_dose_initial(d) for d in upcoming.doses] if upcoming and lp_pk is None and data is None else []
-    )
-    doses = forms.DoseFormSet(
-        data,
-        prefix="doses",
-        queryset=IntrathecalDose.objects.filter(lumbar_puncture=lp)
-        if lp.pk
-        else IntrathecalDose.objects.none(),
-        initial=prefill,
-    )
-    tests = forms.PathogenTestFormSet(
-        data,
-        prefix="tests",
-        queryset=PathogenTest.objects.filter(csf_result=csf) if csf.pk else PathogenTest.objects.none(),
-    )
-    plan_form = forms.InjectionPlanForm(
-        data, prefix="plan", offered=offered, chosen=linked or (upcoming.injection if upcoming else None)
-    )
-    safety = forms.SafetyOverrideForm(data, prefix="safety")
-    findings = []
-    if request.method == "POST":
-        valid = all(
-            [
-                form.is_valid(),
-                csf_form.is_valid(),
-                doses.is_valid(),
-                tests.is_valid(),
-                plan_form.is_valid(),
-                safety.is_valid(),
-            ]
-        )
-        if valid:
-            changed_doses = [f for f in doses.forms if f.has_changed() and not _deleted(f)]
-            kept_doses = [
-                f.instance for f in doses.forms if f.instance.pk and not f.has_changed() and not _deleted(f)
-            ]
-            kept_tests = [f.instance for f in tests.forms if f.has_changed() and not _deleted(f)]
-            removed = [f.instance for f in (*doses.forms, *tests.forms) if _deleted(f) and f.instance.pk]
-            blank_csf = csf_form.is_blank() and not kept_tests
-            if blank_csf and csf.pk:
-                removed.append(csf)
-            chosen = plan_form.cleaned_data["planned_injection"] if offered else AUTO
-            try:
-                injection_record(
-                    lp=form.instance,
-                    csf=None if blank_csf else csf_form.instance,
-                    pathogen_tests=kept_tests,
-                    doses=[f.instance for f in changed_doses],
-                    kept=kept_doses,
-                    formulations=[f.cleaned_data.get("formulation") for f in changed_doses],
-                    removed=removed,
-                    planned=chosen if changed_doses or kept_doses else None,
-                    deviation_reason=plan_form.cleaned_data["deviation_reason"],
-                    overrides=safety.overrides(),
-                    actor=request.user,
-                    reason=form.reason(
-                        "Lumbar puncture recorded" if lp_pk is None else "Lumbar puncture edited"
-                    ),
-                )
-            except RecordModifiedError:
-                show_stale(form)
-            except ValidationError as error:
-                changed_tests = [f for f in tests.forms if f.has_changed() and not _deleted(f)]
-                findings = getattr(error, "findings", [])
-                apply_errors(
-                    error,
-                    form,
-                    {
-                        "csf.": lambda field: (csf_form, field),
-                        "doses.": lambda rest: (
-                            changed_doses[int(rest.split(".")[0])],
-                            rest.split(".", 1)[1],
-                        ),
-                        "pathogen_tests.": lambda rest: (
-                            changed_tests[int(rest.split(".")[0])],
-                            rest.split(".", 1)[1],
-                        ),
-                        "overrides.": lambda code: (safety, None),
-                        "deviation_reason": lambda rest: (plan_form, "deviation_reason"),
-                        "planned_injection": lambda rest: (plan_form, "planned_injection"),
-                    },
-                )
-            else:
-                verb = "recorded" if lp_pk is None else "saved"
-                return saved_response(request, patient, "procedures", f"Lumbar puncture {verb}.")
-    title = "Add lumbar puncture" if lp_pk is None else "Edit lumbar puncture"
-    return form_response(
-        request,
-        patient,
-        "procedures",
-        "casebook/forms/lumbar_puncture_form.html",
-        {
-            "form": form,
-            "csf_form": csf_form,
-            "doses": doses,
-            "tests": tests,
-            "plan_form": plan_form if offered else None,
-            "upcoming": upcoming if lp_pk is None else None,
-            "linked": linked,
-            # A finding that cannot be overridden and has a field is shown at that field by the model.
-            "safety_rows": safety.rows([f for f in findings if f.overridable or not f.field]),
-            "title": title,
-            "action": request.path,
-        },
-    )
-
-
-def _dose_initial(dose) -> dict[str, Any]:
-    """A proposed dose as the initial values of a dose row."""
-    initial = {"drug": dose.drug, "dose_mg": dose.dose_mg, "timing": dose.timing}
-    if dose.volume_ml is not None:
-        initial["volume_ml"] = dose.volume_ml
-    if dose.diluent:
-        initial["diluent"] = dose.diluent
-    return initial
-
-
-def _deleted(form) -> bool:
-    return bool(form.cleaned_data.get("DELETE")) if hasattr(form, "cleaned_data") else False
+    entry = LumbarPunctureEntry(request, patient, lp_pk)
+    if request.method == "POST" and entry.is_valid() and entry.save():
+        return saved_response(request, patient, "procedures", entry.saved_message)
+    return form_response(request, patient, "procedures", LP_TEMPLATE, entry.context())
 
 
 # --- live scores -----------------------------------------------------------------------------
