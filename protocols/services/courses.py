@@ -54,15 +54,29 @@ def course_replan(*, course: Course, actor, reason: str, state: CourseState | No
         course = state.course
     if state is None or not course.is_active:
         return course
-    phases, injections = state.phases, list(state.injections)
-    open_phase = next((p for p in phases if p.open_ended), None)
+    open_phase = next((p for p in state.phases if p.open_ended), None)
+    injections, slots = _extend_plan(course, state, open_phase)
+    _redate_pending(state, injections, slots, actor=actor, reason=reason)
+    state.injections = injections  # the caller's snapshot now holds the plan as saved
+    state.forget_proposals()
+    if open_phase is None and injections and not any(i.status == InjectionStatus.PLANNED for i in injections):
+        _complete(course, injections, actor=actor, reason=reason)
+    return course
+
+
+def _extend_plan(course: Course, state: CourseState, open_phase) -> tuple[list[PlannedInjection], list]:
+    """The course's injections with new (unsaved) ones for slots not planned yet, and all the slots.
+
+    An open-ended phase is planned ``OPEN_PHASE_LOOKAHEAD`` injections ahead of the last one given.
+    """
+    injections = list(state.injections)
     open_count = sum(1 for i in injections if open_phase and i.phase_id == open_phase.pk)
     if open_phase is not None:
         pending_open = sum(
             1 for i in injections if i.phase_id == open_phase.pk and i.status == InjectionStatus.PLANNED
         )
         open_count += max(0, OPEN_PHASE_LOOKAHEAD - pending_open)
-    slots = plan_slots(phases, open_injections=open_count)
+    slots = plan_slots(state.phases, open_injections=open_count)
     for sequence in range(len(injections) + 1, len(slots) + 1):
         slot = slots[sequence - 1]
         injections.append(
@@ -70,42 +84,40 @@ def course_replan(*, course: Course, actor, reason: str, state: CourseState | No
                 course=course, sequence=sequence, phase=slot.phase, planned_date=course.start_date
             )
         )
+    return injections, slots
 
+
+def _redate_pending(state: CourseState, injections, slots, *, actor, reason: str) -> None:
+    """Date the injections still planned from the last one given (or missed) and refresh their doses;
+    save only those that changed."""
     anchor = _anchor(injections)
     after = anchor[0] if anchor else 0
     pending = [i for i in injections if i.status == InjectionStatus.PLANNED and i.sequence > after]
-    if pending:
-        last = pending[-1].sequence
-        dates = dated(slots[after:last], anchor[1] if anchor else course.start_date)
-        by_sequence = dict(zip(range(after + 1, last + 1), dates, strict=True))
-        past, _, since = state.history()
-        proposals = propose_doses(
-            [state.by_phase[i.phase_id] for i in pending], past, toxicity_since_last=since
-        )
-        for injection, doses in zip(pending, proposals, strict=True):
-            planned_date = by_sequence[injection.sequence]
-            proposed = [dose.to_json() for dose in doses]
-            if (
-                injection.pk
-                and injection.planned_date == planned_date
-                and injection.proposed_doses == proposed
-            ):
-                continue
-            injection.planned_date, injection.proposed_doses = planned_date, proposed
-            record_save(injection, actor=actor, reason=reason)
+    if not pending:
+        return
+    last = pending[-1].sequence
+    dates = dated(slots[after:last], anchor[1] if anchor else state.course.start_date)
+    by_sequence = dict(zip(range(after + 1, last + 1), dates, strict=True))
+    past, _, since = state.history()
+    proposals = propose_doses([state.by_phase[i.phase_id] for i in pending], past, toxicity_since_last=since)
+    for injection, doses in zip(pending, proposals, strict=True):
+        planned_date = by_sequence[injection.sequence]
+        proposed = [dose.to_json() for dose in doses]
+        if injection.pk and injection.planned_date == planned_date and injection.proposed_doses == proposed:
+            continue
+        injection.planned_date, injection.proposed_doses = planned_date, proposed
+        record_save(injection, actor=actor, reason=reason)
 
-    state.injections = injections  # the caller's snapshot now holds the plan as saved
-    state.forget_proposals()
-    still_planned = [i for i in injections if i.status == InjectionStatus.PLANNED]
-    if not still_planned and open_phase is None and injections:
-        last = max(
-            local_date(i.lumbar_puncture.performed_at) if i.fulfilled else i.planned_date
-            for i in injections
-            if i.status != InjectionStatus.CANCELLED
-        )
-        course.status, course.ended_on = CourseStatus.COMPLETED, max(last, course.start_date)
-        record_save(course, actor=actor, reason=f"Every planned injection given or accounted for ({reason})")
-    return course
+
+def _complete(course: Course, injections, *, actor, reason: str) -> None:
+    """Nothing left to give: the course is completed on the day of its last injection."""
+    last = max(
+        local_date(i.lumbar_puncture.performed_at) if i.fulfilled else i.planned_date
+        for i in injections
+        if i.status != InjectionStatus.CANCELLED
+    )
+    course.status, course.ended_on = CourseStatus.COMPLETED, max(last, course.start_date)
+    record_save(course, actor=actor, reason=f"Every planned injection given or accounted for ({reason})")
 
 
 @transaction.atomic

@@ -142,14 +142,12 @@ def injection_record(
     actor,
     reason: str,
 ) -> InjectionOutcome:
-    """Save an LP with its CSF and doses after its safety checks, and link it to its planned injection.
+    """Check an LP with its CSF and doses, save them, and link them to the planned injection they fulfil.
 
-    ``doses`` are the new or changed doses (saved); ``kept`` the LP's stored doses that stay as they
-    are (checked and counted with the others, not re-saved). ``formulations`` pairs with ``doses`` by
-    position (None: not recorded). ``planned``: ``AUTO``, a
-    ``PlannedInjection`` (the course's next one) or None (not part of a course). ``overrides``:
-    {check code: reason} for the findings the user accepts. Raises ``SafetyCheckError`` (a
-    ValidationError) listing what is unresolved; then nothing is written.
+    ``doses``: new or changed doses (saved); ``kept``: stored doses that stay (checked, not re-saved);
+    ``formulations`` pairs with ``doses`` (None: not recorded); ``planned``: ``AUTO``, a
+    ``PlannedInjection`` or None (not part of a course); ``overrides``: {check code: reason} for the
+    findings accepted. Raises ``SafetyCheckError`` listing what is unresolved; nothing is written.
     """
     was_new = lp.pk is None
     overrides = {code: (text or "").strip() for code, text in (overrides or {}).items()}
@@ -157,26 +155,71 @@ def injection_record(
     given = [*doses, *kept]  # every dose of the injection once saved
     given_formulations = [*formulations, *(_stored_formulation(dose) for dose in kept)]
     errors: dict[str, list[str]] = {}
+    # 1. check: the plan it fulfils, the safety checks, the deviations from the plan.
     target, state = _target(lp, planned, bool(given), errors)
     if target is not None and not given:
         errors.setdefault("planned_injection", []).append(
             "A planned injection is fulfilled by a lumbar puncture with at least one intrathecal dose."
         )
+    findings = _safety_findings(lp, given, given_formulations, target, state)
+    unresolved, accepted = _triage(lp, findings, overrides, errors)
+    status, deviation, deviation_reason = _plan_deviation(lp, given, target, state, deviation_reason, errors)
+    # 2. save: the LP with its CSF and doses (its own validation errors join the others).
+    saving = {"lp": lp, "csf": csf, "pathogen_tests": pathogen_tests, "doses": doses, "removed": removed}
+    _merge_errors(errors, lumbar_puncture_save, **saving, actor=actor, reason=reason)
+    if errors:
+        # Raising inside the transaction undoes the LP written above: all or nothing.
+        raise SafetyCheckError(errors, unresolved)
+    _save_formulations(doses, formulations, was_new=was_new, actor=actor, reason=reason)
+    saved_overrides = _save_overrides(lp, accepted, overrides, actor)
+    # 3. link: the planned injection it fulfils, and what comes next.
+    linked = _link(
+        lp,
+        target,
+        state,
+        doses=given,
+        proposal=state.proposal_for(target) if target is not None else [],
+        status=status,
+        deviation=deviation,
+        deviation_reason=deviation_reason.strip(),
+        was_new=was_new,
+        actor=actor,
+        reason=reason,
+    )
+    return InjectionOutcome(lp, linked, findings, saved_overrides, _following(linked, state))
 
-    findings: list[SafetyFinding] = []
-    if given and not _unchanged(lp, given, given_formulations):
-        course = state.course if state is not None else active_course(lp.patient_id)
-        context = injection_context(
-            lp.patient,
-            lp.performed_at,
-            as_entries(given, given_formulations),
-            lp.opening_pressure_mmh2o,
-            course=course,
-            planned=target,
-            lumbar_puncture=lp,
-            state=state,
-        )
-        findings = evaluate(context)
+
+def _following(linked, state) -> NextInjection | None:
+    """The course's next pending injection once this one is linked (None when the course ended)."""
+    if linked is None or not state.course.is_active or (upcoming := state.next_pending()) is None:
+        return None
+    return NextInjection(upcoming, state.proposal_for(upcoming))
+
+
+def _safety_findings(lp, given, given_formulations, target, state) -> list[SafetyFinding]:
+    """What the safety checks say of this injection (nothing to say when its doses did not change)."""
+    if not given or _unchanged(lp, given, given_formulations):
+        return []
+    course = state.course if state is not None else active_course(lp.patient_id)
+    context = injection_context(
+        lp.patient,
+        lp.performed_at,
+        as_entries(given, given_formulations),
+        lp.opening_pressure_mmh2o,
+        course=course,
+        planned=target,
+        lumbar_puncture=lp,
+        state=state,
+    )
+    return evaluate(context)
+
+
+def _triage(lp, findings, overrides: Mapping[str, str], errors: dict[str, list[str]]):
+    """Split findings into unresolved (each an error at ``overrides.<code>``) and accepted overrides.
+
+    A check already overridden for this LP stays accepted; an error-level finding with a field is
+    left to the model, which refuses it at that field with the same message.
+    """
     already = set(lp.safety_overrides.values_list("check_code", flat=True)) if lp.pk else set()
     unresolved, accepted = [], []
     for finding in findings:
@@ -188,51 +231,50 @@ def injection_record(
             unresolved.append(finding)
     for finding in unresolved:
         if finding.severity == Severity.ERROR and finding.field:
-            continue  # the model refuses it at its field, with the same message
+            continue
         suffix = "" if finding.severity == Severity.ERROR else " Override it with a reason to save anyway."
         errors.setdefault(f"overrides.{finding.code}", []).append(finding.message + suffix)
+    return unresolved, accepted
 
-    status, deviation = InjectionStatus.GIVEN, ""
-    if target is not None and given and lp.performed_at:
-        proposal = state.proposal_for(target)
-        found = deviations(
-            proposal,
-            [GivenDose(d.drug, d.dose_mg, d.timing) for d in given],
-            planned_date=target.planned_date,
-            given_date=local_date(lp.performed_at),
-            window_days=target.phase.window_days,
+
+def _plan_deviation(lp, given, target, state, deviation_reason: str, errors: dict[str, list[str]]):
+    """(status, deviation, reason) of the injection against its plan; a deviation needs a reason."""
+    if target is None or not given or not lp.performed_at:
+        return InjectionStatus.GIVEN, "", deviation_reason
+    found = deviations(
+        state.proposal_for(target),
+        [GivenDose(d.drug, d.dose_mg, d.timing) for d in given],
+        planned_date=target.planned_date,
+        given_date=local_date(lp.performed_at),
+        window_days=target.phase.window_days,
+    )
+    if not found:
+        return InjectionStatus.GIVEN, "", deviation_reason
+    deviation = "; ".join(found)
+    deviation_reason = deviation_reason.strip() or (
+        target.deviation_reason if target.lumbar_puncture_id == lp.pk else ""
+    )
+    if not deviation_reason:
+        errors.setdefault("deviation_reason", []).append(
+            f"This injection differs from the plan ({deviation}); give the reason."
         )
-        if found:
-            status, deviation = InjectionStatus.CHANGED, "; ".join(found)
-            deviation_reason = deviation_reason.strip() or (
-                target.deviation_reason if target.lumbar_puncture_id == lp.pk else ""
-            )
-            if not deviation_reason:
-                errors.setdefault("deviation_reason", []).append(
-                    f"This injection differs from the plan ({deviation}); give the reason."
-                )
+    return InjectionStatus.CHANGED, deviation, deviation_reason
 
+
+def _merge_errors(errors: dict[str, list[str]], save, **kwargs) -> None:
+    """Run a save; its validation errors join ``errors`` (each message once) instead of raising."""
     try:
-        lumbar_puncture_save(
-            lp=lp,
-            csf=csf,
-            pathogen_tests=pathogen_tests,
-            doses=doses,
-            removed=removed,
-            actor=actor,
-            reason=reason,
-        )
+        save(**kwargs)
     except ValidationError as exc:
         for key, messages in exc.message_dict.items():
             for message in messages:
                 if message not in errors.setdefault(key, []):
                     errors[key].append(message)
-    if errors:
-        # Raising inside the transaction undoes the LP written above: all or nothing.
-        raise SafetyCheckError(errors, unresolved)
 
-    _save_formulations(doses, formulations, was_new=was_new, actor=actor, reason=reason)
-    saved_overrides = [
+
+def _save_overrides(lp, accepted, overrides: Mapping[str, str], actor) -> list[SafetyOverride]:
+    """One override record per accepted finding: what it said, who accepted it, when, and why."""
+    return [
         record_save(
             SafetyOverride(
                 lumbar_puncture=lp,
@@ -247,23 +289,6 @@ def injection_record(
         )
         for finding in accepted
     ]
-    linked = _link(
-        lp,
-        target,
-        state,
-        doses=given,
-        proposal=state.proposal_for(target) if target is not None else [],
-        status=status,
-        deviation=deviation,
-        deviation_reason=deviation_reason.strip(),
-        was_new=was_new,
-        actor=actor,
-        reason=reason,
-    )
-    following = None
-    if linked is not None and state.course.is_active and (upcoming := state.next_pending()) is not None:
-        following = NextInjection(upcoming, state.proposal_for(upcoming))
-    return InjectionOutcome(lp, linked, findings, saved_overrides, following)
 
 
 def _stored_formulation(dose: IntrathecalDose) -> Formulation | None:
