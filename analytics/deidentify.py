@@ -22,7 +22,7 @@ from collections.abc import Iterable
 import pandas as pd
 from django.conf import settings
 
-from analytics.cohort import Variable
+from analytics.datasets import Variable
 
 AGE_CAP_YEARS = 90
 MAX_SHIFT_DAYS = 365

@@ -22,7 +22,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from analytics.cohort import Variable
+from analytics.datasets import Variable
 from analytics.models import ReportRun
 from analytics.reports.display import display_report
 from analytics.reports.runner import report_class

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from analytics.cohort import data_dictionary
+from analytics.datasets import data_dictionary
 from analytics.models import ReportDefinition
 from analytics.reports.base import StudyReport
 from analytics.reports.filters import FilterError, as_line, canonical, parse_conditions

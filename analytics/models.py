@@ -56,7 +56,7 @@ class ReportDefinition(models.Model):
     def filter_phrases(self) -> list[str]:
         """The cohort filter in words, e.g. ["Age at index ≥ 18", "Site: north"]."""
         # Imported here: the dataset builder loads pandas, which model loading should not.
-        from analytics.cohort import data_dictionary
+        from analytics.datasets import data_dictionary
         from analytics.reports.filters import describe
 
         labels = {variable.name: variable.label for variable in data_dictionary(self.study)}

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.access import Capability, has_capability, sites_with
 from analytics import exports
-from analytics.cohort import data_dictionary
+from analytics.datasets import data_dictionary
 from analytics.deidentify import DateHandling, deidentified_dataset, deidentified_dictionary
 from analytics.errors import AnalysisError
 from analytics.forms import ReportFilterForm, SaveDefinitionForm

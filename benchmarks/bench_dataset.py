@@ -16,7 +16,7 @@ from bench_demo_npsle import _peak_rss_mib, _throwaway_study  # noqa: I001  (set
 from django.db import connection, transaction
 
 from accounts.services import system_user
-from analytics.cohort import build_dataset
+from analytics.datasets import build_dataset
 from analytics.reports.runner import report_run
 from demo.npsle import generate_npsle_cohort
 

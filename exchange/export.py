@@ -28,7 +28,7 @@ from django.db import models
 from openpyxl import Workbook
 
 from accounts.access import Capability, site_ids_with
-from analytics.cohort import build_dataset, data_dictionary
+from analytics.datasets import build_dataset, data_dictionary
 from analytics.deidentify import (
     AGE_CAP_YEARS,
     DateHandling,

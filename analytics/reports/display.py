@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from analytics.cohort import data_dictionary
+from analytics.datasets import data_dictionary
 from analytics.reports.filters import describe
 
 if TYPE_CHECKING:

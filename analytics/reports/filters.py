@@ -7,7 +7,7 @@ cache key and shown back to people::
      "syndromes": ["psychosis"], "it_drug": ["pemetrexed"],
      "sex_male": 1, "mutation_class": ["EGFR", "ALK"], "age": {"op": ">=", "value": 18}}
 
-``for_dataset`` turns it into the keys ``analytics.cohort.apply_filters`` takes.
+``for_dataset`` turns it into the keys ``analytics.datasets.apply_filters`` takes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from analytics.cohort import Variable
+from analytics.datasets import Variable
 
 LIST_KEYS = ("site", "syndromes", "it_drug")
 DATE_KEYS = ("index_from", "index_to")
@@ -99,7 +99,7 @@ def canonical(filters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def for_dataset(filters: Mapping[str, Any]) -> dict[str, Any]:
-    """The canonical form as ``analytics.cohort.apply_filters`` keys (operators become tuples)."""
+    """The canonical form as ``analytics.datasets.apply_filters`` keys (operators become tuples)."""
     return {
         key: (value["op"], value["value"]) if isinstance(value, Mapping) else value
         for key, value in filters.items()

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from accounts.access import Capability, scope, site_ids_with
-from analytics.cohort import build_dataset
+from analytics.datasets import build_dataset
 from analytics.models import ReportRun
 from analytics.reports.base import Cohort, StudyReport
 from analytics.reports.filters import canonical, for_dataset

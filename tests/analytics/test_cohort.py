@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from analytics.cohort import build_dataset, data_dictionary
+from analytics.datasets import build_dataset, data_dictionary
 from analytics.errors import AnalysisError
 from registry.choices import (
     DeathCause,

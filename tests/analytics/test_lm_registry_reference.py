@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from analytics.cohort import build_dataset
+from analytics.datasets import build_dataset
 from analytics.survival import cox, kaplan_meier, logrank
 from tests.analytics.reference import P_VALUE_RTOL, assert_r_value, load_lm_nsclc
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from analytics.cohort import build_dataset
+from analytics.datasets import build_dataset
 from demo.lm import CSV_PATH, injection_days, parse_agents, parse_mutations
 from registry.choices import DoseTiming, DriverMutation, IntrathecalDrug, Specimen
 from registry.models import IntrathecalDose, MutationFinding, Patient

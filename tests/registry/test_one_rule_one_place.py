@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from analytics.cohort import DICTIONARIES
+from analytics.datasets import DICTIONARIES
 from casebook.forms import NpsleDiagnosisForm
 from registry.choices import DiseaseArea
 from registry.formatting import spreadsheet_safe, spreadsheet_unsafe

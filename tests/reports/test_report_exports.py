@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from analytics.cohort import build_dataset
+from analytics.datasets import build_dataset
 from analytics.exports import dataset_zip, report_xlsx
 from analytics.models import ReportRun
 from analytics.reports.definitions import default_definition

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from analytics.cohort import DICTIONARIES
+from analytics.datasets import DICTIONARIES
 from analytics.forms import ReportFilterForm
 from analytics.reports.filters import (
     FilterError,

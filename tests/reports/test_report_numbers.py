@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from analytics.cohort import build_dataset
 from analytics.compare import paired_change, signed_rank_test
+from analytics.datasets import build_dataset
 from analytics.describe import table_one
 from analytics.matching import match_nearest
 from analytics.regression import multinomial_logistic

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from accounts.models import Role
 from accounts.services import system_user
-from analytics.cohort import build_dataset
+from analytics.datasets import build_dataset
 from analytics.models import ReportDefinition, ReportRun
 from analytics.reports.definitions import default_definition
 from registry.models import CsfResult, Patient, PatientIdentifier, Site

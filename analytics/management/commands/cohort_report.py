@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from accounts.services import system_user
 from analytics import exports
-from analytics.cohort import data_dictionary
+from analytics.datasets import data_dictionary
 from analytics.errors import AnalysisError
 from analytics.reports.base import OptionError
 from analytics.reports.filters import FilterError, parse_conditions

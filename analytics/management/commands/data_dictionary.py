@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from analytics.cohort import DICTIONARIES
+from analytics.datasets import DICTIONARIES
 from registry.choices import DiseaseArea
 
 
