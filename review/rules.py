@@ -146,7 +146,7 @@ def missing_values(patient: Patient) -> Iterator[Finding]:
 
 
 @rule
-def date_order(patient: Patient) -> Iterator[Finding]:
+def lumbar_puncture_before_admission(patient: Patient) -> Iterator[Finding]:
     index = patient.index_admission_date
     for lp in LumbarPuncture.objects.filter(patient=patient):
         if local_date(lp.performed_at) < index - dt.timedelta(days=30):
@@ -157,62 +157,78 @@ def date_order(patient: Patient) -> Iterator[Finding]:
                 lp,
                 "performed_at",
             )
+
+
+@rule
+def event_before_discharge(patient: Patient) -> Iterator[Finding]:
     discharge = getattr(patient, "discharge", None) if hasattr(patient, "discharge") else None
-    if discharge is not None:
-        for event in FollowUpEvent.objects.filter(
-            patient=patient,
-            event_date__lt=discharge.discharge_date,
-            event_type__in=[FollowUpEventType.NPSLE_RELAPSE, FollowUpEventType.LM_PROGRESSION],
-        ):
-            yield Finding(
-                "date_event_before_discharge",
-                "outcomes",
-                f"{event.get_event_type_display()} is dated before the discharge "
-                f"from the index admission ({discharge.discharge_date:%Y-%m-%d}).",
-                event,
-                "event_date",
-            )
+    if discharge is None:
+        return
+    for event in FollowUpEvent.objects.filter(
+        patient=patient,
+        event_date__lt=discharge.discharge_date,
+        event_type__in=[FollowUpEventType.NPSLE_RELAPSE, FollowUpEventType.LM_PROGRESSION],
+    ):
+        yield Finding(
+            "date_event_before_discharge",
+            "outcomes",
+            f"{event.get_event_type_display()} is dated before the discharge "
+            f"from the index admission ({discharge.discharge_date:%Y-%m-%d}).",
+            event,
+            "event_date",
+        )
+
+
+@rule
+def before_first_intrathecal_dose(patient: Patient) -> Iterator[Finding]:
+    """Adverse events attributed to intrathecal therapy, and LM responses, before the first dose."""
     first_dose = (
         IntrathecalDose.objects.filter(lumbar_puncture__patient=patient)
         .order_by("lumbar_puncture__performed_at")
         .values_list("lumbar_puncture__performed_at", flat=True)
         .first()
     )
-    if first_dose is not None:
-        first_day = local_date(first_dose)
-        for ae in AdverseEvent.objects.filter(
-            patient=patient, attribution=Attribution.INTRATHECAL_THERAPY, onset_date__lt=first_day
-        ):
+    if first_dose is None:
+        return
+    first_day = local_date(first_dose)
+    for ae in AdverseEvent.objects.filter(
+        patient=patient, attribution=Attribution.INTRATHECAL_THERAPY, onset_date__lt=first_day
+    ):
+        yield Finding(
+            "date_ae_before_first_dose",
+            "safety",
+            f"Attributed to intrathecal therapy but begins before the first "
+            f"intrathecal dose ({first_day:%Y-%m-%d}).",
+            ae,
+            "onset_date",
+        )
+    if patient.study.disease_area == DiseaseArea.LM:
+        for response in ResponseAssessment.objects.filter(patient=patient, assessed_on__lt=first_day):
             yield Finding(
-                "date_ae_before_first_dose",
-                "safety",
-                f"Attributed to intrathecal therapy but begins before the first "
-                f"intrathecal dose ({first_day:%Y-%m-%d}).",
-                ae,
-                "onset_date",
+                "date_response_before_first_dose",
+                "outcomes",
+                "A response is assessed before the first intrathecal dose.",
+                response,
+                "assessed_on",
             )
-        if patient.study.disease_area == DiseaseArea.LM:
-            for response in ResponseAssessment.objects.filter(patient=patient, assessed_on__lt=first_day):
-                yield Finding(
-                    "date_response_before_first_dose",
-                    "outcomes",
-                    "A response is assessed before the first intrathecal dose.",
-                    response,
-                    "assessed_on",
-                )
-    if patient.study.disease_area == DiseaseArea.ICANS:
-        infusion = patient.car_t_infusions.order_by("infusion_date").first()
-        if infusion is not None:
-            for assessment in IcansAssessment.objects.filter(patient=patient):
-                if local_date(assessment.assessed_at) < infusion.infusion_date:
-                    yield Finding(
-                        "date_icans_before_infusion",
-                        "diagnosis",
-                        "This ICANS assessment is before the CAR-T infusion "
-                        f"({infusion.infusion_date:%Y-%m-%d}).",
-                        assessment,
-                        "assessed_at",
-                    )
+
+
+@rule
+def icans_before_infusion(patient: Patient) -> Iterator[Finding]:
+    if patient.study.disease_area != DiseaseArea.ICANS:
+        return
+    infusion = patient.car_t_infusions.order_by("infusion_date").first()
+    if infusion is None:
+        return
+    for assessment in IcansAssessment.objects.filter(patient=patient):
+        if local_date(assessment.assessed_at) < infusion.infusion_date:
+            yield Finding(
+                "date_icans_before_infusion",
+                "diagnosis",
+                f"This ICANS assessment is before the CAR-T infusion ({infusion.infusion_date:%Y-%m-%d}).",
+                assessment,
+                "assessed_at",
+            )
 
 
 # --- from findings to queries -------------------------------------------------------------------

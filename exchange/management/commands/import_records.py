@@ -45,28 +45,9 @@ class Command(BaseCommand):
         path = Path(file)
         if not path.exists():
             raise CommandError(f"No such file: {file}")
-        study_obj = Study.objects.filter(code=study).first()
-        if study_obj is None:
-            raise CommandError(f"No study with the code {study!r}")
-        site_obj = None
-        if site:
-            site_obj = Site.objects.filter(code=site).first()
-            if site_obj is None:
-                raise CommandError(f"No site with the code {site!r}")
+        study_obj, site_obj = _study_and_site(study, site)
         content = path.read_bytes()
-        try:
-            if redcap_dictionary or redcap_mapping:
-                if not (redcap_dictionary and redcap_mapping):
-                    raise CommandError("A REDCap import needs both --redcap-dictionary and --redcap-mapping.")
-                tables, notes = redcap_tables(
-                    content, Path(redcap_dictionary).read_bytes(), Path(redcap_mapping).read_bytes()
-                )
-                source = "redcap"
-            else:
-                tables, notes = read_tables(path.name, content, table=table)
-                source = path.suffix.lstrip(".").lower()
-        except (ImportFileError, RedcapMappingError) as error:
-            raise CommandError(str(error)) from error
+        tables, notes, source = _read(path, content, table, redcap_dictionary, redcap_mapping)
         total = sum(len(rows) for rows in tables.values())
         with tqdm(total=total, unit="row", disable=not sys.stderr.isatty()) as bar:
             result = Importer(
@@ -79,6 +60,10 @@ class Command(BaseCommand):
                 source_format=source,
                 notes=notes,
             )
+        self._report(result, dry_run=dry_run)
+
+    def _report(self, result, *, dry_run: bool) -> None:
+        """What the import did, table by table; its errors (and then a failing exit) if it refused."""
         for note in result.notes:
             self.stdout.write(f"note: {note}")
         for name, counts in result.summary().items():
@@ -96,3 +81,31 @@ class Command(BaseCommand):
             )
         verdict = "dry run: nothing was written" if dry_run else "applied"
         self.stdout.write(self.style.SUCCESS(f"Import #{result.batch.pk} {verdict}."))
+
+
+def _study_and_site(study: str, site: str | None) -> tuple[Study, Site | None]:
+    study_obj = Study.objects.filter(code=study).first()
+    if study_obj is None:
+        raise CommandError(f"No study with the code {study!r}")
+    if not site:
+        return study_obj, None
+    site_obj = Site.objects.filter(code=site).first()
+    if site_obj is None:
+        raise CommandError(f"No site with the code {site!r}")
+    return study_obj, site_obj
+
+
+def _read(path: Path, content: bytes, table, redcap_dictionary, redcap_mapping) -> tuple[dict, list, str]:
+    """The file's tables, notes about them, and its format (a REDCap export, or the exchange layout)."""
+    try:
+        if redcap_dictionary or redcap_mapping:
+            if not (redcap_dictionary and redcap_mapping):
+                raise CommandError("A REDCap import needs both --redcap-dictionary and --redcap-mapping.")
+            tables, notes = redcap_tables(
+                content, Path(redcap_dictionary).read_bytes(), Path(redcap_mapping).read_bytes()
+            )
+            return tables, notes, "redcap"
+        tables, notes = read_tables(path.name, content, table=table)
+        return tables, notes, path.suffix.lstrip(".").lower()
+    except (ImportFileError, RedcapMappingError) as error:
+        raise CommandError(str(error)) from error
