@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: install run test lint bench demo-passwords clean-db check-deploy
+.PHONY: install run test lint typecheck bench demo-passwords clean-db check-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,13 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+## mypy (django-stubs, djangorestframework-stubs), strict on the modules pyproject.toml lists.
+typecheck: install
+	$(BIN)/mypy
 
 ## Django's deployment checklist against production settings (throwaway keys, DEBUG off).
 check-deploy: install

@@ -9,8 +9,10 @@ does not leak.
 from __future__ import annotations
 
 import enum
-from typing import TypeVar
+from typing import Any, TypeAlias, TypeVar
 
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
@@ -19,6 +21,8 @@ from registry.models import Site
 from .models import Role, User
 
 M = TypeVar("M", bound=Model)
+#: Who a request is made by: a signed-in user, or nobody (who holds no capability anywhere).
+AnyUser: TypeAlias = User | AnonymousUser
 
 
 class Capability(enum.Enum):
@@ -51,34 +55,37 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     ),
 }
 
+
 def site_path(model: type[Model]) -> str | None:
     """How a model reaches the site that owns it, read from the model's own declarations.
 
     ``site_lookup`` where a model declares one (a site itself, a study across its sites), else its
     ``patient_lookup`` on to the patient's site; None for a model no site owns (reference data).
     """
-    declared = getattr(model, "site_lookup", None)
+    declared: str | None = getattr(model, "site_lookup", None)
     if declared:
         return declared
-    lookup = getattr(model, "patient_lookup", None)
+    lookup: str | None = getattr(model, "patient_lookup", None)
     if lookup is None:
         return None
     return "site" if lookup == "self" else f"{lookup}__site"
 
 
-def roles_by_site(user: User) -> dict[int, set[str]]:
+def roles_by_site(user: AnyUser) -> dict[int, set[str]]:
     """Role codes per site id, cached on the user object for the request."""
-    cached = getattr(user, "_roles_by_site", None)
+    if not isinstance(user, User):
+        return {}  # anonymous: no roles anywhere
+    cached: dict[int, set[str]] | None = getattr(user, "_roles_by_site", None)
     if cached is None:
         cached = {}
-        if user.is_authenticated and user.is_active:
+        if user.is_active:
             for site_id, role in user.memberships.values_list("site_id", "role"):
                 cached.setdefault(site_id, set()).add(role)
         user._roles_by_site = cached
     return cached
 
 
-def site_ids_with(user: User, capability: Capability) -> set[int] | None:
+def site_ids_with(user: AnyUser, capability: Capability) -> set[int] | None:
     """Ids of the sites where the user holds the capability; None means every site (superuser)."""
     if not user.is_authenticated or not user.is_active:
         return set()
@@ -91,12 +98,12 @@ def site_ids_with(user: User, capability: Capability) -> set[int] | None:
     }
 
 
-def sites_with(user: User, capability: Capability) -> QuerySet[Site]:
+def sites_with(user: AnyUser, capability: Capability) -> QuerySet[Site]:
     ids = site_ids_with(user, capability)
     return Site.objects.all() if ids is None else Site.objects.filter(pk__in=ids)
 
 
-def has_capability(user: User, capability: Capability, site: Site | int | None = None) -> bool:
+def has_capability(user: AnyUser, capability: Capability, site: Site | int | None = None) -> bool:
     """At a given site, or (site=None) at any site."""
     ids = site_ids_with(user, capability)
     if ids is None:
@@ -106,7 +113,9 @@ def has_capability(user: User, capability: Capability, site: Site | int | None =
     return (site.pk if isinstance(site, Site) else site) in ids
 
 
-def scope(queryset: QuerySet[M], user: User, capability: Capability = Capability.VIEW_RECORDS) -> QuerySet[M]:
+def scope(
+    queryset: QuerySet[M], user: AnyUser, capability: Capability = Capability.VIEW_RECORDS
+) -> QuerySet[M]:
     """Restrict a queryset of any registry model to the sites where the user has the capability."""
     ids = site_ids_with(user, capability)
     if ids is None:
@@ -120,12 +129,12 @@ def scope(queryset: QuerySet[M], user: User, capability: Capability = Capability
 
 
 def get_scoped_or_404(
-    queryset: QuerySet[M], user: User, capability: Capability = Capability.VIEW_RECORDS, **lookup
-):
+    queryset: QuerySet[M], user: AnyUser, capability: Capability = Capability.VIEW_RECORDS, **lookup: Any
+) -> M:
     """The object if the user may reach it with this capability; otherwise 404 (never 403)."""
     try:
         return scope(queryset, user, capability).get(**lookup)
-    except queryset.model.DoesNotExist:
+    except ObjectDoesNotExist:
         raise Http404(f"No {queryset.model._meta.verbose_name} found.") from None
 
 
@@ -137,8 +146,9 @@ def site_of(obj: Model) -> int | None:
     if path == "sites":
         return None
     if path == "pk":
-        return obj.pk
+        return int(obj.pk)
     target = obj
     for part in path.split("__")[:-1]:
         target = getattr(target, part)
-    return getattr(target, f"{path.split('__')[-1]}_id")
+    site_id: int | None = getattr(target, f"{path.split('__')[-1]}_id")
+    return site_id

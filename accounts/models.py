@@ -18,6 +18,8 @@ class Role(models.TextChoices):
 class User(AbstractUser):
     """A person who signs in: study staff, reviewers, researchers and administrators."""
 
+    _roles_by_site: dict[int, set[str]]  # cached per request by accounts.access.roles_by_site
+
     class Meta:
         db_table = "accounts_user"
         verbose_name = "user"

@@ -126,5 +126,9 @@ def deidentification_note(*, dates: DateHandling, free_text: bool = False) -> st
         "De-identified: patients by study code only (no names, medical record numbers, birth dates or "
         f"registry ids); dates {DATE_LABELS[dates]}; ages in whole years, {AGE_CAP_YEARS} = "
         f"{AGE_CAP_YEARS} or older; "
-        + ("free text INCLUDED at the exporter's request (check it for identifiers)." if free_text else "free text left out.")
+        + (
+            "free text INCLUDED at the exporter's request (check it for identifiers)."
+            if free_text
+            else "free text left out."
+        )
     )

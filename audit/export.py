@@ -29,6 +29,7 @@ COLUMNS = [
     "reason",
 ]
 
+
 def _patient_map(study_id: int, site_ids: set[int] | None) -> dict[int, tuple[str, str]]:
     """Patient id → (study code, site code) for everyone ever in the study at the allowed sites."""
     rows = (

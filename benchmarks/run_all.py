@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     patients = os.environ.get("BENCH_PATIENTS", "10000")
     steps = [
-        ("propensity matching", [sys.executable, "-m", "benchmarks.bench_matching", "--sizes", "25000", "100000"]),
+        (
+            "propensity matching",
+            [sys.executable, "-m", "benchmarks.bench_matching", "--sizes", "25000", "100000"],
+        ),
         ("NPSLE demo generator", [sys.executable, "benchmarks/bench_demo_npsle.py", "--patients", patients]),
         ("dataset and NPSLE report", [sys.executable, "benchmarks/bench_dataset.py", "--patients", patients]),
     ]

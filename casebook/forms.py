@@ -7,6 +7,8 @@ the importers give.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.db import models
 
@@ -410,7 +412,7 @@ class InjectionPlanForm(forms.Form):
 class SafetyOverrideForm(forms.Form):
     """An 'override' tick and a reason per safety check; the page shows those of the current findings."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for code, label in SafetyCheck.choices:
             self.fields[code] = forms.BooleanField(required=False, label=f"Override: {label.lower()}")

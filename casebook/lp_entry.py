@@ -14,29 +14,31 @@ from typing import Any
 from concurrency.exceptions import RecordModifiedError
 from django import forms as django_forms
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, QueryDict
 
 from protocols.models import PlannedInjection
+from protocols.planning import ProposedDose
+from protocols.safety import SafetyFinding
 from protocols.selectors import next_injection
 from protocols.services import AUTO, injection_record
 from registry.models import CsfResult, IntrathecalDose, LumbarPuncture, PathogenTest, Patient
 
 from . import forms
-from .pages import apply_errors, require_reason, show_stale
+from .pages import ErrorTargets, apply_errors, require_reason, show_stale
 
 TEMPLATE = "casebook/forms/lumbar_puncture_form.html"
 
 
-def _deleted(form: django_forms.Form) -> bool:
+def _deleted(form: django_forms.BaseForm) -> bool:
     return bool(form.cleaned_data.get("DELETE")) if hasattr(form, "cleaned_data") else False
 
 
-def _entered(formset) -> list:
+def _entered(formset: django_forms.BaseFormSet[Any]) -> list[Any]:
     """The rows of a formset that were filled in or changed, and not ticked for deletion."""
     return [f for f in formset.forms if f.has_changed() and not _deleted(f)]
 
 
-def _dose_initial(dose) -> dict[str, Any]:
+def _dose_initial(dose: ProposedDose) -> dict[str, Any]:
     """A proposed dose as the initial values of a dose row."""
     initial = {"drug": dose.drug, "dose_mg": dose.dose_mg, "timing": dose.timing}
     if dose.volume_ml is not None:
@@ -59,7 +61,7 @@ class LumbarPunctureEntry:
         )
         self.upcoming = next_injection(patient)
         self.offered = [i for i in (self.linked, self.upcoming.injection if self.upcoming else None) if i]
-        self.findings: list = []
+        self.findings: list[SafetyFinding] = []
         self._build_forms(request.POST if request.method == "POST" else None)
 
     def _records(self, lp_pk: int | None) -> tuple[LumbarPuncture, CsfResult]:
@@ -70,7 +72,7 @@ class LumbarPunctureEntry:
             raise Http404("No such lumbar puncture for this patient.")
         return lp, CsfResult.objects.filter(lumbar_puncture=lp).first() or CsfResult()
 
-    def _build_forms(self, data) -> None:
+    def _build_forms(self, data: QueryDict | None) -> None:
         lp, csf, upcoming = self.lp, self.csf, self.upcoming
         self.form = require_reason(forms.LumbarPunctureForm(data, instance=lp), self.patient, "procedures")
         self.csf_form = forms.CsfResultForm(data, instance=csf, prefix="csf")
@@ -140,13 +142,18 @@ class LumbarPunctureEntry:
             return False
         return True
 
-    def _planned(self):
+    def _planned(self) -> object:
+        """The planned injection chosen on the page, or AUTO (the course's next) when none was offered."""
         return self.plan_form.cleaned_data["planned_injection"] if self.offered else AUTO
 
-    def _error_targets(self, changed_doses: list, changed_tests: list) -> dict[str, Callable]:
+    def _error_targets(
+        self, changed_doses: list[django_forms.BaseForm], changed_tests: list[django_forms.BaseForm]
+    ) -> ErrorTargets:
         """Where each key of the service's errors belongs: which form (row) and which field."""
 
-        def row(rows: list) -> Callable:
+        def row(
+            rows: list[django_forms.BaseForm],
+        ) -> Callable[[str], tuple[django_forms.BaseForm, str | None]]:
             return lambda rest: (rows[int(rest.split(".")[0])], rest.split(".", 1)[1])
 
         return {

@@ -7,13 +7,16 @@ with the refreshed section (htmx) or a redirect to it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django_htmx.middleware import HtmxDetails
 
 from accounts.access import Capability, get_scoped_or_404, has_capability
 from registry.models import Patient
@@ -23,10 +26,20 @@ from review.selectors import reason_required
 from .records import SECTIONS
 from .sections import section_context
 
+F = TypeVar("F", bound=forms.BaseForm)
+#: Where a service's error key belongs: key (after its prefix) → (form, field name or None).
+ErrorTargets = dict[str, Callable[[str], tuple[forms.BaseForm, str | None]]]
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request as the django-htmx middleware leaves it (``request.htmx``)."""
+
+    htmx: HtmxDetails
+
 
 def visible_patient(request: HttpRequest, pk: int, *, edit: bool = False) -> Patient:
     """The patient if visible to the user (else 404); with ``edit``, 403 unless they may change it."""
-    patient = get_scoped_or_404(Patient.objects.select_related("study", "site"), request.user, pk=pk)
+    patient: Patient = get_scoped_or_404(Patient.objects.select_related("study", "site"), request.user, pk=pk)
     if edit and not has_capability(request.user, Capability.EDIT_RECORDS, patient.site_id):
         raise PermissionDenied("Your role at this site does not allow changes to case records.")
     return patient
@@ -37,14 +50,14 @@ def section_url(patient: Patient, key: str) -> str:
 
 
 def render_section(
-    request: HttpRequest, patient: Patient, key: str, *, saved: str | None = None
+    request: HtmxHttpRequest, patient: Patient, key: str, *, saved: str | None = None
 ) -> HttpResponse:
     context = section_context(patient, key, request.user) | {"saved_message": saved}
     return render(request, "casebook/section.html", context)
 
 
 def form_response(
-    request: HttpRequest, patient: Patient, key: str, template: str, context: dict
+    request: HtmxHttpRequest, patient: Patient, key: str, template: str, context: dict[str, Any]
 ) -> HttpResponse:
     """The form fragment in place (htmx), or the same form on a full page."""
     context = {"patient": patient, "section": key, "section_title": SECTIONS[key], **context}
@@ -53,14 +66,14 @@ def form_response(
     return render(request, "casebook/form_page.html", context | {"form_template": template})
 
 
-def saved_response(request: HttpRequest, patient: Patient, key: str, message: str) -> HttpResponse:
+def saved_response(request: HtmxHttpRequest, patient: Patient, key: str, message: str) -> HttpResponse:
     if request.htmx:
         return render_section(request, patient, key, saved=message)
     messages.success(request, message)
     return redirect(section_url(patient, key))
 
 
-def require_reason(form, patient: Patient, section: str):
+def require_reason(form: F, patient: Patient, section: str) -> F:
     """Once a section is submitted, every change to it needs a reason typed by the person making it."""
     if "change_reason" in form.fields and reason_required(patient, section):
         field = form.fields["change_reason"]
@@ -69,7 +82,7 @@ def require_reason(form, patient: Patient, section: str):
     return form
 
 
-def show_stale(form) -> None:
+def show_stale(form: forms.ModelForm[Any]) -> None:
     """Someone saved the record between this user's load and save (caught by the versioned UPDATE)."""
     edit = stale_edit(form.instance, form.instance.version)
     message = (
@@ -77,14 +90,18 @@ def show_stale(form) -> None:
     )
     form.add_error(None, message)
     if edit and "version" in form.fields:
-        form.data = form.data.copy()
-        form.data[form.add_prefix("version")] = signed_version(edit.current_version)
+        data = cast(QueryDict, form.data).copy()  # a bound form's data is the request's QueryDict
+        data[form.add_prefix("version")] = signed_version(edit.current_version)
+        form.data = data
 
 
-def apply_errors(error: ValidationError, form, prefix_map: dict[str, Any] | None = None) -> None:
+def apply_errors(
+    error: ValidationError, form: forms.BaseForm, prefix_map: ErrorTargets | None = None
+) -> None:
     """Attach a service's field errors to the form (and nested forms by key prefix)."""
     for key, messages_ in error.update_error_dict({}).items():
-        target, field = form, key
+        target: forms.BaseForm = form
+        field: str | None = key
         for prefix, nested in (prefix_map or {}).items():
             if key.startswith(prefix):
                 target, field = nested(key[len(prefix) :])

@@ -10,6 +10,8 @@ declarations do not resolve.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from django.apps import apps
 
 from .models.base import RegistryRecord
@@ -29,8 +31,11 @@ def patient_record_models(*, include_identifiers: bool) -> list[type[RegistryRec
     ]
 
 
+Owners: TypeAlias = dict[type[RegistryRecord], dict[int, int]]
+
+
 def history_owners(
-    model: type[RegistryRecord], patient_ids: set[int], known: dict | None = None
+    model: type[RegistryRecord], patient_ids: set[int], known: Owners | None = None
 ) -> dict[int, int]:
     """Record id → patient id for every record of the model that belonged to these patients.
 
@@ -40,6 +45,7 @@ def history_owners(
     known = {} if known is None else known
     if model in known:
         return known[model]
+    owners: dict[int, int]
     lookup = model.patient_lookup
     if lookup is None:
         raise LookupError(f"{model.__name__} does not belong to a patient")
@@ -53,6 +59,7 @@ def history_owners(
             owners = dict(history.filter(**{f"{column}__in": patient_ids}).values_list("id", column))
         else:
             parent = model._meta.get_field(hop).related_model
+            assert isinstance(parent, type) and issubclass(parent, RegistryRecord), parent  # registry.checks
             parents = history_owners(parent, patient_ids, known)
             owners = {
                 record_id: parents[parent_id]

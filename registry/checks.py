@@ -7,8 +7,13 @@ deployment) fails instead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Model
 from simple_history.models import HistoricalChanges
 
 from .catalogue import audited_models
@@ -16,7 +21,7 @@ from .choices import Section
 from .models import Patient
 
 
-def _lookup_problem(model, lookup: str) -> str | None:
+def _lookup_problem(model: type[Model], lookup: str) -> str | None:
     """Why ``lookup`` (hops of foreign keys ending at the patient) does not resolve, or None."""
     target = model
     for hop in lookup.split("__"):
@@ -24,15 +29,18 @@ def _lookup_problem(model, lookup: str) -> str | None:
             field = target._meta.get_field(hop)
         except FieldDoesNotExist:
             return f"{target.__name__} has no field {hop!r}"
-        if not (field.many_to_one or field.one_to_one) or field.auto_created:
+        related = field.related_model
+        if not (field.many_to_one or field.one_to_one) or field.auto_created or not isinstance(related, type):
             return f"{target.__name__}.{hop} is not a foreign key"
-        target = field.related_model
+        target = related
     return None if target is Patient else f"it ends at {target.__name__}, not Patient"
 
 
 @checks.register(checks.Tags.models)
-def check_case_record_declarations(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    errors = []
+def check_case_record_declarations(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     for model in audited_models():
         if app_configs is not None and model._meta.app_config not in app_configs:
             continue

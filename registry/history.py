@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from django.db import models
 
@@ -27,15 +28,17 @@ class FieldChange:
 
 
 @lru_cache(maxsize=4096)
-def _related_label(related_model: type[models.Model], pk) -> str:
+def _related_label(related_model: type[models.Model], pk: Any) -> str:
     obj = related_model._default_manager.filter(pk=pk).first()
     return str(obj) if obj is not None else f"{related_model._meta.verbose_name} #{pk} (deleted)"
 
 
-def _display(model: type[models.Model], name: str, value) -> str:
+def _display(model: type[models.Model], name: str, value: Any) -> str:
     if value is None or value == "":
         return ""
     model_field = model._meta.get_field(name)
+    if isinstance(model_field, models.ForeignObjectRel):  # not a concrete field: never tracked
+        return str(value)
     if model_field.is_relation:
         return _related_label(model_field.related_model, value)
     if model_field.choices:
@@ -49,11 +52,11 @@ def _display(model: type[models.Model], name: str, value) -> str:
     return str(value)
 
 
-def _tracked_fields(model: type[models.Model]) -> list[models.Field]:
+def _tracked_fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
     return [f for f in model._meta.concrete_fields if f.name not in SKIPPED_FIELDS]
 
 
-def field_changes(model, previous, current) -> tuple[FieldChange, ...]:
+def field_changes(model: type[models.Model], previous: Any, current: Any) -> tuple[FieldChange, ...]:
     """The tracked fields that differ between two history rows (previous None: a creation)."""
     changes = []
     for model_field in _tracked_fields(model):
@@ -73,7 +76,7 @@ def field_changes(model, previous, current) -> tuple[FieldChange, ...]:
     return tuple(changes)
 
 
-def user_label(row) -> str:
+def user_label(row: Any) -> str:
     """Who made the change a history row records, as people read it."""
     user = row.history_user
-    return user.get_full_name() or user.get_username() if user else "system (unattributed)"
+    return str(user.get_full_name() or user.get_username()) if user else "system (unattributed)"

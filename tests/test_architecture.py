@@ -14,7 +14,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ["accounts", "registry", "protocols", "review", "audit", "analytics", "casebook", "api", "exchange", "demo"]
+APPS = [
+    "accounts",
+    "registry",
+    "protocols",
+    "review",
+    "audit",
+    "analytics",
+    "casebook",
+    "api",
+    "exchange",
+    "demo",
+]
 
 
 def test_no_app_imports_a_floor_above_it():
