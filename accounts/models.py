@@ -19,6 +19,7 @@ class User(AbstractUser):
     """A person who signs in: study staff, reviewers, researchers and administrators."""
 
     _roles_by_site: dict[int, set[str]]  # cached per request by accounts.access.roles_by_site
+    _role_permissions: set[str]  # cached per request by accounts.roles.RoleBackend
 
     class Meta:
         db_table = "accounts_user"

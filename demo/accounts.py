@@ -5,11 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from django.contrib.auth.models import Group
 from django.db import transaction
 
 from accounts.models import Role, SiteMembership, User
-from accounts.roles import group_name, sync_role_groups
 from registry.models import Site
 
 
@@ -40,7 +38,6 @@ def ensure_demo_accounts(*, reset_passwords: bool = False) -> dict[str, str]:
 
     Passwords are random and shown only when set, so a shared demo server has no known password.
     """
-    sync_role_groups()
     sites = {site.code: site for site in Site.objects.all()}
     issued: dict[str, str] = {}
     for spec in DEMO_ACCOUNTS:
@@ -60,7 +57,6 @@ def ensure_demo_accounts(*, reset_passwords: bool = False) -> dict[str, str]:
             issued[spec.username] = password
         if spec.role is None:
             continue
-        user.groups.add(Group.objects.get(name=group_name(spec.role)))
         for code in spec.site_codes:
             if code in sites:
                 SiteMembership.objects.get_or_create(user=user, site=sites[code], role=spec.role)

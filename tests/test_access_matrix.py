@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import Role
-from accounts.roles import group_name, sync_role_groups
 from analytics.models import ReportDefinition
 from casebook.records import KINDS
 from registry.choices import DeathCause, DiseaseArea, FollowUpEventType
@@ -128,10 +126,6 @@ def world(django_db_setup, django_db_blocker):
             if role in Role.values:
                 f.MembershipFactory(user=user, site=own_site, role=role)
             users[role] = user
-        sync_role_groups()
-        for role, user in users.items():
-            if role in Role.values:
-                user.groups.add(Group.objects.get(name=group_name(role)))
         yield {"own": own, "other": other, "users": users, "studies": studies}
         transaction.set_rollback(True)
 
