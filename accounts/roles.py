@@ -26,8 +26,8 @@ def _case_record_models() -> tuple[list[str], list[str]]:
     models = [
         m for m in apps.get_app_config(CASE_RECORD_APP).get_models() if getattr(m, "patient_lookup", None)
     ]
-    identifying = [m._meta.model_name for m in models if getattr(m, "holds_identifiers", False)]
-    clinical = [m._meta.model_name for m in models if not getattr(m, "holds_identifiers", False)]
+    identifying = [str(m._meta.model_name) for m in models if getattr(m, "holds_identifiers", False)]
+    clinical = [str(m._meta.model_name) for m in models if not getattr(m, "holds_identifiers", False)]
     return clinical, identifying
 
 
