@@ -31,8 +31,10 @@ REASON_NEEDED = "This section has been submitted for review; give a reason for t
 
 def locked_message(review: SectionReview) -> str:
     """The one wording of a refusal by a locked section: which, who signed it, when, what to do."""
+    label = review.get_section_display()
+    section = label[:1].lower() + label[1:]  # "lumbar punctures, CSF and …": abbreviations stay capitals
     return (
-        f"{review.patient}: the {review.get_section_display().lower()} section is locked (signed by "
+        f"{review.patient}: the {section} section is locked (signed by "
         f"{review.locked_by} on {review.locked_at:%Y-%m-%d %H:%M} UTC); ask a reviewer to unlock it first."
     )
 
