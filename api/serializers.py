@@ -26,8 +26,8 @@ from protocols.choices import ProtocolStatus, SafetyCheck, Severity, StopReason
 from protocols.models import PlannedInjection
 from protocols.services import AUTO, course_start, injection_record
 from registry import models as m
+from registry import write_hooks
 from registry.services import record_save
-from review.guards import section_is_draft
 from review.models import SectionReview
 
 READ_ONLY_MESSAGE = "This field is set by the registry and cannot be written through the API."
@@ -117,8 +117,8 @@ class RegistrySerializer(serializers.ModelSerializer):
         given = (validated.pop("change_reason", "") or self.context.get("header_reason", "")).strip()
         if given:
             return given
-        draft = section_is_draft(instance.owning_patient_id(), instance.review_section)
-        return default if draft else ""
+        needed = write_hooks.needs_reason(instance.owning_patient_id(), instance.review_section)
+        return "" if needed else default
 
     def _save(self, instance: models.Model, reason: str) -> models.Model:
         """Service errors propagate: api.errors turns them into 400 (fields) or 409 (locked)."""

@@ -23,8 +23,8 @@ from audit.services import security_event_record
 from protocols import models as pm
 from protocols.services import course_stop, injection_record, planned_injection_mark_missed
 from registry import models as m
+from registry import write_hooks
 from registry.services import patient_move_site, patient_record_death, record_delete
-from review.guards import section_is_draft
 
 from . import serializers as s
 from .permissions import CaseRecordPermission
@@ -183,7 +183,7 @@ class RegistryViewSet(viewsets.ModelViewSet):
         if refused is not None:
             return refused
         reason = request.headers.get("X-Change-Reason", "").strip()
-        if not reason and not section_is_draft(instance.owning_patient_id(), instance.review_section):
+        if not reason and write_hooks.needs_reason(instance.owning_patient_id(), instance.review_section):
             return Response(
                 {"X-Change-Reason": ["Give a reason: the record's section was submitted for review."]},
                 status=status.HTTP_400_BAD_REQUEST,
