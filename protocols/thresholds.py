@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from registry import csf_limits
+
 #: Platelets (×10⁹/L) below which an injection needs an override. CTCAE v5 grade 3 starts below 50.
 PLATELET_THRESHOLD_1E9_PER_L = Decimal("50")
 
-#: Opening pressure (mmH2O) below which the lumbar puncture shows low intracranial pressure.
-LOW_ICP_MMH2O = 80
+#: Opening pressure (mmH2O) below which the lumbar puncture shows low intracranial pressure: the
+#: registry's one definition (registry.csf_limits), which the NPSLE report's safety table also uses.
+LOW_ICP_MMH2O = csf_limits.LOW_ICP_MMH2O
 
 #: CTCAE grade from which a cytopenia (white cells, neutrophils, platelets) blocks the next dose.
 SEVERE_CYTOPENIA_GRADE = 3

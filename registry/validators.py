@@ -9,13 +9,15 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
+from .csf_limits import (
+    CHLORIDE_RANGE_MMOL_PER_L,
+    GLUCOSE_MAX_MMOL_PER_L,
+    OPENING_PRESSURE_MAX_MMH2O,
+    OPENING_PRESSURE_MIN_MMH2O,
+    PROTEIN_MAX_G_PER_L,
+)
 from .dosing import dose_cap_message
 
-OPENING_PRESSURE_MIN_MMH2O = 30
-OPENING_PRESSURE_MAX_MMH2O = 800
-PROTEIN_MAX_G_PER_L = Decimal("10")
-GLUCOSE_MAX_MMOL_PER_L = Decimal("30")
-CHLORIDE_RANGE_MMOL_PER_L = (Decimal("70"), Decimal("180"))
 C3_MAX_G_PER_L = Decimal("5")
 C4_MAX_G_PER_L = Decimal("2")
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 
+from registry import csf_limits
 from registry.choices import Attribution, DiseaseArea, FollowUpEventType
 from registry.models import (
     AdverseEvent,
@@ -57,10 +57,10 @@ def rule(function: Rule) -> Rule:
 
 OUTLIERS = [
     # (model, field, low, high, unit)
-    (LumbarPuncture, "opening_pressure_mmh2o", None, 400, "mmH2O"),
-    (CsfResult, "protein_g_per_l", None, Decimal("3"), "g/L"),
-    (CsfResult, "wbc_1e6_per_l", None, Decimal("500"), "×10⁶/L"),
-    (CsfResult, "glucose_mmol_per_l", Decimal("1.0"), None, "mmol/L"),
+    (LumbarPuncture, "opening_pressure_mmh2o", None, csf_limits.OPENING_PRESSURE_REVIEW_ABOVE_MMH2O, "mmH2O"),
+    (CsfResult, "protein_g_per_l", None, csf_limits.PROTEIN_REVIEW_ABOVE_G_PER_L, "g/L"),
+    (CsfResult, "wbc_1e6_per_l", None, csf_limits.WBC_REVIEW_ABOVE_1E6_PER_L, "×10⁶/L"),
+    (CsfResult, "glucose_mmol_per_l", csf_limits.GLUCOSE_REVIEW_BELOW_MMOL_PER_L, None, "mmol/L"),
 ]
 
 

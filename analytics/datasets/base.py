@@ -14,6 +14,7 @@ import pandas as pd
 from analytics.errors import AnalysisError
 from protocols.choices import DUE, FULFILLED, CourseStatus, InjectionStatus
 from protocols.models import Course, PlannedInjection
+from registry import csf_limits
 from registry.choices import (
     IntrathecalDrug,
     SystemicTherapyCategory,
@@ -27,8 +28,9 @@ from registry.models import (
 )
 from registry.timeline import DAYS_PER_YEAR
 
-RAISED_ICP_MMH2O = 180
-RAISED_PROTEIN_G_PER_L = 0.5
+#: The study definitions of raised ICP and raised CSF protein (registry.csf_limits), as numbers pandas compares.
+RAISED_ICP_MMH2O = csf_limits.RAISED_ICP_MMH2O
+RAISED_PROTEIN_G_PER_L = float(csf_limits.RAISED_PROTEIN_G_PER_L)
 #: Without a discharge date, therapy "during the index admission" means within this many days.
 ADMISSION_WINDOW_DAYS = 30
 

@@ -1,7 +1,5 @@
 """Lumbar punctures (or Ommaya taps), the CSF they yield, and the intrathecal doses given."""
 
-from decimal import Decimal
-
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -16,6 +14,7 @@ from ..choices import (
     Section,
     TestResult,
 )
+from ..csf_limits import OPENING_PRESSURE_MAX_MMH2O
 from ..dosing import INTRATHECAL_DOSE_LIMITS
 from ..formatting import plain
 from ..validators import (
@@ -65,11 +64,13 @@ class LumbarPuncture(RegistryRecord):
                 violation_error_message="A lumbar puncture is already recorded for this patient at this time.",
             ),
             models.CheckConstraint(
-                condition=Q(opening_pressure_mmh2o__isnull=True) | Q(opening_pressure_mmh2o__lte=1000),
+                condition=Q(opening_pressure_mmh2o__isnull=True)
+                | Q(opening_pressure_mmh2o__lte=OPENING_PRESSURE_MAX_MMH2O),
                 name="lp_opening_pressure_range",
             ),
             models.CheckConstraint(
-                condition=Q(closing_pressure_mmh2o__isnull=True) | Q(closing_pressure_mmh2o__lte=1000),
+                condition=Q(closing_pressure_mmh2o__isnull=True)
+                | Q(closing_pressure_mmh2o__lte=OPENING_PRESSURE_MAX_MMH2O),
                 name="lp_closing_pressure_range",
             ),
         ]
@@ -196,15 +197,6 @@ class CsfResult(RegistryRecord):
 
     def __str__(self) -> str:
         return f"CSF of {self.lumbar_puncture}"
-
-    @property
-    def protein_raised(self) -> bool | None:
-        """Above the lab's own upper limit when recorded, else above the registry's 0.5 g/L cut-off."""
-        if self.protein_g_per_l is None:
-            return None
-
-        limit = self.protein_upper_limit_g_per_l or Decimal("0.5")
-        return self.protein_g_per_l > limit
 
 
 class PathogenTest(RegistryRecord):
