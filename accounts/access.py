@@ -16,9 +16,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from registry.models import Site
-
-from .models import Role, User
+from .models import Role, Site, User
 
 M = TypeVar("M", bound=Model)
 #: Who a request is made by: a signed-in user, or nobody (who holds no capability anywhere).

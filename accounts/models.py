@@ -4,6 +4,9 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from .audited import AuditedRecord
+from .validators import code_validator
+
 
 class Role(models.TextChoices):
     DATA_ENTRY = "data_entry", "Data entry"
@@ -29,11 +32,32 @@ class User(AbstractUser):
         return set(self.memberships.filter(site=site).values_list("role", flat=True))
 
 
+class Site(AuditedRecord):
+    """A hospital that enters case records; the unit of data isolation between users.
+
+    It lives with the users and roles because every permission question is "which sites": the
+    access layer answers it without reaching up into the case records.
+    """
+
+    site_lookup = "pk"
+
+    code = models.CharField(max_length=32, unique=True, validators=[code_validator])
+    name = models.CharField(max_length=200)
+    city = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class SiteMembership(models.Model):
     """A role a user holds at one site (a researcher may be granted several sites)."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
-    site = models.ForeignKey("registry.Site", on_delete=models.CASCADE, related_name="memberships")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
     granted_at = models.DateTimeField(auto_now_add=True)
 

@@ -8,12 +8,13 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from accounts.models import Site
 from analytics.datasets import data_dictionary
 from analytics.models import ReportDefinition
 from analytics.reports.base import StudyReport
 from analytics.reports.filters import FilterError, as_line, canonical, parse_conditions
 from registry.choices import DiseaseArea, IntrathecalDrug, NpsleSyndrome
-from registry.models import Site, Study
+from registry.models import Study
 
 #: Filters with a field of their own; every other filter is a line of "conditions".
 FIELD_FILTERS = ("site", "index_from", "index_to", "syndromes", "it_drug")

@@ -21,6 +21,7 @@ from django.db import models
 from rest_framework import serializers
 
 from accounts.access import Capability, scope, site_path
+from accounts.models import Site
 from protocols import models as pm
 from protocols.choices import ProtocolStatus, SafetyCheck, Severity, StopReason
 from protocols.models import PlannedInjection
@@ -176,7 +177,7 @@ class PatientSerializer(RegistrySerializer):
         fields = super().get_fields()
         request = self.context.get("request")
         if request is not None and not fields["site"].read_only:
-            fields["site"].queryset = scope(m.Site.objects.all(), request.user, Capability.EDIT_RECORDS)
+            fields["site"].queryset = scope(Site.objects.all(), request.user, Capability.EDIT_RECORDS)
             fields["study"].queryset = m.Study.objects.filter(sites__in=fields["site"].queryset).distinct()
         return fields
 
@@ -189,7 +190,7 @@ SITE_SECTIONS = ("identity", "diagnosis", "procedures", "therapy", "safety", "ou
 
 
 class PatientMoveSerializer(serializers.Serializer):
-    site = serializers.PrimaryKeyRelatedField(queryset=m.Site.objects.all(), help_text="The new site's id.")
+    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all(), help_text="The new site's id.")
     reason = serializers.CharField(max_length=200, help_text="Why the patient moves (kept in the history).")
 
 

@@ -18,6 +18,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.access import Capability, get_scoped_or_404, has_capability, scope, site_of
+from accounts.models import Site
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
 from protocols import models as pm
@@ -250,8 +251,8 @@ class ReadOnlyScopedViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class SiteViewSet(ReadOnlyScopedViewSet):
-    queryset = m.Site.objects.all()
-    serializer_class = s.serializer_for(m.Site)
+    queryset = Site.objects.all()
+    serializer_class = s.serializer_for(Site)
 
 
 class StudyViewSet(ReadOnlyScopedViewSet):

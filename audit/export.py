@@ -7,6 +7,7 @@ import datetime as dt
 import io
 from collections.abc import Iterator
 
+from accounts.models import Site
 from registry import models as m
 from registry.catalogue import history_owners, patient_record_models
 from registry.formatting import spreadsheet_safe
@@ -37,7 +38,7 @@ def _patient_map(study_id: int, site_ids: set[int] | None) -> dict[int, tuple[st
         .values_list("id", "study_code", "site_id")
         .order_by("history_id")
     )
-    sites = dict(m.Site.objects.values_list("id", "code"))
+    sites = dict(Site.objects.values_list("id", "code"))
     found: dict[int, tuple[str, str]] = {}
     for patient_id, code, site_id in rows:
         if site_ids is None or site_id in site_ids:

@@ -13,6 +13,7 @@ from django import forms
 from django.db import models
 
 from accounts.access import Capability, scope
+from accounts.models import Site
 from protocols.choices import SafetyCheck
 from protocols.models import Formulation, PlannedInjection
 from registry.choices import DriverMutation, FollowUpEventType, NpsleSyndrome, Specimen
@@ -32,7 +33,6 @@ from registry.models import (
     Patient,
     PatientIdentifier,
     ResponseAssessment,
-    Site,
     Sledai2kAssessment,
     Study,
     SystemicTherapy,

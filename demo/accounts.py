@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from accounts.models import Role, SiteMembership, User
-from registry.models import Site
+from accounts.models import Role, Site, SiteMembership, User
 
 
 @dataclass(frozen=True)

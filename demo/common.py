@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from accounts.models import Site
 from registry.choices import DiseaseArea
-from registry.models import Site, Study
+from registry.models import Study
 from registry.services import record_save
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from django.db import models, transaction
 from django.utils import timezone
 
+from accounts.models import Site
 from protocols.choices import CourseStatus, InjectionStatus, SafetyCheck, StopReason
 from protocols.models import Course, PlannedInjection, Protocol, SafetyOverride
 from protocols.planning import GivenDose, deviations, plan_slots, propose_doses
@@ -58,7 +59,6 @@ from registry.models import (
     PathogenTest,
     Patient,
     PatientIdentifier,
-    Site,
     Sledai2kAssessment,
     Study,
     SystemicTherapy,

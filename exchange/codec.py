@@ -11,9 +11,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import models
 
+from accounts.models import Site
 from protocols.models import Formulation, Protocol
 from registry.formatting import plain, spreadsheet_unsafe
-from registry.models import Site
 
 TRUE, FALSE = "1", "0"
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

@@ -3,8 +3,9 @@
 from django import forms
 
 from accounts.access import Capability, has_capability, scope
+from accounts.models import Site
 from analytics.deidentify import DateHandling
-from registry.models import Site, Study
+from registry.models import Study
 
 
 def _studies_at(sites) -> forms.ModelChoiceField:

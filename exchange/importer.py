@@ -28,6 +28,7 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from accounts.access import Capability, site_ids_with
+from accounts.models import Site
 from protocols.models import Course, Phase
 from registry import models as m
 from registry.services import record_save
@@ -211,7 +212,7 @@ class Importer:
         *,
         study: m.Study,
         actor,
-        site: m.Site | None = None,
+        site: Site | None = None,
         as_operator: bool = False,
         progress: Callable[[int], None] | None = None,
     ):

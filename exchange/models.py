@@ -3,7 +3,8 @@
 from django.conf import settings
 from django.db import models
 
-from registry.models import Site, Study
+from accounts.models import Site
+from registry.models import Study
 
 
 class ImportStatus(models.TextChoices):

@@ -14,12 +14,15 @@ from typing import TypeAlias
 
 from django.apps import apps
 
+from accounts.audited import AuditedRecord
+
 from .models.base import RegistryRecord
 
 
-def audited_models() -> list[type[RegistryRecord]]:
-    """Every concrete case-record model of every installed app, in app and definition order."""
-    return [model for model in apps.get_models() if issubclass(model, RegistryRecord)]
+def audited_models() -> list[type[AuditedRecord]]:
+    """Every concrete audited model of every installed app (sites and case records), in app and
+    definition order."""
+    return [model for model in apps.get_models() if issubclass(model, AuditedRecord)]
 
 
 def patient_record_models(*, include_identifiers: bool) -> list[type[RegistryRecord]]:
@@ -27,7 +30,9 @@ def patient_record_models(*, include_identifiers: bool) -> list[type[RegistryRec
     return [
         model
         for model in audited_models()
-        if model.patient_lookup is not None and (include_identifiers or not model.holds_identifiers)
+        if issubclass(model, RegistryRecord)
+        and model.patient_lookup is not None
+        and (include_identifiers or not model.holds_identifiers)
     ]
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from accounts.models import Role, SiteMembership, User
+from accounts.models import Role, Site, SiteMembership, User
 from registry import models as m
 from registry.choices import (
     Attribution,
@@ -44,7 +44,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 class SiteFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = m.Site
+        model = Site
         django_get_or_create = ("code",)
 
     code = factory.Sequence(lambda n: f"site{n}")

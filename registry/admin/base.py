@@ -9,9 +9,10 @@ from django.http import Http404
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.access import Capability, has_capability, scope, site_of, site_path
+from accounts.models import Site
 
 from .. import write_hooks
-from ..models import Site, Study
+from ..models import Study
 from ..services.records import attribute
 from ..services.versions import VersionedForm
 

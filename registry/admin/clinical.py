@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from accounts.models import Site
+
 from ..models import (
     AdverseEvent,
     CarTInfusion,
@@ -20,7 +22,6 @@ from ..models import (
     NpsleManifestation,
     PathogenTest,
     ResponseAssessment,
-    Site,
     Sledai2kAssessment,
     Study,
     SystemicTherapy,

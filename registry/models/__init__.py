@@ -7,7 +7,7 @@ from .outcomes import DischargeOutcome, FollowUpEvent, ResponseAssessment
 from .patients import Patient, PatientIdentifier
 from .procedures import CsfResult, IntrathecalDose, LumbarPuncture, PathogenTest
 from .safety import AdverseEvent
-from .studies import Site, Study
+from .studies import Study
 from .therapy import SystemicTherapy
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "Patient",
     "PatientIdentifier",
     "ResponseAssessment",
-    "Site",
     "Sledai2kAssessment",
     "Study",
     "SystemicTherapy",

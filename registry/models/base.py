@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from concurrency.fields import AutoIncVersionField
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models, router, transaction
 from django.db.models.deletion import Collector
 from django.utils import timezone
-from simple_history.models import HistoricalRecords
+
+from accounts.audited import AuditedRecord
 
 from .. import write_hooks
 from .constraints import UNSUPPORTED, evaluate, referenced_fields
@@ -22,83 +19,13 @@ if TYPE_CHECKING:
     from .patients import Patient
 
 
-class UnauditedWriteError(RuntimeError):
-    """A write that would bypass the audit trail (QuerySet.update/delete, raw bulk writes)."""
+class RegistryRecord(AuditedRecord):
+    """Abstract base of every case-record model (an accounts.AuditedRecord: stamps, version, history,
+    and the declarations of where it belongs).
 
-
-_audited_bulk_write: ContextVar[bool] = ContextVar("audited_bulk_write", default=False)
-
-
-@contextmanager
-def audited_bulk_write() -> Iterator[None]:
-    """Allow bulk_create inside the audited bulk path (registry.services.bulk), which writes history."""
-    token = _audited_bulk_write.set(True)
-    try:
-        yield
-    finally:
-        _audited_bulk_write.reset(token)
-
-
-class AuditedQuerySet(models.QuerySet):
-    """Refuses the writes that would skip per-record history, locks and reasons.
-
-    Records change one at a time through the services (``record_save``/``record_delete``) or, in
-    bulk, through ``registry.services.bulk.bulk_record_create``, which validates and writes history.
+    Writes pass the guards registered on ``registry.write_hooks`` (the review workflow: nothing
+    changes in a locked section, and a change to a submitted section needs a reason).
     """
-
-    def update(self, **kwargs):
-        raise UnauditedWriteError(
-            f"{self.model.__name__}.objects.update() would change records without history; save each record "
-            "through a service (registry.services.record_save)."
-        )
-
-    def bulk_update(self, objs, fields, batch_size=None):
-        raise UnauditedWriteError(f"{self.model.__name__}.objects.bulk_update() would skip the audit trail.")
-
-    def bulk_create(self, objs, *args, **kwargs):
-        if not _audited_bulk_write.get():
-            raise UnauditedWriteError(
-                f"{self.model.__name__}.objects.bulk_create() would skip validation and history; use "
-                "registry.services.bulk.bulk_record_create."
-            )
-        return super().bulk_create(objs, *args, **kwargs)
-
-    def delete(self):
-        raise UnauditedWriteError(
-            f"{self.model.__name__}.objects.delete() would delete without a reason; delete each record through "
-            "registry.services.record_delete."
-        )
-
-    delete.queryset_only = True
-
-
-class RegistryRecord(models.Model):
-    """Abstract base of every case-record model.
-
-    - created/updated stamps and a full change history (who, when, old/new values, why);
-    - a version number: a save based on a stale copy is refused (optimistic locking);
-    - writes pass the guards registered on ``registry.write_hooks`` (the review workflow: nothing
-      changes in a locked section, and a change to a submitted section needs a reason);
-    - QuerySet-level writes that would skip all of this raise ``UnauditedWriteError``.
-    """
-
-    #: Declared once per model, read by site scoping, the audit views and the review (registry.catalogue):
-    #: the case-record section it belongs to, how it reaches its patient ("self" for Patient; None for
-    #: reference data), whether it holds direct identifiers (names, record numbers), and, for records
-    #: not owned through a patient, how they reach their site (accounts.access.site_path) or that no
-    #: site owns them (reference data such as protocols). ``registry.checks`` verifies them.
-    review_section: str | None = None
-    patient_lookup: str | None = None
-    site_lookup: str | None = None
-    reference_data: bool = False
-    holds_identifiers: bool = False
-
-    created_at = models.DateTimeField(auto_now_add=True, editable=False)
-    updated_at = models.DateTimeField(auto_now=True, editable=False)
-    version = AutoIncVersionField(help_text="Incremented on every save; a stale version is refused.")
-
-    objects = AuditedQuerySet.as_manager()
-    history = HistoricalRecords(inherit=True)
 
     class Meta:
         abstract = True

@@ -10,9 +10,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Site
+
 from ..choices import DeathCause, FollowUpEventType, Section, Sex
 from .base import RegistryRecord, local_date
-from .studies import Site, Study
+from .studies import Study
 
 
 class Patient(RegistryRecord):

@@ -1,31 +1,12 @@
-"""Hospitals and the studies they take part in."""
+"""The studies hospitals take part in (the hospitals themselves are accounts.Site)."""
 
-from django.core.validators import RegexValidator
 from django.db import models
+
+from accounts.models import Site
+from accounts.validators import code_validator
 
 from ..choices import DiseaseArea
 from .base import RegistryRecord
-
-code_validator = RegexValidator(
-    r"^[a-z0-9][a-z0-9_-]*$", "Use lower-case letters, digits, '-' or '_' (for example 'pumch' or 'lm')."
-)
-
-
-class Site(RegistryRecord):
-    """A hospital that enters case records; the unit of data isolation between users."""
-
-    site_lookup = "pk"
-
-    code = models.CharField(max_length=32, unique=True, validators=[code_validator])
-    name = models.CharField(max_length=200)
-    city = models.CharField(max_length=100, blank=True)
-    country = models.CharField(max_length=100, blank=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Study(RegistryRecord):

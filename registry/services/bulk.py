@@ -14,8 +14,10 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from simple_history.utils import bulk_create_with_history
 
+from accounts.audited import audited_bulk_write
+
 from .. import write_hooks
-from ..models.base import ComputedScoreMixin, audited_bulk_write
+from ..models.base import ComputedScoreMixin
 
 
 def _foreign_key_names(model: type[models.Model]) -> list[str]:

@@ -7,8 +7,10 @@ import datetime as dt
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts.models import Site
+
 from ..choices import DeathCause, FollowUpEventType
-from ..models import FollowUpEvent, Patient, PatientIdentifier, Site, Study
+from ..models import FollowUpEvent, Patient, PatientIdentifier, Study
 from .records import attribute, record_save
 
 

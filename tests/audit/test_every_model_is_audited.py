@@ -12,6 +12,7 @@ import datetime as dt
 
 import pytest
 
+from accounts.models import Site
 from audit.export import audit_rows
 from audit.timeline import patient_timeline
 from protocols.models import DoseFormulation, Formulation, PlannedInjection, SafetyOverride
@@ -20,7 +21,7 @@ from protocols.services import course_start
 from registry.catalogue import patient_record_models
 from registry.checks import check_case_record_declarations
 from registry.choices import DiseaseArea, IntrathecalDrug
-from registry.models import CsfResult, PathogenTest, Site, Study
+from registry.models import CsfResult, PathogenTest, Study
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db

@@ -15,8 +15,8 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from accounts.models import Role
-from registry.models import Site, Study
+from accounts.models import Role, Site
+from registry.models import Study
 from tests import factories as f
 
 NPSLE_PATIENTS = 150

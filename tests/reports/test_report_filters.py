@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from accounts.models import Site
 from analytics.datasets import DICTIONARIES
 from analytics.forms import ReportFilterForm
 from analytics.reports.filters import (
@@ -19,7 +20,7 @@ from analytics.reports.filters import (
 from analytics.reports.lm import LmReport
 from analytics.reports.npsle import NpsleReport
 from registry.choices import DiseaseArea
-from registry.models import Site, Study
+from registry.models import Study
 
 LM = DICTIONARIES[DiseaseArea.LM]
 

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from django.urls import reverse
 
-from accounts.models import Role
+from accounts.models import Role, Site
 from accounts.services import system_user
 from analytics.datasets import build_dataset
 from analytics.models import ReportDefinition, ReportRun
 from analytics.reports.definitions import default_definition
-from registry.models import CsfResult, Patient, PatientIdentifier, Site
+from registry.models import CsfResult, Patient, PatientIdentifier
 from registry.services.records import record_delete, record_save
 from tests import factories as f
 from tests.reports.conftest import researcher

@@ -6,9 +6,9 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
+from accounts.audited import UnauditedWriteError
 from accounts.models import Role
 from registry.models import SystemicTherapy
-from registry.models.base import UnauditedWriteError
 from registry.services import record_delete, record_save
 from registry.services.bulk import bulk_record_create
 from registry.services.versions import signed_version

@@ -82,11 +82,11 @@ def test_app_role_does_what_the_registry_needs(app_role):
     database = _as(app_role)
     with database.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO registry_site (code, name, city, country, created_at, updated_at, version) "
+            "INSERT INTO accounts_site (code, name, city, country, created_at, updated_at, version) "
             "VALUES ('roles', 'Roles test', 'Beijing', '', now(), now(), 1) RETURNING id"
         )
         site_id = cursor.fetchone()[0]
-        cursor.execute("UPDATE registry_site SET name = 'Renamed' WHERE id = %s", [site_id])
+        cursor.execute("UPDATE accounts_site SET name = 'Renamed' WHERE id = %s", [site_id])
         cursor.execute(
             "INSERT INTO audit_securityevent (kind, occurred_at, username, path, detail) "
             "VALUES ('export', now(), 'role-test', '', '{}') RETURNING id"
@@ -94,18 +94,18 @@ def test_app_role_does_what_the_registry_needs(app_role):
         event_id = cursor.fetchone()[0]
         cursor.execute("SELECT username FROM audit_securityevent WHERE id = %s", [event_id])
         assert cursor.fetchone() == ("role-test",)
-        cursor.execute("DELETE FROM registry_site WHERE id = %s", [site_id])
+        cursor.execute("DELETE FROM accounts_site WHERE id = %s", [site_id])
     assert "permission denied" in _refused(database, f"DELETE FROM audit_securityevent WHERE id = {event_id}")
     database.close()
 
 
 def test_grants_are_renewed_after_migrate_when_the_app_role_is_set(app_role, settings):
     with connection.cursor() as cursor:
-        cursor.execute(f"REVOKE ALL ON TABLE registry_site FROM {app_role}")
+        cursor.execute(f"REVOKE ALL ON TABLE accounts_site FROM {app_role}")
     settings.DATABASE_APP_ROLE = app_role
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT has_table_privilege(%s, 'registry_site', 'SELECT')", [app_role])
+        cursor.execute("SELECT has_table_privilege(%s, 'accounts_site', 'SELECT')", [app_role])
         assert cursor.fetchone() == (True,)
-        cursor.execute("SELECT has_table_privilege(%s, 'registry_historicalsite', 'UPDATE')", [app_role])
+        cursor.execute("SELECT has_table_privilege(%s, 'accounts_historicalsite', 'UPDATE')", [app_role])
         assert cursor.fetchone() == (False,)

@@ -8,10 +8,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from accounts.models import Site
 from accounts.services import system_user
 from exchange.importer import Importer, ImportFileError, read_tables, sha256_of
 from exchange.redcap import RedcapMappingError, redcap_tables
-from registry.models import Site, Study
+from registry.models import Study
 
 
 class Command(BaseCommand):

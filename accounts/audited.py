@@ -1,0 +1,96 @@
+"""What every audited record is: stamped, versioned, historied, and closed to writes that skip all that.
+
+Sites (here) and every case record (registry.RegistryRecord) share it. Records change one at a time
+through save()/delete() (the registry's services add the actor and the reason), or in bulk inside
+``audited_bulk_write()``, which the registry's bulk path opens after validating and writing history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from concurrency.fields import AutoIncVersionField
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+
+class UnauditedWriteError(RuntimeError):
+    """A write that would bypass the audit trail (QuerySet.update/delete, raw bulk writes)."""
+
+
+_audited_bulk_write: ContextVar[bool] = ContextVar("audited_bulk_write", default=False)
+
+
+@contextmanager
+def audited_bulk_write() -> Iterator[None]:
+    """Allow bulk_create inside the audited bulk path (registry.services.bulk), which writes history."""
+    token = _audited_bulk_write.set(True)
+    try:
+        yield
+    finally:
+        _audited_bulk_write.reset(token)
+
+
+class AuditedQuerySet(models.QuerySet):
+    """Refuses the writes that would skip per-record history, locks and reasons.
+
+    Records change one at a time through the services (``record_save``/``record_delete``) or, in
+    bulk, through ``registry.services.bulk.bulk_record_create``, which validates and writes history.
+    """
+
+    def update(self, **kwargs):
+        raise UnauditedWriteError(
+            f"{self.model.__name__}.objects.update() would change records without history; save each record "
+            "through a service (registry.services.record_save)."
+        )
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise UnauditedWriteError(f"{self.model.__name__}.objects.bulk_update() would skip the audit trail.")
+
+    def bulk_create(self, objs, *args, **kwargs):
+        if not _audited_bulk_write.get():
+            raise UnauditedWriteError(
+                f"{self.model.__name__}.objects.bulk_create() would skip validation and history; use "
+                "registry.services.bulk.bulk_record_create."
+            )
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def delete(self):
+        raise UnauditedWriteError(
+            f"{self.model.__name__}.objects.delete() would delete without a reason; delete each record through "
+            "registry.services.record_delete."
+        )
+
+    delete.queryset_only = True
+
+
+class AuditedRecord(models.Model):
+    """Abstract base of every audited record (sites here; case records through registry.RegistryRecord).
+
+    It keeps created/updated stamps, a version that refuses a save based on a stale copy, and a full
+    change history (who, when, old/new values, why). Each model declares once, on its class, where it
+    belongs; site scoping (accounts.access.site_path), the audit views and the review read these
+    declarations through registry.catalogue, and registry.checks refuses a model whose do not resolve:
+    the case-record section it belongs to, how it reaches its patient ("self" for Patient; None for
+    records no patient owns), whether it holds direct identifiers (names, record numbers), and, for
+    records not owned through a patient, how they reach their site or that no site owns them
+    (reference data such as protocols).
+    """
+
+    review_section: str | None = None
+    patient_lookup: str | None = None
+    site_lookup: str | None = None
+    reference_data: bool = False
+    holds_identifiers: bool = False
+
+    created_at = models.DateTimeField(auto_now_add=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True, editable=False)
+    version = AutoIncVersionField(help_text="Incremented on every save; a stale version is refused.")
+
+    objects = AuditedQuerySet.as_manager()
+    history = HistoricalRecords(inherit=True)
+
+    class Meta:
+        abstract = True
