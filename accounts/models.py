@@ -28,9 +28,6 @@ class User(AbstractUser):
         db_table = "accounts_user"
         verbose_name = "user"
 
-    def roles_at(self, site) -> set[str]:
-        return set(self.memberships.filter(site=site).values_list("role", flat=True))
-
 
 class Site(AuditedRecord):
     """A hospital that enters case records; the unit of data isolation between users.

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Iterator
 
 from accounts.models import Site
 from registry import models as m
 from registry.catalogue import history_owners, patient_record_models
-from registry.formatting import spreadsheet_safe
 
 from .models import SecurityEvent, SecurityEventKind
 from .timeline import row_changes
@@ -130,13 +127,3 @@ def _identified_exports(study, start, end, site_codes: set[str], site_ids: set[i
             )
         )
     return rows
-
-
-def write_csv(rows: Iterator[dict[str, str]], handle: io.TextIOBase) -> int:
-    writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-    writer.writeheader()
-    count = 0
-    for row in rows:
-        writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
-        count += 1
-    return count

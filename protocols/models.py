@@ -35,7 +35,7 @@ from registry.choices import (
 from registry.dosing import INTRATHECAL_DOSE_LIMITS, EscalationRule
 from registry.formatting import plain
 from registry.models import IntrathecalDose, LumbarPuncture, Patient
-from registry.models.base import RegistryRecord, local_date
+from registry.models.base import RegistryRecord
 from registry.models.studies import code_validator
 
 from .choices import (
@@ -680,9 +680,6 @@ class PlannedInjection(RegistryRecord):
             errors["phase"] = ["That phase belongs to another protocol than the course's."]
         if errors:
             raise ValidationError(errors)
-
-    def given_on(self):
-        return local_date(self.lumbar_puncture.performed_at) if self.lumbar_puncture_id else None
 
 
 class SafetyOverride(RegistryRecord):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from registry.choices import Diluent, DoseTiming, IntrathecalDrug
+from registry.choices import DoseTiming, IntrathecalDrug
 from registry.formatting import plain
 
 from .choices import DoseRuleKind, EndRule
@@ -289,7 +289,3 @@ def deviations(
     for actual in given_by_key.values():
         found.append(f"{ProposedDose(actual.drug, actual.dose_mg, actual.timing).label()} added")
     return found
-
-
-def diluent_label(code: str) -> str:
-    return Diluent(code).label if code else ""

@@ -24,12 +24,6 @@ from .services import formulation_ensure, protocol_activate, protocol_create
 SEED_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "seed_protocols.json"
 REASON = "Seed protocol (protocols/fixtures/seed_protocols.json)"
 
-#: The seed protocol of each demo study arm.
-NPSLE = "npsle-pumch"
-LM_PEMETREXED = "lm-pemetrexed"
-LM_METHOTREXATE = "lm-methotrexate"
-ICANS = "icans-idm"
-
 
 def read_fixture(path: Path = SEED_FIXTURE) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:

@@ -156,20 +156,11 @@ class CourseState:
         return [ProposedDose.from_json(d) for d in injection.proposed_doses]
 
 
-def dose_history(course: Course) -> tuple[list[PastInjection], dt.date | None, bool]:
-    return CourseState(course).history()
-
-
 def components_by_phase(protocol: Protocol) -> dict[int, list[Component]]:
     components = list(protocol.components.all())
     return {
         phase.pk: [c for c in components if c.phase_id in (None, phase.pk)] for phase in protocol.phases.all()
     }
-
-
-def pending_proposals(course: Course) -> dict[int, list[ProposedDose]]:
-    """See ``CourseState.proposals``."""
-    return CourseState(course).proposals()
 
 
 @dataclass(frozen=True)

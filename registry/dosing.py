@@ -80,7 +80,3 @@ class EscalationRule:
             return lowered, lowered
         limit = min(self.cap_mg, ceiling_mg) if ceiling_mg is not None else self.cap_mg
         return min(limit, previous_mg + self.step_mg), ceiling_mg
-
-
-#: The seed LM protocol: intrathecal pemetrexed 10 mg rising by 5 mg to 50 mg.
-PEMETREXED_ESCALATION = EscalationRule(Decimal("10"), Decimal("5"), Decimal("50"))

@@ -7,19 +7,9 @@ months; a year is 365.25 days. Dates are whole days, so a month figure rebuilt f
 
 from __future__ import annotations
 
-import datetime as dt
-
 DAYS_PER_YEAR = 365.25
 DAYS_PER_MONTH = DAYS_PER_YEAR / 12  # 30.4375
 
 
 def months_to_days(months: float) -> int:
     return round(months * DAYS_PER_MONTH)
-
-
-def months_between(start: dt.date, end: dt.date) -> float:
-    return (end - start).days / DAYS_PER_MONTH
-
-
-def years_between(start: dt.date, end: dt.date) -> float:
-    return (end - start).days / DAYS_PER_YEAR

@@ -53,10 +53,6 @@ def register(guard: WriteGuard) -> None:
     _guards[:] = [g for g in _guards if type(g) is not type(guard)] + [guard]
 
 
-def registered() -> tuple[WriteGuard, ...]:
-    return tuple(_guards)
-
-
 def check(record: RegistryRecord, *, deleting: bool = False) -> None:
     for guard in _guards:
         guard.check(record, deleting=deleting)

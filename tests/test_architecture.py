@@ -6,6 +6,7 @@ The floors are the import-linter contract in pyproject.toml (drawn in the README
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -71,3 +72,47 @@ def test_the_readme_draws_the_floors_of_the_contract():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     drawing = readme.split("## The house: apps in floors", 1)[1].split("```")[1].strip().splitlines()
     assert [line.split("   ")[0].strip() for line in drawing] == contract["layers"]
+
+
+#: Names the framework calls, not our code: Django/DRF/knox/axes/simple-history hooks and overrides.
+FRAMEWORK_HOOKS = [
+    *("Meta", "Command", "add_arguments", "handle", "ready", "*Config", "__*__"),
+    *("clean", "clean_*", "get_*", "has_*", "validate", "validate_*", "save", "delete", "lookups"),
+    *("save_model", "delete_model", "delete_queryset", "save_formset", "formfield_for_*", "queryset"),
+    *("changelist_view", "change_view", "add_view", "history_view", "history_form_view", "response_*"),
+    *("to_representation", "to_internal_value", "create", "update", "perform_*", "run_validation"),
+    *("list", "retrieve", "destroy", "partial_update", "post", "put", "patch", "dispatch", "render"),
+    *("authenticate", "authenticate_credentials", "_cleanup_token", "has_module_perms", "has_perm"),
+    *("label_from_instance", "value_from_datadict", "to_python", "from_db_value", "get_prep_value"),
+    *("deconstruct", "user_locked_out", "user_login_failed", "reset_attempts", "is_allowed"),
+    "RegistryTokenScheme",  # drf-spectacular finds its extensions by subclassing
+]
+FRAMEWORK_DECORATORS = [
+    *("@admin.*", "@receiver", "@register.*", "@*.register", "@checks.register", "@rule", "@action"),
+    *("@api_view", "@extend_schema*", "@require_*", "@login_required", "@property", "@cached_property"),
+    "@*.setter",
+]
+
+
+def test_no_dead_functions_classes_or_methods():
+    """vulture over the apps (not the tests: code only the tests call is dead too). Names that a
+    template or a string names (settings' dotted paths, getattr) count as used."""
+    import vulture  # imported here: a test-only tool, not needed by the rest of this module
+
+    sources = [path for app in [*APPS, "config"] for path in (ROOT / app).rglob("*.py")]
+    sources = [path for path in sources if "migrations" not in path.parts]
+    scan = vulture.Vulture(ignore_names=FRAMEWORK_HOOKS, ignore_decorators=FRAMEWORK_DECORATORS)
+    scan.scavenge([str(path) for path in sources])
+    named = set()
+    for template in (ROOT / "templates").rglob("*.html"):
+        named |= set(re.findall(r"\w+", template.read_text(encoding="utf-8")))
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                named |= set(re.findall(r"\w+", node.value))
+    dead = sorted(
+        f"{Path(item.filename).relative_to(ROOT)}:{item.first_lineno} {item.typ} {item.name}"
+        for item in [*scan.unused_funcs, *scan.unused_classes, *scan.unused_methods, *scan.unused_props]
+        if item.name not in named
+    )
+    assert not dead, dead

@@ -5,8 +5,9 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, transaction
 
+from protocols.seed import read_fixture
 from registry.choices import IntrathecalDrug
-from registry.dosing import INTRATHECAL_DOSE_LIMITS, PEMETREXED_ESCALATION, dose_cap_message
+from registry.dosing import INTRATHECAL_DOSE_LIMITS, EscalationRule, dose_cap_message
 from registry.models import IntrathecalDose
 from tests import factories as f
 
@@ -43,6 +44,22 @@ def test_database_enforces_the_same_caps(drug, cap):
     dose = f.IntrathecalDoseFactory(drug=drug, dose_mg=Decimal(cap))
     with pytest.raises(IntegrityError), transaction.atomic():
         IntrathecalDose._base_manager.filter(pk=dose.pk).update(dose_mg=Decimal(cap) + 1)
+
+
+def _seed_pemetrexed_escalation() -> EscalationRule:
+    """The seed LM protocol's pemetrexed component (10 mg rising by 5 mg to 50 mg), as installed."""
+    (component,) = [
+        c
+        for protocol in read_fixture()["protocols"]
+        for c in protocol["components"]
+        if c["drug"] == IntrathecalDrug.PEMETREXED and c["rule"] == "escalating"
+    ]
+    return EscalationRule(
+        Decimal(component["dose_mg"]), Decimal(component["step_mg"]), Decimal(component["cap_mg"])
+    )
+
+
+PEMETREXED_ESCALATION = _seed_pemetrexed_escalation()
 
 
 def test_pemetrexed_escalates_by_5_to_the_cap():
