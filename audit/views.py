@@ -12,9 +12,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.access import Capability, get_scoped_or_404, has_capability, site_ids_with
+from registry.formatting import spreadsheet_safe
 from registry.models import Patient
 
-from .export import COLUMNS, audit_rows, spreadsheet_safe
+from .export import COLUMNS, audit_rows
 from .forms import AuditExportForm, TimelineFilterForm
 from .models import SecurityEventKind
 from .services import security_event_record

@@ -6,6 +6,8 @@ The floors are the import-linter contract in pyproject.toml (drawn in the README
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
 import re
 import subprocess
 import sys
@@ -116,3 +118,13 @@ def test_no_dead_functions_classes_or_methods():
         if item.name not in named
     )
     assert not dead, dead
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_module_imports(app):
+    """A module no test happens to reach (a management command, a view of a rare page) still imports:
+    removing a name must not leave an import of it behind."""
+    package = importlib.import_module(app)
+    for module in pkgutil.walk_packages(package.__path__, f"{app}."):
+        if ".migrations" not in module.name:
+            importlib.import_module(module.name)
