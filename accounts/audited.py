@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from concurrency.fields import AutoIncVersionField
 from django.db import models
@@ -63,7 +64,7 @@ class AuditedQuerySet(models.QuerySet):
             "registry.services.record_delete."
         )
 
-    delete.queryset_only = True
+    delete.queryset_only = True  # type: ignore[attr-defined]  # Django's marker: not copied to managers
 
 
 class AuditedRecord(models.Model):
@@ -78,6 +79,10 @@ class AuditedRecord(models.Model):
     records not owned through a patient, how they reach their site or that no site owns them
     (reference data such as protocols).
     """
+
+    #: Who made the change being saved and why: simple-history writes them into the history row.
+    _history_user: Any
+    _change_reason: str
 
     review_section: str | None = None
     patient_lookup: str | None = None

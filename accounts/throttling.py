@@ -30,7 +30,7 @@ def axes_username(request, credentials: dict | None = None) -> str | None:
     the row and the sign-in page answer 500. No account name is longer than the user model allows,
     so the attempt is counted under its first characters (the security event keeps its length).
     """
-    field = settings.AXES_USERNAME_FORM_FIELD
+    field = getattr(settings, "AXES_USERNAME_FORM_FIELD", "username")  # axes' default when unset
     if credentials:
         username = credentials.get(field)
     else:
@@ -39,7 +39,7 @@ def axes_username(request, credentials: dict | None = None) -> str | None:
     if not isinstance(username, str):
         return username
     user_model = get_user_model()
-    return username[: user_model._meta.get_field(user_model.USERNAME_FIELD).max_length]
+    return username[: user_model._meta.get_field(user_model.USERNAME_FIELD).max_length]  # type: ignore[union-attr]
 
 
 def _window_start(now: dt.datetime | None = None) -> dt.datetime:

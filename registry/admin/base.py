@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
 from django.contrib.admin.utils import unquote
 from django.http import Http404
 from simple_history.admin import SimpleHistoryAdmin
@@ -32,7 +33,7 @@ class ReasonForm(VersionedForm):
     )
 
 
-class SectionGuardedInline:
+class SectionGuardedInline(InlineModelAdmin):
     """Inline rows are editable only while their section is a draft; later changes go through the
     record's own page, which asks for the reason the review workflow requires."""
 

@@ -196,7 +196,7 @@ class IntrathecalDrugFilter(admin.SimpleListFilter):
         return queryset
 
 
-DISEASE_INLINES = {
+DISEASE_INLINES: dict[str, list[type[admin.options.InlineModelAdmin]]] = {
     "npsle": [NpsleDiagnosisInline, SledaiInline],
     "lm": [LmDiagnosisInline],
     "icans": [CarTInfusionInline, IcansInline, CrsInline],

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models, router, transaction
+from django.db.models import Q
 from django.db.models.deletion import Collector
 from django.utils import timezone
 
@@ -64,7 +65,7 @@ class RegistryRecord(AuditedRecord):
         if self.patient_lookup == "self":
             return self.pk
         *hops, last = self.patient_lookup.split("__")
-        target = self
+        target: Any = self
         for hop in hops:
             target = getattr(target, hop, None)
             if target is None:
@@ -82,10 +83,14 @@ class RegistryRecord(AuditedRecord):
                         constraint, model_class, exclude, errors, self._error_field(constraint)
                     )
                     continue
-                fields = referenced_fields(constraint.condition)
+                condition = constraint.condition
+                if not isinstance(condition, Q):  # an expression: only the database can judge it
+                    self._validate_with_database(constraint, model_class, exclude, errors, None)
+                    continue
+                fields = referenced_fields(condition)
                 if exclude.intersection(fields):
                     continue
-                verdict = evaluate(constraint.condition, self)
+                verdict = evaluate(condition, self)
                 if verdict is UNSUPPORTED:
                     self._validate_with_database(
                         constraint, model_class, exclude, errors, fields[0] if fields else None
@@ -117,7 +122,7 @@ class RegistryRecord(AuditedRecord):
         return mentioned[0] if mentioned else None
 
 
-class ComputedScoreMixin:
+class ComputedScoreMixin(models.Model):
     """For models whose scores or grades derive from their stored items: recomputed on every save.
 
     ``refresh_computed_fields()`` is also what bulk inserts call, since bulk_create skips save().
@@ -125,14 +130,17 @@ class ComputedScoreMixin:
 
     computed_fields: tuple[str, ...] = ()
 
-    def refresh_computed_fields(self) -> None:
-        raise NotImplementedError
+    class Meta:
+        abstract = True
 
     def save(self, *args, **kwargs) -> None:
         self.refresh_computed_fields()
         if kwargs.get("update_fields") is not None:
             kwargs["update_fields"] = {*kwargs["update_fields"], *self.computed_fields}
         super().save(*args, **kwargs)
+
+    def refresh_computed_fields(self) -> None:
+        raise NotImplementedError
 
 
 def local_date(value: dt.date | dt.datetime) -> dt.date:

@@ -13,7 +13,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import F, Model, Q
+from django.db.models import F, Field, Model, Q
 
 UNSUPPORTED = object()
 
@@ -28,6 +28,8 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 
 def _value(instance: Model, name: str) -> Any:
     field = instance._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise LookupError(f"{name} is a reverse relation, not a field")
     return getattr(instance, field.attname)
 
 
@@ -41,9 +43,10 @@ def _leaf(instance: Model, key: str, expected: Any) -> bool | None | object:
     if lookup == "isnull":
         return (value is None) == bool(expected)
     if isinstance(expected, F):
-        if "__" in expected.name:
+        reference = str(expected.name)  # type: ignore[attr-defined]  # F's name is set in __init__
+        if "__" in reference:
             return UNSUPPORTED
-        expected = _value(instance, expected.name)
+        expected = _value(instance, reference)
     elif hasattr(expected, "resolve_expression"):
         return UNSUPPORTED
     if lookup == "in":
@@ -56,11 +59,17 @@ def _leaf(instance: Model, key: str, expected: Any) -> bool | None | object:
     return compare(value, expected)
 
 
+def _pair(child: Any) -> tuple[str, Any]:
+    """A leaf of a Q: (lookup, value)."""
+    key, expected = child
+    return str(key), expected
+
+
 def evaluate(condition: Q, instance: Model) -> bool | None | object:
     """True, False, None (unknown, as SQL NULL) or UNSUPPORTED."""
     results = []
     for child in condition.children:
-        result = evaluate(child, instance) if isinstance(child, Q) else _leaf(instance, *child)
+        result = evaluate(child, instance) if isinstance(child, Q) else _leaf(instance, *_pair(child))
         if result is UNSUPPORTED:
             return UNSUPPORTED
         results.append(result)
@@ -80,7 +89,8 @@ def referenced_fields(condition: Q) -> list[str]:
         if isinstance(child, Q):
             names.extend(referenced_fields(child))
         else:
-            names.append(child[0].partition("__")[0])
-            if isinstance(child[1], F):
-                names.append(child[1].name.partition("__")[0])
+            key, expected = _pair(child)
+            names.append(key.partition("__")[0])
+            if isinstance(expected, F):
+                names.append(str(expected.name).partition("__")[0])  # type: ignore[attr-defined]
     return list(dict.fromkeys(names))

@@ -22,6 +22,8 @@ class Patient(RegistryRecord):
 
     review_section = Section.IDENTITY
     patient_lookup = "self"
+    #: Set by ``batch_check``: the bulk path checked the study's sites for the whole batch already.
+    _checked_in_batch = False
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="patients")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="patients")
@@ -105,7 +107,7 @@ class Patient(RegistryRecord):
             errors.setdefault("death_cause", []).append("Enter the cause of death (use Other if unknown).")
         if self.death_cause and not self.death_date:
             errors.setdefault("death_date", []).append("A cause of death needs the date of death.")
-        in_batch = getattr(self, "_checked_in_batch", False)  # the bulk path checked the site already
+        in_batch = self._checked_in_batch  # the bulk path checked the site already
         if (
             self.study_id
             and self.site_id
@@ -168,6 +170,8 @@ class PatientIdentifier(RegistryRecord):
 
     review_section = Section.IDENTITY
     patient_lookup = "patient"
+    #: Set by ``batch_check``: the bulk path checked record-number uniqueness for the whole batch.
+    _checked_in_batch = False
     holds_identifiers = True
 
     patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="identifier")
@@ -202,7 +206,7 @@ class PatientIdentifier(RegistryRecord):
         return errors
 
     def clean(self) -> None:
-        if not self.patient_id or getattr(self, "_checked_in_batch", False):
+        if not self.patient_id or self._checked_in_batch:
             return
         clash = PatientIdentifier.objects.filter(
             medical_record_number=self.medical_record_number,

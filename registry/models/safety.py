@@ -12,7 +12,7 @@ from .patients import Patient
 from .procedures import LumbarPuncture
 
 #: Terms whose CTCAE scale stops short of grade 5 (or 4).
-CTCAE_MAX_GRADE = {
+CTCAE_MAX_GRADE: dict[str, int] = {
     CtcaeTerm.HEADACHE: 3,
     CtcaeTerm.BACK_PAIN: 3,
     CtcaeTerm.NAUSEA: 3,
@@ -117,7 +117,8 @@ class AdverseEvent(RegistryRecord):
                 errors.setdefault("grade", []).append(
                     "Grade 5 means death; record the patient's date of death first."
                 )
-            if self.lumbar_puncture_id and self.lumbar_puncture.patient_id != self.patient_id:
+            lp = self.lumbar_puncture if self.lumbar_puncture_id else None
+            if lp is not None and lp.patient_id != self.patient_id:
                 errors["lumbar_puncture"] = ["That lumbar puncture belongs to another patient."]
         if errors:
             raise ValidationError(errors)

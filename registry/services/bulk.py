@@ -40,7 +40,7 @@ def bulk_record_create(
         if type(obj) is not model:
             raise TypeError(f"bulk_record_create takes one model at a time; got {type(obj).__name__}")
         # Parent objects saved earlier in the transaction: copy their new keys onto the child.
-        obj._prepare_related_fields_for_save(operation_name="bulk_record_create")
+        obj._prepare_related_fields_for_save(operation_name="bulk_record_create")  # type: ignore[attr-defined]
     # Checks that need the database run once for the batch (``Model.batch_check``), not per object.
     batch_check = getattr(model, "batch_check", None)
     batch_errors = batch_check(list(objects)) if batch_check else {}

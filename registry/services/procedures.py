@@ -51,9 +51,10 @@ def lumbar_puncture_save(
         _validate(csf, errors, "csf.", "lumbar_puncture")
     if pathogen_tests and csf is None:
         errors.setdefault("pathogen_tests", []).append("Pathogen tests need a CSF result.")
-    for index, test in enumerate(pathogen_tests):
-        test.csf_result = csf
-        _validate(test, errors, f"pathogen_tests.{index}.", "csf_result")
+    if csf is not None:
+        for index, test in enumerate(pathogen_tests):
+            test.csf_result = csf
+            _validate(test, errors, f"pathogen_tests.{index}.", "csf_result")
     seen: set[tuple[str, str, str]] = set()
     for index, dose in enumerate(doses):
         dose.lumbar_puncture = lp
@@ -71,10 +72,10 @@ def lumbar_puncture_save(
         attribute(obj, actor=actor, reason=reason)
         obj.delete()
     # Children hold the parent objects; Django copies each new parent's key onto them on save.
-    for obj in (lp, csf, *pathogen_tests, *doses):
-        if obj is not None:
-            attribute(obj, actor=actor, reason=reason)
-            obj.save()
+    for record in (lp, csf, *pathogen_tests, *doses):
+        if record is not None:
+            attribute(record, actor=actor, reason=reason)
+            record.save()
     return lp
 
 

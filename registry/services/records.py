@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.db import models, transaction
 
 from ..models.base import RegistryRecord
 
 
 def attribute(instance: models.Model, *, actor, reason: str) -> None:
-    """Tell django-simple-history who made the change and why (read when the history row is written)."""
-    instance._history_user = actor
-    instance._change_reason = reason
+    """Tell django-simple-history who made the change and why (read when the history row is written).
+
+    The attributes are simple-history's documented ones; any model with a history takes them."""
+    setattr(instance, "_history_user", actor)  # noqa: B010  (not declared on every model with history)
+    setattr(instance, "_change_reason", reason)  # noqa: B010
+
+
+R = TypeVar("R", bound=RegistryRecord)
 
 
 @transaction.atomic
-def record_save(instance: RegistryRecord, *, actor, reason: str) -> RegistryRecord:
+def record_save(instance: R, *, actor, reason: str) -> R:
     """Validate every model rule, then save with attribution. Raises ValidationError and writes nothing."""
     instance.full_clean()
     attribute(instance, actor=actor, reason=reason)

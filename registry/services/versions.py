@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from concurrency.forms import get_signer
 from django import forms
 from django.db import models
+from django.http import QueryDict
+
+from accounts.audited import AuditedRecord
 
 from .. import write_hooks
 from ..history import field_changes, user_label
@@ -38,7 +41,7 @@ def current_version(instance: models.Model) -> int | None:
     return type(instance)._base_manager.filter(pk=instance.pk).values_list("version", flat=True).first()
 
 
-def stale_edit(instance: models.Model, started_from: int) -> StaleEdit | None:
+def stale_edit(instance: AuditedRecord, started_from: int) -> StaleEdit | None:
     """None when ``started_from`` is still the current version; otherwise what changed since."""
     current = current_version(instance)
     if current is None or current == started_from:
@@ -78,9 +81,9 @@ class VersionedForm(forms.ModelForm):
         """The hidden version alone is not a change (an empty extra row stays empty)."""
         return any(name != "version" for name in self.changed_data)
 
-    def _post_clean(self):
+    def _post_clean(self) -> None:
         """After the model's own validation: would a write guard (the review workflow) refuse it? Say so now."""
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # ModelForm's hook, missing from django-stubs
         if not hasattr(self.instance, "owning_patient_id"):
             return
         self.instance._change_reason = (
@@ -90,11 +93,14 @@ class VersionedForm(forms.ModelForm):
             self.add_error(None if field == "__all__" or field not in self.fields else field, message)
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.instance.pk and "version" in self.fields and "version" in cleaned:
             self.stale = stale_edit(self.instance, cleaned["version"])
             if self.stale:
-                self.data = self.data.copy()
-                self.data[self.add_prefix("version")] = signed_version(self.stale.current_version)
+                data = QueryDict(mutable=True)
+                data.update(self.data)
+                data[self.add_prefix("version")] = signed_version(self.stale.current_version)
+                self.data = data
                 raise forms.ValidationError(self.stale.message(), code="stale")
         return cleaned
