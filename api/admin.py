@@ -14,7 +14,7 @@ class AuthTokenAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     search_fields = ["token_key", "user__username"]
     readonly_fields = ["token_key", "user", "created", "expiry"]
-    fields = readonly_fields
+    fields = ("token_key", "user", "created", "expiry")
     actions = ["revoke_tokens"]
 
     def has_add_permission(self, request):

@@ -6,7 +6,6 @@ Updates and deletes need ``If-Match`` with the record's ETag (its version): a mi
 
 from __future__ import annotations
 
-from django.db import models
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -18,6 +17,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.access import Capability, get_scoped_or_404, has_capability, scope, site_of
+from accounts.audited import AuditedRecord
 from accounts.models import Site
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
@@ -25,6 +25,7 @@ from protocols import models as pm
 from protocols.services import course_stop, injection_record, planned_injection_mark_missed
 from registry import models as m
 from registry import write_hooks
+from registry.models.base import RegistryRecord
 from registry.services import patient_move_site, patient_record_death, record_delete
 
 from . import serializers as s
@@ -64,7 +65,7 @@ def _is_database_id(value) -> bool:
     return str(value).isdigit() and int(value) <= MAX_DATABASE_ID
 
 
-def etag(instance: models.Model) -> str:
+def etag(instance: AuditedRecord) -> str:
     return f'"{instance.version}"'
 
 
@@ -92,8 +93,8 @@ def _schema_for_writes(viewset, refused: OpenApiResponse = ERROR):
 class RegistryViewSet(viewsets.ModelViewSet):
     """CRUD of one registry model, optionally under a parent given by the URL."""
 
-    model: type[models.Model]
-    parent_model: type[models.Model] | None = None
+    model: type[RegistryRecord]
+    parent_model: type[RegistryRecord] | None = None
     parent_kwarg: str = ""
     parent_field: str = ""
     view_capability = Capability.VIEW_RECORDS
@@ -134,7 +135,7 @@ class RegistryViewSet(viewsets.ModelViewSet):
         return queryset.order_by("pk")
 
     def get_serializer_context(self):
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         context["header_reason"] = self.request.headers.get("X-Change-Reason", "")
         if self.parent_model and getattr(self, "request", None) is not None and "pk" not in self.kwargs:
             context["parent"] = {self.parent_field: self._parent()}
@@ -241,7 +242,7 @@ class ReadOnlyScopedViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         user = self.request.user
-        queryset = self.queryset.model._default_manager.all()
+        queryset = super().get_queryset()
         ids = {
             pk
             for capability in (Capability.VIEW_RECORDS, Capability.RUN_REPORTS)
@@ -265,7 +266,7 @@ PatientBase = registry_viewset(
 )
 
 
-class PatientViewSet(PatientBase):
+class PatientViewSet(PatientBase):  # type: ignore[valid-type,misc]  # a base built at run time
     @extend_schema(
         request=s.DeathSerializer,
         responses={200: s.PatientSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
@@ -352,7 +353,7 @@ def patient_child(model, **kwargs):
 _COURSES = patient_child(pm.Course, serializer=s.CourseSerializer, filterset_fields=("status",))
 
 
-class CourseViewSet(_COURSES):
+class CourseViewSet(_COURSES):  # type: ignore[valid-type,misc]  # a base built at run time
     """A patient's intrathecal courses with their planned injections. POST starts a course (its plan
     follows from the protocol); a course is then changed only by recording LPs, marking an
     injection missed, or stopping it."""
@@ -461,7 +462,7 @@ _DOSES = registry_viewset(
 )
 
 
-class DOSES(_DOSES):
+class DOSES(_DOSES):  # type: ignore[valid-type,misc]  # a base built at run time
     """Intrathecal doses of an LP, scoped to your sites; every write re-runs the injection's safety
     checks and keeps its course's plan in step (a removed dose may un-give a planned injection)."""
 

@@ -107,7 +107,9 @@ class ComponentInline(ReferenceInline):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "phase":
             protocol_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
-            kwargs["queryset"] = Phase.objects.filter(protocol_id=protocol_id)
+            kwargs["queryset"] = (
+                Phase.objects.filter(protocol_id=protocol_id) if protocol_id else Phase.objects.none()
+            )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -182,7 +183,8 @@ def _protocol_is_draft(record: RegistryRecord, what: str) -> dict[str, list[str]
     protocol = getattr(record, "protocol", None)
     if protocol is None or not protocol.pk or protocol.is_draft:
         return {}
-    stored = type(record)._base_manager.filter(pk=record.pk).values().first() if record.pk else None
+    row = type(record)._base_manager.filter(pk=record.pk).values().first() if record.pk else None
+    stored: dict[str, Any] | None = dict(row) if row is not None else None
     bookkeeping = {"created_at", "updated_at", "version"}
     if stored is not None and all(
         stored[f.attname] == getattr(record, f.attname)
@@ -405,8 +407,8 @@ class Component(RegistryRecord):
         return f"{label} {dose}{when}{' (optional)' if self.optional else ''}"
 
     def escalation(self) -> EscalationRule | None:
-        if self.rule != DoseRuleKind.ESCALATING:
-            return None
+        if self.rule != DoseRuleKind.ESCALATING or self.step_mg is None:
+            return None  # an escalating component without a step is refused by clean()
         return EscalationRule(self.dose_mg, self.step_mg, self.cap_mg)
 
     def clean(self) -> None:
@@ -415,7 +417,7 @@ class Component(RegistryRecord):
             errors.setdefault("drug", []).append(
                 "A protocol names its drugs; 'Other' has no intrathecal cap to check doses against."
             )
-        if self.phase_id and self.protocol_id and self.phase.protocol_id != self.protocol_id:
+        if self.phase is not None and self.protocol_id and self.phase.protocol_id != self.protocol_id:
             errors.setdefault("phase", []).append("That phase belongs to another protocol.")
         if self.rule == DoseRuleKind.ESCALATING and not self.step_mg:
             errors.setdefault("step_mg", []).append(
@@ -670,11 +672,8 @@ class PlannedInjection(RegistryRecord):
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
-        if (
-            self.lumbar_puncture_id
-            and self.course_id
-            and self.lumbar_puncture.patient_id != self.course.patient_id
-        ):
+        lp = self.lumbar_puncture if self.lumbar_puncture_id else None
+        if lp is not None and self.course_id and lp.patient_id != self.course.patient_id:
             errors["lumbar_puncture"] = ["That lumbar puncture belongs to another patient."]
         if self.phase_id and self.course_id and self.phase.protocol_id != self.course.protocol_id:
             errors["phase"] = ["That phase belongs to another protocol than the course's."]

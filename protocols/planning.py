@@ -239,7 +239,7 @@ def propose_doses(
     return proposals
 
 
-_TIMING_ORDER = {DoseTiming.BEFORE: 0, DoseTiming.WITH: 1, DoseTiming.AFTER: 2}
+_TIMING_ORDER: dict[str, int] = {DoseTiming.BEFORE: 0, DoseTiming.WITH: 1, DoseTiming.AFTER: 2}
 
 
 def _dose_order(dose: ProposedDose) -> tuple[int, str]:

@@ -115,7 +115,7 @@ PEMETREXED_WITHOUT_PROTOCOL = (
         repeat_days=VITAMIN_B12_REPEAT_DAYS,
     ),
 )
-SUPPORTIVE_CHECKS = {
+SUPPORTIVE_CHECKS: dict[str, SafetyCheck] = {
     SystemicTherapyCategory.FOLIC_ACID: SafetyCheck.FOLIC_ACID,
     SystemicTherapyCategory.VITAMIN_B12: SafetyCheck.VITAMIN_B12,
 }
@@ -184,10 +184,10 @@ def _caps(context: InjectionContext) -> Iterator[SafetyFinding]:
 
 
 def _unit_slip(context: InjectionContext) -> Iterator[SafetyFinding]:
-    proposed = {}
-    for dose in context.proposed:
-        proposed.setdefault((dose.drug, dose.timing), dose.dose_mg)
-        proposed.setdefault((dose.drug, None), dose.dose_mg)
+    proposed: dict[tuple[str, str | None], Decimal] = {}
+    for offered in context.proposed:
+        proposed.setdefault((offered.drug, offered.timing), offered.dose_mg)
+        proposed.setdefault((offered.drug, None), offered.dose_mg)
     for index, dose in enumerate(context.doses):
         reference = proposed.get((dose.drug, dose.timing)) or proposed.get((dose.drug, None))
         if not reference or not dose.dose_mg:
@@ -271,7 +271,7 @@ def _supportive(context: InjectionContext) -> Iterator[SafetyFinding]:
 
 def _blood(context: InjectionContext) -> Iterator[SafetyFinding]:
     since, day = context.since, context.day
-    if day is None or not context.doses:
+    if since is None or day is None or not context.doses:
         return
     recent = [ae for ae in context.adverse_events if since <= ae.onset_date <= day]
     threshold = context.platelet_threshold_1e9_per_l
@@ -281,7 +281,7 @@ def _blood(context: InjectionContext) -> Iterator[SafetyFinding]:
         if ae.term == CtcaeTerm.PLATELET_DECREASED and ae.lab_value is not None and ae.lab_value < threshold
     ]
     if low:
-        worst = min(low, key=lambda ae: ae.lab_value)
+        worst = min(low, key=lambda ae: ae.lab_value or threshold)  # every one of them has a value
         yield SafetyFinding(
             SafetyCheck.PLATELETS,
             Severity.WARNING,
@@ -366,7 +366,7 @@ def as_entries(doses: Iterable[Any], formulations: Sequence[Formulation | None] 
             formulation = Formulation.objects.filter(pk=formulation).first()
         entries.append(
             DoseEntry(
-                drug=get("drug"),
+                drug=get("drug") or "",
                 dose_mg=Decimal(str(get("dose_mg"))),
                 timing=get("timing") or DoseTiming.WITH,
                 formulation=formulation,

@@ -38,12 +38,14 @@ def ensure_seed_protocols(*, actor=None, path: Path = SEED_FIXTURE) -> dict[str,
     fixture = read_fixture(path)
     for spec in fixture.get("formulations", ()):
         formulation_ensure(spec=spec, actor=actor, reason=REASON)
-    installed = {}
+    installed: dict[str, Protocol] = {}
     for spec in fixture["protocols"]:
         if not Protocol.objects.filter(code=spec["code"]).exists():
             protocol = protocol_create(spec=spec, actor=actor, reason=REASON)
             protocol_activate(protocol=protocol, actor=actor, reason=REASON)
-        installed[spec["code"]] = active_version(spec["code"])
+        active = active_version(spec["code"])
+        assert active is not None, "installed and activated just above, or installed before"
+        installed[spec["code"]] = active
     return installed
 
 

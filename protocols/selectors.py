@@ -122,12 +122,12 @@ class CourseState:
         and whether a trigger came since then."""
         past, previous_day = [], None
         for injection in self.injections:
-            if injection.status not in FULFILLED:
+            if injection.status not in FULFILLED or injection.lumbar_puncture is None:
                 continue
             day = local_date(injection.lumbar_puncture.performed_at)
             toxic = previous_day is not None and _any_between(self.triggers, previous_day, day)
             past.append(
-                PastInjection(self.doses.get(injection.lumbar_puncture_id, {}), toxicity_before=toxic)
+                PastInjection(self.doses.get(injection.lumbar_puncture.pk, {}), toxicity_before=toxic)
             )
             previous_day = day
         since = previous_day is not None and _any_between(self.triggers, previous_day, None)
@@ -223,7 +223,7 @@ def course_calendar(course: Course) -> list[CalendarRow]:
             and injection.status == InjectionStatus.PLANNED
             and injection.planned_date + dt.timedelta(days=injection.phase.window_days) < today
         )
-        given = given_by_lp.get(injection.lumbar_puncture_id, [])
+        given = given_by_lp.get(injection.lumbar_puncture_id, []) if injection.lumbar_puncture_id else []
         rows.append(
             CalendarRow(
                 injection, doses, given, overdue, upcoming is not None and injection.pk == upcoming.pk

@@ -32,7 +32,7 @@ def course_start(*, patient: Patient, protocol: Protocol, start_date: dt.date, a
 def _anchor(injections: list[PlannedInjection]) -> tuple[int, dt.date] | None:
     """The last injection that happened or was missed: (its sequence, its date)."""
     for injection in reversed(injections):
-        if injection.fulfilled:
+        if injection.fulfilled and injection.lumbar_puncture is not None:
             return injection.sequence, local_date(injection.lumbar_puncture.performed_at)
         if injection.status == InjectionStatus.MISSED:
             return injection.sequence, injection.planned_date

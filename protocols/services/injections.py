@@ -178,7 +178,7 @@ def injection_record(
         target,
         state,
         doses=given,
-        proposal=state.proposal_for(target) if target is not None else [],
+        proposal=_proposal(state, target),
         status=status,
         deviation=deviation,
         deviation_reason=deviation_reason.strip(),
@@ -313,6 +313,14 @@ def _save_formulations(doses, formulations, *, was_new: bool, actor, reason: str
             record_save(record, actor=actor, reason=reason)
 
 
+def _proposal(state: CourseState | None, target: PlannedInjection | None) -> list[ProposedDose]:
+    """What the course proposed for the injection this LP fulfils (nothing when it fulfils none)."""
+    if target is None:
+        return []
+    assert state is not None, "_target reads the course whenever it finds a target"
+    return state.proposal_for(target)
+
+
 def _link(
     lp: LumbarPuncture,
     target: PlannedInjection | None,
@@ -348,6 +356,7 @@ def _link(
         target.full_clean(exclude=["course", "phase", "lumbar_puncture"], validate_unique=False)
         attribute(target, actor=actor, reason=reason)
         target.save()
+        assert state is not None, "_target reads the course whenever it finds a target"
         if linked is None or linked.pk == target.pk:
             # The course as read before, brought up to date in memory: no second read.
             state.doses[lp.pk] = {(d.drug, d.timing): d.dose_mg for d in doses}
