@@ -290,10 +290,14 @@ def _add_survival(frame: pd.DataFrame, source, infusions: pd.DataFrame) -> None:
     """OS and PFS in months from the first CAR-T infusion (censored at the last contact)."""
     events = _events(source)
     relapse = (
-        events[events["event_type"] == FollowUpEventType.CART_RELAPSE].groupby("patient_id")["event_date"].min()
+        events[events["event_type"] == FollowUpEventType.CART_RELAPSE]
+        .groupby("patient_id")["event_date"]
+        .min()
     )
     contact = (
-        events[events["event_type"] == FollowUpEventType.LAST_CONTACT].groupby("patient_id")["event_date"].max()
+        events[events["event_type"] == FollowUpEventType.LAST_CONTACT]
+        .groupby("patient_id")["event_date"]
+        .max()
     )
     deaths = pd.to_datetime(frame["death_date"].dropna())
     origin = infusions["infusion_date"]

@@ -106,7 +106,9 @@ def test_a_death_before_remission_is_the_competing_event(study):
         death_date=dt.date(2021, 3, 20),
         death_cause=DeathCause.OTHER,
     )
-    f.FollowUpEventFactory(patient=patient, event_type=FollowUpEventType.DEATH, event_date=dt.date(2021, 3, 20))
+    f.FollowUpEventFactory(
+        patient=patient, event_type=FollowUpEventType.DEATH, event_date=dt.date(2021, 3, 20)
+    )
     row = rows(study).loc["D"]
     assert row["remission"] == 0 and row["remission_status"] == 2
     death_start = timezone.make_aware(dt.datetime(2021, 3, 20))
@@ -123,7 +125,9 @@ def test_csf_around_the_first_idm_and_os_pfs_from_the_infusion(study):
         csf=[("80", "1.2"), ("30", "0.9"), ("12", "1.4")],
         study=study,
     )
-    f.FollowUpEventFactory(patient=patient, event_type=FollowUpEventType.CART_RELAPSE, event_date=dt.date(2021, 7, 1))
+    f.FollowUpEventFactory(
+        patient=patient, event_type=FollowUpEventType.CART_RELAPSE, event_date=dt.date(2021, 7, 1)
+    )
     f.FollowUpEventFactory(
         patient=patient, event_type=FollowUpEventType.LAST_CONTACT, event_date=dt.date(2021, 12, 1)
     )
