@@ -20,6 +20,7 @@ assessment with grade ≥1, ``hours_to_idm`` before the first IDM.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -189,14 +190,14 @@ ICANS_CASES = (
     IcansCase(
         "IC03", "Liu Jun", M, 19, ALL, CarTTarget.CD19, dt.date(2023, 7, 17), "1.0", 5, "66.80", True,
         crs=(2, 2), icans_onset=(7, 20), hours_to_idm=12, idm_count=1,
-        course=((-12, 5), (-1, 4), (12, 8), (24, 10)),
+        course=((-12, 5), (-1, 4), (12, 8), (24, 10), (48, 10), (72, 10)),
         remits_at=24, csf_before=("85", "0.78", "1450"), csf_after=("9", "0.60", "380"),
         opening_pressure_mmh2o=220, relapse_day=61, death=(91, DeathCause.MALIGNANCY),
     ),
     IcansCase(
         "IC04", "Chen Jing", F, 51, AML, CarTTarget.CLL1, dt.date(2023, 9, 4), "1.5", 12, "33.23", True,
         crs=(2, 3), icans_onset=(14, 2), hours_to_idm=18, idm_count=2,
-        course=((-18, 6), (-1, 3), (12, 5), (24, 7), (36, 9), (48, 10)),
+        course=((-18, 6), (-1, 3), (12, 5), (24, 7), (36, 9), (48, 10), (72, 10)),
         remits_at=48, csf_before=("95", "0.92", "980"), csf_after=("30", "1.01", "1150"),
         opening_pressure_mmh2o=210, relapse_day=79, death=(128, DeathCause.MALIGNANCY),
     ),
@@ -210,14 +211,14 @@ ICANS_CASES = (
     IcansCase(
         "IC06", "Huang Wei", M, 42, AML, CarTTarget.CD7, dt.date(2023, 12, 11), "2.0", 10, "26.70", False,
         crs=(1, 3), icans_onset=(16, 16), hours_to_idm=30, idm_count=1,
-        course=((-30, 8), (-1, 7), (12, 9), (24, 10)),
+        course=((-30, 8), (-1, 7), (12, 9), (24, 10), (48, 10), (72, 10)),
         remits_at=24, csf_before=("18", "0.55", "240"), csf_after=("4", "0.58", "260"),
         opening_pressure_mmh2o=170, relapse_day=134, death=(170, DeathCause.INFECTION),
     ),
     IcansCase(
         "IC07", "Zhou Lei", M, 47, MM, CarTTarget.BCMA, dt.date(2024, 1, 22), "5.0", 9, None, False,
         crs=(1, 2), icans_onset=(10, 8), hours_to_idm=10, idm_count=1,
-        course=((-10, 6), (-1, 5), (12, 8), (24, 10)),
+        course=((-10, 6), (-1, 5), (12, 8), (24, 10), (48, 10), (72, 10)),
         remits_at=24, csf_before=("22", "0.61", "310"), csf_after=("3", "0.47", "150"),
         opening_pressure_mmh2o=180, relapse_day=152, death=(183, DeathCause.MALIGNANCY),
     ),
@@ -239,28 +240,28 @@ ICANS_CASES = (
     IcansCase(
         "IC10", "Gao Ning", F, 33, AML, CarTTarget.CD123, dt.date(2024, 6, 30), "2.5", 7, "18.20", False,
         crs=(1, 4), icans_onset=(18, 13), hours_to_idm=40, idm_count=1,
-        course=((-40, 9), (-12, 8), (-1, 7), (12, 9), (24, 10)),
+        course=((-40, 9), (-12, 8), (-1, 7), (12, 9), (24, 10), (48, 10), (72, 10)),
         remits_at=24, csf_before=("28", "0.48", "180"), csf_after=("8", "0.45", "95"),
         opening_pressure_mmh2o=160, relapse_day=274,
     ),
     IcansCase(
         "IC11", "Lin Yan", F, 36, LYMPHOMA, CarTTarget.CD19, dt.date(2024, 10, 14), "4.0", 2, None, True,
         crs=(2, 1), icans_onset=(3, 7), hours_to_idm=11, idm_count=1,
-        course=((-11, 5), (-1, 4), (12, 6), (24, 8), (36, 9), (48, 10)),
+        course=((-11, 5), (-1, 4), (12, 6), (24, 8), (36, 9), (48, 10), (72, 10)),
         remits_at=48, csf_before=("64", "0.88", "850"), csf_after=("12", "0.70", "400"),
         opening_pressure_mmh2o=230,
     ),
     IcansCase(
         "IC12", "He Yu", M, 11, ALL, CarTTarget.CD19, dt.date(2024, 3, 1), "3.0", 3, "8.90", True,
         crs=(2, 2), icans_onset=(13, 15), hours_to_idm=20, idm_count=1,
-        course=((-20, 6), (-1, 4), (12, 7), (24, 10)),
+        course=((-20, 6), (-1, 4), (12, 7), (24, 10), (48, 10), (72, 10)),
         remits_at=24, csf_before=("110", "0.70", "2100"), csf_after=("15", "0.74", "1300"),
         opening_pressure_mmh2o=240,
     ),
     IcansCase(
         "IC13", "Guo Xin", F, 28, AML, CarTTarget.CLL1, dt.date(2023, 7, 31), "3.0", 6, "5.34", False,
         crs=(1, 3), icans_onset=(20, 18), hours_to_idm=24, idm_count=1,
-        course=((-24, 8), (-1, 7), (12, 8), (24, 10)),
+        course=((-24, 8), (-1, 7), (12, 8), (24, 10), (48, 10), (72, 10)),
         remits_at=24, csf_before=("36", "0.52", "420"), csf_after=("5", "0.41", "310"),
         opening_pressure_mmh2o=175,
     ),
@@ -312,7 +313,7 @@ def load_icans_cohort(*, study: Study, actor) -> int:
             site=site,
             study_code=case.code,
             sex=case.sex,
-            birth_date=admission - dt.timedelta(days=round(case.age_years * 365.25)),
+            birth_date=admission - dt.timedelta(days=math.ceil(case.age_years * 365.25)),  # whole years
             index_admission_date=admission,
             full_name=case.name,
             medical_record_number=f"H{2_000_000 + number * 7_919}",

@@ -13,7 +13,7 @@ from analytics.competing_risks import cumulative_incidence
 from analytics.errors import AnalysisError
 
 R_OUTPUT = json.loads((Path(__file__).parent / "r" / "competing_risks.r.json").read_text())
-CASES = ["ties", "competing_censored", "no_competing"]
+CASES = ["ties", "competing_censored", "no_competing", "icans_demo"]
 
 
 @pytest.mark.parametrize("case", CASES)

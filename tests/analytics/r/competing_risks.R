@@ -10,7 +10,11 @@ cases <- list(
                                   status = c(1, 2, 0, 1, 1, 2, 0, 1, 2, 0)),
   # no competing event: the incidence is 1 - Kaplan-Meier
   no_competing = data.frame(time = c(2, 3, 3, 5, 8, 8, 9, 12),
-                            status = c(1, 1, 0, 1, 0, 1, 1, 0))
+                            status = c(1, 1, 0, 1, 0, 1, 1, 0)),
+  # the ICANS demo (demo/icans.py), days from the first IDM: 12 remissions and IC01's death
+  # (8 days 4 hours after its first IDM) before remission
+  icans_demo = data.frame(time = c(196 / 24, 3, 1, 2, 1, 1, 1, 7, 4, 1, 2, 1, 1),
+                          status = c(2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1))
 )
 out <- lapply(cases, function(d) {
   d$state <- factor(d$status, levels = 0:2, labels = c("censored", "event", "competing"))
