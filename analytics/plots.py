@@ -427,7 +427,7 @@ def trajectory_plot(key: str, panels: Sequence[TrajectoryPanel], *, xlabel: str,
         prefix = f"panel{index + 1}-" if len(panels) > 1 else ""
         for label, times, values in panel.lines:
             (line,) = ax.plot(
-                times, values, color=PALETTE[5], linewidth=0.9, alpha=0.55, marker="o", markersize=2
+                times, values, color=PALETTE[0], linewidth=0.9, alpha=0.4, marker="o", markersize=2
             )
             line.set_gid(f"{prefix}trajectory-{_ident(label)}")
         (median,) = ax.plot(

@@ -100,9 +100,9 @@ COURSE_COLUMNS = [
     Column("it_dose_count", "IDMs", "count"),
     Column("ice_before_idm", "ICE before", "count"),
     Column("ice_after_idm", "ICE after", "count"),
-    Column("remission_text", "Remission", "text"),
-    Column("days_idm_to_remission", "Days to remission", digits=1),
-    Column("outcome", "Last status", "text"),
+    Column("remission_text", "Remission (days)", "text"),
+    Column("days_idm_to_remission", "Days to remission", digits=1, shown=False),
+    Column("outcome", "Status", "text"),
     Column("remission", "Remission (0/1)", "count", shown=False),
     Column("os_months", "Follow-up (months)", digits=1, shown=False),
 ]
@@ -282,7 +282,7 @@ class IcansReport(StudyReport):
                     "cns": YES_NO.get(row["cns_involvement"], "—")
                     if pd.notna(row["cns_involvement"])
                     else "—",
-                    "remission_text": "Yes" if remitted else "No",
+                    "remission_text": f"Yes ({row['days_idm_to_remission']:.1f})" if remitted else "No",
                     "outcome": "Died" if dead else ("Alive" if row["os_event"] == 0 else "—"),
                 }
             )
@@ -295,7 +295,8 @@ class IcansReport(StudyReport):
             [
                 "Onset day: days from the infusion to the first assessment with ICANS grade ≥1. ICE before: the "
                 "last assessment at or before the first IDM; after: at remission, or the last assessment.",
-                f"Remission by the ICANS paper's rule: {PAPER_RULE}. Days from the first IDM.",
+                f"Remission by the ICANS paper's rule: {PAPER_RULE}; in brackets, days from the first IDM. "
+                "Status: alive or dead at the last follow-up.",
             ],
         )
 
@@ -304,8 +305,9 @@ class IcansReport(StudyReport):
     def remission(self, b: SectionBuilder) -> None:
         data = b.analysed(self.frame, ["remission", "remission_strict"])
         rows = [
-            {"label": "Paper's rule¹", "rule": "paper"} | proportion(int(data["remission"].sum()), len(data)),
-            {"label": "Grade 0 with ICE 10²", "rule": "strict"}
+            {"label": "ICANS paper's definition¹", "rule": "paper"}
+            | proportion(int(data["remission"].sum()), len(data)),
+            {"label": "Stricter: grade 0 with ICE 10²", "rule": "strict"}
             | proportion(int(data["remission_strict"].sum()), len(data)),
         ]
         recorded = int(data["remission_recorded"].sum())
@@ -319,8 +321,7 @@ class IcansReport(StudyReport):
             ],
             rows,
             [
-                f"¹ The ICANS paper's definition ({PAPER}): {PAPER_RULE}. The worst grade from ICANS onset up "
-                "to each assessment decides which criterion applies.",
+                f"¹ The ICANS paper's definition ({PAPER}): {PAPER_RULE}.",
                 f"² Stricter: {STRICT_RULE}.",
                 "Derived from the recorded ICANS assessments (ICE items and ASTCT domains); exact "
                 f"(Clopper–Pearson) 95% intervals. Remission as entered on response assessments: {recorded} of "
@@ -379,7 +380,7 @@ class IcansReport(StudyReport):
             "Cumulative incidence of remission (paper's rule)",
             [
                 Column("time", "Days since the first IDM", digits=0),
-                Column("at_risk", "Still followed", "count"),
+                Column("at_risk", "Followed (at risk)", "count"),
                 Column("incidence", "In remission (%)", digits=1, scale=100),
                 Column("competing_incidence", "Died before remission (%)", digits=1, scale=100),
             ],
@@ -400,7 +401,7 @@ class IcansReport(StudyReport):
                 xlabel="Days since the first IDM",
                 ylabel="Patients",
             ),
-            f"Share of all {cif.n} patients in remission (green) and dead before remission (red) by each day; "
+            f"Share of all {cif.n} patients in remission (green) and dead before remission (orange) by each day; "
             "ticks mark patients censored at their last assessment.",
         )
 
@@ -447,12 +448,12 @@ class IcansReport(StudyReport):
         b.table(
             "paired",
             "Paired comparison (Wilcoxon signed-rank)",
-            [*PAIRED_COLUMNS, Column("fell", "Fell in", "count"), Column("unit", "Unit", "text")],
+            [*PAIRED_COLUMNS, Column("fell", "Lower after", "count"), Column("unit", "Unit", "text")],
             rows,
             [
                 *notes,
-                "V is the rank sum of the positive differences (before − after); 'Fell in': patients whose "
-                "value after is lower.",
+                "V is the rank sum of the positive differences (before − after); 'Lower after': patients whose "
+                "value after is lower than before.",
             ],
         )
         b.figure(
@@ -468,7 +469,7 @@ class IcansReport(StudyReport):
             b,
             GRADE_AND_ICE,
             before_label="Before IDM",
-            after_label="At remission",
+            after_label="At remission or last",
             notes=[
                 "Before: each patient's last assessment at or before the first IDM. After: the assessment at "
                 f"remission by the paper's rule ({remitted} patients), or, without remission, the last "
@@ -536,6 +537,9 @@ class IcansReport(StudyReport):
                 "is carried past a patient's last assessment."
             ],
         )
+        # The median is drawn only where at least half of the patients are still assessed: later marks
+        # hold only the slowest to respond (the table keeps every mark, with its count).
+        drawn = medians[medians["patients"] >= patients / 2]
         panels = []
         for column, label, ticks, median in (
             ("icans_grade", "ICANS grade (ASTCT)", (0, 1, 2, 3, 4), "median_grade"),
@@ -547,7 +551,7 @@ class IcansReport(StudyReport):
             ]
             panels.append(
                 TrajectoryPanel(
-                    label, label, lines, medians["hours"].tolist(), medians[median].tolist(), yticks=ticks
+                    label, label, lines, drawn["hours"].tolist(), drawn[median].tolist(), yticks=ticks
                 )
             )
         b.figure(
@@ -557,7 +561,7 @@ class IcansReport(StudyReport):
                 b.key_for("spaghetti"), panels, xlabel="Hours since the first IDM", marker_label="First IDM"
             ),
             "Thin lines: each patient from ICANS onset to the last assessment; thick line: the median of the "
-            "table above.",
+            "table above, where at least half of the patients are still assessed.",
         )
 
     # --- survival --------------------------------------------------------------------------------------
