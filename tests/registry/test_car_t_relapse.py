@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.models import Role
@@ -69,3 +70,25 @@ def test_nurse_cannot_record_it_in_a_lupus_study_nor_before_the_infusion(nurse_c
     assert response.status_code == 400
     assert "after the first infusion (2021-03-10)" in str(response.data)
     assert not FollowUpEvent.objects.exists()
+
+
+def test_nurse_records_it_on_the_case_record_page_with_a_field_error_first(client):
+    site = f.SiteFactory(code="haem")
+    nurse = f.UserFactory(username="ward-nurse")
+    f.MembershipFactory(user=nurse, site=site, role=Role.DATA_ENTRY)
+    client.force_login(nurse)
+    study = f.StudyFactory(code="cart", disease_area=DiseaseArea.ICANS, sites=[site])
+    patient = f.PatientFactory(study=study, site=site)
+    f.CarTInfusionFactory(patient=patient, infusion_date=dt.date(2021, 3, 10))
+    url = reverse("casebook:record_create", args=[patient.pk, "follow-up"])
+    page = client.get(url).content.decode()
+    assert '<option value="cart_relapse">Relapse or progression after CAR-T</option>' in page
+    refused = client.post(url, {"event_type": "cart_relapse", "event_date": "2021-03-01"})
+    assert (
+        "must come after the first infusion (2021-03-10)" in refused.context["form"].errors["event_date"][0]
+    )
+    assert not FollowUpEvent.objects.exists()
+    saved = client.post(url, {"event_type": "cart_relapse", "event_date": "2021-06-01"})
+    assert saved.status_code == 302
+    event = FollowUpEvent.objects.get(patient=patient)
+    assert event.history.get().history_user == nurse
