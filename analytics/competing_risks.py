@@ -6,7 +6,8 @@ random amount (a warning, and a different answer on each call). The Aalen–Joha
 not depend on the order of different events at one time (at a time with d₁ events of interest,
 d₂ competing events and n at risk, the incidence rises by S(t−)·d₁/n whichever comes first), so
 this module breaks such ties deterministically before fitting: the competing events at that time
-move by ``TIE_STEP`` and the censorings by twice that, which keeps R's risk sets. The estimates
+move to the next representable number and the censorings to the one after, which keeps R's risk
+sets (nothing else can lie between). The estimates
 then equal ``survfit(Surv(time, status) ~ 1)`` with a factor status (``tests/analytics/
 test_competing_risks.py`` compares them with R's stored output).
 
@@ -29,9 +30,6 @@ from analytics.frames import complete_cases, numeric
 from analytics.results import Result
 
 CENSORED, EVENT, COMPETING = 0, 1, 2
-#: How far a tied competing event (and, twice as far, a tied censoring) is moved: far below any
-#: time unit the registry records (hours are 1/24 of a day).
-TIE_STEP = 1e-7
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,10 +83,10 @@ class CumulativeIncidenceResult(Result):
 def _untied(times: np.ndarray, status: np.ndarray) -> np.ndarray:
     """Times with competing events and censorings moved just after a tied event of interest."""
     moved = times.copy()
-    event_times = set(times[status == EVENT].tolist())
-    tied = np.isin(times, list(event_times))
-    moved[tied & (status == COMPETING)] += TIE_STEP
-    moved[tied & (status == CENSORED)] += 2 * TIE_STEP
+    tied = np.isin(times, times[status == EVENT])
+    after = np.nextafter(times, np.inf)
+    moved[tied & (status == COMPETING)] = after[tied & (status == COMPETING)]
+    moved[tied & (status == CENSORED)] = np.nextafter(after, np.inf)[tied & (status == CENSORED)]
     return moved
 
 

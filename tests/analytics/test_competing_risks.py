@@ -62,3 +62,11 @@ def test_missing_rows_are_counted_and_bad_codes_refused():
         cumulative_incidence(pd.DataFrame({"time": [1, 2], "status": [0, 2]}), "time", "status")
     with pytest.raises(AnalysisError, match="negative"):
         cumulative_incidence(pd.DataFrame({"time": [-1, 2], "status": [1, 0]}), "time", "status")
+
+
+def test_ties_are_broken_at_any_time_scale():
+    """Seconds since an epoch (1e9) tie as surely as days; the result is R's, rescaled."""
+    data = pd.DataFrame(R_OUTPUT["ties"]["data"])
+    seconds = data.assign(time=1.7e9 + data["time"] * 86400.0)
+    curve = cumulative_incidence(seconds, "time", "status").curve
+    assert curve["incidence"].tolist() == pytest.approx(R_OUTPUT["ties"]["incidence"], rel=1e-10)
