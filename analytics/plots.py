@@ -369,21 +369,80 @@ def slope_plot(key: str, panels: Sequence[SlopePanel]) -> str:
 
 
 @_styled
-def cumulative_plot(key: str, times: Sequence[float], *, n: int, xlabel: str, ylabel: str) -> str:
-    """The share of all ``n`` patients who reached an event by each time (no censoring)."""
-    ordered = np.sort(np.asarray(times, dtype=float))
-    steps_x = np.concatenate([[0.0], ordered])
-    steps_y = np.concatenate([[0.0], np.arange(1, len(ordered) + 1) / n])
+def cumulative_incidence_plot(
+    key: str, curve: pd.DataFrame, *, event_label: str, competing_label: str, xlabel: str, ylabel: str
+) -> str:
+    """The cumulative incidence of an event and of its competing event, as steps from 0.
+
+    ``curve`` has one row per time: ``time``, ``incidence``, ``competing_incidence``, ``censored``
+    (the rows of ``analytics.competing_risks.cumulative_incidence``); ticks mark censored patients
+    on the event's curve.
+    """
+    times = np.concatenate([[0.0], curve["time"].to_numpy(dtype=float)])
     figure = _figure(5.6, 3.6)
     ax = figure.add_subplot()
-    (line,) = ax.step(steps_x, steps_y, where="post", color=PALETTE[2], linewidth=1.8)
-    line.set_gid("cumulative")
-    ax.set_xlim(0, (ordered.max() if len(ordered) else 1.0) * 1.1 + 0.5)
+    for gid, column, label, colour in (
+        ("cif-event", "incidence", event_label, PALETTE[2]),
+        ("cif-competing", "competing_incidence", competing_label, PALETTE[1]),
+    ):
+        values = np.concatenate([[0.0], curve[column].to_numpy(dtype=float)])
+        (line,) = ax.step(times, values, where="post", color=colour, linewidth=1.8, label=label)
+        line.set_gid(gid)
+    censored = curve[curve["censored"] > 0]
+    (marks,) = ax.plot(
+        censored["time"], censored["incidence"], linestyle="none", marker="|", markersize=7, color=PALETTE[2]
+    )
+    marks.set_gid("cif-censor")
+    ax.set_xlim(0, (float(times.max()) if len(times) else 1.0) * 1.05 + 0.25)
     ax.set_ylim(0, 1.03)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.legend(loc="center right")
     _grid(ax)
+    return _render(figure, key)
+
+
+@dataclass(frozen=True)
+class TrajectoryPanel:
+    """Each patient's values over time (thin lines) and the median at fixed times (a thick line).
+
+    ``lines`` pairs a patient's label with their times and values.
+    """
+
+    title: str
+    ylabel: str
+    lines: Sequence[tuple[str, Sequence[float], Sequence[float]]]
+    median_times: Sequence[float]
+    median_values: Sequence[float]
+    yticks: Sequence[float] = ()
+
+
+@_styled
+def trajectory_plot(key: str, panels: Sequence[TrajectoryPanel], *, xlabel: str, marker_label: str) -> str:
+    """Spaghetti plots side by side, with a dashed line at time 0 (``marker_label``)."""
+    figure = _figure(5.2 * len(panels), 3.9)
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for index, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
+        prefix = f"panel{index + 1}-" if len(panels) > 1 else ""
+        for label, times, values in panel.lines:
+            (line,) = ax.plot(
+                times, values, color=PALETTE[0], linewidth=0.9, alpha=0.4, marker="o", markersize=2
+            )
+            line.set_gid(f"{prefix}trajectory-{_ident(label)}")
+        (median,) = ax.plot(
+            panel.median_times, panel.median_values, color=PALETTE[1], linewidth=2.4, label="Median"
+        )
+        median.set_gid(f"{prefix}median")
+        ax.axvline(0, color=MUTED, linewidth=1, linestyle="--")
+        ax.text(0, 1.01, f" {marker_label}", transform=ax.get_xaxis_transform(), color=MUTED, fontsize=8)
+        if panel.yticks:
+            ax.set_yticks(list(panel.yticks))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(panel.ylabel)
+        ax.set_title(panel.title, loc="left", pad=14)
+        ax.legend(loc="best")
+        _grid(ax)
     return _render(figure, key)
 
 

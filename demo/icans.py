@@ -1,19 +1,26 @@
 """Demo ICANS case series: 13 patients given early intrathecal dexamethasone + methotrexate (IDM).
 
-The table ``ICANS_CASES`` follows the shape of a published series of ICANS after CAR-T cells
-(diseases, targets, grades, timing); the individual rows are invented. Each patient is written
-through the services, exactly as the pages would write them: enrolment, lymphodepletion and the
-CAR-T infusion, CRS and then ICANS assessments (ICE items and the other ASTCT domains; the score
-and grade are computed), IDM injections at lumbar punctures with CSF (CAR-T cells, protein, IL-6),
-a diagnostic LP two days after the last IDM, systemic treatment of CRS and ICANS, the remission
-assessment, and the end of follow-up (death or last contact).
+The cohort follows the published summary of the ICANS paper (Meng et al., Front. Immunol. 2025,
+``../shared/papers/icans_early_idm_13.txt``): every figure the abstract gives is a row of
+``PAPER_TARGETS`` below, with the demo's value and where the paper states it, and
+``tests/demo/test_icans_demo.py`` checks the loaded registry against each row. What the abstract does
+not give per patient (names, dates, sexes, each patient's ICE course, the CSF values) is invented.
 
-ICANS onset is the first assessment with grade ≥1; IDM times below are hours from that onset.
+Each patient is written through the services, exactly as the pages would write them: enrolment,
+lymphodepletion and the CAR-T infusion, CRS and then ICANS assessments (ICE items and the other ASTCT
+domains; the score and grade are computed), IDM injections at lumbar punctures with CSF (CAR-T cells,
+protein, IL-6), a diagnostic LP two days after the last IDM, systemic treatment of CRS and ICANS, the
+remission assessment, relapse after CAR-T, and the end of follow-up (death, or last contact at the
+paper's data cut-off).
+
+Times in an ICE course are hours from the first IDM (negative before it); ICANS onset is the first
+assessment with grade ≥1, ``hours_to_idm`` before the first IDM.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -61,12 +68,79 @@ LYMPHOMA = HaematologicalMalignancy.B_CELL_LYMPHOMA
 MM = HaematologicalMalignancy.MM
 AML = HaematologicalMalignancy.AML
 BPDCN = HaematologicalMalignancy.BPDCN
+F, M = Sex.FEMALE, Sex.MALE
 UNAROUSABLE = None  # in an ICE course: the patient could not be woken to take the test (grade 4)
+#: The paper's data cut-off: patients alive then have their last contact on this day.
+DATA_CUT_OFF = dt.date(2025, 6, 30)
+IDM_INTERVAL_HOURS = 24
+
+PAPER = "Meng et al., Front. Immunol. 2025 (ICANS paper), abstract"
+
+
+@dataclass(frozen=True)
+class PaperTarget:
+    """One published figure the demo reproduces: the demo's value must lie in ``[low, high]``
+    (counts by category must equal ``counts``)."""
+
+    key: str
+    published: str
+    low: float | None = None
+    high: float | None = None
+    counts: tuple[tuple[str, int], ...] = ()
+    source: str = f"{PAPER}, Results"
+
+
+#: Every figure of the paper's summary, with the demo's target and its source. One table: the demo's
+#: test measures each key on the loaded registry (and the report) and checks it against this row.
+PAPER_TARGETS = (
+    PaperTarget(
+        "patients", "13 patients with severe or steroid-refractory ICANS", 13, 13, source=f"{PAPER}, Methods"
+    ),
+    PaperTarget(
+        "diseases",
+        "7 AML, 3 ALL, 1 MM, 1 B-cell lymphoma, 1 BPDCN",
+        counts=((AML, 7), (ALL, 3), (MM, 1), (LYMPHOMA, 1), (BPDCN, 1)),
+    ),
+    PaperTarget("age_median", "median age 39 years", 39, 39),
+    PaperTarget("age_min", "age range 11–65 years (youngest)", 11, 11),
+    PaperTarget("age_max", "age range 11–65 years (oldest)", 65, 65),
+    PaperTarget("prior_lines_median", "prior lines of therapy median 7", 7, 7),
+    PaperTarget("prior_lines_min", "prior lines range 1–16 (fewest)", 1, 1),
+    PaperTarget("prior_lines_max", "prior lines range 1–16 (most)", 16, 16),
+    PaperTarget("products", "6 CAR-T products", 6, 6),
+    PaperTarget("dose_median", "median infusion dose 2.0 × 10⁶ cells/kg", 2.0, 2.0),
+    PaperTarget("blasts_median", "marrow blasts before lymphodepletion median 33.23%", 33.23, 33.23),
+    PaperTarget("blasts_min", "marrow blasts range 5.34%–78.50% (lowest)", 5.34, 5.34),
+    PaperTarget("blasts_max", "marrow blasts range 5.34%–78.50% (highest)", 78.50, 78.50),
+    PaperTarget("cns_involvement", "9 patients with CNS involvement", 9, 9),
+    PaperTarget("crs_grade_1_2", "all patients had grade 1–2 CRS", 13, 13),
+    PaperTarget("icans_grade_3_4", "5 patients with grade 3–4 ICANS", 5, 5),
+    PaperTarget("icans_grade_1_2", "8 patients with grade 1–2 ICANS", 8, 8),
+    PaperTarget("onset_day_median", "ICANS onset median day 11 after CAR-T", 11, 11),
+    PaperTarget("onset_day_min", "onset range day 3–20 (earliest)", 3, 3),
+    PaperTarget("onset_day_max", "onset range day 3–20 (latest)", 20, 20),
+    PaperTarget("hours_to_idm_median", "first IDM within a median of 12 h of ICANS", 0, 12),
+    PaperTarget("idm_count_median", "IDMs per patient median 1", 1, 1),
+    PaperTarget("idm_count_min", "IDMs range 1–3 (fewest)", 1, 1),
+    PaperTarget("idm_count_max", "IDMs range 1–3 (most)", 3, 3),
+    PaperTarget("remissions", "remission in 12 of 13 (92.3%) by the paper's rule", 12, 12),
+    PaperTarget("remission_days_median", "time to remission median 1 day", 1, 1),
+    PaperTarget("remission_days_min", "time to remission range 1–7 days (shortest)", 1, 1),
+    PaperTarget("remission_days_max", "time to remission range 1–7 days (longest)", 7, 7),
+    PaperTarget("csf_car_t_p", "IDM significantly reduced CSF CAR-T cells (paired p < 0.05)", 0, 0.05),
+    PaperTarget("csf_car_t_falls", "CSF CAR-T cells fell clearly: in nearly all patients (of 13)", 11, 13),
+    PaperTarget("csf_protein_p", "protein only tended to fall (paired p ≥ 0.05)", 0.05, 1),
+    PaperTarget("csf_protein_falls", "protein fell in most patients, not all (of 13)", 7, 12),
+    PaperTarget("csf_il6_p", "IL-6 only tended to fall (paired p ≥ 0.05)", 0.05, 1),
+    PaperTarget("csf_il6_falls", "IL-6 fell in most patients, not all (of 13)", 7, 12),
+    PaperTarget("os_median_months", "median OS 6 months (Kaplan–Meier, as of 30 June 2025)", 5.75, 6.25),
+    PaperTarget("pfs_median_months", "median PFS 5 months (Kaplan–Meier, as of 30 June 2025)", 4.75, 5.25),
+)
 
 
 @dataclass(frozen=True)
 class IcansCase:
-    """One patient of the series. Days count from the CAR-T infusion, hours from ICANS onset."""
+    """One patient of the series. Days count from the CAR-T infusion, course hours from the first IDM."""
 
     code: str
     name: str
@@ -78,90 +152,118 @@ class IcansCase:
     cells_1e6_per_kg: str
     prior_lines: int
     marrow_blasts_pct: str | None
-    crs: tuple[int, int] | None  # (worst ASTCT grade, day of onset); None: no CRS before ICANS
+    cns_involvement: bool
+    crs: tuple[int, int]  # (worst ASTCT grade, day of onset)
     icans_onset: tuple[int, int]  # (day, hour of the clock)
-    ice: tuple[tuple[int, int | None], ...]  # (hour, ICE score), twice daily or so until 10
-    idm_hours: tuple[int, ...]  # each intrathecal DEX 10 mg + MTX 10 mg
-    csf: tuple[str, str, str]  # at the first IDM: CAR-T cells/µL, protein g/L, IL-6 pg/mL
+    hours_to_idm: int  # ICANS onset to the first IDM
+    idm_count: int  # IDMs given, IDM_INTERVAL_HOURS apart
+    course: tuple[tuple[int, int | None], ...]  # (hours from the first IDM, ICE score); first is onset
+    remits_at: int | None  # hours from the first IDM at which the paper's rule is met; None: never
+    csf_before: tuple[str, str, str]  # at the first IDM: CAR-T cells/µL, protein g/L, IL-6 pg/mL
+    csf_after: tuple[str, str, str]  # at the diagnostic LP after the last IDM
     opening_pressure_mmh2o: int
     seizure_hours: tuple[int, ...] = ()
-    death: tuple[int, DeathCause] | None = None  # (day, cause)
-    last_contact_day: int | None = None
+    relapse_day: int | None = None  # relapse or progression after CAR-T
+    death: tuple[int, DeathCause] | None = None  # (day, cause); else alive at the cut-off
 
 
 # Positional columns: code, name, sex, age, disease, CAR-T target, infusion date, CAR-T dose (×10⁶
-# cells/kg), prior lines of therapy, marrow blasts (%). Decimals are written as text so they stay exact.
+# cells/kg), prior lines of therapy, marrow blasts (%), CNS involvement. Decimals are written as text
+# so they stay exact.
 # fmt: off
 ICANS_CASES = (
     IcansCase(
-        "IC01", "Zhao Min", Sex.FEMALE, 24, ALL, CarTTarget.CD19, dt.date(2021, 3, 8), "1.0", 3, "45",
-        crs=(2, 1), icans_onset=(5, 14), ice=((0, 6), (8, 4), (24, 5), (36, 7), (48, 9), (72, 10)),
-        idm_hours=(10, 50), csf=("85", "0.92", "1450"), opening_pressure_mmh2o=230, last_contact_day=540,
+        "IC01", "Zhao Min", F, 65, AML, CarTTarget.CLL1, dt.date(2023, 4, 10), "1.0", 16, "78.50", True,
+        crs=(2, 2), icans_onset=(12, 14), hours_to_idm=6, idm_count=3,
+        course=((-6, 3), (-1, UNAROUSABLE), (12, UNAROUSABLE), (24, 1), (36, 2), (48, 1), (72, 3), (96, 2),
+                (120, 4), (144, 3), (168, 3)),
+        remits_at=None, csf_before=("260", "1.35", "5200"), csf_after=("140", "1.52", "6100"),
+        opening_pressure_mmh2o=300, death=(21, DeathCause.OTHER),
     ),
     IcansCase(
-        "IC02", "Sun Hao", Sex.MALE, 31, ALL, CarTTarget.CD19_CD22, dt.date(2021, 6, 21), "2.0", 4, "62",
-        crs=(1, 2), icans_onset=(6, 9), ice=((0, 7), (6, 5), (18, 2), (30, 4), (48, 8), (72, 10)),
-        idm_hours=(12, 36), csf=("140", "1.10", "2300"), opening_pressure_mmh2o=250, last_contact_day=610,
+        "IC02", "Sun Hao", M, 56, AML, CarTTarget.CD123, dt.date(2023, 6, 5), "2.0", 14, "55.10", True,
+        crs=(2, 1), icans_onset=(9, 8), hours_to_idm=4, idm_count=2,
+        course=((-4, 4), (-1, 2), (12, 1), (24, 3), (48, 6), (72, 8), (96, 10)),
+        remits_at=72, csf_before=("140", "1.10", "2300"), csf_after=("22", "0.82", "900"),
+        opening_pressure_mmh2o=250, relapse_day=37, death=(64, DeathCause.MALIGNANCY),
     ),
     IcansCase(
-        "IC03", "Liu Jun", Sex.MALE, 56, LYMPHOMA, CarTTarget.CD19, dt.date(2021, 9, 13), "2.0", 2, None,
-        crs=(2, 2), icans_onset=(4, 20), ice=((0, 5), (6, 3), (24, 7), (48, 10)),
-        idm_hours=(8,), csf=("36", "0.78", "620"), opening_pressure_mmh2o=200, last_contact_day=700,
+        "IC03", "Liu Jun", M, 19, ALL, CarTTarget.CD19, dt.date(2023, 7, 17), "1.0", 5, "66.80", True,
+        crs=(2, 2), icans_onset=(7, 20), hours_to_idm=12, idm_count=1,
+        course=((-12, 5), (-1, 4), (12, 8), (24, 10), (48, 10), (72, 10)),
+        remits_at=24, csf_before=("85", "0.78", "1450"), csf_after=("9", "0.60", "380"),
+        opening_pressure_mmh2o=220, relapse_day=61, death=(91, DeathCause.MALIGNANCY),
     ),
     IcansCase(
-        "IC04", "Chen Jing", Sex.FEMALE, 19, ALL, CarTTarget.CD19, dt.date(2021, 12, 6), "1.0", 5, "80",
-        crs=(3, 1), icans_onset=(4, 2), ice=((0, 3), (4, 1), (20, 4), (44, 7), (68, 9), (96, 10)),
-        seizure_hours=(4,), idm_hours=(6, 30, 54), csf=("210", "1.35", "4800"), opening_pressure_mmh2o=280,
-        last_contact_day=480,
+        "IC04", "Chen Jing", F, 51, AML, CarTTarget.CLL1, dt.date(2023, 9, 4), "1.5", 12, "33.23", True,
+        crs=(2, 3), icans_onset=(14, 2), hours_to_idm=18, idm_count=2,
+        course=((-18, 6), (-1, 3), (12, 5), (24, 7), (36, 9), (48, 10), (72, 10)),
+        remits_at=48, csf_before=("95", "0.92", "980"), csf_after=("30", "1.01", "1150"),
+        opening_pressure_mmh2o=210, relapse_day=79, death=(128, DeathCause.MALIGNANCY),
     ),
     IcansCase(
-        "IC05", "Wang Fang", Sex.FEMALE, 58, MM, CarTTarget.BCMA, dt.date(2022, 2, 14), "3.0", 4, None,
-        crs=(1, 1), icans_onset=(7, 10), ice=((0, 8), (10, 6), (24, 8), (48, 10)),
-        idm_hours=(11,), csf=("22", "0.61", "310"), opening_pressure_mmh2o=170, last_contact_day=650,
+        "IC05", "Wang Fang", F, 60, BPDCN, CarTTarget.CD123, dt.date(2023, 10, 23), "0.5", 1, "12.50", True,
+        crs=(2, 2), icans_onset=(5, 10), hours_to_idm=2, idm_count=1,
+        course=((-2, 2), (12, 5), (24, 7), (48, 9), (72, 9)),
+        remits_at=24, csf_before=("40", "0.66", "620"), csf_after=("6", "0.48", "210"),
+        opening_pressure_mmh2o=190, relapse_day=107, death=(155, DeathCause.MALIGNANCY),
     ),
     IcansCase(
-        "IC06", "Huang Wei", Sex.MALE, 47, LYMPHOMA, CarTTarget.CD19_CD22, dt.date(2022, 4, 25), "2.0", 3, None,
-        crs=(1, 2), icans_onset=(5, 16),
-        ice=((0, 4), (12, 2), (24, UNAROUSABLE), (36, 3), (60, 7), (84, 9), (108, 10)),
-        idm_hours=(14, 38, 62), csf=("120", "1.20", "3600"), opening_pressure_mmh2o=300, last_contact_day=560,
+        "IC06", "Huang Wei", M, 42, AML, CarTTarget.CD7, dt.date(2023, 12, 11), "2.0", 10, "26.70", False,
+        crs=(1, 3), icans_onset=(16, 16), hours_to_idm=30, idm_count=1,
+        course=((-30, 8), (-1, 7), (12, 9), (24, 10), (48, 10), (72, 10)),
+        remits_at=24, csf_before=("18", "0.55", "240"), csf_after=("4", "0.58", "260"),
+        opening_pressure_mmh2o=170, relapse_day=134, death=(170, DeathCause.INFECTION),
     ),
     IcansCase(
-        "IC07", "Zhou Lei", Sex.MALE, 22, ALL, CarTTarget.CD7, dt.date(2022, 7, 11), "1.0", 3, "30",
-        crs=(2, 2), icans_onset=(6, 8), ice=((0, 6), (8, 5), (24, 8), (40, 10)),
-        idm_hours=(9,), csf=("64", "0.70", "980"), opening_pressure_mmh2o=210, last_contact_day=520,
+        "IC07", "Zhou Lei", M, 47, MM, CarTTarget.BCMA, dt.date(2024, 1, 22), "5.0", 9, None, False,
+        crs=(1, 2), icans_onset=(10, 8), hours_to_idm=10, idm_count=1,
+        course=((-10, 6), (-1, 5), (12, 8), (24, 10), (48, 10), (72, 10)),
+        remits_at=24, csf_before=("22", "0.61", "310"), csf_after=("3", "0.47", "150"),
+        opening_pressure_mmh2o=180, relapse_day=152, death=(183, DeathCause.MALIGNANCY),
     ),
     IcansCase(
-        "IC08", "Xu Lan", Sex.FEMALE, 63, LYMPHOMA, CarTTarget.CD19, dt.date(2022, 10, 17), "2.0", 2, None,
-        crs=None, icans_onset=(3, 11), ice=((0, 8), (12, 8), (24, 9), (36, 10)),
-        idm_hours=(12,), csf=("18", "0.55", "240"), opening_pressure_mmh2o=160, last_contact_day=600,
+        "IC08", "Xu Lan", F, 39, AML, CarTTarget.CLL1, dt.date(2024, 3, 4), "2.0", 8, "47.60", True,
+        crs=(2, 2), icans_onset=(11, 11), hours_to_idm=8, idm_count=3,
+        course=((-8, 2), (-1, 1), (12, UNAROUSABLE), (24, UNAROUSABLE), (36, 0), (48, 1), (72, 2), (96, 3),
+                (120, 4), (144, 5), (168, 7), (192, 9), (216, 10)),
+        remits_at=168, csf_before=("210", "1.60", "4800"), csf_after=("45", "1.22", "2600"),
+        opening_pressure_mmh2o=290, relapse_day=177, death=(228, DeathCause.MALIGNANCY),
     ),
     IcansCase(
-        "IC09", "Ma Tao", Sex.MALE, 39, AML, CarTTarget.CD123, dt.date(2023, 1, 9), "1.0", 4, "25",
-        crs=(2, 1), icans_onset=(5, 22), ice=((0, 5), (12, 2), (20, 3), (44, 6), (68, 9), (92, 10)),
-        idm_hours=(16, 40), csf=("95", "1.05", "2100"), opening_pressure_mmh2o=240,
-        death=(150, DeathCause.MALIGNANCY),
+        "IC09", "Ma Tao", M, 24, ALL, CarTTarget.CD19_CD22, dt.date(2024, 4, 15), "1.0", 4, "41.00", True,
+        crs=(2, 1), icans_onset=(8, 22), hours_to_idm=14, idm_count=2, seizure_hours=(-14,),
+        course=((-14, 3), (-1, 2), (12, 2), (24, 3), (48, 5), (72, 6), (96, 8), (120, 10)),
+        remits_at=96, csf_before=("120", "1.20", "3600"), csf_after=("35", "1.31", "4100"),
+        opening_pressure_mmh2o=270, relapse_day=213, death=(298, DeathCause.MALIGNANCY),
     ),
     IcansCase(
-        "IC10", "Gao Ning", Sex.MALE, 68, BPDCN, CarTTarget.CD123, dt.date(2023, 4, 3), "1.0", 2, "12",
-        crs=(1, 2), icans_onset=(4, 13), ice=((0, 7), (12, 6), (30, 7), (54, 8), (96, 8)),
-        idm_hours=(20, 44), csf=("40", "0.88", "850"), opening_pressure_mmh2o=190,
-        death=(30, DeathCause.INFECTION),
+        "IC10", "Gao Ning", F, 33, AML, CarTTarget.CD123, dt.date(2024, 6, 30), "2.5", 7, "18.20", False,
+        crs=(1, 4), icans_onset=(18, 13), hours_to_idm=40, idm_count=1,
+        course=((-40, 9), (-12, 8), (-1, 7), (12, 9), (24, 10), (48, 10), (72, 10)),
+        remits_at=24, csf_before=("28", "0.48", "180"), csf_after=("8", "0.45", "95"),
+        opening_pressure_mmh2o=160, relapse_day=274,
     ),
     IcansCase(
-        "IC11", "Lin Yan", Sex.FEMALE, 52, LYMPHOMA, CarTTarget.CD19, dt.date(2023, 7, 24), "2.0", 3, None,
-        crs=(2, 1), icans_onset=(6, 7), ice=((0, 6), (12, 3), (24, 0), (36, 4), (60, 8), (84, 10)),
-        idm_hours=(26, 50), csf=("110", "1.15", "3100"), opening_pressure_mmh2o=260, last_contact_day=420,
+        "IC11", "Lin Yan", F, 36, LYMPHOMA, CarTTarget.CD19, dt.date(2024, 10, 14), "4.0", 2, None, True,
+        crs=(2, 1), icans_onset=(3, 7), hours_to_idm=11, idm_count=1,
+        course=((-11, 5), (-1, 4), (12, 6), (24, 8), (36, 9), (48, 10), (72, 10)),
+        remits_at=48, csf_before=("64", "0.88", "850"), csf_after=("12", "0.70", "400"),
+        opening_pressure_mmh2o=230,
     ),
     IcansCase(
-        "IC12", "He Yu", Sex.MALE, 61, MM, CarTTarget.BCMA, dt.date(2023, 11, 6), "3.0", 5, None,
-        crs=(1, 3), icans_onset=(8, 15), ice=((0, 8), (18, 6), (42, 9), (66, 10)),
-        idm_hours=(30,), csf=("28", "0.66", "420"), opening_pressure_mmh2o=180, last_contact_day=380,
+        "IC12", "He Yu", M, 11, ALL, CarTTarget.CD19, dt.date(2024, 3, 1), "3.0", 3, "8.90", True,
+        crs=(2, 2), icans_onset=(13, 15), hours_to_idm=20, idm_count=1,
+        course=((-20, 6), (-1, 4), (12, 7), (24, 10), (48, 10), (72, 10)),
+        remits_at=24, csf_before=("110", "0.70", "2100"), csf_after=("15", "0.74", "1300"),
+        opening_pressure_mmh2o=240,
     ),
     IcansCase(
-        "IC13", "Guo Xin", Sex.FEMALE, 28, ALL, CarTTarget.CD19_CD22, dt.date(2024, 2, 19), "1.0", 4, "70",
-        crs=(3, 1), icans_onset=(3, 18), ice=((0, 4), (10, UNAROUSABLE), (22, 2), (46, 5), (70, 8), (94, 10)),
-        seizure_hours=(10,), idm_hours=(46, 70), csf=("260", "1.60", "5200"), opening_pressure_mmh2o=290,
-        last_contact_day=330,
+        "IC13", "Guo Xin", F, 28, AML, CarTTarget.CLL1, dt.date(2023, 7, 31), "3.0", 6, "5.34", False,
+        crs=(1, 3), icans_onset=(20, 18), hours_to_idm=24, idm_count=1,
+        course=((-24, 8), (-1, 7), (12, 8), (24, 10), (48, 10), (72, 10)),
+        remits_at=24, csf_before=("36", "0.52", "420"), csf_after=("5", "0.41", "310"),
+        opening_pressure_mmh2o=175,
     ),
 )
 # fmt: on
@@ -170,12 +272,6 @@ ICANS_CASES = (
 #: possible after onset, repeated 1 to 3 times by response. Each patient's course starts on the day of
 #: the first IDM; the doses are those it proposes.
 IDM_PROTOCOL = "icans-idm"
-#: Each later CSF holds this share of the previous one's value (the series reports falls after IDM).
-CSF_SHARE_KEPT_PER_LP = {
-    "car_t_cells_per_ul": Decimal("0.35"),
-    "protein_g_per_l": Decimal("0.75"),
-    "il6_pg_per_ml": Decimal("0.30"),
-}
 CHECK_LP_HOURS_AFTER_LAST_IDM = 48
 OPENING_PRESSURE_SHARE_KEPT_PER_LP = 0.85
 #: ICE items in the order patients keep them: writing and attention go first, simple commands last.
@@ -196,7 +292,6 @@ ICE_ITEMS_KEPT_LONGEST_FIRST = (
 CRS_PEAK_FINDINGS = {
     1: (Hypotension.NONE, Hypoxia.NONE),
     2: (Hypotension.NO_VASOPRESSOR, Hypoxia.LOW_FLOW),
-    3: (Hypotension.ONE_VASOPRESSOR, Hypoxia.LOW_FLOW),
 }
 LYMPHODEPLETION_DAYS = (-5, -3)
 ADMISSION_DAY = -7
@@ -212,13 +307,14 @@ def load_icans_cohort(*, study: Study, actor) -> int:
     if site is None:
         raise ValueError(f"The study {study.code} has no sites.")
     for number, case in enumerate(ICANS_CASES, start=1):
+        admission = _day(case, ADMISSION_DAY)
         patient = patient_enrol(
             study=study,
             site=site,
             study_code=case.code,
             sex=case.sex,
-            birth_date=case.infusion_date - dt.timedelta(days=round(case.age_years * 365.25) + 100),
-            index_admission_date=_day(case, ADMISSION_DAY),
+            birth_date=admission - dt.timedelta(days=math.ceil(case.age_years * 365.25)),  # whole years
+            index_admission_date=admission,
             full_name=case.name,
             medical_record_number=f"H{2_000_000 + number * 7_919}",
             actor=actor,
@@ -238,13 +334,22 @@ def _day(case: IcansCase, day: int) -> dt.date:
     return case.infusion_date + dt.timedelta(days=day)
 
 
-def _onset(case: IcansCase) -> dt.datetime:
+def _first_idm(case: IcansCase) -> dt.datetime:
     day, hour = case.icans_onset
-    return dt.datetime.combine(_day(case, day), dt.time(hour), tzinfo=timezone.get_current_timezone())
+    onset = dt.datetime.combine(_day(case, day), dt.time(hour), tzinfo=timezone.get_current_timezone())
+    return onset + dt.timedelta(hours=case.hours_to_idm)
 
 
-def _after_onset(case: IcansCase, hours: int) -> dt.datetime:
-    return _onset(case) + dt.timedelta(hours=hours)
+def _after_idm(case: IcansCase, hours: int) -> dt.datetime:
+    return _first_idm(case) + dt.timedelta(hours=hours)
+
+
+def _idm_hours(case: IcansCase) -> tuple[int, ...]:
+    return tuple(number * IDM_INTERVAL_HOURS for number in range(case.idm_count))
+
+
+def _last_assessment_hours(case: IcansCase) -> int:
+    return case.course[-1][0]
 
 
 def _save(instance, actor) -> None:
@@ -256,13 +361,13 @@ def _record_car_t(case: IcansCase, patient: Patient, actor) -> None:
         CarTInfusion(
             patient=patient,
             underlying_malignancy=case.disease,
-            product=f"{case.target.label} CAR-T (investigational)",
+            product=f"{case.target.label.split(' (')[0]} CAR-T (investigational)",
             target=case.target,
             infusion_date=case.infusion_date,
             dose_1e6_cells_per_kg=Decimal(case.cells_1e6_per_kg),
             prior_lines=case.prior_lines,
             marrow_blasts_pct=Decimal(case.marrow_blasts_pct) if case.marrow_blasts_pct else None,
-            cns_involvement=False,
+            cns_involvement=case.cns_involvement,
         ),
         actor,
     )
@@ -270,8 +375,6 @@ def _record_car_t(case: IcansCase, patient: Patient, actor) -> None:
 
 def _record_crs(case: IcansCase, patient: Patient, actor) -> None:
     """Fever at onset, the worst findings 12 h later, resolved three days after onset."""
-    if case.crs is None:
-        return
     grade, day = case.crs
     onset = dt.datetime.combine(_day(case, day), dt.time(10), tzinfo=timezone.get_current_timezone())
     hypotension, hypoxia = CRS_PEAK_FINDINGS[grade]
@@ -284,15 +387,15 @@ def _record_crs(case: IcansCase, patient: Patient, actor) -> None:
 
 
 def _record_icans(case: IcansCase, patient: Patient, actor) -> list[IcansAssessment]:
-    """A normal baseline on the infusion day, then the ICE course from onset; the saved assessments."""
+    """A normal baseline on the infusion day, then the ICE course; the saved assessments."""
     baseline = dt.datetime.combine(case.infusion_date, dt.time(9), tzinfo=timezone.get_current_timezone())
     assessments = [IcansAssessment(patient=patient, assessed_at=baseline, **_ice_findings(10))]
-    for hours, score in case.ice:
+    for hours, score in case.course:
         seizure = SeizureFinding.RAPIDLY_RESOLVING if hours in case.seizure_hours else SeizureFinding.NONE
         assessments.append(
             IcansAssessment(
                 patient=patient,
-                assessed_at=_after_onset(case, hours),
+                assessed_at=_after_idm(case, hours),
                 seizure=seizure,
                 **_ice_findings(score),
             )
@@ -311,30 +414,37 @@ def _ice_findings(score: int | None) -> dict:
     return {"consciousness": consciousness, **{item: item in kept for item in ICE_ITEM_FIELDS}}
 
 
+def _csf_between(before: Decimal, after: Decimal, step: int, steps: int) -> Decimal:
+    """The value at LP ``step`` of ``steps`` on a geometric path from the first to the last."""
+    return before * (after / before) ** (Decimal(step) / Decimal(steps))
+
+
 def _record_lumbar_punctures(case: IcansCase, patient: Patient, actor) -> None:
-    """An LP with CSF at each IDM and a diagnostic LP after the last; CSF values fall each time.
+    """An LP with CSF at each IDM and a diagnostic LP after the last; the CSF moves from the values
+    before IDM to those after it.
 
     The IDMs fulfil the injections of a course planned from the seed protocol; a course with fewer
     than its three injections stops once ICANS has remitted (or, without remission, after the last).
     """
-
-    car_t, protein, il6 = (Decimal(value) for value in case.csf)
-    csf = {"car_t_cells_per_ul": car_t, "protein_g_per_l": protein, "il6_pg_per_ml": il6}
+    names = ("car_t_cells_per_ul", "protein_g_per_l", "il6_pg_per_ml")
+    before = dict(zip(names, (Decimal(v) for v in case.csf_before), strict=True))
+    after = dict(zip(names, (Decimal(v) for v in case.csf_after), strict=True))
     pressure = case.opening_pressure_mmh2o
-    hours = (*case.idm_hours, case.idm_hours[-1] + CHECK_LP_HOURS_AFTER_LAST_IDM)
+    hours = (*_idm_hours(case), _idm_hours(case)[-1] + CHECK_LP_HOURS_AFTER_LAST_IDM)
     course = course_start(
         patient=patient,
         protocol=seed_protocol(IDM_PROTOCOL, actor=actor),
-        start_date=_after_onset(case, case.idm_hours[0]).date(),
+        start_date=timezone.localdate(_first_idm(case)),
         actor=actor,
         reason=REASON,
     )
     upcoming = next_injection(patient)
     for position, at_hours in enumerate(hours):
-        is_idm = position < len(case.idm_hours)
+        is_idm = position < case.idm_count
+        csf = {name: _csf_between(before[name], after[name], position, len(hours) - 1) for name in names}
         outcome = injection_record(
             lp=LumbarPuncture(
-                patient=patient, performed_at=_after_onset(case, at_hours), opening_pressure_mmh2o=pressure
+                patient=patient, performed_at=_after_idm(case, at_hours), opening_pressure_mmh2o=pressure
             ),
             csf=CsfResult(**_csf(csf)),
             pathogen_tests=[PathogenTest(**test) for test in _negative_cultures()] if position == 0 else [],
@@ -343,22 +453,21 @@ def _record_lumbar_punctures(case: IcansCase, patient: Patient, actor) -> None:
             reason=REASON,
         )
         upcoming = outcome.next or upcoming
-        csf = {name: value * CSF_SHARE_KEPT_PER_LP[name] for name, value in csf.items()}
         pressure = max(90, round(pressure * OPENING_PRESSURE_SHARE_KEPT_PER_LP))
     _end_course(case, course, actor)
 
 
 def _end_course(case: IcansCase, course, actor) -> None:
-    """Stopped when ICANS remitted (ICE back to 10); without remission, after the last assessment."""
+    """Stopped when ICANS remitted; without remission, after the last assessment."""
 
     course.refresh_from_db()
     if not course.is_active:
         return  # all three injections given: the course completed by itself
-    hours, score = case.ice[-1]
-    remitted = score == 10
+    remitted = case.remits_at is not None
+    hours = case.remits_at if remitted else _last_assessment_hours(case)
     course_stop(
         course=course,
-        ended_on=_after_onset(case, max(hours, case.idm_hours[-1])).date(),
+        ended_on=timezone.localdate(_after_idm(case, max(hours, _idm_hours(case)[-1]))),
         stop_reason=StopReason.RECOVERED if remitted else StopReason.OTHER,
         stop_note="" if remitted else "ICANS did not remit; no further IDM",
         actor=actor,
@@ -412,7 +521,7 @@ def _record_systemic_therapy(case: IcansCase, patient: Patient, worst_icans_grad
             end_date=_day(case, last),
         )
     ]
-    if case.crs and case.crs[0] >= 2:
+    if case.crs[0] >= 2:
         day = _day(case, case.crs[1])
         therapies.append(
             SystemicTherapy(
@@ -424,7 +533,7 @@ def _record_systemic_therapy(case: IcansCase, patient: Patient, worst_icans_grad
                 end_date=day,
             )
         )
-    onset = _onset(case).date()
+    onset = timezone.localdate(_after_idm(case, -case.hours_to_idm))
     if worst_icans_grade >= 2:
         therapies.append(
             SystemicTherapy(
@@ -452,13 +561,13 @@ def _record_systemic_therapy(case: IcansCase, patient: Patient, worst_icans_grad
 
 
 def _record_remission(case: IcansCase, patient: Patient, actor) -> None:
-    """Remission on the day ICE is back to 10; otherwise 'not in remission' at the last assessment."""
-    hours, score = case.ice[-1]
-    remitted = score == 10
+    """Remission on the day the paper's rule is met; otherwise 'not in remission' at the last assessment."""
+    remitted = case.remits_at is not None
+    hours = case.remits_at if remitted else _last_assessment_hours(case)
     _save(
         ResponseAssessment(
             patient=patient,
-            assessed_on=_after_onset(case, hours).date(),
+            assessed_on=timezone.localdate(_after_idm(case, hours)),
             neurological=NeurologicalChange.IMPROVED if remitted else NeurologicalChange.STABLE,
             icans_remission=remitted,
         ),
@@ -467,15 +576,25 @@ def _record_remission(case: IcansCase, patient: Patient, actor) -> None:
 
 
 def _record_end_of_follow_up(case: IcansCase, patient: Patient, actor) -> None:
+    """Relapse or progression after CAR-T, then death, or the last contact at the data cut-off."""
+    if case.relapse_day is not None:
+        _save(
+            FollowUpEvent(
+                patient=patient,
+                event_type=FollowUpEventType.CART_RELAPSE,
+                event_date=_day(case, case.relapse_day),
+            ),
+            actor,
+        )
     if case.death:
         day, cause = case.death
         patient_record_death(
             patient=patient, death_date=_day(case, day), cause=cause, actor=actor, reason=REASON
         )
     else:
-        event = FollowUpEvent(
-            patient=patient,
-            event_type=FollowUpEventType.LAST_CONTACT,
-            event_date=_day(case, case.last_contact_day),
+        _save(
+            FollowUpEvent(
+                patient=patient, event_type=FollowUpEventType.LAST_CONTACT, event_date=DATA_CUT_OFF
+            ),
+            actor,
         )
-        _save(event, actor)

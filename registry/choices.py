@@ -345,6 +345,7 @@ class ClinicalResponse(models.TextChoices):
 class FollowUpEventType(models.TextChoices):
     NPSLE_RELAPSE = "npsle_relapse", "NPSLE relapse needing hospitalisation"
     LM_PROGRESSION = "lm_progression", "LM progression"
+    CART_RELAPSE = "cart_relapse", "Relapse or progression after CAR-T"
     DEATH = "death", "Death"
     LAST_CONTACT = "last_contact", "Last contact (alive)"
 

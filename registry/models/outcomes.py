@@ -8,12 +8,14 @@ from ..choices import (
     ClinicalResponse,
     CytologyResponse,
     DischargeOutcomeCode,
+    DiseaseArea,
     FollowUpEventType,
     MriChange,
     NeurologicalChange,
     Section,
 )
 from .base import RegistryRecord, patient_date_errors
+from .cart import CarTInfusion
 from .patients import Patient
 
 
@@ -62,7 +64,11 @@ class ResponseAssessment(RegistryRecord):
     )
     clinical_response = models.CharField(max_length=16, choices=ClinicalResponse.choices, blank=True)
     icans_remission = models.BooleanField(
-        "ICANS in remission", null=True, blank=True, help_text="ICANS studies: grade 0 with ICE 10."
+        "ICANS in remission",
+        null=True,
+        blank=True,
+        help_text="ICANS studies: grade 3–4 ICANS down to grade ≤1, or grade 1–2 back to ICE 10 "
+        "(the ICANS report derives remission from the ICANS assessments by this rule).",
     )
     notes = models.TextField(blank=True)
 
@@ -83,7 +89,11 @@ class ResponseAssessment(RegistryRecord):
 
 
 class FollowUpEvent(RegistryRecord):
-    """A dated event after the index admission: relapse, progression, death or last contact."""
+    """A dated event after the index admission: relapse, progression, death or last contact.
+
+    A relapse or progression after CAR-T (the PFS event of the ICANS studies) belongs to an ICANS
+    study and follows the patient's first CAR-T infusion.
+    """
 
     review_section = Section.OUTCOMES
     patient_lookup = "patient"
@@ -127,5 +137,38 @@ class FollowUpEvent(RegistryRecord):
             errors.extend(patient_date_errors(patient, self.event_date, "follow-up event"))
         if self.event_type == FollowUpEventType.LAST_CONTACT and patient.death_date:
             errors.append("A patient with a recorded death has no 'last contact (alive)' event.")
-        if errors:
-            raise ValidationError({"event_date": errors})
+        found: dict[str, list[str]] = {"event_date": errors} if errors else {}
+        if self.event_type == FollowUpEventType.CART_RELAPSE:
+            for field, messages in self._car_t_relapse_errors().items():
+                found.setdefault(field, []).extend(messages)
+        if found:
+            raise ValidationError(found)
+
+    def _car_t_relapse_errors(self) -> dict[str, list[str]]:
+        """A relapse after CAR-T needs an ICANS study and a date after the first infusion."""
+        study = self.patient.study
+        if study.disease_area != DiseaseArea.ICANS:
+            return {
+                "event_type": [
+                    f"A relapse or progression after CAR-T is recorded only in an "
+                    f"{DiseaseArea.ICANS.label} study; {self.patient} is in "
+                    f"{study.get_disease_area_display()}."
+                ]
+            }
+        first = (
+            CarTInfusion.objects.filter(patient=self.patient)
+            .order_by("infusion_date")
+            .values_list("infusion_date", flat=True)
+            .first()
+        )
+        if first is None:
+            return {
+                "event_date": ["Record the CAR-T infusion first: a relapse after CAR-T is dated from it."]
+            }
+        if self.event_date <= first:
+            return {
+                "event_date": [
+                    f"A relapse or progression after CAR-T must come after the first infusion ({first:%Y-%m-%d})."
+                ]
+            }
+        return {}

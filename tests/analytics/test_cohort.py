@@ -235,5 +235,7 @@ def test_icans_columns():
     assert (row["grade_before_idm"], row["ice_before_idm"]) == (3, 1)
     assert (row["grade_after_idm"], row["ice_after_idm"]) == (1, 8)
     assert row["hours_onset_to_idm"] == 10
-    assert (row["remission"], row["days_to_remission"]) == (1, 3)
+    # The paper's rule: worst grade 3, so grade 1 at +60 h is remission, 50 h after the first IDM.
+    assert (row["remission"], row["days_idm_to_remission"]) == (1, 50 / 24)
+    assert (row["remission_strict"], row["remission_recorded"]) == (0, 1)
     assert row["days_infusion_to_icans"] == 5

@@ -19,7 +19,7 @@ PASSWORD = "correct-horse-battery"  # the factories' default
     [
         ("npsle", "survival", "km-intrathecal-1", 1),
         ("lm", "survival_by_drug", "km-it_drug-pemetrexed", 2),  # iPFS and OS side by side
-        ("icans", "time_to_remission", "cumulative", 1),
+        ("icans", "time_to_remission", "cif-event", 1),
     ],
 )
 def test_a_researcher_reads_a_study_report(page, screenshot, code, section, curve, panels):

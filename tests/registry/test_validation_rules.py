@@ -373,6 +373,29 @@ RULES: dict[str, Rule] = {
         "event_date",
         "recorded date of death",
     ),
+    "relapse after CAR-T in a study of another disease": Rule(
+        lambda: f.FollowUpEventFactory.build(
+            patient=f.PatientFactory(), event_type=FollowUpEventType.CART_RELAPSE
+        ),
+        "event_type",
+        "recorded only in an ICANS after CAR-T cells study",
+    ),
+    "relapse after CAR-T without an infusion": Rule(
+        lambda: f.FollowUpEventFactory.build(
+            patient=f.PatientFactory(area=DiseaseArea.ICANS), event_type=FollowUpEventType.CART_RELAPSE
+        ),
+        "event_date",
+        "Record the CAR-T infusion first",
+    ),
+    "relapse after CAR-T on the infusion day": Rule(
+        lambda: f.FollowUpEventFactory.build(
+            patient=f.CarTInfusionFactory(infusion_date=dt.date(2021, 4, 1)).patient,
+            event_type=FollowUpEventType.CART_RELAPSE,
+            event_date=dt.date(2021, 4, 1),
+        ),
+        "event_date",
+        "must come after the first infusion (2021-04-01)",
+    ),
     "response assessment before index": Rule(
         lambda: f.ResponseAssessmentFactory.build(
             patient=f.PatientFactory(), assessed_on=dt.date(2020, 12, 1)

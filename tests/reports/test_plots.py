@@ -94,8 +94,27 @@ def test_the_other_figures_render_their_series():
         "s.slopes", [plots.SlopePanel("IL-6", [100, 900], [20, 50], "pg/mL", log_scale=True)]
     )
     assert "s-slopes-median-IL-6" in ids(slopes)
-    cumulative = plots.cumulative_plot("t.cum", [1, 2, 2, 4], n=5, xlabel="Days", ylabel="In remission")
-    assert "t-cum-cumulative" in ids(cumulative)
+    curve = pd.DataFrame(
+        {"time": [1.0, 2.0, 3.0], "incidence": [0.2, 0.2, 0.6], "competing_incidence": [0, 0.2, 0.2]}
+    ).assign(censored=[0, 0, 1])
+    cumulative = plots.cumulative_incidence_plot(
+        "t.cif", curve, event_label="Remission", competing_label="Death", xlabel="Days", ylabel="Patients"
+    )
+    assert {"t-cif-cif-event", "t-cif-cif-competing", "t-cif-cif-censor"} <= set(ids(cumulative))
+    spaghetti = plots.trajectory_plot(
+        "t.traj",
+        [
+            plots.TrajectoryPanel("ICE", "ICE", [("IC01", [-2, 0, 24], [4, 5, 10])], [-2, 0, 24], [4, 5, 10]),
+            plots.TrajectoryPanel(
+                "Grade", "Grade", [("IC01", [-2, 24], [2, 0])], [-2, 24], [2, 0], (0, 1, 2)
+            ),
+        ],
+        xlabel="Hours since the first IDM",
+        marker_label="First IDM",
+    )
+    assert {"t-traj-panel1-trajectory-IC01", "t-traj-panel1-median", "t-traj-panel2-median"} <= set(
+        ids(spaghetti)
+    )
     swimmer = plots.swimmer_plot(
         "s.swim",
         [
@@ -106,5 +125,5 @@ def test_the_other_figures_render_their_series():
         xlabel="Months",
     )
     assert {"s-swim-lane-LM001", "s-swim-lane-LM002"} <= set(ids(swimmer))
-    for svg in (love, forest, box, slopes, cumulative, swimmer):
+    for svg in (love, forest, box, slopes, cumulative, spaghetti, swimmer):
         ET.fromstring(svg)

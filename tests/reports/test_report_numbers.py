@@ -185,12 +185,13 @@ def test_icans_numbers_equal_the_api(reports):
     rate = table(numbers, "remission.rate")["rows"][0]
     assert (rate["count"], rate["n"]) == (int(data["remission"].sum()), len(data))
     paired = rows_by(table(numbers, "csf.paired"), "before")
-    for before, after in (("car_t_baseline", "car_t_after"), ("il6_baseline", "il6_after")):
+    for before, after in (("car_t_before_idm", "car_t_after_idm"), ("il6_before_idm", "il6_after_idm")):
         pairs = data[[before, after]].dropna()
         assert paired[before]["p"] == approx(signed_rank_test((pairs[before] - pairs[after]).to_numpy()).p)
     grades = rows_by(table(numbers, "grade_and_ice.paired"), "before")
     assert grades["ice_before_idm"]["n"] == len(data[["ice_before_idm", "ice_after_idm"]].dropna())
     assert len(table(numbers, "patients.patients")["rows"]) == 13
+    assert grades["ice_before_idm"]["n"] == 13  # every patient: before IDM, and at remission or the last one
 
 
 # --- the page shows the same numbers ------------------------------------------------------------

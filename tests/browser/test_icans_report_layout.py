@@ -1,0 +1,50 @@
+"""A researcher reads the ICANS report on a 1366 px laptop screen: its own tables fit the page (the
+patient listing used to be cut at the right edge) and the paper's figures are on it."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from tests.browser.conftest import sign_in
+from tests.reports.conftest import researcher
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "correct-horse-battery"  # the factories' default
+ICANS_TABLES = (
+    "baseline.summary",
+    "patients.patients",
+    "patients.course",
+    "remission.rate",
+    "time_to_remission.summary",
+    "time_to_remission.incidence",
+    "grade_and_ice.paired",
+    "trajectories.medians",
+    "csf.paired",
+    "survival.medians",
+    "survival.at_risk",
+)
+
+
+def test_icans_tables_fit_a_1366_px_screen(page, screenshot):
+    call_command("load_demo", only=["icans"], stdout=StringIO())
+    researcher("li", "haem")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.set_default_timeout(60_000)  # the first view computes the report
+    sign_in(page, "li", PASSWORD)
+    page.goto("/reports/")
+    page.locator("#study-icans").get_by_role("link", name="All patients").click()
+    expect(page.locator("#patients")).to_be_visible()
+    for key in ICANS_TABLES:
+        table = page.locator(f"[id='table-{key}']")
+        expect(table).to_be_visible()
+        overflow = table.evaluate("t => t.scrollWidth - t.parentElement.clientWidth")
+        assert overflow <= 0, f"{key} is {overflow} px wider than its place on the page"
+    course = page.locator("[id='table-patients.course']")
+    expect(course.locator("tbody tr")).to_have_count(13)
+    expect(course).to_contain_text("Yes (7.0)")
+    expect(page.locator("[id='table-remission.rate']")).to_contain_text("92.3%")
+    expect(page.locator("#trajectories figure svg [id$='panel1-median']")).to_have_count(1)
+    screenshot("icans-report")
