@@ -23,12 +23,17 @@ install: $(VENV)/.installed .env
 	@$(PYTHON) -c "import secrets; print('# Development settings of this checkout (make run / make test).'); print('DEBUG=true'); print('SECRET_KEY=' + secrets.token_urlsafe(50)); print('DATE_SHIFT_KEY=' + secrets.token_urlsafe(50))" > $@
 	@echo "Wrote .env (development settings: DEBUG on, random keys)."
 
-## Set up (once), migrate, load the demo studies if the database is empty, create demo accounts, serve.
+## Set up (once), migrate, load the demo studies if the database is empty, create demo accounts, serve
+## with a background worker beside the server (Celery on its filesystem transport: no service needed).
+RUN_ENV := CELERY_BROKER_URL=filesystem:// CACHE_URL=filecache://$(CURDIR)/var/cache
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo --if-empty
 	$(BIN)/python manage.py create_demo_accounts
-	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	@mkdir -p var
+	$(RUN_ENV) $(BIN)/celery -A config worker --pool=solo --loglevel=WARNING --logfile=var/worker.log & \
+	worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(RUN_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 ## The whole test suite (SQLite by default; PostgreSQL when DATABASE_URL is set), one worker per core.
 ## TEST_WORKERS=0 runs it in one process (for a debugger or a profile).

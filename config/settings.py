@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "protocols",
     "api",
     "exchange",
+    "jobs",
     "demo",
 ]
 
@@ -211,6 +212,33 @@ IMPORT_MAX_ROWS_PER_TABLE = env.int("IMPORT_MAX_ROWS_PER_TABLE", default=1_000_0
 IMPORT_PAGE_MAX_ROWS = env.int("IMPORT_PAGE_MAX_ROWS", default=20_000)
 # A running import older than this is taken as interrupted (exchange/batches.py).
 IMPORT_STALE_HOURS = env.int("IMPORT_STALE_HOURS", default=12)
+
+# --- Background jobs and the cache -----------------------------------------------------------------
+# Long work (report runs, large imports, exports, the quality sweep) runs in a Celery worker when a
+# broker is set (production: Redis, e.g. redis://127.0.0.1:6379/0). Without one (tests, a bare
+# checkout) jobs run in the request through the same code (jobs/services.py). `make run` starts a
+# worker on the filesystem transport, so it needs no service.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a long job does not hold the next one hostage
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+    # A message a dead worker never acknowledged goes back to the queue after this long (Redis).
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=3600),
+}
+if CELERY_BROKER_URL.startswith("filesystem"):
+    _queue = Path(env.str("CELERY_QUEUE_DIR", default=str(BASE_DIR / "var" / "celery")))
+    for _folder in ("in", "processed"):
+        (_queue / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "data_folder_in": str(_queue / "in"),
+        "data_folder_out": str(_queue / "in"),
+        "processed_folder": str(_queue / "processed"),
+        "store_processed": False,
+    }
+# Shared by every web process and worker (job progress, throttling): Redis in production
+# (CACHE_URL=redis://127.0.0.1:6379/1), a file cache for `make run`, process memory by default.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

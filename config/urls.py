@@ -19,5 +19,6 @@ urlpatterns = [
     path("reports/", include("analytics.urls")),
     path("api/", include("api.urls")),
     path("data/", include("exchange.urls")),
+    path("jobs/", include("jobs.urls")),
     path("admin/", admin.site.urls),
 ]

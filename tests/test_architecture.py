@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = [
     "accounts",
     "registry",
+    "jobs",
     "protocols",
     "review",
     "audit",

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0005_history_reasons_as_text'),
+        ('registry', '0007_pressure_constraint_matches_the_entry_limit'),
     ]
 
     operations = [
