@@ -174,6 +174,10 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+# Production keeps each thread's connection open between requests (seconds; 0 = a connection per
+# request, the development default) and checks it before reuse after a database restart.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait instead of failing when the demo loader and the dev server touch the file together.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
