@@ -7,4 +7,4 @@ class AnalyticsConfig(AppConfig):
     verbose_name = "Cohort analytics"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects the default report definition to new studies)
+        from . import jobs, signals  # noqa: F401  (the report-run job's runner; the default definition of new studies)

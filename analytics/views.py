@@ -31,9 +31,20 @@ from analytics.models import ReportDefinition, ReportRun
 from analytics.reports.base import OptionError
 from analytics.reports.definitions import report_definition_create
 from analytics.reports.display import display_report
-from analytics.reports.runner import report_class, report_dataset, report_run
+from analytics.reports.runner import (
+    RunPlan,
+    cached_run,
+    report_class,
+    report_dataset,
+    report_plan,
+    report_run,
+)
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
+from jobs.models import Job, JobKind, JobStatus
+from jobs.progress import progress_of
+from jobs.services import background_enabled, job_start
+from jobs.views import POLL_MS
 from registry.models import Study
 
 
@@ -74,19 +85,63 @@ def _requested(request: HttpRequest, definition: ReportDefinition) -> _Requested
     return _Requested(form, form.filters, form.options)
 
 
-def _run(
-    request: HttpRequest, definition: ReportDefinition, requested: _Requested
-) -> tuple[ReportRun | None, bool, str]:
-    """The (possibly cached) run for the request, or why there is none."""
+@dataclass
+class _Outcome:
+    """A request's report: the run (cached or just computed), the job computing it, or why neither."""
+
+    run: ReportRun | None = None
+    cached: bool = False
+    job: Job | None = None
+    problem: str = ""
+
+
+def _report_job(request: HttpRequest, definition: ReportDefinition, plan: RunPlan) -> Job:
+    """The job computing this run for this person: the one already under way, or a new one."""
+    pending = Job.objects.filter(
+        kind=JobKind.REPORT_RUN,
+        requested_by=request.user,
+        status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+        parameters__cache_key=plan.cache_key,
+    ).first()
+    if pending is not None:
+        return pending
+    return job_start(
+        kind=JobKind.REPORT_RUN,
+        title=f"{definition.study.code} · {definition.name}",
+        requested_by=request.user,
+        parameters={
+            "study": definition.study.pk,
+            "viewer": request.user.pk,
+            "filters": plan.filters,
+            "options": plan.options,
+            "cache_key": plan.cache_key,
+            "return_url": request.get_full_path(),
+        },
+    )
+
+
+def _run(request: HttpRequest, definition: ReportDefinition, requested: _Requested) -> _Outcome:
+    """The cached run for the request; else the run computed now, or (with a worker) the job computing it."""
     if requested.problem:
-        return None, False, requested.problem
+        return _Outcome(problem=requested.problem)
     try:
-        run, cached = report_run(
-            study=definition.study, filters=requested.filters, options=requested.options, viewer=request.user
+        plan = report_plan(
+            study=definition.study,
+            filters=requested.filters or {},
+            options=requested.options or {},
+            viewer=request.user,
+        )
+        cached = cached_run(plan)
+        if cached is not None:
+            return _Outcome(run=cached, cached=True)
+        if background_enabled():
+            return _Outcome(job=_report_job(request, definition, plan))
+        run, cached_now = report_run(
+            study=definition.study, filters=plan.filters, options=plan.options, viewer=request.user
         )
     except (AnalysisError, OptionError) as exc:
-        return None, False, f"This report cannot be run with these settings: {exc}."
-    return run, cached, ""
+        return _Outcome(problem=f"This report cannot be run with these settings: {exc}.")
+    return _Outcome(run=run, cached=cached_now)
 
 
 @login_required
@@ -105,14 +160,17 @@ def report_index(request: HttpRequest) -> HttpResponse:
 def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
     definition = _definition(request, pk)
     requested = _requested(request, definition)
-    run, cached, problem = _run(request, definition, requested)
+    outcome = _run(request, definition, requested)
     context = {
         "definition": definition,
         "form": requested.form,
         "save_form": SaveDefinitionForm(study=definition.study),
-        "problem": problem,
-        "cached": cached,
-        "report": display_report(run, report_class(definition.study)) if run else None,
+        "problem": outcome.problem,
+        "cached": outcome.cached,
+        "job": outcome.job,
+        "progress": progress_of(outcome.job.pk) if outcome.job else None,
+        "poll_ms": POLL_MS,
+        "report": display_report(outcome.run, report_class(definition.study)) if outcome.run else None,
         "query": request.GET.urlencode(),
         "dictionary": data_dictionary(definition.study),
     }
@@ -155,10 +213,14 @@ def _attachment(content: str | bytes, content_type: str, filename: str) -> HttpR
 
 
 def _run_or_404(request: HttpRequest, definition: ReportDefinition) -> ReportRun:
-    run, _, problem = _run(request, definition, _requested(request, definition))
-    if run is None:
-        raise Http404(problem)
-    return run
+    """The run a download is of. A download is offered on a computed report; if the data changed
+    since, the job computing the new run is started and the download says to wait for it."""
+    outcome = _run(request, definition, _requested(request, definition))
+    if outcome.run is None:
+        raise Http404(
+            outcome.problem or "The report is being computed again; open it and download once it is ready."
+        )
+    return outcome.run
 
 
 @login_required

@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .models import Job
+from .models import Job, JobStatus
 from .progress import progress_of
 
 #: How often a watching page asks again (milliseconds): the page never waits on the job itself.
@@ -28,7 +28,10 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job = _own_job(request, job_id)
     context = {"job": job, "progress": progress_of(job.pk), "poll_ms": POLL_MS}
     if request.headers.get("HX-Request"):
-        return render(request, "jobs/_progress.html", context)
+        response = render(request, "jobs/_progress.html", context)
+        if job.status == JobStatus.SUCCEEDED and job.result.get("redirect") and job.result.get("url"):
+            response["HX-Redirect"] = job.result["url"]  # a page waiting for its result shows it
+        return response
     return render(request, "jobs/job.html", context)
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -86,6 +87,45 @@ def _digest(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run is for, and the cache key it is stored under (see the module docstring)."""
+
+    study: Study
+    filters: dict[str, Any]
+    options: dict[str, str]
+    site_ids: list[int] | None
+    scope_key: str
+    fingerprint: str
+
+    @property
+    def cache_key(self) -> str:
+        return _digest({"scope": self.scope_key, "fingerprint": self.fingerprint})
+
+
+def report_plan(
+    *, study: Study, filters: Mapping[str, Any], options: Mapping[str, str], viewer=None
+) -> RunPlan:
+    """The run this viewer's request asks for. Raises ``OptionError`` for an option the report lacks."""
+    resolved = report_class(study).resolve_options(options)
+    canonical_filters = canonical(filters)
+    sites = visible_site_ids(viewer)
+    scope_key = _digest(
+        {
+            "version": REPORT_VERSION,
+            "study": study.pk,
+            "filters": canonical_filters,
+            "options": resolved,
+            "sites": sites,
+        }
+    )
+    return RunPlan(study, canonical_filters, resolved, sites, scope_key, registry_fingerprint())
+
+
+def cached_run(plan: RunPlan) -> ReportRun | None:
+    return ReportRun.objects.filter(cache_key=plan.cache_key).first()
+
+
 def report_run(
     *,
     study: Study,
@@ -102,34 +142,26 @@ def report_run(
     Raises ``AnalysisError`` for a filter the dataset cannot apply and ``OptionError`` for an
     option the report does not offer.
     """
-    report = report_class(study)
-    options = report.resolve_options(options)
-    filters = canonical(filters)
-    sites = visible_site_ids(viewer)
-    scope_key = _digest(
-        {"version": REPORT_VERSION, "study": study.pk, "filters": filters, "options": options, "sites": sites}
-    )
-    fingerprint = registry_fingerprint()
-    cache_key = _digest({"scope": scope_key, "fingerprint": fingerprint})
-    cached = ReportRun.objects.filter(cache_key=cache_key).first()
+    plan = report_plan(study=study, filters=filters, options=options, viewer=viewer)
+    cached = cached_run(plan)
     if cached is not None:
         return cached, True
 
     started = time.perf_counter()
     patients = _patients_for(viewer)
-    frame = build_dataset(study, filters=for_dataset(filters), patients=patients)
-    cohort = Cohort.from_dataset(frame, patients=patients.filter(study=study), filters=filters)
-    result = report(cohort, options).run(progress)
+    frame = build_dataset(study, filters=for_dataset(plan.filters), patients=patients)
+    cohort = Cohort.from_dataset(frame, patients=patients.filter(study=study), filters=plan.filters)
+    result = report_class(study)(cohort, plan.options).run(progress)
     with transaction.atomic():
         run, _ = ReportRun.objects.get_or_create(
-            cache_key=cache_key,
+            cache_key=plan.cache_key,
             defaults={
-                "scope_key": scope_key,
+                "scope_key": plan.scope_key,
                 "study": study,
-                "filters": filters,
-                "options": options,
-                "site_ids": sites,
-                "fingerprint": fingerprint,
+                "filters": plan.filters,
+                "options": plan.options,
+                "site_ids": plan.site_ids,
+                "fingerprint": plan.fingerprint,
                 "numbers": result.numbers(),
                 "figures": result.figures(),
                 "n_screened": result.n_screened,
@@ -138,5 +170,5 @@ def report_run(
                 "requested_by": requested_by or viewer,
             },
         )
-        ReportRun.objects.filter(scope_key=scope_key).exclude(pk=run.pk).delete()
+        ReportRun.objects.filter(scope_key=plan.scope_key).exclude(pk=run.pk).delete()
     return run, False
