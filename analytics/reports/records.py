@@ -23,9 +23,10 @@ def _kept(frame: pd.DataFrame, ids: Collection[int]) -> pd.DataFrame:
 
 
 def adverse_events(patients: QuerySet[Patient], ids: Collection[int]) -> pd.DataFrame:
-    """One row per adverse event: ``patient_id``, ``ctcae_term`` (code), ``grade``."""
-    rows = AdverseEvent.objects.filter(patient__in=patients).values_list("patient_id", "ctcae_term", "grade")
-    return _kept(pd.DataFrame(list(rows), columns=["patient_id", "ctcae_term", "grade"]), ids)
+    """One row per adverse event: ``patient_id``, ``ctcae_term`` (code), ``grade``, ``onset_date``."""
+    columns = ["patient_id", "ctcae_term", "grade", "onset_date"]
+    rows = AdverseEvent.objects.filter(patient__in=patients).values_list(*columns)
+    return _kept(pd.DataFrame(list(rows), columns=columns), ids)
 
 
 def intrathecal_injections(patients: QuerySet[Patient], ids: Collection[int]) -> pd.DataFrame:
