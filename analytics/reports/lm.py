@@ -210,12 +210,11 @@ class LmReport(StudyReport):
     def flow(self, b: SectionBuilder) -> None:
         frame = b.analysed(self.frame, [DRUG])
         b.table("flow", "Consort flow", _group_columns("Step"), _flow_rows(frame), _FLOW_NOTES)
-        treatment_rows = _treatment_rows(frame, self.cohort.patients)
         b.table(
             "treatment",
             "Intrathecal treatment",
-            _group_columns("Treatment"),
-            treatment_rows,
+            [*_group_columns("Treatment")[:4], *_summary_columns()],
+            _treatment_rows(frame, self.cohort.patients),
             _TREATMENT_NOTES,
         )
         with b.attempt("Median follow-up"):
@@ -254,6 +253,7 @@ class LmReport(StudyReport):
                 Column("variable", "Variable", "text", shown=False),
                 Column("level", "Level", "text", shown=False),
                 *_group_columns(None)[1:],
+                *_summary_columns(),
                 Column("test", "Test", "text", missing=""),
                 Column("p", "p", "p", missing=""),
             ],
@@ -671,44 +671,62 @@ def _flow_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [_count_row(frame, mask, label) for label, mask in steps]
 
 
+SUMMARY_PIECES = ("value", "min", "max")
+
+
+def _summary_columns() -> list[Column]:
+    """Hidden numbers behind a text summary such as "7 (2–22)": the value (median, total), min and max."""
+    return [
+        Column(f"{piece}_{part}", f"{piece} ({COLUMN_LABELS[part]})", digits=1, shown=False)
+        for part in PARTS
+        for piece in SUMMARY_PIECES
+    ]
+
+
+def _per_part(
+    label: str, frame: pd.DataFrame, summary: Callable[[pd.DataFrame], dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
+    """A row with ``summary``'s text and numbers for IP, IM and all patients."""
+    row: dict[str, Any] = {"label": label, **extra}
+    for part in PARTS:
+        pieces = summary(frame if part == "all" else frame[frame[DRUG] == part])
+        row[f"summary_{part}"] = pieces.pop("text", "")
+        row |= {f"{piece}_{part}": value for piece, value in pieces.items()}
+    return row
+
+
+def _median_range(values: pd.Series) -> dict[str, Any]:
+    values = values.dropna()
+    if values.empty:
+        return {}
+    low, high, median = float(values.min()), float(values.max()), float(values.median())
+    return {"value": median, "min": low, "max": high, "text": f"{median:g} ({low:g}–{high:g})"}
+
+
+def _total(values: pd.Series) -> dict[str, Any]:
+    return {"value": float(values.sum()), "text": f"{values.sum():g}"}
+
+
 def _treatment_rows(frame: pd.DataFrame, patients) -> list[dict[str, Any]]:
     """Injections (total; per patient median and range), the Ommaya reservoir and the highest doses."""
     schedule = records.injection_schedule(patients, frame["patient_id"])
     given = schedule[schedule["status"] != "missed"]
-    drug_of = frame.set_index("patient_id")[DRUG]
-    highest = given.groupby(given["patient_id"].map(drug_of))["main_mg"].max()
+    highest = given.groupby(given["patient_id"].map(frame.set_index("patient_id")[DRUG]))["main_mg"].max()
 
-    def row(label: str, values: Callable[[pd.DataFrame], tuple[float | None, str]]) -> dict[str, Any]:
-        out: dict[str, Any] = {"label": label}
-        for part in PARTS:
-            value, text = values(frame if part == "all" else frame[frame[DRUG] == part])
-            out |= {f"count_{part}": value, f"summary_{part}": text}
-        return out
-
-    def injections(part: pd.DataFrame) -> tuple[float | None, str]:
-        return int(part["it_dose_count"].sum()), str(int(part["it_dose_count"].sum()))
-
-    def per_patient(part: pd.DataFrame) -> tuple[float | None, str]:
-        counts = part["it_dose_count"]
-        if counts.empty:
-            return None, ""
-        return float(counts.median()), f"{counts.median():g} ({counts.min()}–{counts.max()})"
-
-    def ommaya(part: pd.DataFrame) -> tuple[float | None, str]:
-        return int(part["ommaya"].sum()), str(int(part["ommaya"].sum()))
-
-    def dose(part: pd.DataFrame) -> tuple[float | None, str]:
+    def dose(part: pd.DataFrame) -> dict[str, Any]:
         drugs = part[DRUG].unique()
         if len(drugs) != 1 or drugs[0] not in highest:
-            return None, ""
-        return float(highest[drugs[0]]), f"{highest[drugs[0]]:g} mg"
+            return {}
+        return {"value": float(highest[drugs[0]]), "text": f"{highest[drugs[0]]:g} mg"}
 
     return [
-        row("Patients", lambda part: (len(part), str(len(part)))),
-        row("Intrathecal injections", injections),
-        row("Injections per patient, median (range)", per_patient),
-        row("Patients treated through an Ommaya reservoir", ommaya),
-        row("Highest single dose", dose),
+        _per_part("Patients", frame, lambda part: {"value": len(part), "text": str(len(part))}),
+        _per_part("Intrathecal injections", frame, lambda part: _total(part["it_dose_count"])),
+        _per_part(
+            "Injections per patient, median (range)", frame, lambda part: _median_range(part["it_dose_count"])
+        ),
+        _per_part("Patients treated through an Ommaya reservoir", frame, lambda part: _total(part["ommaya"])),
+        _per_part("Highest single dose", frame, dose),
     ]
 
 
@@ -874,14 +892,14 @@ TABLE_ONE_NOTES = [
 
 def _age_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Median age (range) per column; the paper: 56 years (37–73) in all."""
-    row: dict[str, Any] = {"label": "Age (years), median (range)", "variable": "age", "level": None}
-    for part in PARTS:
-        ages = (frame if part == "all" else frame[frame[DRUG] == part])["age"].dropna()
-        row[f"count_{part}"] = float(ages.median()) if not ages.empty else None
-        row[f"summary_{part}"] = (
-            f"{ages.median():g} ({ages.min():g}–{ages.max():g})" if not ages.empty else ""
-        )
-    return [row]
+    summary = _per_part(
+        "Age (years), median (range)",
+        frame,
+        lambda part: _median_range(part["age"]),
+        variable="age",
+        level=None,
+    )
+    return [summary]
 
 
 # --- Table 3 -----------------------------------------------------------------------------------------
