@@ -70,7 +70,6 @@ from registry.timeline import DAYS_PER_MONTH
 DRUG = "it_drug"
 #: The paper's column order: intrathecal pemetrexed, then methotrexate, then all patients.
 DRUGS = (IntrathecalDrug.PEMETREXED.value, IntrathecalDrug.METHOTREXATE.value)
-DRUG_SHORT = {IntrathecalDrug.PEMETREXED.value: "IP", IntrathecalDrug.METHOTREXATE.value: "IM"}
 ENDPOINTS = (("ipfs_months", "ipfs_event", "iPFS"), ("os_months", "os_event", "OS"))
 GENE_MUTATION = "gene_mutation"  # the grouping the report uses (option), as a 0/1 column
 AGE_UNDER_60 = "age_under_60"
@@ -213,7 +212,7 @@ class LmReport(StudyReport):
         b.table(
             "treatment",
             "Intrathecal treatment",
-            [*_group_columns("Treatment")[:4], *_summary_columns()],
+            [*_group_columns("Treatment")[:6], *_summary_columns()],
             _treatment_rows(frame, self.cohort.patients),
             _TREATMENT_NOTES,
         )
@@ -249,10 +248,7 @@ class LmReport(StudyReport):
             "table_one",
             "Characteristics of the patients by intrathecal drug",
             [
-                Column("label", "Characteristic", "text"),
-                Column("variable", "Variable", "text", shown=False),
-                Column("level", "Level", "text", shown=False),
-                *_group_columns(None)[1:],
+                *_group_columns("Characteristic"),
                 *_summary_columns(),
                 Column("test", "Test", "text", missing=""),
                 Column("p", "p", "p", missing=""),
@@ -606,10 +602,12 @@ COLUMN_LABELS = {"pemetrexed": "IP", "methotrexate": "IM", "all": "All patients"
 PARTS = (*DRUGS, "all")
 
 
-def _group_columns(first: str | None) -> list[Column]:
+def _group_columns(first: str) -> list[Column]:
     """A label column, then IP, IM and all patients as text (counts; all as n (%)), the numbers hidden."""
     return [
-        Column("label", first or "", "text"),
+        Column("label", first, "text"),
+        Column("variable", "Variable", "text", shown=False),
+        Column("level", "Level", "text", shown=False),
         *(Column(f"summary_{part}", COLUMN_LABELS[part], "text", missing="") for part in PARTS),
         *(Column(f"count_{part}", f"n ({COLUMN_LABELS[part]})", "count", shown=False) for part in PARTS),
         Column("percent_all", "% of all", "percent", digits=1, shown=False),
