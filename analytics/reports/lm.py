@@ -17,7 +17,7 @@ multivariable selection (univariable p < 0.05 / p < 0.10 / all eight factors).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -264,16 +264,33 @@ class LmReport(StudyReport):
     # --- Table 3 ---------------------------------------------------------------------------------------
 
     def patients(self, b: SectionBuilder) -> None:
+        """Table 3 in two tables of the same rows (its ten columns do not fit an A4 page)."""
         frame = b.analysed(self.frame, [DRUG]).sort_values("study_code")
+        rows = [_patient_row(row, self.level_labels) for row in frame.to_dict("records")]
+        patient = Column("study_code", "Patient", "text")
         b.table(
-            "table_3",
-            "Patients (Table 3)",
+            "treatment",
+            "Mutations and treatment (Table 3)",
             [
-                Column("study_code", "Patient", "text"),
+                patient,
                 Column("tissue_mutations", "Gene mutation", "text"),
                 Column("csf_mutations", "CSF gene mutation before IC", "text"),
                 Column("systemic_before_ic", "Prior systemic treatment", "text"),
                 Column("systemic_during_ic", "Systemic treatment during IC", "text"),
+            ],
+            rows,
+            [
+                "Patients by study code only. Agents as the paper abbreviates them (PC pemetrexed + carboplatin, "
+                "TC paclitaxel + carboplatin, DP docetaxel + cisplatin, BEV bevacizumab, IP/IM intrathecal "
+                "pemetrexed/methotrexate); an agent outside that vocabulary shows as its category. Prior "
+                "treatment: lines oldest first, agents started together joined by +.",
+            ],
+        )
+        b.table(
+            "outcome",
+            "Response and survival (Table 3, continued)",
+            [
+                patient,
                 Column("neurological", "Neurological symptoms", "text"),
                 Column("mri", "MRI", "text"),
                 Column("response", "Response", "text"),
@@ -281,12 +298,8 @@ class LmReport(StudyReport):
                 Column("os", "OS (months)", "text"),
                 *(Column(name, name, digits=3, shown=False) for name in _ENDPOINT_COLUMNS),
             ],
-            [_patient_row(row, self.level_labels) for row in frame.to_dict("records")],
+            rows,
             [
-                "Patients by study code only. Agents as the paper abbreviates them (PC pemetrexed + carboplatin, "
-                "TC paclitaxel + carboplatin, DP docetaxel + cisplatin, BEV bevacizumab, IP/IM intrathecal "
-                "pemetrexed/methotrexate); an agent outside that vocabulary shows as its category. Prior "
-                "treatment: lines oldest first, agents started together joined by +.",
                 "+ after a time: censored (alive, or free of LM progression, at the last follow-up). "
                 "Response: at the first assessment after intrathecal therapy.",
             ],
@@ -495,8 +508,8 @@ class LmReport(StudyReport):
         b.table(
             "by_regimen",
             "Adverse events by systemic regimen and grade (Table 5)",
-            _regimen_grade_columns(regimens, frame),
-            _regimen_grade_rows(worst, regimens),
+            _REGIMEN_GRADE_COLUMNS,
+            _regimen_grade_rows(worst, regimens, frame),
             [
                 "Patients by the worst grade of each event (CTCAE as recorded; the paper graded with v4.03, "
                 "whose cut-points for these terms are those of v5.0). Haematologic toxicities: the sum of the "
@@ -521,9 +534,9 @@ class LmReport(StudyReport):
                 "5 on targeted therapy); raised liver enzymes in 1. Its 15 + 9 − 18 means 6 patients had both.",
             ],
         )
-        columns, rows = adverse_event_table(
-            events.drop(columns="onset_date"), frame, by=DRUG, group_labels=GROUP_LABELS
-        )
+        columns, rows = adverse_event_table(events, frame)
+        if not (events["grade"] == 5).any():  # a column of zeros would push the table off an A4 page
+            columns = [replace(c, shown=False) if c.key == "grade_5" else c for c in columns]
         b.table(
             "adverse_events",
             "Adverse events by CTCAE term and grade",
@@ -592,7 +605,8 @@ class LmReport(StudyReport):
             ],
         )
         with b.attempt("Schedule and dose intensity"):
-            dose_schedule(b, self.frame, self.cohort.patients, group_labels=self.group_labels, account=False)
+            labels = GROUP_LABELS | records.protocol_labels()
+            dose_schedule(b, self.frame, self.cohort.patients, group_labels=labels, account=False)
 
 
 # --- table pieces ------------------------------------------------------------------------------------
@@ -948,9 +962,9 @@ def _km_panel(km, endpoint: str, risk: pd.DataFrame, note: str) -> KmPanel:
 # --- Table 4 -----------------------------------------------------------------------------------------
 
 _COX_TABLE_COLUMNS = [
-    COX_COLUMNS[0],
+    *COX_COLUMNS[:2],  # the label, then the term (hidden)
     Column("coding", "Coding", "text"),
-    *COX_COLUMNS[1:],
+    *COX_COLUMNS[2:],
     Column("note", "Note", "text", missing=""),
     Column("status", "Status", "text", shown=False),
 ]
@@ -1022,7 +1036,6 @@ def _paper_model_notes(rows: Sequence[Mapping[str, Any]], chosen: Sequence[str])
 
 #: Table 5's columns in its order (the paper has no immunotherapy column: its one patient had no event).
 REGIMEN_ORDER = ("chemotherapy", "targeted", "immunotherapy")
-REGIMEN_SHORT = {"chemotherapy": "Chemotherapy", "targeted": "Targeted", "immunotherapy": "Immunotherapy"}
 MYELOSUPPRESSION = (
     CtcaeTerm.WBC_DECREASED,
     CtcaeTerm.NEUTROPHIL_DECREASED,
@@ -1050,47 +1063,42 @@ def _ordered(regimens: Sequence[str]) -> list[str]:
     return [code for code in REGIMEN_ORDER if code in regimens]
 
 
-def _regimen_grade_columns(regimens: Sequence[str], frame: pd.DataFrame) -> list[Column]:
-    columns = [Column("label", "Toxicity", "text"), Column("key", "Key", "text", shown=False)]
+_REGIMEN_GRADE_COLUMNS = [
+    Column("regimen_label", "Systemic regimen", "text"),
+    Column("regimen", "Regimen", "text", shown=False),
+    Column("patients", "Patients", "count", shown=False),
+    Column("label", "Toxicity", "text"),
+    Column("key", "Key", "text", shown=False),
+    *(Column(f"g{grade}", f"Gr {grade}", "count", shown=grade < 5) for grade in GRADES),
+]
+
+
+def _regimen_grade_rows(
+    worst: pd.DataFrame, regimens: Sequence[str], frame: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """Per regimen (Table 5's column groups, as row groups here), patients by the worst grade of each
+    row's terms; the haematologic row sums the myelosuppression rows (cases), as the paper's does."""
+    rows = []
     for code in _ordered(regimens):
         n = int((frame["systemic_regimen"] == code).sum())
-        columns += [
-            Column(
-                f"{code}_g{grade}", f"{REGIMEN_SHORT[code]} (n = {n}) Gr {grade}", "count", shown=grade < 5
+        group = {"regimen": code, "regimen_label": f"{_regimen_label(code)} (n = {n})", "patients": n}
+        part_rows, blood = [], []
+        for key, label, terms in TABLE5_ROWS:
+            part = worst[(worst["regimen"] == code) & worst["ctcae_term"].isin(terms)]
+            grades = part.groupby("patient_id")["grade"].max()
+            is_blood = set(terms) <= set(MYELOSUPPRESSION)
+            counts = {f"g{grade}": int((grades == grade).sum()) for grade in GRADES}
+            part_rows.append(
+                group | {"key": key, "label": f"{INDENT}{label}" if is_blood else label} | counts
             )
-            for grade in GRADES
+            if is_blood:
+                blood.append(counts)
+        haematologic = {name: sum(counts[name] for counts in blood) for name in blood[0]}
+        rows += [
+            group | {"key": "haematologic", "label": "Haematologic toxicities (cases)"} | haematologic,
+            *part_rows,
         ]
-    return columns
-
-
-def _regimen_grade_rows(worst: pd.DataFrame, regimens: Sequence[str]) -> list[dict[str, Any]]:
-    """Patients by the worst grade of each row's terms, per regimen; the haematologic row sums the
-    myelosuppression rows (cases), as the paper's does."""
-    rows = []
-    for key, label, terms in TABLE5_ROWS:
-        part = (
-            worst[worst["ctcae_term"].isin(terms)]
-            .groupby(["patient_id", "regimen"], as_index=False)["grade"]
-            .max()
-        )
-        row: dict[str, Any] = {
-            "key": key,
-            "label": f"{INDENT}{label}" if set(terms) <= set(MYELOSUPPRESSION) else label,
-        }
-        for code in _ordered(regimens):
-            grades = part.loc[part["regimen"] == code, "grade"]
-            row |= {f"{code}_g{grade}": int((grades == grade).sum()) for grade in GRADES}
-        rows.append(row)
-    blood = [
-        row
-        for (key, _, terms), row in zip(TABLE5_ROWS, rows, strict=True)
-        if set(terms) <= set(MYELOSUPPRESSION)
-    ]
-    haematologic = {"key": "haematologic", "label": "Haematologic toxicities (cases)"}
-    haematologic |= {
-        name: sum(row[name] for row in blood) for name in blood[0] if name not in ("key", "label")
-    }
-    return [haematologic, *rows]
+    return rows
 
 
 def _myelosuppression_rows(

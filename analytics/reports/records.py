@@ -13,7 +13,7 @@ import pandas as pd
 from django.db.models import QuerySet
 
 from protocols.choices import InjectionStatus
-from protocols.models import PlannedInjection
+from protocols.models import PlannedInjection, Protocol
 from registry.choices import FollowUpEventType, IntrathecalDrug
 from registry.models import AdverseEvent, IntrathecalDose, Patient
 
@@ -108,3 +108,11 @@ def injection_schedule(patients: QuerySet[Patient], ids: Collection[int]) -> pd.
         )
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     return _kept(frame, ids).sort_values(["patient_id", "when"]).reset_index(drop=True)
+
+
+def protocol_labels() -> dict[str, str]:
+    """``it_protocol=<code> v<revision>`` (the dataset's value, as a group key) → the protocol's name."""
+    return {
+        f"it_protocol={code} v{revision}": f"{name} (revision {revision})"
+        for code, revision, name in Protocol.objects.values_list("code", "revision", "name")
+    }
