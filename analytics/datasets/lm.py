@@ -299,9 +299,9 @@ def _add_cytology(frame: pd.DataFrame, source, at_diagnosis: pd.Series) -> None:
         ["cytology"],
         patient_id="lumbar_puncture__patient_id",
     )
-    readings = pd.concat(
-        [results.set_index("patient_id")["cytology"], at_diagnosis.dropna().rename("cytology")]
-    )
+    parts = [results.set_index("patient_id")["cytology"], at_diagnosis.dropna().rename("cytology")]
+    parts = [part for part in parts if not part.empty]
+    readings = pd.concat(parts) if parts else pd.Series(dtype=object)
     examined = readings[readings != CsfCytology.NOT_DONE]
     malignant = set(examined[examined == CsfCytology.MALIGNANT].index)
     frame["csf_cytology_positive"] = [
@@ -339,7 +339,7 @@ def _add_mutations(frame: pd.DataFrame, source) -> None:
 def _add_therapies(frame: pd.DataFrame, source, lm_diagnosed: pd.Series) -> None:
     """Prior therapy classes and lines, and the regimen given with intrathecal therapy (Table 3)."""
     therapies = _frame(
-        SystemicTherapy.objects.filter(patient__in=source).order_by("start_date", "pk"),
+        SystemicTherapy.objects.filter(patient__in=source),
         ["patient_id", "category", "agent", "dose_description", "start_date", "end_date"],
     )
     therapies["text"] = [
@@ -348,6 +348,13 @@ def _add_therapies(frame: pd.DataFrame, source, lm_diagnosed: pd.Series) -> None
             therapies["category"], therapies["agent"], therapies["dose_description"], strict=True
         )
     ]
+    # The text follows from the records alone (not from the order they were entered in): by start, then
+    # the category's order with bevacizumab last ("PC + BEV", "Osimertinib + IP + BEV"), then the text.
+    after = len(SystemicTherapyCategory)  # bevacizumab after every other category
+    rank = {c.value: i + (after if c == C.BEVACIZUMAB else 0) for i, c in enumerate(SystemicTherapyCategory)}
+    therapies = therapies.assign(rank=therapies["category"].map(rank)).sort_values(
+        ["start_date", "rank", "text"]
+    )
     start = pd.to_datetime(therapies["start_date"])
     prior = therapies[start < pd.to_datetime(therapies["patient_id"].map(lm_diagnosed))]
     for category in PRIOR_LM_THERAPIES:
