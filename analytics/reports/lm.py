@@ -92,20 +92,11 @@ RISK_STEP_MONTHS = 6.0
 XLABEL = "Months since the first intrathecal dose"
 YLABEL = {"iPFS": "Free of LM progression or death", "OS": "Alive"}
 
-MEDIAN_CI_CHOICES = (
-    ("spss", "SPSS: median ± 1.96 × SE (the paper)"),
-    ("survfit", "R survfit: log-transformed interval"),
-)
-TIME_CHOICES = (
-    ("table", "Months to one decimal, as the paper's Table 3"),
-    ("exact", f"Exact: days / {DAYS_PER_MONTH}"),
-)
-GROUPING_CHOICES = (
-    ("as_treated", "Targeted therapy received (the paper: 9 wild-type)"),
-    ("tissue", "Tissue genotype (10 wild-type)"),
-)
+MEDIAN_CI_CHOICES = (("spss", "SPSS: median ± 1.96 SE (paper)"), ("survfit", "R survfit: log interval"))
+TIME_CHOICES = (("table", "Months to 0.1 (paper's Table 3)"), ("exact", f"Exact: days / {DAYS_PER_MONTH}"))
+GROUPING_CHOICES = (("as_treated", "Targeted therapy received (paper)"), ("tissue", "Tissue genotype"))
 SELECTION_CHOICES = (
-    ("p05", "Univariable p < 0.05 (the paper)"),
+    ("p05", "Univariable p < 0.05 (paper)"),
     ("p10", "Univariable p < 0.10"),
     ("all", "All eight factors"),
 )
@@ -186,7 +177,7 @@ class LmReport(StudyReport):
     def sections(self) -> list[SectionPlan]:
         other = next(column for column, _ in GROUPINGS.values() if column != self.grouping)
         return [
-            ("flow", "Patients, treatment and follow-up (Fig. 1)", self.flow),
+            ("consort", "Patients, treatment and follow-up (Fig. 1)", self.consort),
             ("baseline", "Baseline characteristics by intrathecal drug (Table 1)", self.baseline),
             ("patients", "Treatment and outcome of each patient (Table 3)", self.patients),
             ("survival", "iPFS and OS: all patients (Fig. 2A, B)", self.by()),
@@ -206,7 +197,7 @@ class LmReport(StudyReport):
 
     # --- flow, treatment and follow-up (Fig. 1) --------------------------------------------------------
 
-    def flow(self, b: SectionBuilder) -> None:
+    def consort(self, b: SectionBuilder) -> None:
         frame = b.analysed(self.frame, [DRUG])
         b.table("flow", "Consort flow", _group_columns("Step"), _flow_rows(frame), _FLOW_NOTES)
         b.table(

@@ -76,12 +76,12 @@ def test_every_section_computes_and_the_options_are_the_papers(numbers):
 
 def test_consort_flow_counts_are_the_papers(numbers):
     """41 patients (IP 34, IM 7), all analysed; 27 died; 11 had not reached iPFS."""
-    treated = row(numbers, "flow.flow", label="Treated with intrathecal chemotherapy")
+    treated = row(numbers, "consort.flow", label="Treated with intrathecal chemotherapy")
     assert (treated["count_pemetrexed"], treated["count_methotrexate"], treated["count_all"]) == (34, 7, 41)
-    assert row(numbers, "flow.flow", label="Two or more intrathecal injections")["count_all"] == 41
-    assert row(numbers, "flow.flow", label="\u2003Died")["count_all"] == 27
+    assert row(numbers, "consort.flow", label="Two or more intrathecal injections")["count_all"] == 41
+    assert row(numbers, "consort.flow", label="\u2003Died")["count_all"] == 27
     assert (
-        row(numbers, "flow.flow", label="\u2003Free of LM progression at the last follow-up")["count_all"]
+        row(numbers, "consort.flow", label="\u2003Free of LM progression at the last follow-up")["count_all"]
         == 11
     )
 
@@ -89,28 +89,28 @@ def test_consort_flow_counts_are_the_papers(numbers):
 def test_injections_ommaya_and_doses_are_the_papers(numbers):
     """325 injections, median 7 (range 2–22); IM 38 (median 5), IP 287 (median 8); Ommaya in 3;
     highest doses methotrexate 12 mg and pemetrexed 50 mg."""
-    total = row(numbers, "flow.treatment", label="Intrathecal injections")
+    total = row(numbers, "consort.treatment", label="Intrathecal injections")
     assert (total["value_all"], total["value_methotrexate"], total["value_pemetrexed"]) == (325, 38, 287)
-    per_patient = row(numbers, "flow.treatment", label="Injections per patient, median (range)")
+    per_patient = row(numbers, "consort.treatment", label="Injections per patient, median (range)")
     assert (per_patient["value_all"], per_patient["min_all"], per_patient["max_all"]) == (7, 2, 22)
     assert (per_patient["value_methotrexate"], per_patient["value_pemetrexed"]) == (5, 8)
     assert per_patient["summary_all"] == "7 (2–22)"
     assert (
-        row(numbers, "flow.treatment", label="Patients treated through an Ommaya reservoir")["value_all"] == 3
+        row(numbers, "consort.treatment", label="Patients treated through an Ommaya reservoir")["value_all"] == 3
     )
-    dose = row(numbers, "flow.treatment", label="Highest single dose")
+    dose = row(numbers, "consort.treatment", label="Highest single dose")
     assert (dose["value_methotrexate"], dose["value_pemetrexed"]) == (12, 50)
 
 
 def test_median_follow_up_is_the_reverse_kaplan_meier_and_the_papers_7_5_is_noted(numbers, run_lm):
-    follow_up = row(numbers, "flow.follow_up", label="Median follow-up (reverse Kaplan–Meier)")
+    follow_up = row(numbers, "consort.follow_up", label="Median follow-up (reverse Kaplan–Meier)")
     assert rounded(follow_up["median"], 1) == 14.7  # R: survfit(Surv(os, 1 - event) ~ 1): 14.7 (11.9–NA)
     r_way = row(
-        run_lm(median_ci="survfit"), "flow.follow_up", label="Median follow-up (reverse Kaplan–Meier)"
+        run_lm(median_ci="survfit"), "consort.follow_up", label="Median follow-up (reverse Kaplan–Meier)"
     )
     assert (rounded(r_way["median"], 1), rounded(r_way["median_lower"], 1)) == (14.7, 11.9)
     assert r_way["median_upper"] is None
-    assert "7.5 months" in notes(numbers, "flow.follow_up")
+    assert "7.5 months" in notes(numbers, "consort.follow_up")
 
 
 # --- Table 1 -------------------------------------------------------------------------------------------
@@ -400,7 +400,7 @@ def test_myelosuppression_patients_are_the_papers(numbers):
 def test_sections_name_the_paper_tables_they_reproduce(numbers):
     titles = {s["key"]: s["title"] for s in numbers["sections"]}
     for key, reference in (
-        ("flow", "Fig. 1"),
+        ("consort", "Fig. 1"),
         ("baseline", "Table 1"),
         ("patients", "Table 3"),
         ("survival", "Fig. 2A, B"),

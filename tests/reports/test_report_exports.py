@@ -207,7 +207,7 @@ def test_json_has_a_schema_version_sorted_keys_and_every_section(lm_cached):
     assert document["schema_version"] == 1
     assert document["report"]["study"] == "lm" and document["report"]["n_records"] == 41
     assert [s["key"] for s in document["sections"]] == [
-        "flow",
+        "consort",
         "baseline",
         "patients",
         "survival",
