@@ -96,7 +96,8 @@ def test_injections_ommaya_and_doses_are_the_papers(numbers):
     assert (per_patient["value_methotrexate"], per_patient["value_pemetrexed"]) == (5, 8)
     assert per_patient["summary_all"] == "7 (2–22)"
     assert (
-        row(numbers, "consort.treatment", label="Patients treated through an Ommaya reservoir")["value_all"] == 3
+        row(numbers, "consort.treatment", label="Patients treated through an Ommaya reservoir")["value_all"]
+        == 3
     )
     dose = row(numbers, "consort.treatment", label="Highest single dose")
     assert (dose["value_methotrexate"], dose["value_pemetrexed"]) == (12, 50)
