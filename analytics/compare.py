@@ -119,12 +119,13 @@ def signed_rank_test(differences: np.ndarray) -> HypothesisTest:
     return HypothesisTest("Wilcoxon signed-rank", statistic, p, method, n)
 
 
-def chi_square_test(table: np.ndarray) -> HypothesisTest:
-    """Pearson's chi-square test of a contingency table; Yates' correction only when it is 2×2."""
+def chi_square_test(table: np.ndarray, *, correct: bool = True) -> HypothesisTest:
+    """Pearson's chi-square test of a contingency table; Yates' correction only when it is 2×2 and
+    ``correct`` (R's ``chisq.test(correct=)``; SPSS prints both on a 2×2 table)."""
     table = np.asarray(table)
     if min(table.shape) < 2 or (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
         raise AnalysisError("chi-square test needs at least two non-empty rows and columns")
-    yates = table.shape == (2, 2)
+    yates = correct and table.shape == (2, 2)
     result = stats.chi2_contingency(table, correction=yates)
     test = "chi-square, Yates-corrected" if yates else "chi-square"
     return HypothesisTest(test, float(result.statistic), float(result.pvalue), "asymptotic", int(table.sum()))

@@ -283,6 +283,7 @@ class CtcaeTerm(models.TextChoices):
     FEVER = "fever", "Fever"
     RADICULITIS = "radiculitis", "Radiculitis"
     ARACHNOIDITIS = "arachnoiditis", "Arachnoiditis"
+    LEUKOENCEPHALOPATHY = "leukoencephalopathy", "Leukoencephalopathy"
     MUCOSITIS = "mucositis", "Mucositis oral"
     BACK_PAIN = "back_pain", "Back pain"
     INFECTION = "infection", "Infection (specify)"

@@ -13,7 +13,7 @@ import pandas as pd
 from django.db.models import QuerySet
 
 from protocols.choices import InjectionStatus
-from protocols.models import PlannedInjection
+from protocols.models import PlannedInjection, Protocol
 from registry.choices import FollowUpEventType, IntrathecalDrug
 from registry.models import AdverseEvent, IntrathecalDose, Patient
 
@@ -23,9 +23,10 @@ def _kept(frame: pd.DataFrame, ids: Collection[int]) -> pd.DataFrame:
 
 
 def adverse_events(patients: QuerySet[Patient], ids: Collection[int]) -> pd.DataFrame:
-    """One row per adverse event: ``patient_id``, ``ctcae_term`` (code), ``grade``."""
-    rows = AdverseEvent.objects.filter(patient__in=patients).values_list("patient_id", "ctcae_term", "grade")
-    return _kept(pd.DataFrame(list(rows), columns=["patient_id", "ctcae_term", "grade"]), ids)
+    """One row per adverse event: ``patient_id``, ``ctcae_term`` (code), ``grade``, ``onset_date``."""
+    columns = ["patient_id", "ctcae_term", "grade", "onset_date"]
+    rows = AdverseEvent.objects.filter(patient__in=patients).values_list(*columns)
+    return _kept(pd.DataFrame(list(rows), columns=columns), ids)
 
 
 def intrathecal_injections(patients: QuerySet[Patient], ids: Collection[int]) -> pd.DataFrame:
@@ -107,3 +108,11 @@ def injection_schedule(patients: QuerySet[Patient], ids: Collection[int]) -> pd.
         )
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     return _kept(frame, ids).sort_values(["patient_id", "when"]).reset_index(drop=True)
+
+
+def protocol_labels() -> dict[str, str]:
+    """``it_protocol=<code> v<revision>`` (the dataset's value, as a group key) → the protocol's name."""
+    return {
+        f"it_protocol={code} v{revision}": f"{name} (revision {revision})"
+        for code, revision, name in Protocol.objects.values_list("code", "revision", "name")
+    }

@@ -71,3 +71,12 @@ def test_chi_square_applies_yates_only_to_two_by_two() -> None:
     two_by_two = chi_square_test(np.array([[10, 20], [20, 10]]))
     assert (two_by_two.test, two_by_two.statistic) == ("chi-square, Yates-corrected", pytest.approx(5.4))
     assert chi_square_test(np.array([[10, 20, 5], [20, 10, 5]])).test == "chi-square"
+
+
+def test_chi_square_without_the_correction_is_pearsons_as_r_and_spss_print_it() -> None:
+    # R: chisq.test(matrix(c(17, 17, 2, 5), 2), correct = FALSE) -> X-squared 1.0719412167, p 0.3005073823
+    # (the LM paper's ECOG PS counts: of SPSS's tests, Pearson's is nearest the 0.302 it prints)
+    pearson = chi_square_test(np.array([[17, 2], [17, 5]]), correct=False)
+    assert pearson.test == "chi-square"
+    assert pearson.statistic == pytest.approx(1.0719412167, rel=1e-9)
+    assert pearson.p == pytest.approx(0.3005073823, rel=1e-9)

@@ -10,10 +10,28 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.services import system_user
 from analytics.datasets import build_dataset
 from demo.lm import CSV_PATH, injection_days, parse_agents, parse_mutations
-from registry.choices import DoseTiming, DriverMutation, IntrathecalDrug, Specimen
-from registry.models import IntrathecalDose, MutationFinding, Patient
+from registry.choices import (
+    CtcaeTerm,
+    DoseTiming,
+    DriverMutation,
+    IntrathecalDrug,
+    LpRoute,
+    NsclcHistology,
+    Specimen,
+)
+from registry.models import (
+    AdverseEvent,
+    IntrathecalDose,
+    LmDiagnosis,
+    LumbarPuncture,
+    MutationFinding,
+    Patient,
+    SystemicTherapy,
+)
+from registry.services import record_save
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +130,101 @@ def test_prior_therapy_classes_follow_the_table(lm_demo):
     assert {c for c in prior if dataset.loc["LM002", c]} == {"prior_egfr_tki_1", "prior_egfr_tki_3"}
     assert {c for c in prior if dataset.loc["LM011", c]} == {"prior_chemotherapy", "prior_immunotherapy"}
     assert not any(dataset.loc["LM037", c] for c in prior)
+
+
+# --- what the paper publishes per group (Table 1, Treatment, Table 5) ---------------------------------
+
+
+def test_sex_and_age_groups_per_drug_are_the_papers(lm_demo):
+    """Table 1: male IP 14 / IM 3; aged ≥ 60 IP 11 / IM 3. Results: median age 56, range 37–73."""
+    dataset = build_dataset("lm")
+    by_drug = dataset.groupby("it_drug")
+    assert by_drug["sex_male"].sum().to_dict() == {"pemetrexed": 14, "methotrexate": 3}
+    assert (dataset["age"] >= 60).groupby(dataset["it_drug"]).sum().to_dict() == {
+        "pemetrexed": 11,
+        "methotrexate": 3,
+    }
+    assert (dataset["age"].median(), dataset["age"].min(), dataset["age"].max()) == (56, 37, 73)
+
+
+def test_injections_per_patient_and_per_drug_are_the_papers(lm_demo):
+    """325 injections; IP 287 (median 8), IM 38 (median 5); per patient median 7, range 2–22."""
+    dataset = build_dataset("lm")
+    counts = dataset["it_dose_count"]
+    assert (counts.sum(), counts.median(), counts.min(), counts.max()) == (325, 7, 2, 22)
+    by_drug = counts.groupby(dataset["it_drug"])
+    assert by_drug.sum().to_dict() == {"pemetrexed": 287, "methotrexate": 38}
+    assert by_drug.median().to_dict() == {"pemetrexed": 8, "methotrexate": 5}
+    assert (dataset["planned_injections"] == dataset["given_injections"]).all(), "no planned injection missed"
+
+
+def test_ommaya_histology_mri_and_cytology_are_the_papers(lm_demo):
+    """Ommaya in 3 patients; adenocarcinoma in all; MRI negative in 9 IP patients; CSF cytology never
+    examined in one IM patient (Table 1's p = 0.376 is the Yates χ² of that)."""
+    ommaya = LumbarPuncture.objects.filter(patient__study__code="lm", route=LpRoute.OMMAYA)
+    assert ommaya.values("patient").distinct().count() == 3
+    assert set(LmDiagnosis.objects.values_list("histology", flat=True)) == {NsclcHistology.ADENOCARCINOMA}
+    dataset = build_dataset("lm")
+    assert (dataset["mri_positive"] == 0).groupby(dataset["it_drug"]).sum().to_dict() == {
+        "pemetrexed": 9,
+        "methotrexate": 0,
+    }
+    unknown = dataset[dataset["csf_cytology_positive"].isna()]
+    assert unknown["it_drug"].tolist() == ["methotrexate"]
+    assert (dataset["csf_cytology_positive"] == 1).sum() == 40
+    assert dataset["ecog"].isna().all() and dataset["brain_metastases"].isna().all()
+
+
+def test_adverse_events_are_the_papers(lm_demo):
+    """15 leukopenia, 9 thrombocytopenia (6 patients both, 3 of them at once), 11 patients grade ≥ 3
+    (7 leukopenia, 4 thrombocytopenia), raised ALT in 1; nothing else."""
+    events = AdverseEvent.objects.filter(patient__study__code="lm")
+    assert Counter(events.values_list("ctcae_term", flat=True)) == {
+        CtcaeTerm.WBC_DECREASED: 15,
+        CtcaeTerm.PLATELET_DECREASED: 9,
+        CtcaeTerm.ALT_INCREASED: 1,
+    }
+    severe = events.filter(grade__gte=3)
+    assert severe.values("patient").distinct().count() == 11
+    assert Counter(severe.values_list("ctcae_term", flat=True)) == {
+        CtcaeTerm.WBC_DECREASED: 7,
+        CtcaeTerm.PLATELET_DECREASED: 4,
+    }
+    blood = events.exclude(ctcae_term=CtcaeTerm.ALT_INCREASED)
+    assert blood.values("patient").distinct().count() == 18
+    onsets = Counter(blood.values_list("patient_id", "onset_date"))
+    assert sum(1 for n in onsets.values() if n == 2) == 3
+    for event in events:
+        assert event.suggested_grade == event.grade, event  # each grade follows from its lab value
+
+
+def test_grade_3_myelosuppression_steps_the_next_pemetrexed_dose_back(lm_demo):
+    severe = AdverseEvent.objects.filter(
+        patient__study__code="lm", grade__gte=3, lumbar_puncture__isnull=False
+    )
+    stepped = 0
+    for event in severe:
+        doses = list(
+            IntrathecalDose.objects.filter(
+                lumbar_puncture__patient=event.patient,
+                drug=IntrathecalDrug.PEMETREXED,
+                timing=DoseTiming.WITH,
+            )
+            .order_by("lumbar_puncture__performed_at")
+            .values_list("lumbar_puncture__performed_at", "dose_mg")
+        )
+        before = [mg for when, mg in doses if when <= event.lumbar_puncture.performed_at]
+        after = [mg for when, mg in doses if when.date() > event.onset_date]
+        if before and after:
+            assert after[0] < before[-1] or before[-1] == 10, (event.patient, before[-1], after[0])
+            stepped += 1
+    assert stepped, "some pemetrexed patient had a further injection after grade 3 myelosuppression"
+
+
+def test_typed_agent_names_outside_table_3s_vocabulary_never_reach_the_dataset(lm_demo):
+    therapy = SystemicTherapy.objects.get(patient__study_code="LM002", agent="icotinib")
+    therapy.agent = "Dr Example's trial drug"
+    record_save(therapy, actor=system_user(), reason="test: a typed agent name")
+    row = build_dataset("lm").set_index("study_code").loc["LM002"]
+    assert row["systemic_before_ic"] == "Surgery, EGFR-TKI, 1st generation, Almonertinib"
+    assert "Example" not in " ".join(str(value) for value in row.to_numpy())

@@ -207,14 +207,16 @@ def test_json_has_a_schema_version_sorted_keys_and_every_section(lm_cached):
     assert document["schema_version"] == 1
     assert document["report"]["study"] == "lm" and document["report"]["n_records"] == 41
     assert [s["key"] for s in document["sections"]] == [
+        "consort",
         "baseline",
+        "patients",
         "survival",
         "survival_by_drug",
-        "survival_by_egfr",
+        "survival_by_mutation",
         "survival_by_bevacizumab",
+        "response",
         "cox_os",
         "cox_ipfs",
-        "response",
         "safety",
         "swimmer",
     ]
@@ -240,11 +242,31 @@ def test_filters_and_ties_change_the_report(lm_cached):
     expected = ((dataset["it_drug"] == "pemetrexed") & (dataset["age"] >= 50)).sum()
     assert document["report"]["n_records"] == expected
     assert document["report"]["filters"] == {"age": {"op": ">=", "value": 50}, "it_drug": ["pemetrexed"]}
-    assert document["report"]["options"] == {"ties": "efron"}
+    assert document["report"]["options"] == {
+        "ties": "efron",
+        "median_ci": "spss",
+        "times": "table",
+        "mutation_grouping": "as_treated",
+        "cox_selection": "p05",
+    }
 
     everyone = json.loads(cohort_report("lm", "--ties", "efron"))
     bevacizumab = rows_by(table(everyone, "cox_os.univariable"), "term")["bevacizumab"]
     assert round(bevacizumab["hr"], 3) == 0.401, "R's default (Efron) gives 0.401"
+
+
+def test_any_report_option_is_given_by_name(lm_cached):
+    document = json.loads(
+        cohort_report("lm", "--option", "median_ci=survfit", "--option", "cox_selection=all")
+    )
+    assert document["report"]["options"]["median_ci"] == "survfit"
+    assert document["report"]["options"]["cox_selection"] == "all"
+    methotrexate = next(
+        row
+        for row in table(document, "survival_by_drug.medians")["rows"]
+        if (row["endpoint"], row["group"]) == ("OS", "it_drug=methotrexate")
+    )
+    assert (round(methotrexate["median_lower"], 1), methotrexate["median_upper"]) == (6.8, None)  # R: 6.8–NA
 
 
 def test_xlsx_and_html_are_written_to_files(lm_cached, tmp_path):
@@ -262,6 +284,9 @@ def test_xlsx_and_html_are_written_to_files(lm_cached, tmp_path):
         (["lm", "--filter", "weight>=3"], "no column 'weight'"),
         (["lm", "--filter", "age>=old"], "age is a number"),
         (["lm", "--filter", "index_from=yesterday"], "YYYY-MM-DD"),
+        (["lm", "--option", "median_ci=median"], "median_ci must be one of spss, survfit"),
+        (["lm", "--option", "median_ci"], "--option takes NAME=VALUE"),
+        (["lm", "--option", "colour=blue"], "this report has no option colour"),
     ],
 )
 def test_mistakes_are_errors_that_say_what_to_fix(lm_cached, args, message):

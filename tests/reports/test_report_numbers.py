@@ -63,7 +63,7 @@ def test_lm_overall_and_by_drug_os_medians_are_the_published_ones(reports):
 
 def test_lm_bevacizumab_hazard_ratio_is_the_papers_with_breslow_ties(reports):
     numbers = reports["lm"]["numbers"]
-    assert numbers["report"]["options"] == {"ties": "breslow"}
+    assert numbers["report"]["options"]["ties"] == "breslow"
     bevacizumab = rows_by(table(numbers, "cox_os.univariable"), "term")["bevacizumab"]
     assert round(bevacizumab["hr"], 3) == 0.404
     assert (round(bevacizumab["lower"], 3), round(bevacizumab["upper"], 3)) == (0.186, 0.877)
@@ -71,9 +71,12 @@ def test_lm_bevacizumab_hazard_ratio_is_the_papers_with_breslow_ties(reports):
 
 
 def test_lm_numbers_equal_the_api(reports):
+    """The report's defaults: months to one decimal as the paper's Table 3, SPSS's median interval."""
     numbers, data = reports["lm"]["numbers"], reports["lm"]["data"]
+    data = data.assign(os_months=data["os_months"].round(1), ipfs_months=data["ipfs_months"].round(1))
     for endpoint, time in (("iPFS", "ipfs_months"), ("OS", "os_months")):
-        km = kaplan_meier(data, time, time.replace("months", "event"), by="bevacizumab").summary
+        event = time.replace("months", "event")
+        km = kaplan_meier(data, time, event, by="bevacizumab", median_ci="spss").summary
         shown = {
             r["group"]: r
             for r in table(numbers, "survival_by_bevacizumab.medians")["rows"]
@@ -81,13 +84,14 @@ def test_lm_numbers_equal_the_api(reports):
         }
         for row in km.to_dict("records"):
             assert shown[row["group"]]["median"] == approx(row["median"])
+            assert shown[row["group"]]["median_lower"] == approx(row["median_lower"])
             assert shown[row["group"]]["events"] == row["events"]
     test = logrank(data, "os_months", "os_event", "bevacizumab")
     shown = rows_by(table(numbers, "survival_by_bevacizumab.logrank"), "endpoint")["OS"]
     assert shown["p"] == approx(test.p)
     assert shown["statistic"] == approx(test.statistic)
-    model = cox(data, "os_months", "os_event", ["egfr_mutant"], ties="breslow").table.iloc[0]
-    assert rows_by(table(numbers, "cox_os.univariable"), "term")["egfr_mutant"]["hr"] == approx(model["hr"])
+    model = cox(data, "os_months", "os_event", ["mutation_as_treated"], ties="breslow").table.iloc[0]
+    assert rows_by(table(numbers, "cox_os.univariable"), "term")["gene_mutation"]["hr"] == approx(model["hr"])
 
 
 def test_lm_swimmer_plot_has_one_lane_per_patient(reports):
@@ -204,7 +208,7 @@ def test_the_lm_page_shows_the_published_numbers(client, demo, reports):
     page = response.content.decode()
     assert "0.404" in page and "0.186–0.877" in page and "0.022" in page
     assert ">10.1<" in page and ">9.6<" in page
-    assert "6.8–NR" in page  # methotrexate OS: R's upper limit is NA
+    assert "2.9–17.3" in page  # methotrexate OS with SPSS's interval (R's would be 6.8–NA)
     assert response.context["cached"], "the superuser sees every site, as the system did: a cache hit"
 
 

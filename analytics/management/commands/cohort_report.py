@@ -45,8 +45,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--ties", choices=("efron", "breslow"), help="Cox ties (reports with Cox models)."
         )
+        parser.add_argument(
+            "--option",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="A report option (repeatable), e.g. median_ci=survfit for the LM report.",
+        )
 
-    def handle(self, *args, study: str, filter: list[str], format: str, output: str | None, ties, **options):
+    def handle(
+        self, *args, study: str, filter: list[str], format: str, output: str | None, ties, option, **options
+    ):
         try:
             study_obj = Study.objects.get(code=study)
         except Study.DoesNotExist:
@@ -55,6 +64,11 @@ class Command(BaseCommand):
             filters = parse_conditions(filter, data_dictionary(study_obj))
         except FilterError as exc:
             raise CommandError(str(exc)) from None
+        chosen = dict(pair.split("=", 1) for pair in option if "=" in pair)
+        if len(chosen) != len(option):
+            raise CommandError("--option takes NAME=VALUE, e.g. --option median_ci=survfit")
+        if ties:
+            chosen["ties"] = ties
         with tqdm(desc=study, unit="section", disable=not sys.stderr.isatty(), leave=False) as bar:
 
             def progress(done: int, total: int, title: str) -> None:
@@ -66,7 +80,7 @@ class Command(BaseCommand):
                 run, cached = report_run(
                     study=study_obj,
                     filters=filters,
-                    options={"ties": ties} if ties else {},
+                    options=chosen,
                     requested_by=system_user(),
                     progress=progress,
                 )
