@@ -46,6 +46,7 @@ from .lp_entry import TEMPLATE as LP_TEMPLATE
 from .lp_entry import LumbarPunctureEntry
 from .pages import (
     apply_errors,
+    ensure_unlocked,
     form_response,
     render_section,
     require_reason,
@@ -412,6 +413,7 @@ def record_delete(request: HttpRequest, pk: int, kind: str, record_pk: int) -> H
         instance = spec.records(patient).filter(pk=record_pk).first()
     if instance is None:
         raise Http404("No such record for this patient.")
+    ensure_unlocked(patient, section_key)
     form = forms.DeleteForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         delete_record(instance, actor=request.user, reason=form.cleaned_data["reason"])

@@ -22,11 +22,21 @@ class LockForm(forms.Form):
 
 
 class UnlockForm(forms.Form):
+    """Unlocking is signed like locking (21 CFR 11.50): the reason, the password again, the meaning shown."""
+
     reason = forms.CharField(
         max_length=300,
         label="Reason for unlocking",
         help_text="Kept with the unlocking signature and in the section's history.",
     )
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        label="Your password (electronic signature)",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.meaning = SignatureMeaning.UNLOCK.label
 
 
 class QueryRaiseForm(forms.Form):

@@ -19,10 +19,6 @@ def section_status(patient: Patient, section: str) -> str:
     return review or ReviewStatus.DRAFT
 
 
-def reason_required(patient: Patient, section: str) -> bool:
-    return section_status(patient, section) in (ReviewStatus.SUBMITTED, ReviewStatus.VERIFIED)
-
-
 def section_reviews(patient: Patient) -> dict[str, SectionReview | None]:
     return {
         r.section: r
