@@ -12,12 +12,14 @@ import datetime as dt
 import io
 
 import pytest
+from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
 from accounts.models import Role
 from accounts.services import system_user
 from analytics.reports.definitions import report_definition_create
 from audit.export import audit_rows
+from audit.immutability import audit_tables
 from audit.models import ActionEvent
 from exchange.export import DateHandling, ExportOptions, export_record, export_tables
 from exchange.importer import Importer, read_tables, sha256_of
@@ -340,3 +342,15 @@ def test_the_history_interleaves_events_with_field_changes_newest_first(client, 
         reverse("audit:patient_history", args=[team["patient"].pk]), {"kind": "changes"}
     )
     assert [e.change.action for e in only_changes.context["entries"]] == ["changed", "created", "created"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the immutability trigger is PostgreSQL's")
+def test_action_events_are_append_only_like_the_history_rows(team):
+    assert {"audit_actionevent", "audit_actioneventpatient"} <= set(audit_tables())
+    submitted(team)
+    events = ActionEvent.objects.filter(patient=team["patient"])
+    with pytest.raises(DatabaseError, match="cannot be changed or deleted"), transaction.atomic():
+        events.update(reason="rewritten")
+    with pytest.raises(DatabaseError, match="cannot be changed or deleted"), transaction.atomic():
+        events.delete()
+    assert events.get().reason == ""
