@@ -6,6 +6,7 @@ from .access import Capability, has_capability
 
 NAVIGATION = (
     ("Patients", "casebook:patient_list", (Capability.VIEW_RECORDS,)),
+    ("Record status", "review:record_status", (Capability.VIEW_RECORDS,)),
     ("Queries", "review:query_list", (Capability.REVIEW, Capability.EDIT_RECORDS)),
     ("Reports", "reports:index", (Capability.RUN_REPORTS,)),
     ("Export data", "exchange:export", (Capability.VIEW_RECORDS, Capability.RUN_REPORTS)),

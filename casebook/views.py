@@ -56,6 +56,7 @@ from .pages import (
 )
 from .records import KINDS, SECTIONS, RecordKind
 from .sections import section_context
+from .status_views import worklists
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -70,7 +71,8 @@ def _posted(request: HttpRequest):
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """My studies and recently changed patients, within my sites."""
+    """My work (a reviewer's worklist; data entry's drafts and queries to answer), my studies and
+    recently changed patients, within my sites."""
     user = request.user
     site_ids = {
         site.pk
@@ -86,7 +88,12 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "casebook/home.html",
-        {"studies": studies, "recent": recent, "can_enrol": has_capability(user, Capability.EDIT_RECORDS)},
+        {
+            "studies": studies,
+            "recent": recent,
+            "can_enrol": has_capability(user, Capability.EDIT_RECORDS),
+            **worklists(user),
+        },
     )
 
 

@@ -2,9 +2,9 @@
 
 from django import forms
 
-from registry.models import Study
+from registry.models import Site, Study
 
-from .models import QueryStatus, Section, SignatureMeaning
+from .models import QueryStatus, ReviewStatus, Section, SignatureMeaning
 
 
 class LockForm(forms.Form):
@@ -66,3 +66,28 @@ class QueryListForm(forms.Form):
     def __init__(self, *args, studies, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["study"].queryset = studies
+
+
+class RecordStatusForm(forms.Form):
+    """Filters and order of the record-status grid."""
+
+    SORTS = [
+        ("patient", "Patient"),
+        ("study", "Study"),
+        ("site", "Site"),
+        ("-updated", "Changed most recently"),
+        ("-queries", "Most open queries"),
+    ]
+
+    study = forms.ModelChoiceField(queryset=Study.objects.none(), required=False, empty_label="All studies")
+    site = forms.ModelChoiceField(queryset=Site.objects.none(), required=False, empty_label="All sites")
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), *ReviewStatus.choices], required=False, label="A section is"
+    )
+    open_queries = forms.BooleanField(required=False, label="Has open queries")
+    sort = forms.ChoiceField(choices=SORTS, required=False, label="Order")
+
+    def __init__(self, *args, studies, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["study"].queryset = studies
+        self.fields["site"].queryset = sites
