@@ -41,8 +41,9 @@ def locked_message(review: SectionReview) -> str:
 
 def locked_notice(review: SectionReview) -> str:
     """The one sentence a locked section shows on its page (sentence case; the edit URLs show it too)."""
+    signer = review.locked_by.get_full_name() or review.locked_by.get_username()
     return (
-        f"This section is locked: signed by {review.locked_by} on {review.locked_at:%Y-%m-%d %H:%M} UTC. "
+        f"This section is locked: signed by {signer} on {review.locked_at:%Y-%m-%d %H:%M} UTC. "
         "It is read-only until a reviewer unlocks it."
     )
 

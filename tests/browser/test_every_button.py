@@ -129,8 +129,12 @@ def _click_and_wait(page, target) -> None:
 
 def _settle(page) -> None:
     """Let the live scores a typed value asks for (120 ms after typing) come back first, as a person
-    reading them would (SQLite's test database serialises the session writes of two requests)."""
-    page.wait_for_timeout(400)
+    reading them would (SQLite's test database cannot take two requests' session writes at once)."""
+    page.wait_for_timeout(300)
+    for _ in range(50):
+        if not page.in_flight:
+            return
+        page.wait_for_timeout(100)
 
 
 def _send(page, form, password: str) -> None:
@@ -160,6 +164,10 @@ def _click_everything(page, patient, password: str) -> list[str]:
     """Click each action once (by section and label), completing the forms it opens."""
     failures: list[str] = []
     page.on("response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.in_flight = set()
+    page.on("request", lambda r: page.in_flight.add(r))
+    page.on("requestfinished", lambda r: page.in_flight.discard(r))
+    page.on("requestfailed", lambda r: page.in_flight.discard(r))
     done: list[str] = []
     for _ in range(MAX_CLICKS):
         assert page.goto(f"/patients/{patient.pk}/").status == 200, f"after {done[-1:]}"
