@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts.access import Capability, has_capability, scope, sites_with
+from accounts.access import AnyUser, Capability, has_capability, scope, sites_with
 from registry.models import Patient, Study
 from review import selectors
 from review.forms import RecordStatusForm
@@ -79,7 +79,7 @@ def record_status(request: HttpRequest) -> HttpResponse:
     )
 
 
-def worklists(user) -> dict[str, Any]:
+def worklists(user: AnyUser) -> dict[str, Any]:
     """The home page's work: a reviewer's sections waiting (oldest first, counts per study), data
     entry's drafts and the queries waiting for their answer."""
     context: dict[str, Any] = {

@@ -1,6 +1,9 @@
 """Forms of the review workflow."""
 
+from typing import Any
+
 from django import forms
+from django.db.models import QuerySet
 
 from registry.models import Site, Study
 
@@ -87,7 +90,7 @@ class RecordStatusForm(forms.Form):
     open_queries = forms.BooleanField(required=False, label="Has open queries")
     sort = forms.ChoiceField(choices=SORTS, required=False, label="Order")
 
-    def __init__(self, *args, studies, sites, **kwargs):
+    def __init__(self, *args: Any, studies: QuerySet[Study], sites: QuerySet[Site], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["study"].queryset = studies
         self.fields["site"].queryset = sites
