@@ -127,6 +127,19 @@ def _events(study: m.Study, start, end, patient_ids: set[int], site_ids: set[int
     return events.filter(allowed)
 
 
+def _event_values(event: ActionEvent) -> dict[str, str]:
+    """An export's field is its tables (with the patient count); another event's, its state."""
+    if "tables" in event.detail:
+        tables = ", ".join(event.detail["tables"])
+        return {
+            "field": "tables",
+            "old_value": "",
+            "new_value": f"{event.detail['patients']} patients: {tables}",
+        }
+    changed = event.old_state or event.new_state
+    return {"field": "state" if changed else "", "old_value": event.old_state, "new_value": event.new_state}
+
+
 def _event_rows(study, start, end, patients: dict[int, tuple[str, str]], site_ids: set[int] | None):
     rows = []
     for event in _events(study, start, end, set(patients), site_ids):
@@ -140,15 +153,13 @@ def _event_rows(study, start, end, patients: dict[int, tuple[str, str]], site_id
                 {
                     "changed_at_utc": event.occurred_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
                     "user": (actor.get_full_name() or actor.get_username()) if actor else "system",
-                    "action": event.get_kind_display(),
+                    "action": str(event.get_kind_display()).lower(),
                     "section": event.section,
                     "model": event.object_model,
                     "object_id": event.object_id,
                     "patient": code,
                     "site": site,
-                    "field": "state" if event.old_state or event.new_state else "",
-                    "old_value": event.old_state,
-                    "new_value": event.new_state,
+                    **_event_values(event),
                     "reason": event.reason,
                     "signature_meaning": event.signature_meaning,
                     "signer": event.signer,

@@ -79,6 +79,8 @@ def record():
 
 def _fill(form, password: str) -> None:
     """Fill what a person must: every empty visible field (the password for a signature)."""
+    page = form.page
+    _quiet(page)
     fields = form.locator("input:visible, textarea:visible, select:visible")
     for index in range(fields.count()):
         field = fields.nth(index)
@@ -93,6 +95,7 @@ def _fill(form, password: str) -> None:
                 choices = [v for v in values if v]
                 if choices:
                     field.select_option(choices[0])
+                    _typed(page)
             continue
         if field.input_value():
             continue
@@ -109,6 +112,7 @@ def _fill(form, password: str) -> None:
             value = "2024-03-06"
         value = value or "Checked in the browser test"
         field.fill(value)
+        _typed(page)
 
 
 def _own_request(response) -> bool:
@@ -127,19 +131,24 @@ def _click_and_wait(page, target) -> None:
     page.wait_for_timeout(150)
 
 
-def _settle(page) -> None:
-    """Let the live scores a typed value asks for (120 ms after typing) come back first, as a person
-    reading them would (SQLite's test database cannot take two requests' session writes at once)."""
-    page.wait_for_timeout(300)
+def _quiet(page) -> None:
+    """Wait until the page has no request under way (up to 5 s)."""
     for _ in range(50):
-        if not page.in_flight:
+        if not getattr(page, "in_flight", None):
             return
         page.wait_for_timeout(100)
 
 
+def _typed(page) -> None:
+    """After a value is typed, let the live score it asks for (120 ms later) come back, as a person
+    reading it would: SQLite's test database cannot take two requests' session writes at once."""
+    page.wait_for_timeout(150)
+    _quiet(page)
+
+
 def _send(page, form, password: str) -> None:
     _fill(form, password)
-    _settle(page)
+    _quiet(page)
     _click_and_wait(page, form.locator("button[type=submit]").first)
 
 
@@ -184,7 +193,7 @@ def _click_everything(page, patient, password: str) -> list[str]:
         around = action.locator("xpath=ancestor::form[1]")
         if around.count():
             _fill(around, password)  # a reply's text before "Answer", as a person would type it
-            _settle(page)
+            _quiet(page)
         _click_and_wait(page, action)
         form = page.locator(
             "main form.record-form:visible, main form.card:visible, main form.stacked:visible"
@@ -300,3 +309,20 @@ def test_a_refused_htmx_request_shows_a_specific_message_in_place(page, record):
     )
     assert message.inner_text().endswith("Nothing was changed.")
     assert _review(patient, "safety") == ReviewStatus.DRAFT
+
+
+def test_the_record_status_grid_opens_the_section_clicked(page, screenshot, record):
+    patient = record["patient"]
+    sign_in(page, Role.REVIEWER.value, PASSWORD)
+    page.click("nav >> text=Record status")
+    cell = page.locator(f'tr[data-patient="{patient.study_code}"] td[data-section="therapy"]')
+    assert cell.get_attribute("data-status") == "submitted"
+    assert page.locator('tr td[data-section="identity"].status-locked').count() == 1
+    assert page.locator(".legend .cell").count() == 5
+    screenshot("record-status")
+    cell.locator("a").click()
+    page.wait_for_url(f"**/patients/{patient.pk}/#section-therapy")
+    assert page.locator("#section-therapy h2").inner_text().startswith("Systemic therapy")
+    page.goto("/")
+    worklist = page.locator("#review-worklist")
+    assert "npsle: 1 section" in worklist.inner_text() and "NP-9 · Systemic therapy" in worklist.inner_text()
