@@ -6,6 +6,7 @@ from .access import Capability, has_capability
 
 NAVIGATION = (
     ("Patients", "casebook:patient_list", (Capability.VIEW_RECORDS,)),
+    ("Record status", "review:record_status", (Capability.VIEW_RECORDS,)),
     ("Queries", "review:query_list", (Capability.REVIEW, Capability.EDIT_RECORDS)),
     ("Reports", "reports:index", (Capability.RUN_REPORTS,)),
     ("Export data", "exchange:export", (Capability.VIEW_RECORDS, Capability.RUN_REPORTS)),
@@ -27,6 +28,9 @@ def navigation(request):
             url = reverse(name)
         except NoReverseMatch:
             continue
-        namespace = name.split(":")[0]
-        links.append({"label": label, "url": url, "current": current.startswith(namespace + ":")})
+        links.append({"label": label, "url": url, "name": name, "current": False})
+    # The page's own link if it has one (Queries and Record status share a namespace), else its app's.
+    exact = [link for link in links if link["name"] == current]
+    for link in exact or [link for link in links if current.startswith(link["name"].split(":")[0] + ":")]:
+        link["current"] = True
     return {"nav_links": links}

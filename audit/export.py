@@ -1,15 +1,18 @@
-"""The audit export: every change to a study's records in a date range, one row per changed field."""
+"""The audit export: every change to a study's records in a date range, one row per changed field, and
+every action event (submitted, locked, query closed, exported, imported…), one row each, in time order."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
 
+from django.db.models import Exists, OuterRef, Q
+
 from accounts.models import Site
 from registry import models as m
 from registry.catalogue import history_owners, patient_record_models
 
-from .models import SecurityEvent, SecurityEventKind
+from .models import ActionEvent, ActionEventPatient
 from .timeline import row_changes
 
 COLUMNS = [
@@ -25,6 +28,9 @@ COLUMNS = [
     "old_value",
     "new_value",
     "reason",
+    "signature_meaning",
+    "signer",
+    "detail",
 ]
 
 
@@ -84,45 +90,78 @@ def audit_rows(
                             "old_value": field.old,
                             "new_value": field.new,
                             "reason": change.reason,
+                            "signature_meaning": "",
+                            "signer": "",
+                            "detail": "",
                         },
                     )
                 )
-    collected.extend(
-        _identified_exports(study, start, end, {site for _, site in patients.values()}, site_ids)
-    )
+    collected.extend(_event_rows(study, start, end, patients, site_ids))
     for _, _, row in sorted(collected, key=lambda item: (item[0], item[1])):
         yield row
 
 
-def _identified_exports(study, start, end, site_codes: set[str], site_ids: set[int] | None):
-    """Identified exports of the study as audit rows (who, when, why, which tables, how many patients)."""
-    events = SecurityEvent.objects.filter(kind=SecurityEventKind.IDENTIFIED_EXPORT, detail__study=study.code)
+def _events(study: m.Study, start, end, patient_ids: set[int], site_ids: set[int] | None):
+    """The study's action events in the range that the allowed sites may see.
+
+    An event about a patient is shown with that patient; an event over many (an export, an import)
+    when it covered a patient of the allowed sites; one about no patient (a report definition) to
+    those who report on the study at every site, or hold a role at one of its sites.
+    """
+    events = ActionEvent.objects.filter(study=study).select_related("actor")
     if start:
         events = events.filter(occurred_at__gte=start)
     if end:
         events = events.filter(occurred_at__lte=end)
+    if site_ids is None:
+        return events
+    covers_allowed = Exists(
+        ActionEventPatient.objects.filter(event=OuterRef("pk"), patient__site_id__in=site_ids)
+    )
+    allowed = Q(patient_id__in=patient_ids) | (Q(patient__isnull=True) & covers_allowed)
+    if study.sites.filter(pk__in=site_ids).exists():
+        covers_any = Exists(ActionEventPatient.objects.filter(event=OuterRef("pk")))
+        allowed |= Q(patient__isnull=True) & ~covers_any
+    return events.filter(allowed)
+
+
+def _event_values(event: ActionEvent) -> dict[str, str]:
+    """An export's field is its tables (with the patient count); another event's, its state."""
+    if "tables" in event.detail:
+        tables = ", ".join(event.detail["tables"])
+        return {
+            "field": "tables",
+            "old_value": "",
+            "new_value": f"{event.detail['patients']} patients: {tables}",
+        }
+    changed = event.old_state or event.new_state
+    return {"field": "state" if changed else "", "old_value": event.old_state, "new_value": event.new_state}
+
+
+def _event_rows(study, start, end, patients: dict[int, tuple[str, str]], site_ids: set[int] | None):
     rows = []
-    for event in events.select_related("user"):
-        sites = event.detail.get("sites", [])
-        if site_ids is not None and not set(sites) & site_codes:
-            continue
+    for event in _events(study, start, end, set(patients), site_ids):
+        code, site = patients.get(event.patient_id, ("", "")) if event.patient_id else ("", "")
+        actor = event.actor
+        detail = {k: v for k, v in event.detail.items() if k not in ("filters", "options", "summary")}
         rows.append(
             (
                 event.occurred_at,
                 0,
                 {
                     "changed_at_utc": event.occurred_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
-                    "user": event.user.get_username() if event.user else event.username,
-                    "action": "identified export",
-                    "section": "",
-                    "model": "study",
-                    "object_id": study.code,
-                    "patient": "",
-                    "site": ", ".join(sites),
-                    "field": "tables",
-                    "old_value": "",
-                    "new_value": f"{event.detail.get('patients', 0)} patients: {', '.join(event.detail.get('tables', []))}",
-                    "reason": event.detail.get("reason", ""),
+                    "user": (actor.get_full_name() or actor.get_username()) if actor else "system",
+                    "action": str(event.get_kind_display()).lower(),
+                    "section": event.section,
+                    "model": event.object_model,
+                    "object_id": event.object_id,
+                    "patient": code,
+                    "site": site,
+                    **_event_values(event),
+                    "reason": event.reason,
+                    "signature_meaning": event.signature_meaning,
+                    "signer": event.signer,
+                    "detail": "; ".join(f"{k}: {v}" for k, v in detail.items()),
                 },
             )
         )

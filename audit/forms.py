@@ -3,13 +3,23 @@
 from django import forms
 
 from accounts.access import Capability, scope
+from registry.action_events import ActionKind
 from registry.choices import Section
 from registry.models import Study
 
+from .timeline import CHANGES, EVENTS
+
 SECTIONS = [("", "All sections"), *Section.choices]
+KINDS = [
+    ("", "Changes and actions"),
+    (CHANGES, "Field changes"),
+    (EVENTS, "All actions"),
+    *ActionKind.choices,
+]
 
 
 class TimelineFilterForm(forms.Form):
+    kind = forms.ChoiceField(choices=KINDS, required=False, label="Kind")
     section = forms.ChoiceField(choices=SECTIONS, required=False)
     user = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Changed by")
 

@@ -1,7 +1,7 @@
 """Audit rows are append-only: on PostgreSQL a trigger refuses UPDATE and DELETE on every history table.
 
 The trigger is (re)created after each migrate for every django-simple-history table and for the
-security events, so tables added by later migrations are covered too. The application's database
+security and action events, so tables added by later migrations are covered too. The application's database
 role therefore cannot rewrite history, whatever route a request takes. A trigger does not stop the
 tables' owner or a superuser (TRUNCATE, DISABLE TRIGGER, session_replication_role): the web server
 connects as a role that is neither (audit/database_roles.py, ``manage.py database_roles``).
@@ -29,12 +29,19 @@ FOR EACH ROW EXECUTE FUNCTION audit_rows_are_immutable();
 
 
 def audit_tables() -> list[str]:
-    """Every history table (simple-history's Historical* models), security events, signatures, query messages."""
+    """Every history table (simple-history's Historical* models), security and action events, signatures,
+    query messages."""
     tables = []
     for model in apps.get_models():
         if model.__name__.startswith("Historical") and hasattr(model, "history_id"):
             tables.append(model._meta.db_table)
-    for label in ("audit.SecurityEvent", "review.ElectronicSignature", "review.QueryMessage"):
+    for label in (
+        "audit.SecurityEvent",
+        "audit.ActionEvent",
+        "audit.ActionEventPatient",
+        "review.ElectronicSignature",
+        "review.QueryMessage",
+    ):
         tables.append(apps.get_model(label)._meta.db_table)
     return sorted(set(tables))
 

@@ -1,4 +1,4 @@
-"""Recording security events (append-only)."""
+"""Recording security events and workflow action events (both append-only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from .models import SecurityEvent, SecurityEventKind
+from registry.action_events import Action
+from registry.models import Patient
+
+from .models import ActionEvent, ActionEventPatient, SecurityEvent, SecurityEventKind
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -48,3 +51,46 @@ def security_event_record(
         detail=detail,
         **bounded,
     )
+
+
+def _covered(action: Action, study_id: int | None) -> set[int]:
+    ids = set(action.patient_ids)
+    codes = list(action.patient_codes)
+    if codes and study_id is not None:
+        ids |= set(
+            Patient.objects.filter(study_id=study_id, study_code__in=codes).values_list("pk", flat=True)
+        )
+    return ids
+
+
+def action_event_record(action: Action) -> ActionEvent:
+    """Write one action event (the recorder of registry.action_events, and called by the apps above)."""
+    record = action.record
+    patient_id = action.patient_id
+    if patient_id is None and record is not None and hasattr(record, "owning_patient_id"):
+        patient_id = record.owning_patient_id()
+    study_id = action.study_id
+    if study_id is None and patient_id is not None:
+        study_id = Patient.objects.filter(pk=patient_id).values_list("study_id", flat=True).first()
+    actor = action.actor if action.actor is not None and action.actor.is_authenticated else None
+    event = ActionEvent.objects.create(
+        kind=action.kind,
+        actor=actor,
+        study_id=study_id,
+        patient_id=patient_id,
+        section=action.section or (getattr(record, "review_section", None) or ""),
+        object_model=str(record._meta.verbose_name) if record is not None else "",
+        object_id=str(record.pk) if record is not None else "",
+        object_label=(action.object_label or (str(record) if record is not None else ""))[:300],
+        old_state=action.old_state,
+        new_state=action.new_state,
+        reason=action.reason,
+        signature_meaning=action.signature_meaning,
+        signer=action.signer,
+        detail=action.detail,
+    )
+    covered = _covered(action, study_id) - {patient_id}
+    ActionEventPatient.objects.bulk_create(
+        [ActionEventPatient(event=event, patient_id=pk) for pk in sorted(covered)], batch_size=2000
+    )
+    return event

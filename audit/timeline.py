@@ -1,8 +1,10 @@
-"""Reading the change history: a patient's timeline and study-wide audit rows.
+"""Reading the audit trail: a patient's timeline and study-wide audit rows.
 
 Every registry model keeps a django-simple-history table. A change is one history row compared with
 the previous row of the same record: who, when (UTC), what happened, the old and new value of each
-changed field, and the reason given.
+changed field, and the reason given. Action events (``ActionEvent``: submitted, locked with a
+signature, query closed, course stopped, exported…) say what happened and why; the timeline
+interleaves both, newest first.
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from django.db import models
+from django.db.models import Q, QuerySet
 
 from registry.catalogue import history_owners, patient_record_models
 from registry.history import ACTIONS, FieldChange, field_changes, user_label
+
+from .models import ActionEvent
+
+#: The "kind" filter of the history page: field changes, every action, or one kind of action.
+CHANGES, EVENTS = "changes", "events"
 
 
 @dataclass(frozen=True)
@@ -105,3 +113,57 @@ def patient_timeline(
     if user_id:
         changes = [c for c in changes if c.user_id == user_id]
     return sorted(changes, key=lambda c: (c.at, c.history_id), reverse=True)
+
+
+def patient_events(patient_id: int) -> QuerySet[ActionEvent]:
+    """Action events about the patient, and those over many patients that covered them (exports, imports)."""
+    covering = ActionEvent.objects.filter(covered__patient_id=patient_id).values("pk")
+    return ActionEvent.objects.filter(Q(patient_id=patient_id) | Q(pk__in=covering)).select_related("actor")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a patient's timeline: a field-level change or an action event."""
+
+    at: dt.datetime
+    order: int
+    change: Change | None = None
+    event: ActionEvent | None = None
+
+    @property
+    def is_event(self) -> bool:
+        return self.event is not None
+
+    @property
+    def section(self) -> str:
+        return self.change.section if self.change else (self.event.section or "other")
+
+    @property
+    def user_id(self) -> int | None:
+        return self.change.user_id if self.change else self.event.actor_id
+
+    @property
+    def user(self) -> str:
+        if self.change:
+            return self.change.user
+        actor = self.event.actor
+        return (actor.get_full_name() or actor.get_username()) if actor else "System (data-quality rule)"
+
+    def matches(self, kind: str) -> bool:
+        if not kind:
+            return True
+        if kind == CHANGES:
+            return self.change is not None
+        if kind == EVENTS:
+            return self.event is not None
+        return self.event is not None and self.event.kind == kind
+
+
+def patient_entries(patient_id: int, *, include_identifiers: bool) -> list[Entry]:
+    """Field changes and action events of the patient, interleaved, newest first."""
+    entries = [
+        Entry(at=c.at, order=c.history_id, change=c)
+        for c in patient_timeline(patient_id, include_identifiers=include_identifiers)
+    ]
+    entries += [Entry(at=e.occurred_at, order=e.pk, event=e) for e in patient_events(patient_id)]
+    return sorted(entries, key=lambda entry: (entry.at, entry.is_event, entry.order), reverse=True)

@@ -19,7 +19,7 @@ from .export import COLUMNS, audit_rows
 from .forms import AuditExportForm, TimelineFilterForm
 from .models import SecurityEventKind
 from .services import security_event_record
-from .timeline import patient_timeline
+from .timeline import patient_entries
 
 
 @login_required
@@ -27,21 +27,30 @@ from .timeline import patient_timeline
 def patient_history(request: HttpRequest, pk: int) -> HttpResponse:
     patient = get_scoped_or_404(Patient.objects.select_related("study", "site"), request.user, pk=pk)
     identifiers = has_capability(request.user, Capability.VIEW_IDENTIFIERS, patient.site_id)
-    everything = patient_timeline(patient.pk, include_identifiers=identifiers)
-    users = sorted({(c.user_id, c.user) for c in everything if c.user_id}, key=lambda u: u[1])
+    everything = patient_entries(patient.pk, include_identifiers=identifiers)
+    users = sorted({(e.user_id, e.user) for e in everything if e.user_id}, key=lambda u: u[1])
     form = TimelineFilterForm(request.GET or None, users=users)
-    changes = everything
+    entries = everything
     if form.is_valid():
-        section, user_id = form.cleaned_data["section"], form.cleaned_data["user"]
-        changes = [
-            c
-            for c in everything
-            if (not section or c.section == section) and (not user_id or c.user_id == user_id)
+        kind, section, user_id = (form.cleaned_data[k] for k in ("kind", "section", "user"))
+        entries = [
+            e
+            for e in everything
+            if e.matches(kind)
+            and (not section or e.section == section)
+            and (not user_id or e.user_id == user_id)
         ]
     return render(
         request,
         "audit/history.html",
-        {"patient": patient, "changes": changes, "form": form, "total": len(everything)},
+        {
+            "patient": patient,
+            "entries": entries,
+            "changes": [e.change for e in entries if e.change],
+            "events": [e.event for e in entries if e.event],
+            "form": form,
+            "total": len(everything),
+        },
     )
 
 

@@ -22,7 +22,15 @@ from protocols.services import planned_injection_mark_missed
 from registry.models import Patient
 
 from . import course_forms as forms
-from .pages import apply_errors, form_response, require_reason, saved_response, show_stale, visible_patient
+from .pages import (
+    apply_errors,
+    ensure_unlocked,
+    form_response,
+    require_reason,
+    saved_response,
+    show_stale,
+    visible_patient,
+)
 
 
 @login_required
@@ -138,6 +146,7 @@ def injection_missed(request: HttpRequest, pk: int, course_pk: int, injection_pk
     )
     if injection is None or injection.status != InjectionStatus.PLANNED:
         raise Http404("No such planned injection in this course.")
+    ensure_unlocked(patient, "procedures")
     form = forms.InjectionMissedForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:

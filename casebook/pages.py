@@ -19,9 +19,10 @@ from django.urls import reverse
 from django_htmx.middleware import HtmxDetails
 
 from accounts.access import Capability, get_scoped_or_404, has_capability
+from registry import write_hooks
 from registry.models import Patient
 from registry.services.versions import signed_version, stale_edit
-from review.selectors import reason_required
+from review.selectors import section_status
 
 from .records import SECTIONS
 from .sections import section_context
@@ -56,6 +57,14 @@ def render_section(
     return render(request, "casebook/section.html", context)
 
 
+def locked_section_response(request: HtmxHttpRequest, patient: Patient, key: str) -> HttpResponse:
+    """What an edit URL of a locked section answers: the section, read-only, with its one message."""
+    if request.htmx:
+        return render_section(request, patient, key)
+    context = section_context(patient, key, request.user)
+    return render(request, "casebook/locked_section.html", context)
+
+
 def form_response(
     request: HtmxHttpRequest, patient: Patient, key: str, template: str, context: dict[str, Any]
 ) -> HttpResponse:
@@ -73,9 +82,26 @@ def saved_response(request: HtmxHttpRequest, patient: Patient, key: str, message
     return redirect(section_url(patient, key))
 
 
+class SectionLocked(Exception):
+    """An edit page of a locked section: the page answers with the section, read-only (middleware)."""
+
+    def __init__(self, patient: Patient, section: str):
+        super().__init__(f"{patient}: the {section} section is locked.")
+        self.patient, self.section = patient, section
+
+
+def ensure_unlocked(patient: Patient, section: str) -> None:
+    """Edit pages of a locked section never open: they answer with the section, read-only."""
+    if section_status(patient, section) == "locked":
+        raise SectionLocked(patient, section)
+
+
 def require_reason(form: F, patient: Patient, section: str) -> F:
-    """Once a section is submitted, every change to it needs a reason typed by the person making it."""
-    if "change_reason" in form.fields and reason_required(patient, section):
+    """An edit form of a section: none for a locked one (``SectionLocked``); once the section is
+    submitted, every change needs a reason typed by the person making it (registry's write hooks
+    answer that, for the admin and the API alike)."""
+    ensure_unlocked(patient, section)
+    if "change_reason" in form.fields and write_hooks.needs_reason(patient.pk, section):
         field = form.fields["change_reason"]
         field.required = True
         field.help_text = "Required: this section has been submitted for review. " + field.help_text

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import review_views as views
+from . import status_views
 
 app_name = "review"
 
@@ -16,4 +17,5 @@ urlpatterns = [
     path("patients/<int:pk>/review/<slug:key>/queries/new/", views.query_raise, name="query_raise"),
     path("queries/<int:query_pk>/<slug:action>/", views.query_reply, name="query_reply"),
     path("queries/", views.query_list, name="query_list"),
+    path("record-status/", status_views.record_status, name="record_status"),
 ]

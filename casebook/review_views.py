@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import Capability, get_scoped_or_404, has_capability, scope
+from accounts.models import Role, User
 from registry.models import Patient, Study
 from review import services
 from review.forms import LockForm, QueryListForm, QueryRaiseForm, QueryReplyForm, UnlockForm
@@ -134,24 +135,62 @@ def lock(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def unlock(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+    """A reviewer signs the unlock; anyone else who may see the record learns whom to ask."""
     patient = _patient(request, pk)
+    _section_or_404(key)
+    if not has_capability(request.user, Capability.REVIEW, patient.site_id):
+        if request.method == "POST":
+            raise PermissionDenied("Only a reviewer of this site unlocks a section.")
+        return _unlock_request(request, patient, key)
     form = UnlockForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.section_unlock(
+            signature = services.section_unlock(
                 patient=patient,
                 section=_section_or_404(key),
                 actor=request.user,
                 reason=form.cleaned_data["reason"],
+                password=form.cleaned_data["password"],
             )
         except ValidationError as error:
-            form.add_error(None, _errors(error))
+            for field, errors in error.update_error_dict({}).items():
+                form.add_error(field if field in form.fields else None, errors)
         else:
-            return _back_to_section(request, patient, key, "Section unlocked; it needs verifying again.")
+            return _back_to_section(
+                request,
+                patient,
+                key,
+                f"Section unlocked. Signed by {signature.printed_name} at "
+                f"{signature.signed_at:%Y-%m-%d %H:%M} UTC: “{signature.get_meaning_display()}” "
+                "It needs verifying again.",
+            )
     return render(
         request,
         "review/unlock.html" if not request.htmx else "review/_unlock_form.html",
         {"patient": patient, "form": form, "section": key, "section_title": SECTIONS.get(key, key)},
+    )
+
+
+def _unlock_request(request: HttpRequest, patient: Patient, key: str) -> HttpResponse:
+    reviewers = (
+        User.objects.filter(
+            memberships__site=patient.site_id, memberships__role=Role.REVIEWER, is_active=True
+        )
+        .distinct()
+        .order_by("last_name", "first_name")
+    )
+    return render(
+        request,
+        "review/unlock_request.html",
+        {
+            "patient": patient,
+            "section": key,
+            "section_title": SECTIONS[key],
+            "reviewers": reviewers,
+            "review": SectionReview.objects.filter(patient=patient, section=key)
+            .select_related("locked_by")
+            .first(),
+        },
     )
 
 

@@ -13,7 +13,9 @@ from registry.choices import DiseaseArea
 from registry.models import IntrathecalDose, LumbarPuncture, NpsleDiagnosis, Patient, PatientIdentifier
 from registry.scoring import SLEDAI_2K_DESCRIPTORS
 from registry.selectors import cumulative_dose_mg
+from review.guards import locked_notice
 from review.models import ReviewStatus, SectionReview
+from review.rules import settle
 from review.selectors import section_queries
 
 from .records import KINDS, SECTIONS
@@ -29,6 +31,7 @@ def permissions(user, patient: Patient) -> dict[str, bool]:
 
 def section_context(patient: Patient, key: str, user) -> dict[str, Any]:
     """Everything the template of one section needs, including its review state and open queries."""
+    settle(patient.pk)  # the data-quality queries of a write just made, before they are shown
     review = (
         SectionReview.objects.filter(patient=patient, section=key)
         .select_related("submitted_by", "verified_by", "locked_by")
@@ -43,6 +46,7 @@ def section_context(patient: Patient, key: str, user) -> dict[str, Any]:
         "review": review,
         "status": status,
         "status_label": ReviewStatus(status).label,
+        "locked_notice": locked_notice(review) if review and status == ReviewStatus.LOCKED else "",
         "queries": section_queries(patient, key),
         **rights,
         # A locked section is read-only for everyone: its edit buttons disappear.

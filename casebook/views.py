@@ -46,6 +46,7 @@ from .lp_entry import TEMPLATE as LP_TEMPLATE
 from .lp_entry import LumbarPunctureEntry
 from .pages import (
     apply_errors,
+    ensure_unlocked,
     form_response,
     render_section,
     require_reason,
@@ -55,6 +56,7 @@ from .pages import (
 )
 from .records import KINDS, SECTIONS, RecordKind
 from .sections import section_context
+from .status_views import worklists
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -69,7 +71,8 @@ def _posted(request: HttpRequest):
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """My studies and recently changed patients, within my sites."""
+    """My work (a reviewer's worklist; data entry's drafts and queries to answer), my studies and
+    recently changed patients, within my sites."""
     user = request.user
     site_ids = {
         site.pk
@@ -85,7 +88,12 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "casebook/home.html",
-        {"studies": studies, "recent": recent, "can_enrol": has_capability(user, Capability.EDIT_RECORDS)},
+        {
+            "studies": studies,
+            "recent": recent,
+            "can_enrol": has_capability(user, Capability.EDIT_RECORDS),
+            **worklists(user),
+        },
     )
 
 
@@ -412,6 +420,7 @@ def record_delete(request: HttpRequest, pk: int, kind: str, record_pk: int) -> H
         instance = spec.records(patient).filter(pk=record_pk).first()
     if instance is None:
         raise Http404("No such record for this patient.")
+    ensure_unlocked(patient, section_key)
     form = forms.DeleteForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         delete_record(instance, actor=request.user, reason=form.cleaned_data["reason"])

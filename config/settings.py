@@ -131,6 +131,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # An edit URL of a locked section answers with the section, read-only (casebook/middleware.py).
+    "casebook.middleware.LockedSectionMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes requires: counts failed sign-ins and locks out after AXES_FAILURE_LIMIT.
     "axes.middleware.AxesMiddleware",
@@ -209,6 +211,9 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = "media/"  # never served publicly: uploaded imports are read back by the import page only
 
 # Imports are bounded before anything is expanded (exchange/limits.py says what each limit does).
+# Data-quality rules (review/rules.py): how many days before the index admission a lumbar puncture (or
+# another dated record) may lie before it raises a query. A query, never a refusal.
+QUALITY_DAYS_BEFORE_ADMISSION = env.int("QUALITY_DAYS_BEFORE_ADMISSION", default=3)
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 IMPORT_MAX_MEMBER_BYTES = env.int("IMPORT_MAX_MEMBER_BYTES", default=200 * 1024 * 1024)
 IMPORT_MAX_COMPRESSION_RATIO = env.float("IMPORT_MAX_COMPRESSION_RATIO", default=100.0)

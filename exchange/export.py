@@ -38,8 +38,9 @@ from analytics.deidentify import (
     deidentified_dataset,
 )
 from audit.models import SecurityEventKind
-from audit.services import security_event_record
+from audit.services import action_event_record, security_event_record
 from protocols import models as pm
+from registry.action_events import Action, ActionKind
 from registry.formatting import spreadsheet_safe
 from registry.models import LumbarPuncture, Patient, Study
 
@@ -270,6 +271,17 @@ def export_record(
             "patients": patients,
             "sites": sorted({row["site"] for row in tables[0].rows if row.get("site")}),
         },
+    )
+    action_event_record(
+        Action(
+            kind=ActionKind.IDENTIFIED_EXPORT if options.identified else ActionKind.EXPORT,
+            actor=user if user is not None else getattr(request, "user", None),
+            study_id=study.pk,
+            patient_codes=[row["study_code"] for row in tables[0].rows],
+            object_label=f"{study.code} export ({fmt}): {patients} patients",
+            reason=options.describe().get("reason", ""),
+            detail={"format": fmt, "tables": [table.name for table in tables], "patients": patients},
+        )
     )
 
 

@@ -29,8 +29,10 @@ from openpyxl import load_workbook
 
 from accounts.access import Capability, site_ids_with
 from accounts.models import Site
+from audit.services import action_event_record
 from protocols.models import Course, Phase
 from registry import models as m
+from registry.action_events import Action, ActionKind
 from registry.services import record_save
 
 from .batches import batches_mark_interrupted, this_host
@@ -283,7 +285,30 @@ class Importer:
         batch.errors = [str(issue) for issue in result.issues[:1000]]
         batch.finished_at = timezone.now()
         batch.save()
+        if batch.status == ImportStatus.APPLIED:
+            self._record_applied(batch, tables)
         return result
+
+    def _record_applied(self, batch: ImportBatch, tables: dict[str, Rows]) -> None:
+        """The audit trail's event: the batch, its file and hash, and the patients the file covers."""
+        action_event_record(
+            Action(
+                kind=ActionKind.IMPORT_APPLIED,
+                actor=self.actor,
+                study_id=self.study.pk,
+                patient_codes={
+                    (row.get("study_code") or "").strip() for rows in tables.values() for _, row in rows
+                },
+                object_label=str(batch),
+                reason=batch.reason,
+                detail={
+                    "batch": batch.pk,
+                    "file": batch.file_name,
+                    "sha256": batch.file_sha256,
+                    "summary": batch.summary,
+                },
+            )
+        )
 
     def _check_columns(self, tables: dict[str, Rows], result: ImportResult) -> None:
         for name, rows in tables.items():

@@ -1,10 +1,14 @@
 """Forms of the review workflow."""
 
-from django import forms
+from typing import Any
 
+from django import forms
+from django.db.models import QuerySet
+
+from accounts.models import Site
 from registry.models import Study
 
-from .models import QueryStatus, Section, SignatureMeaning
+from .models import QueryStatus, ReviewStatus, Section, SignatureMeaning
 
 
 class LockForm(forms.Form):
@@ -22,11 +26,21 @@ class LockForm(forms.Form):
 
 
 class UnlockForm(forms.Form):
+    """Unlocking is signed like locking (21 CFR 11.50): the reason, the password again, the meaning shown."""
+
     reason = forms.CharField(
         max_length=300,
         label="Reason for unlocking",
         help_text="Kept with the unlocking signature and in the section's history.",
     )
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        label="Your password (electronic signature)",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.meaning = SignatureMeaning.UNLOCK.label
 
 
 class QueryRaiseForm(forms.Form):
@@ -56,3 +70,28 @@ class QueryListForm(forms.Form):
     def __init__(self, *args, studies, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["study"].queryset = studies
+
+
+class RecordStatusForm(forms.Form):
+    """Filters and order of the record-status grid."""
+
+    SORTS = [
+        ("patient", "Patient"),
+        ("study", "Study"),
+        ("site", "Site"),
+        ("-updated", "Changed most recently"),
+        ("-queries", "Most open queries"),
+    ]
+
+    study = forms.ModelChoiceField(queryset=Study.objects.none(), required=False, empty_label="All studies")
+    site = forms.ModelChoiceField(queryset=Site.objects.none(), required=False, empty_label="All sites")
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), *ReviewStatus.choices], required=False, label="A section is"
+    )
+    open_queries = forms.BooleanField(required=False, label="Has open queries")
+    sort = forms.ChoiceField(choices=SORTS, required=False, label="Order")
+
+    def __init__(self, *args: Any, studies: QuerySet[Study], sites: QuerySet[Site], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["study"].queryset = studies
+        self.fields["site"].queryset = sites

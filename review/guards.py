@@ -39,6 +39,15 @@ def locked_message(review: SectionReview) -> str:
     )
 
 
+def locked_notice(review: SectionReview) -> str:
+    """The one sentence a locked section shows on its page (sentence case; the edit URLs show it too)."""
+    signer = review.locked_by.get_full_name() or review.locked_by.get_username()
+    return (
+        f"This section is locked: signed by {signer} on {review.locked_at:%Y-%m-%d %H:%M} UTC. "
+        "It is read-only until a reviewer unlocks it."
+    )
+
+
 def _review(record) -> SectionReview | None:
     patient_id, section = record.owning_patient_id(), record.review_section
     if patient_id is None or section is None:

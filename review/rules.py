@@ -1,26 +1,39 @@
-"""Data-quality rules that raise queries by themselves.
+"""Data-quality rules that raise queries by themselves (a query, never a refusal: hard limits stay errors).
 
 Each rule looks at one patient's records and reports findings: a missing value the study needs, a
 value beyond what is plausible (but not impossible, so the entry was accepted), or dates that
 contradict each other across records. ``check_patient`` turns findings into open rule queries (one
-per rule, record and field) and closes the rule queries whose finding has gone. It runs after every
-committed change to a patient's records and for everyone in ``python manage.py run_quality_checks``.
+per rule, record and field) and closes the rule queries whose finding has gone, each step written as
+an action event of the system (no actor). It runs on every write to a patient's records (before the
+write's page is answered, see ``settle``; otherwise when the transaction commits) and for everyone in
+``python manage.py run_quality_checks``.
+
+Completeness findings (``missing_*``) wait until their section is submitted: data entry is still
+typing before that, so "No SLEDAI-2K recorded" does not appear the second a patient is enrolled, and a
+cohort whose source never reported a value (ECOG in the LM paper) gets one query per patient when the
+section is handed over, not a flood on the first day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 
 from registry import csf_limits
+from registry.action_events import Action, ActionKind, emit
 from registry.choices import Attribution, DiseaseArea, FollowUpEventType
 from registry.models import (
     AdverseEvent,
+    CarTInfusion,
+    CrsAssessment,
     CsfResult,
     FollowUpEvent,
     IcansAssessment,
@@ -32,7 +45,18 @@ from registry.models import (
 )
 from registry.models.base import local_date
 
-from .models import DataQuery, QueryMessage, QueryOrigin, QueryStatus
+from .models import (
+    STATUS_ORDER,
+    DataQuery,
+    QueryMessage,
+    QueryOrigin,
+    QueryStatus,
+    ReviewStatus,
+    SectionReview,
+)
+
+logger = logging.getLogger(__name__)
+RESOLVED = "Resolved: the data-quality rule no longer finds this."
 
 
 @dataclass(frozen=True)
@@ -42,6 +66,11 @@ class Finding:
     message: str
     record: models.Model | None = None
     field_name: str = ""
+
+    @property
+    def waits_for_submission(self) -> bool:
+        """Completeness findings are raised only once their section is submitted."""
+        return self.rule_code.startswith("missing_")
 
 
 Rule = Callable[[Patient], Iterator[Finding]]
@@ -145,17 +174,52 @@ def missing_values(patient: Patient) -> Iterator[Finding]:
 # --- dates that contradict each other across records ---------------------------------------------
 
 
+def _before_admission(patient: Patient, day: dt.date) -> str | None:
+    """How far before the index admission a date lies, if beyond the window allowed (settings)."""
+    window = settings.QUALITY_DAYS_BEFORE_ADMISSION
+    gap = (patient.index_admission_date - day).days
+    if gap <= window:
+        return None
+    return (
+        f"{gap} day{'s' if gap != 1 else ''} before the index admission "
+        f"({patient.index_admission_date:%Y-%m-%d}; up to {window} allowed)"
+    )
+
+
 @rule
-def lumbar_puncture_before_admission(patient: Patient) -> Iterator[Finding]:
-    index = patient.index_admission_date
+def dated_before_admission(patient: Patient) -> Iterator[Finding]:
+    """An LP, response, relapse or progression dated before the index admission (beyond the window)."""
     for lp in LumbarPuncture.objects.filter(patient=patient):
-        if local_date(lp.performed_at) < index - dt.timedelta(days=30):
+        gap = _before_admission(patient, local_date(lp.performed_at))
+        if gap:
             yield Finding(
                 "date_lp_before_admission",
                 "procedures",
-                "This lumbar puncture is more than 30 days before the index admission.",
+                f"This lumbar puncture is {gap}; please check the date.",
                 lp,
                 "performed_at",
+            )
+    for response in ResponseAssessment.objects.filter(patient=patient):
+        gap = _before_admission(patient, response.assessed_on)
+        if gap:
+            yield Finding(
+                "date_response_before_admission",
+                "outcomes",
+                f"This response assessment is {gap}.",
+                response,
+                "assessed_on",
+            )
+    for event in FollowUpEvent.objects.filter(
+        patient=patient, event_type__in=[FollowUpEventType.NPSLE_RELAPSE, FollowUpEventType.LM_PROGRESSION]
+    ):
+        gap = _before_admission(patient, event.event_date)
+        if gap:
+            yield Finding(
+                "date_event_before_admission",
+                "outcomes",
+                f"{event.get_event_type_display()} is {gap}.",
+                event,
+                "event_date",
             )
 
 
@@ -214,20 +278,63 @@ def before_first_intrathecal_dose(patient: Patient) -> Iterator[Finding]:
 
 
 @rule
-def icans_before_infusion(patient: Patient) -> Iterator[Finding]:
+def toxicity_before_infusion(patient: Patient) -> Iterator[Finding]:
+    """ICANS and CRS are toxicities of the infusion: an assessment before it contradicts the dates."""
     if patient.study.disease_area != DiseaseArea.ICANS:
         return
     infusion = patient.car_t_infusions.order_by("infusion_date").first()
     if infusion is None:
         return
-    for assessment in IcansAssessment.objects.filter(patient=patient):
-        if local_date(assessment.assessed_at) < infusion.infusion_date:
+    for model, code, label in (
+        (IcansAssessment, "date_icans_before_infusion", "ICANS"),
+        (CrsAssessment, "date_crs_before_infusion", "CRS"),
+    ):
+        for assessment in model.objects.filter(patient=patient):
+            if local_date(assessment.assessed_at) < infusion.infusion_date:
+                yield Finding(
+                    code,
+                    "diagnosis",
+                    f"This {label} assessment is before the CAR-T infusion ({infusion.infusion_date:%Y-%m-%d}).",
+                    assessment,
+                    "assessed_at",
+                )
+
+
+#: Labelled CAR-T doses per kg (×10⁶ CAR-positive viable T cells/kg), from the US prescribing
+#: information: (names the product is entered as, lowest, highest). Products dosed as a flat total
+#: (lisocabtagene, idecabtagene) and investigational products fall back to ``CAR_T_PLAUSIBLE``.
+CAR_T_LABELLED_DOSE = [
+    (("tisagenlecleucel", "kymriah"), Decimal("0.2"), Decimal("5.0")),
+    (("axicabtagene", "yescarta"), Decimal("1.0"), Decimal("2.0")),
+    (("brexucabtagene", "tecartus"), Decimal("0.5"), Decimal("2.0")),
+    (("ciltacabtagene", "carvykti"), Decimal("0.5"), Decimal("1.0")),
+]
+#: Outside every labelled per-kg dose: an entry beyond this is almost surely a unit slip.
+CAR_T_PLAUSIBLE = (Decimal("0.1"), Decimal("10"))
+
+
+def car_t_dose_range(product: str) -> tuple[Decimal, Decimal, str]:
+    name = product.lower()
+    for names, low, high in CAR_T_LABELLED_DOSE:
+        if any(n in name for n in names):
+            return low, high, f"the labelled range of {names[0]}"
+    return (*CAR_T_PLAUSIBLE, "the range of licensed CAR-T products")
+
+
+@rule
+def car_t_dose_outside_label(patient: Patient) -> Iterator[Finding]:
+    for infusion in CarTInfusion.objects.filter(patient=patient, dose_1e6_cells_per_kg__isnull=False):
+        low, high, source = car_t_dose_range(infusion.product)
+        dose = infusion.dose_1e6_cells_per_kg
+        if not low <= dose <= high:
             yield Finding(
-                "date_icans_before_infusion",
+                "plausibility_car_t_dose",
                 "diagnosis",
-                f"This ICANS assessment is before the CAR-T infusion ({infusion.infusion_date:%Y-%m-%d}).",
-                assessment,
-                "assessed_at",
+                f"A dose of {dose.normalize():f} ×10⁶ cells/kg is outside {source} "
+                f"({low.normalize():f}–{high.normalize():f} ×10⁶ cells/kg); please check the unit "
+                "against the infusion record.",
+                infusion,
+                "dose_1e6_cells_per_kg",
             )
 
 
@@ -242,11 +349,22 @@ def _key(content_type_id: int | None, object_id: int | None, field: str, code: s
     return content_type_id, object_id, field, code
 
 
-@transaction.atomic
-def check_patient(patient: Patient) -> tuple[int, int]:
-    """Open queries for new findings, close those whose finding has gone; returns (opened, closed)."""
+def _submitted_sections(patient: Patient) -> set[str]:
+    statuses = SectionReview.objects.filter(patient=patient).values_list("section", "status")
+    return {
+        section
+        for section, status in statuses
+        if STATUS_ORDER[status] >= STATUS_ORDER[ReviewStatus.SUBMITTED]
+    }
+
+
+def _due(patient: Patient) -> dict[tuple, Finding]:
+    """The findings that should have an open query now, by key (completeness ones once submitted)."""
+    submitted = _submitted_sections(patient)
     found: dict[tuple, Finding] = {}
     for finding in findings(patient):
+        if finding.waits_for_submission and finding.section not in submitted:
+            continue
         content_type = (
             ContentType.objects.get_for_model(finding.record) if finding.record is not None else None
         )
@@ -257,11 +375,36 @@ def check_patient(patient: Patient) -> tuple[int, int]:
             finding.rule_code,
         )
         found[key] = finding
+    return found
+
+
+def _system_event(kind: ActionKind, query: DataQuery, old: str, text: str) -> None:
+    emit(
+        Action(
+            kind=kind,
+            actor=None,
+            patient_id=query.patient_id,
+            study_id=query.patient.study_id,
+            section=query.section,
+            record=query,
+            object_label=f"Query #{query.pk}: {query.message[:200]}",
+            old_state=old,
+            new_state=query.status,
+            reason=text,
+            detail={"origin": QueryOrigin.RULE, "rule": query.rule_code},
+        )
+    )
+
+
+@transaction.atomic
+def check_patient(patient: Patient) -> tuple[int, int]:
+    """Open queries for new findings, close those whose finding has gone; returns (opened, closed)."""
+    found = _due(patient)
     existing = {
         _key(q.content_type_id, q.object_id, q.field_name, q.rule_code): q
-        for q in DataQuery.objects.filter(patient=patient, origin=QueryOrigin.RULE).exclude(
-            status=QueryStatus.CLOSED
-        )
+        for q in DataQuery.objects.filter(patient=patient, origin=QueryOrigin.RULE)
+        .exclude(status=QueryStatus.CLOSED)
+        .select_related("patient")
     }
     opened = closed = 0
     for key, finding in found.items():
@@ -279,17 +422,28 @@ def check_patient(patient: Patient) -> tuple[int, int]:
             rule_code=rule_code,
         )
         QueryMessage.objects.create(query=query, text=finding.message)
+        _system_event(ActionKind.QUERY_RAISED, query, "", finding.message)
         opened += 1
     for key, query in existing.items():
         if key not in found:
-            QueryMessage.objects.create(
-                query=query, text="Resolved: the data-quality rule no longer finds this."
-            )
+            QueryMessage.objects.create(query=query, text=RESOLVED)
+            old = query.status
             query.status, query.closed_at = QueryStatus.CLOSED, timezone.now()
             query._change_reason = "Resolved by the data-quality rule"
             query.save()
+            _system_event(ActionKind.QUERY_CLOSED, query, old, RESOLVED)
             closed += 1
     return opened, closed
+
+
+def _pending() -> set[int] | None:
+    """The patients whose check waits for the current transaction's commit (None: no check pending)."""
+    connection = transaction.get_connection()
+    for _savepoints, callback, _robust in connection.run_on_commit:
+        patients = getattr(callback, "quality_patients", None)
+        if patients is not None:
+            return patients
+    return None
 
 
 def schedule_check(patient_id: int) -> None:
@@ -302,18 +456,38 @@ def schedule_check(patient_id: int) -> None:
     if not connection.in_atomic_block:
         _run({patient_id})
         return
-    for _savepoints, callback, _robust in connection.run_on_commit:
-        if getattr(callback, "quality_patients", None) is not None:
-            callback.quality_patients.add(patient_id)
-            return
+    pending = _pending()
+    if pending is not None:
+        pending.add(patient_id)
+        return
     patients = {patient_id}
 
     def flush() -> None:
         _run(patients)
+        patients.clear()
 
     flush.quality_patients = patients
     # robust: a failing check is logged and never fails (or undoes) the user's committed save
     transaction.on_commit(flush, robust=True)
+
+
+def settle(patient_id: int) -> None:
+    """Run the patient's pending check now, so the page answering a write shows the queries it leaves.
+
+    A request runs in one transaction (ATOMIC_REQUESTS): a check waiting for the commit would run
+    only after the page was rendered, so the page would show a query the save had just resolved.
+    The check runs in a savepoint; if it fails, the commit runs it again (and logs the failure).
+    """
+    pending = _pending()
+    if not pending or patient_id not in pending:
+        return
+    try:
+        with transaction.atomic():
+            _run({patient_id})
+    except Exception:  # the on-commit pass retries it; the user's save stands either way
+        logger.exception("Data-quality check of patient %s failed; retried at commit", patient_id)
+        return
+    pending.discard(patient_id)
 
 
 def _run(patient_ids) -> None:

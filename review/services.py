@@ -1,7 +1,9 @@
 """The review workflow: submit → verify → lock (e-signature) → unlock, and data clarification queries.
 
 Each transition takes the section's review row FOR UPDATE, the same lock every write to the section
-takes, so a lock and an edit never interleave. Every transition is kept in the review row's history.
+takes, so a lock and an edit never interleave. Every transition is kept in the review row's history
+and written as an action event of the audit trail (registry.action_events): who, from → to, why, and
+for the signed steps (lock, unlock) the signature's meaning and printed name.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.access import Capability, has_capability
+from registry.action_events import Action, ActionKind, emit
 from registry.models import Patient
 from registry.services.records import attribute
 
@@ -28,6 +31,7 @@ from .models import (
     SectionReview,
     SignatureMeaning,
 )
+from .rules import schedule_check
 
 
 def _require(actor, capability: Capability, patient: Patient) -> None:
@@ -48,6 +52,68 @@ def _save(review: SectionReview, *, actor, reason: str) -> SectionReview:
     return review
 
 
+def _section_event(
+    kind: ActionKind,
+    review: SectionReview,
+    *,
+    actor,
+    old: str,
+    reason: str = "",
+    signature: ElectronicSignature | None = None,
+) -> None:
+    emit(
+        Action(
+            kind=kind,
+            actor=actor,
+            patient_id=review.patient_id,
+            study_id=review.patient.study_id,
+            section=review.section,
+            object_label=f"{review.get_section_display()} section",
+            old_state=old,
+            new_state=review.status,
+            reason=reason,
+            signature_meaning=signature.get_meaning_display() if signature else "",
+            signer=signature.printed_name if signature else "",
+            detail={"signature": signature.pk} if signature else {},
+        )
+    )
+
+
+def _query_event(kind: ActionKind, query: DataQuery, *, actor, old: str, text: str = "") -> None:
+    """A query's step; ``actor`` None is the system (a data-quality rule raising or resolving it)."""
+    emit(
+        Action(
+            kind=kind,
+            actor=actor,
+            patient_id=query.patient_id,
+            study_id=query.patient.study_id,
+            section=query.section,
+            record=query,
+            object_label=f"Query #{query.pk}: {query.message[:200]}",
+            old_state=old,
+            new_state=query.status,
+            reason=text,
+            detail={"origin": query.origin, "rule": query.rule_code} if query.rule_code else {},
+        )
+    )
+
+
+def _sign(
+    actor, password: str, *, meaning: SignatureMeaning, patient: Patient, sections, reason="", what: str
+):
+    """An electronic signature: the password typed again, the printed name, the time and the meaning."""
+    if not password or not actor.check_password(password):
+        raise ValidationError({"password": f"The password is not correct; the record was not {what}."})
+    return ElectronicSignature.objects.create(
+        signer=actor,
+        printed_name=actor.get_full_name() or actor.get_username(),
+        meaning=meaning,
+        patient=patient,
+        sections=list(sections),
+        reason=reason,
+    )
+
+
 def open_queries(patient: Patient, section: str | None = None) -> models.QuerySet[DataQuery]:
     queries = DataQuery.objects.filter(patient=patient).exclude(status=QueryStatus.CLOSED)
     return queries.filter(section=section) if section else queries
@@ -60,8 +126,13 @@ def section_submit(*, patient: Patient, section: str, actor) -> SectionReview:
     review = _review_for_update(patient, section)
     if review.status != ReviewStatus.DRAFT:
         raise ValidationError(f"The section is {review.get_status_display().lower()}, not a draft.")
+    old = review.status
     review.status, review.submitted_by, review.submitted_at = ReviewStatus.SUBMITTED, actor, timezone.now()
-    return _save(review, actor=actor, reason="Submitted for review")
+    _save(review, actor=actor, reason="Submitted for review")
+    _section_event(ActionKind.SECTION_SUBMITTED, review, actor=actor, old=old)
+    # Rules that wait for the submission (e.g. "ECOG missing") look at the section now.
+    schedule_check(patient.pk)
+    return review
 
 
 @transaction.atomic
@@ -78,8 +149,11 @@ def section_verify(*, patient: Patient, section: str, actor) -> SectionReview:
         raise ValidationError(
             f"{pending} open quer{'y' if pending == 1 else 'ies'} must be closed before verification."
         )
+    old = review.status
     review.status, review.verified_by, review.verified_at = ReviewStatus.VERIFIED, actor, timezone.now()
-    return _save(review, actor=actor, reason="Verified")
+    _save(review, actor=actor, reason="Verified")
+    _section_event(ActionKind.SECTION_VERIFIED, review, actor=actor, old=old)
+    return review
 
 
 @transaction.atomic
@@ -117,8 +191,6 @@ def sections_lock(*, patient: Patient, sections: Iterable[str], actor, password:
     The signature records the printed name, the time (UTC) and what signing means (21 CFR 11.50).
     """
     _require(actor, Capability.REVIEW, patient)
-    if not password or not actor.check_password(password):
-        raise ValidationError({"password": "The password is not correct; the record was not locked."})
     sections = list(dict.fromkeys(sections))
     if not sections:
         raise ValidationError("Choose at least one section to lock.")
@@ -128,39 +200,52 @@ def sections_lock(*, patient: Patient, sections: Iterable[str], actor, password:
         raise ValidationError(
             f"Only verified sections can be locked: {', '.join(not_verified)} {'is' if len(not_verified) == 1 else 'are'} not."
         )
-    signature = ElectronicSignature.objects.create(
-        signer=actor,
-        printed_name=actor.get_full_name() or actor.get_username(),
+    signature = _sign(
+        actor,
+        password,
         meaning=SignatureMeaning.REVIEW_AND_LOCK,
         patient=patient,
         sections=sections,
+        what="locked",
     )
     for review in reviews:
+        old = review.status
         review.status, review.locked_by, review.locked_at = ReviewStatus.LOCKED, actor, signature.signed_at
         _save(review, actor=actor, reason=f"Locked with e-signature #{signature.pk}")
+        _section_event(ActionKind.SECTION_LOCKED, review, actor=actor, old=old, signature=signature)
     return signature
 
 
 @transaction.atomic
-def section_unlock(*, patient: Patient, section: str, actor, reason: str) -> ElectronicSignature:
-    """Reopen a locked section for correction; it goes back to submitted and needs verifying again."""
+def section_unlock(
+    *, patient: Patient, section: str, actor, reason: str, password: str
+) -> ElectronicSignature:
+    """Reopen a locked section for correction, signed like the lock (password again, meaning stated).
+
+    The section goes back to submitted and needs verifying and locking again.
+    """
     _require(actor, Capability.REVIEW, patient)
     if not reason.strip():
         raise ValidationError({"reason": "Unlocking needs a reason."})
     review = _review_for_update(patient, section)
     if review.status != ReviewStatus.LOCKED:
         raise ValidationError("The section is not locked.")
-    signature = ElectronicSignature.objects.create(
-        signer=actor,
-        printed_name=actor.get_full_name() or actor.get_username(),
+    signature = _sign(
+        actor,
+        password,
         meaning=SignatureMeaning.UNLOCK,
         patient=patient,
         sections=[section],
         reason=reason,
+        what="unlocked",
     )
+    old = review.status
     review.status = ReviewStatus.SUBMITTED
     review.verified_by = review.verified_at = review.locked_by = review.locked_at = None
-    _save(review, actor=actor, reason=f"Unlocked: {reason}")
+    _save(review, actor=actor, reason=f"Unlocked with e-signature #{signature.pk}: {reason}")
+    _section_event(
+        ActionKind.SECTION_UNLOCKED, review, actor=actor, old=old, reason=reason, signature=signature
+    )
     return signature
 
 
@@ -200,6 +285,7 @@ def query_raise(
         raised_by=actor,
     )
     QueryMessage.objects.create(query=query, author=actor, text=message)
+    _query_event(ActionKind.QUERY_RAISED, query, actor=actor, old="", text=message)
     return query
 
 
@@ -212,9 +298,10 @@ def query_answer(*, query: DataQuery, actor, text: str) -> DataQuery:
     if not text.strip():
         raise ValidationError({"text": "Write the answer."})
     QueryMessage.objects.create(query=query, author=actor, text=text)
-    query.status = QueryStatus.ANSWERED
+    old, query.status = query.status, QueryStatus.ANSWERED
     attribute(query, actor=actor, reason="Answered")
     query.save()
+    _query_event(ActionKind.QUERY_ANSWERED, query, actor=actor, old=old, text=text)
     return query
 
 
@@ -226,22 +313,28 @@ def query_close(*, query: DataQuery, actor, text: str = "") -> DataQuery:
         raise ValidationError("The query is already closed.")
     if text.strip():
         QueryMessage.objects.create(query=query, author=actor, text=text)
+    old = query.status
     query.status, query.closed_by, query.closed_at = QueryStatus.CLOSED, actor, timezone.now()
     attribute(query, actor=actor, reason="Closed")
     query.save()
+    _query_event(ActionKind.QUERY_CLOSED, query, actor=actor, old=old, text=text)
     return query
 
 
 @transaction.atomic
 def query_reopen(*, query: DataQuery, actor, text: str) -> DataQuery:
-    """The reviewer is not satisfied with the answer."""
+    """The reviewer is not satisfied with the answer (or a closed query needs another look)."""
     _require(actor, Capability.REVIEW, query.patient)
     if not text.strip():
         raise ValidationError({"text": "Say what is still unclear."})
+    if query.status == QueryStatus.OPEN:
+        raise ValidationError("The query is already open.")
     QueryMessage.objects.create(query=query, author=actor, text=text)
-    query.status = QueryStatus.OPEN
+    old, query.status = query.status, QueryStatus.OPEN
+    query.closed_by, query.closed_at = None, None
     attribute(query, actor=actor, reason="Reopened")
     query.save()
+    _query_event(ActionKind.QUERY_REOPENED, query, actor=actor, old=old, text=text)
     return query
 
 

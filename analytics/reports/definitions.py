@@ -7,6 +7,8 @@ from typing import Any
 from django.db import transaction
 
 from analytics.models import ReportDefinition
+from audit.services import action_event_record
+from registry.action_events import Action, ActionKind
 from registry.models import Study
 
 DEFAULT_NAME = "All patients"
@@ -42,4 +44,14 @@ def report_definition_create(
     )
     definition.full_clean()
     definition.save()
+    action_event_record(
+        Action(
+            kind=ActionKind.REPORT_DEFINITION_SAVED,
+            actor=created_by,
+            study_id=study.pk,
+            record=definition,
+            new_state="saved",
+            detail={"definition": definition.pk, "name": name, "filters": filters, "options": options},
+        )
+    )
     return definition

@@ -7,6 +7,7 @@ import datetime as dt
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from registry.action_events import Action, ActionKind, emit
 from registry.models import Patient
 from registry.models.base import local_date
 from registry.services import record_save
@@ -26,6 +27,17 @@ def course_start(*, patient: Patient, protocol: Protocol, start_date: dt.date, a
         Course(patient=patient, protocol=protocol, start_date=start_date), actor=actor, reason=reason
     )
     course_replan(course=course, actor=actor, reason=reason)
+    emit(
+        Action(
+            kind=ActionKind.COURSE_STARTED,
+            actor=actor,
+            record=course,
+            old_state="",
+            new_state=course.status,
+            reason=reason,
+            detail={"protocol": str(protocol), "start_date": start_date.isoformat()},
+        )
+    )
     return course
 
 
@@ -137,8 +149,18 @@ def planned_injection_mark_missed(
         raise ValidationError({"status": f"Injections are accounted for in order: {upcoming} comes first."})
     injection.status, injection.deviation_reason = InjectionStatus.MISSED, deviation_reason.strip()
     injection.deviation = "not given"
-    record_save(
-        injection, actor=actor, reason=reason or f"Injection {injection.sequence} missed: {deviation_reason}"
+    why = reason or f"Injection {injection.sequence} missed: {deviation_reason}"
+    record_save(injection, actor=actor, reason=why)
+    emit(
+        Action(
+            kind=ActionKind.INJECTION_MISSED,
+            actor=actor,
+            record=injection,
+            old_state=InjectionStatus.PLANNED,
+            new_state=injection.status,
+            reason=why,
+            detail={"planned_date": injection.planned_date.isoformat(), "sequence": injection.sequence},
+        )
     )
     course_replan(
         course=injection.course,
@@ -172,6 +194,7 @@ def course_stop(
         raise ValidationError(
             {"ended_on": f"An injection was given on {local_date(last_given):%Y-%m-%d}, after this date."}
         )
+    old = course.status
     course.status, course.ended_on = CourseStatus.STOPPED, ended_on
     course.stop_reason, course.stop_note = stop_reason, stop_note.strip()
     label = StopReason(stop_reason).label if stop_reason in StopReason.values else stop_reason
@@ -181,4 +204,15 @@ def course_stop(
         injection.status = InjectionStatus.CANCELLED
         injection.deviation_reason = f"Course stopped: {label}"
         record_save(injection, actor=actor, reason=why)
+    emit(
+        Action(
+            kind=ActionKind.COURSE_STOPPED,
+            actor=actor,
+            record=course,
+            old_state=old,
+            new_state=course.status,
+            reason=why,
+            detail={"ended_on": ended_on.isoformat(), "stop_reason": str(stop_reason)},
+        )
+    )
     return course

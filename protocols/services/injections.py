@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from registry.action_events import Action, ActionKind, emit
 from registry.models import CsfResult, IntrathecalDose, LumbarPuncture, PathogenTest
 from registry.models.base import local_date
 from registry.services import lumbar_puncture_save, record_delete, record_save
@@ -274,8 +275,9 @@ def _merge_errors(errors: dict[str, list[str]], save, **kwargs) -> None:
 
 def _save_overrides(lp, accepted, overrides: Mapping[str, str], actor) -> list[SafetyOverride]:
     """One override record per accepted finding: what it said, who accepted it, when, and why."""
-    return [
-        record_save(
+    saved = []
+    for finding in accepted:
+        override = record_save(
             SafetyOverride(
                 lumbar_puncture=lp,
                 check_code=finding.code,
@@ -287,8 +289,19 @@ def _save_overrides(lp, accepted, overrides: Mapping[str, str], actor) -> list[S
             actor=actor,
             reason=overrides[finding.code],
         )
-        for finding in accepted
-    ]
+        emit(
+            Action(
+                kind=ActionKind.SAFETY_OVERRIDDEN,
+                actor=actor,
+                record=override,
+                old_state="blocked",
+                new_state="overridden",
+                reason=override.reason,
+                detail={"check": finding.code, "finding": finding.message},
+            )
+        )
+        saved.append(override)
+    return saved
 
 
 def _stored_formulation(dose: IntrathecalDose) -> Formulation | None:

@@ -124,7 +124,9 @@ def test_locking_and_editing_at_once_never_leaves_a_locked_record_changed(pool):
             assert isinstance(edit_outcome, RecordLockedError), edit_outcome
             assert current.agent == before.agent and current.version == before.version
             locked_trials += 1
-            services.section_unlock(patient=patient, section="therapy", actor=reviewer, reason="next trial")
+            services.section_unlock(
+                patient=patient, section="therapy", actor=reviewer, reason="next trial", password=PASSWORD
+            )
         else:
             # The edit won: it sent the section back to submitted, so the lock was refused.
             assert isinstance(lock_outcome, ValidationError) and "verified" in str(lock_outcome), lock_outcome

@@ -155,15 +155,30 @@ def test_unlock_needs_a_reason_and_sends_the_section_back_to_review(team):
     lock_therapy(team)
     with pytest.raises(ValidationError, match="needs a reason"):
         services.section_unlock(
-            patient=team["patient"], section="therapy", actor=team["reviewer"], reason=" "
+            patient=team["patient"], section="therapy", actor=team["reviewer"], reason=" ", password=PASSWORD
         )
+    with pytest.raises(ValidationError, match="password is not correct"):
+        services.section_unlock(
+            patient=team["patient"],
+            section="therapy",
+            actor=team["reviewer"],
+            reason="typo",
+            password="guess",
+        )
+    assert SectionReview.objects.get(patient=team["patient"], section="therapy").status == ReviewStatus.LOCKED
     signature = services.section_unlock(
-        patient=team["patient"], section="therapy", actor=team["reviewer"], reason="dose transcribed wrongly"
+        patient=team["patient"],
+        section="therapy",
+        actor=team["reviewer"],
+        reason="dose transcribed wrongly",
+        password=PASSWORD,
     )
     assert signature.meaning == SignatureMeaning.UNLOCK and signature.reason == "dose transcribed wrongly"
     review = SectionReview.objects.get(patient=team["patient"], section="therapy")
     assert review.status == ReviewStatus.SUBMITTED
-    assert review.history.latest().history_change_reason == "Unlocked: dose transcribed wrongly"
+    assert review.history.latest().history_change_reason == (
+        f"Unlocked with e-signature #{signature.pk}: dose transcribed wrongly"
+    )
 
 
 def test_submitted_records_need_a_reason_and_a_change_undoes_verification(team):
