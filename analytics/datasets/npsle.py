@@ -50,13 +50,14 @@ NPSLE_VARIABLES = [
         for organ in NpsleDiagnosis.SLE_ORGANS
     ),
     *(
-        _v(
-            test,
-            test.replace("_", " "),
-            "0/1",
-            "1 positive, 0 negative, missing if not done or indeterminate",
+        _v(test, label, "0/1", "1 positive, 0 negative, missing if not done or indeterminate")
+        for test, label in (
+            ("anti_dsdna", "Anti-dsDNA positive"),
+            ("anti_rrnp", "Anti-rRNP positive"),
+            ("coombs", "Coombs test positive"),
+            ("anti_b2gp1", "Anti-β2GP1 positive"),
+            ("anticardiolipin", "Anticardiolipin (aCL) positive"),
         )
-        for test in ("anti_dsdna", "anti_rrnp", "coombs", "anti_b2gp1", "anticardiolipin")
     ),
     _v("c3_g_per_l", "C3", "g/L", "As recorded"),
     _v("c4_g_per_l", "C4", "g/L", "As recorded"),

@@ -671,3 +671,123 @@ def dose_schedule(
         "One row per patient (study code): each intrathecal injection, sized by the dose of its main drug "
         "(dexamethasone when alone), coloured by how it relates to the plan; open circles: planned injections missed.",
     )
+
+
+# --- numbers as a paper prints them --------------------------------------------------------------
+
+#: Decimals a paper prints for a value in this unit: ages, months and years one, whole units none.
+UNIT_DIGITS = {
+    "years": 1,
+    "months": 1,
+    "days": 0,
+    "points": 0,
+    "count": 0,
+    "mmH2O": 0,
+    "10⁶/L": 0,
+    "g/L": 2,
+    "ratio": 2,
+}
+
+
+def unit_digits(unit: str, default: int = 2) -> int:
+    return UNIT_DIGITS.get(unit, default)
+
+
+def median_iqr_text(median: float | None, q1: float | None, q3: float | None, digits: int) -> str:
+    """ "29.0 [21.8, 40.3]": a median and its quartiles with the unit's decimals."""
+    if median is None or pd.isna(median):
+        return "—"
+    return f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"
+
+
+def count_percent_text(count: float | None, percent: float | None) -> str:
+    """ "26 (13.5)": a count and its percentage to one decimal."""
+    if count is None or pd.isna(count):
+        return "—"
+    return f"{int(count)} ({percent:.1f})"
+
+
+def characteristic_label(label: str, unit: str, continuous: bool) -> str:
+    """A Table 1 row label with its unit and what its cells hold: "Age, years, median [IQR]"."""
+    if continuous:
+        return (
+            f"{label}, {unit}, median [IQR]"
+            if unit and unit not in ("points", "count")
+            else f"{label}, median [IQR]"
+        )
+    return f"{label}, n (%)"
+
+
+@dataclass(frozen=True)
+class Characteristic:
+    """A Table 1 row: the dataset column, whether it is continuous, and the heading it sits under."""
+
+    variable: str
+    continuous: bool = False
+    group: str = ""
+
+
+def side_by_side(
+    parts: Sequence[tuple[str, str, Described]],
+    rows: Sequence[Characteristic],
+    labels: Mapping[str, str],
+    units: Mapping[str, str],
+    group_labels: Mapping[str, str],
+    by: str,
+) -> tuple[list[Column], list[dict[str, Any]]]:
+    """Several ``describe_groups`` results as one table, side by side (the paper's Table 1 before
+    and after matching): per part, a summary column per group, p and SMD. ``parts`` are
+    (key, caption, described); summaries use the unit's decimals (``UNIT_DIGITS``)."""
+    columns = [Column("label", "Characteristic", "text"), Column("variable", "Variable", "text", shown=False)]
+    for key, caption, described in parts:
+        for level in described.levels:
+            suffix = level_text(level)
+            name = group_labels.get(f"{by}={suffix}", suffix)
+            size = described.sizes[suffix]
+            columns.append(
+                Column(f"{key}_summary_{suffix}", f"{name}{caption} (n = {size})", "text", missing="")
+            )
+        columns += [
+            Column(f"{key}_p", f"p{caption}", "p", missing=""),
+            Column(f"{key}_smd", f"SMD{caption}", "number", digits=2, missing=""),
+            Column(f"{key}_test", f"Test{caption}", "text", shown=False),
+        ]
+    indexed = [
+        (
+            key,
+            {row["variable"]: row for row in described.table.to_dict("records") if row.get("level") is None},
+        )
+        for key, _, described in parts
+    ]
+    out: list[dict[str, Any]] = []
+    heading = ""
+    for row in rows:
+        if row.group and row.group != heading:
+            out.append({"label": row.group, "variable": None})
+        heading = row.group
+        unit = units.get(row.variable, "")
+        label = characteristic_label(labels.get(row.variable, row.variable), unit, row.continuous)
+        record: dict[str, Any] = {"label": f"\u2003{label}" if row.group else label, "variable": row.variable}
+        for key, by_variable in indexed:
+            found = by_variable.get(row.variable)
+            if found is None:
+                continue
+            for level in parts[0][2].levels:
+                s = level_text(level)
+                record[f"{key}_summary_{s}"] = (
+                    median_iqr_text(
+                        found.get(f"median_{s}"),
+                        found.get(f"q1_{s}"),
+                        found.get(f"q3_{s}"),
+                        unit_digits(unit),
+                    )
+                    if row.continuous
+                    else count_percent_text(found.get(f"count_{s}"), found.get(f"percent_{s}"))
+                )
+            record |= {
+                f"{key}_p": found.get("p"),
+                f"{key}_smd": found.get("smd"),
+                f"{key}_test": found.get("test"),
+            }
+        out.append(record)
+    return columns, out

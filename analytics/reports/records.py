@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from protocols.choices import InjectionStatus
 from protocols.models import PlannedInjection
 from registry.choices import FollowUpEventType, IntrathecalDrug
-from registry.models import AdverseEvent, IntrathecalDose, Patient
+from registry.models import AdverseEvent, IntrathecalDose, Patient, ScreeningLogEntry
 
 
 def _kept(frame: pd.DataFrame, ids: Collection[int]) -> pd.DataFrame:
@@ -107,3 +107,12 @@ def injection_schedule(patients: QuerySet[Patient], ids: Collection[int]) -> pd.
         )
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     return _kept(frame, ids).sort_values(["patient_id", "when"]).reset_index(drop=True)
+
+
+def screening_log(study: str, patients: QuerySet[Patient]) -> pd.DataFrame:
+    """The study's screening log at the sites of these patients: ``step``, ``exclusion_reason``, ``patients``."""
+    sites = patients.values("site_id")
+    rows = ScreeningLogEntry.objects.filter(study__code=study, site_id__in=sites).values_list(
+        "step", "exclusion_reason", "patients"
+    )
+    return pd.DataFrame(list(rows), columns=["step", "exclusion_reason", "patients"])
