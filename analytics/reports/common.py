@@ -765,6 +765,8 @@ def side_by_side(
         if row.group and row.group != heading:
             out.append({"label": row.group, "variable": None})
         heading = row.group
+        if not any(row.variable in by_variable for _, by_variable in indexed):
+            continue  # not described (constant or unrecorded): the table's notes say why
         unit = units.get(row.variable, "")
         label = characteristic_label(labels.get(row.variable, row.variable), unit, row.continuous)
         record: dict[str, Any] = {"label": f"\u2003{label}" if row.group else label, "variable": row.variable}

@@ -29,6 +29,10 @@ def p_text(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def number_text(value: Any, column: Mapping[str, Any]) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return column.get("missing", "—")
@@ -49,6 +53,13 @@ class Cell:
     numeric: bool
 
 
+#: A table whose rows need more characters than this (the longest cell of each column, header words
+#: included) goes on a landscape page of its own in the PDF; above LANDSCAPE_FIT_CHARS it is also
+#: printed smaller. About 150 characters of 8-point text fit across a portrait A4 page.
+PORTRAIT_CHARS = 120
+LANDSCAPE_FIT_CHARS = 190
+
+
 @dataclass(frozen=True)
 class DisplayTable:
     is_figure = False
@@ -58,6 +69,24 @@ class DisplayTable:
     headers: list[Cell]
     rows: list[list[Cell]]
     notes: list[str]
+
+    @property
+    def width_chars(self) -> int:
+        """The characters a row needs: per column, its longest cell or longest header word."""
+        total = 0
+        for index, header in enumerate(self.headers):
+            longest_word = max((len(word) for word in header.text.split()), default=0)
+            cells = [len(row[index].text) for row in self.rows if index < len(row)]
+            total += max([longest_word, *cells]) + 2
+        return total
+
+    @property
+    def layout(self) -> str:
+        """How the PDF prints it: "" (portrait), "wide" (landscape) or "wide fit" (landscape, smaller)."""
+        width = self.width_chars
+        if width <= PORTRAIT_CHARS:
+            return ""
+        return "wide" if width <= LANDSCAPE_FIT_CHARS else "wide fit"
 
 
 def display_table(table: Mapping[str, Any]) -> DisplayTable:
@@ -76,6 +105,8 @@ def display_table(table: Mapping[str, Any]) -> DisplayTable:
         for first, upper in plan:
             if upper is None:
                 text = number_text(record.get(first["key"]), first)
+            elif _missing(record.get(first["key"])) and _missing(record.get(upper["key"])):
+                text = first.get("missing", "—")  # no interval at all: one mark, not "—–—"
             else:
                 text = f"{number_text(record.get(first['key']), first)}–{number_text(record.get(upper['key']), upper)}"
             cells.append(Cell(text, first["kind"] in NUMERIC_KINDS))
