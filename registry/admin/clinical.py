@@ -20,6 +20,7 @@ from ..models import (
     NpsleManifestation,
     PathogenTest,
     ResponseAssessment,
+    ScreeningLogEntry,
     Site,
     Sledai2kAssessment,
     Study,
@@ -43,6 +44,15 @@ class StudyAdmin(RegistryAdmin):
     list_filter = ["disease_area", "sites"]
     search_fields = ["code", "title"]
     filter_horizontal = ["sites"]
+
+
+@admin.register(ScreeningLogEntry)
+class ScreeningLogEntryAdmin(RegistryAdmin):
+    """The screening log of a study's flow diagram: counts per site, period, step and reason."""
+
+    list_display = ["study", "site", "period_start", "period_end", "step", "exclusion_reason", "patients"]
+    list_filter = ["study", "site", "step", "exclusion_reason"]
+    search_fields = ["study__code", "site__code", "search", "note"]
 
 
 class ManifestationInline(SectionGuardedInline, admin.TabularInline):

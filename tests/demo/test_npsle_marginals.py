@@ -71,7 +71,9 @@ def test_every_paper_figure_is_matched_per_group(cohort, figure, group):
     if figure.kind == "percent":
         assert value == pytest.approx(paper, abs=PERCENT_POINTS), f"{figure.label}: {value:.1f}% vs {paper}%"
     else:
-        assert value == pytest.approx(paper, rel=MEDIAN_RELATIVE, abs=1e-9), f"{figure.label}: {value} vs {paper}"
+        assert value == pytest.approx(paper, rel=MEDIAN_RELATIVE, abs=1e-9), (
+            f"{figure.label}: {value} vs {paper}"
+        )
 
 
 def test_the_cohort_has_the_papers_size_treatment_and_events(cohort):
@@ -92,6 +94,8 @@ def test_the_cohort_has_the_papers_size_treatment_and_events(cohort):
 
 
 def test_matching_gives_about_147_pairs_all_balanced(cohort):
-    result = match_nearest(cohort, "intrathecal", MATCHING_COVARIATES, caliper=CALIPER_SD, id_col="patient_id")
+    result = match_nearest(
+        cohort, "intrathecal", MATCHING_COVARIATES, caliper=CALIPER_SD, id_col="patient_id"
+    )
     assert result.n_treated_matched == pytest.approx(PAPER_COHORT.matched_pairs, abs=8)
     assert (result.balance["smd_after"].abs() < 0.1).all(), result.balance
