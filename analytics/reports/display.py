@@ -141,6 +141,13 @@ class DisplaySection:
     exclusions: str
     items: list[DisplayTable | DisplayFigure]  # in the order the analysis produced them
 
+    @property
+    def starts_wide(self) -> bool:
+        """Its first item is a wide table: the PDF starts the whole section on the landscape page, so
+        the heading is not left alone at the foot of a portrait one."""
+        first = self.items[0] if self.items else None
+        return isinstance(first, DisplayTable) and bool(first.layout)
+
 
 def display_sections(numbers: Mapping[str, Any], figures: Mapping[str, str]) -> list[DisplaySection]:
     sections = []

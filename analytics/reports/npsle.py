@@ -278,12 +278,10 @@ class NpsleReport(StudyReport):
         side = "\n".join(f"{reasons.get(code, code)} (n = {int(n)})" for code, n in excluded.items())
         boxes = [
             FlowBox(f"Admissions searched\n(n = {searched})"),
-            FlowBox(
-                f"Possible cases identified\n(n = {identified})",
-                side=f"Excluded (n = {int(excluded.sum())})\n{side}",
-            ),
+            FlowBox(f"Possible cases identified\n(n = {identified})"),
             FlowBox(
                 f"Included\n(n = {analysed})",
+                side=f"Excluded (n = {int(excluded.sum())})\n{side}",
                 split=(
                     f"Intrathecal MTX + DEX\n(n = {treated})",
                     f"Standard care\n(n = {analysed - treated})",
