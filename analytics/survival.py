@@ -477,8 +477,15 @@ def cox(
     data, times, events, n_excluded = _survival_data(df, time, event, covariates)
     x = design_matrix(data, covariates, intercept=False)
     prepared = _CoxData.build(times, events, x, ties)
-    beta, fit = _newton_raphson(prepared, covariates)
-    se = np.sqrt(np.diag(np.linalg.inv(fit.information)))
+    try:
+        beta, fit = _newton_raphson(prepared, covariates)
+        se = np.sqrt(np.diag(np.linalg.inv(fit.information)))
+    except np.linalg.LinAlgError:
+        # coxph: "X matrix deemed to be singular" and an NA coefficient; here, a refusal to report.
+        raise AnalysisError(
+            f"Cox model on {', '.join(covariates)}: singular information matrix (a covariate does not "
+            "vary among the patients at risk at any event)"
+        ) from None
     z = beta / se
     table = pd.DataFrame(
         {

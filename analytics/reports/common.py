@@ -727,6 +727,22 @@ class Characteristic:
     group: str = ""
 
 
+#: The numbers behind a side-by-side summary cell: (``table_one`` column prefix, label, kind).
+_RAW_SUMMARY = (
+    ("n", "Patients with a value", "count"),
+    ("median", "Median", "number"),
+    ("q1", "Q1", "number"),
+    ("q3", "Q3", "number"),
+    ("count", "Count", "count"),
+    ("percent", "Percent", "number"),
+)
+
+
+def _number(value: Any) -> Any:
+    """A table_one number, or None where the row has none (a continuous row has no count)."""
+    return None if value is None or pd.isna(value) else value
+
+
 def side_by_side(
     parts: Sequence[tuple[str, str, Described]],
     rows: Sequence[Characteristic],
@@ -737,7 +753,9 @@ def side_by_side(
 ) -> tuple[list[Column], list[dict[str, Any]]]:
     """Several ``describe_groups`` results as one table, side by side (the paper's Table 1 before
     and after matching): per part, a summary column per group, p and SMD. ``parts`` are
-    (key, caption, described); summaries use the unit's decimals (``UNIT_DIGITS``)."""
+    (key, caption, described); summaries use the unit's decimals (``UNIT_DIGITS``). Hidden columns
+    keep the numbers behind each summary (``{key}_median_{level}``, ``…_q1_…``, ``…_q3_…``,
+    ``…_count_…``, ``…_percent_…``, ``…_n_…``: ``table_one``'s own values) for the JSON and workbook."""
     columns = [Column("label", "Characteristic", "text"), Column("variable", "Variable", "text", shown=False)]
     for key, caption, described in parts:
         for level in described.levels:
@@ -747,6 +765,10 @@ def side_by_side(
             columns.append(
                 Column(f"{key}_summary_{suffix}", f"{name}{caption} (n = {size})", "text", missing="")
             )
+            columns += [
+                Column(f"{key}_{raw}_{suffix}", f"{label}: {name}{caption}", kind, missing="", shown=False)
+                for raw, label, kind in _RAW_SUMMARY
+            ]
         columns += [
             Column(f"{key}_p", f"p{caption}", "p", missing=""),
             Column(f"{key}_smd", f"SMD{caption}", "number", digits=2, missing=""),
@@ -776,6 +798,7 @@ def side_by_side(
                 continue
             for level in parts[0][2].levels:
                 s = level_text(level)
+                record |= {f"{key}_{raw}_{s}": _number(found.get(f"{raw}_{s}")) for raw, _, _ in _RAW_SUMMARY}
                 record[f"{key}_summary_{s}"] = (
                     median_iqr_text(
                         found.get(f"median_{s}"),

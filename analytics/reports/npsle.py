@@ -231,6 +231,7 @@ class NpsleReport(StudyReport):
 
     def flow(self, b: SectionBuilder) -> None:
         """Screening counts from the study's screening log, then the registry's own patients."""
+        b.analysed(self.frame, [TREATMENT])
         log = records.screening_log(self.cohort.study, self.cohort.patients)
         searched = int(log.loc[log["step"] == ScreeningStep.SEARCHED, "patients"].sum())
         identified = int(log.loc[log["step"] == ScreeningStep.IDENTIFIED, "patients"].sum())
@@ -454,7 +455,8 @@ class NpsleReport(StudyReport):
         )
 
     def injections(self, b: SectionBuilder) -> None:
-        treated = self.frame[self.frame["it_dose_count"] > 0]
+        frame = b.analysed(self.frame, [TREATMENT])  # an empty cohort says so, as every section does
+        treated = frame[frame["it_dose_count"] > 0]
         b.section.analysed, b.section.excluded = len(treated), len(self.frame) - len(treated)
         if treated.empty:
             raise AnalysisError("no intrathecal injection is recorded for this cohort")

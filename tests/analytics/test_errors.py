@@ -139,6 +139,16 @@ def test_infinite_cox_coefficient(patients: pd.DataFrame) -> None:
         cox(no_events_exposed, "months", "died", ["exposure"])
 
 
+def test_a_cox_covariate_that_never_varies_at_an_event_is_refused() -> None:
+    # x differs only for a patient censored before the first event: R's coxph gives coef NA
+    # ("X matrix deemed to be singular"); here a refusal that says why, never a LinAlgError.
+    censored_early = pd.DataFrame({"t": range(1, 7), "e": [0, 0, 0, 0, 1, 1], "x": [1, 0, 0, 0, 0, 0]})
+    with pytest.raises(AnalysisError, match="Cox model on x: singular information matrix"):
+        cox(censored_early, "t", "e", ["x"])
+    with pytest.raises(AnalysisError, match="singular"):
+        univariable_cox(censored_early, "t", "e", ["x"])
+
+
 def test_untestable_inputs() -> None:
     with pytest.raises(AnalysisError, match="identical"):
         rank_sum_test(np.ones(60), np.ones(60))
