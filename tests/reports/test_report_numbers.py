@@ -254,6 +254,11 @@ def test_the_npsle_page_shows_the_log_rank_p_and_table_one(client, demo, reports
     for row in rows:
         assert escape(row["label"].strip()) in page
         if row["variable"] is not None:
-            for cell in ("unmatched_summary_0", "unmatched_summary_1", "matched_summary_0", "matched_summary_1"):
+            for cell in (
+                "unmatched_summary_0",
+                "unmatched_summary_1",
+                "matched_summary_0",
+                "matched_summary_1",
+            ):
                 assert f">{row[cell]}<" in page, (row["variable"], cell)
     assert section(numbers, "subgroups")["status"] == "ok"
