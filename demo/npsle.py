@@ -446,8 +446,9 @@ DAYS_PER_YEAR = 365.25
 #: A seed at which the cohort agrees with the paper where chance decides (see ``generate_npsle_cohort``):
 #: 1:1 matching leaves every standardized difference below 0.1, and death or relapse is less likely
 #: with intrathecal therapy at log-rank p < 0.05 in the unmatched and the matched cohort, without the
-#: headache-only patients (both ways), and with raised but not with normal CSF protein (Fig. 4a).
-DEFAULT_SEED = 95
+#: headache-only patients (both ways), and with raised but not with normal CSF protein (Fig. 4a). Of
+#: the 17 such seeds in 0–199, the one whose Table 3 and multivariable Cox model are nearest the paper's.
+DEFAULT_SEED = 7
 #: Patients drawn and inserted together: bounds memory (about 100 MiB of unsaved records and history).
 CHUNK_PATIENTS = 2000
 
