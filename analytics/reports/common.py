@@ -299,7 +299,7 @@ def univariable_cox_rows(
         try:
             table = univariable_cox(frame, time, event, [covariate], ties=ties).table
         except AnalysisError as exc:
-            notes.append(f"{label}: no model ({exc}).")
+            notes.append(f"{label}: no model ({str(exc).replace(covariate, label)}).")  # a label, not a code
             continue
         rows += [row | {"label": labels.get(row["term"], row["term"])} for row in table.to_dict("records")]
     if not rows:
@@ -546,6 +546,7 @@ def intensity_columns(drugs: Sequence[str]) -> list[Column]:
 
     return [
         Column("label", "Patients", "text"),
+        Column("protocol", "Protocol (code and version)", "text", shown=False),
         Column("n", "Treated", "count"),
         Column("with_course", "With a planned course", "count"),
         Column("planned", "Injections due", "count"),
@@ -613,8 +614,10 @@ def dose_schedule(
         if f"cum_{d.value}_mg" in treated and (treated[f"cum_{d.value}_mg"] > 0).any()
     ]
     rows = [intensity_row("All treated patients", treated, drugs)]
+    names = records.protocol_labels(treated["it_protocol"].dropna().unique())
     for protocol, part in treated.groupby("it_protocol"):
-        rows.append(intensity_row(group_labels.get(f"it_protocol={protocol}", str(protocol)), part, drugs))
+        label = group_labels.get(f"it_protocol={protocol}") or names.get(protocol, str(protocol))
+        rows.append(intensity_row(label, part, drugs) | {"protocol": protocol})
     b.table(
         "intensity",
         "Schedule adherence and dose intensity",

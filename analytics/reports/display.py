@@ -58,6 +58,18 @@ class Cell:
 #: printed smaller. About 150 characters of 8-point text fit across a portrait A4 page.
 PORTRAIT_CHARS = 120
 LANDSCAPE_FIT_CHARS = 190
+#: Text cells wrap between words in print, so a text column needs at most this many characters (or
+#: its longest word); numbers never wrap and count in full.
+TEXT_WRAP_CHARS = 32
+#: Tables of at most this many rows are not split across pages in the PDF.
+KEEP_TOGETHER_ROWS = 12
+
+
+def _needed_chars(cell: Cell) -> int:
+    if cell.numeric:
+        return len(cell.text)
+    longest_word = max((len(word) for word in cell.text.split()), default=0)
+    return max(min(len(cell.text), TEXT_WRAP_CHARS), longest_word)
 
 
 @dataclass(frozen=True)
@@ -72,13 +84,19 @@ class DisplayTable:
 
     @property
     def width_chars(self) -> int:
-        """The characters a row needs: per column, its longest cell or longest header word."""
+        """The characters a row needs: per column, its longest cell (a text cell up to
+        ``TEXT_WRAP_CHARS`` or its longest word) or its longest header word."""
         total = 0
         for index, header in enumerate(self.headers):
             longest_word = max((len(word) for word in header.text.split()), default=0)
-            cells = [len(row[index].text) for row in self.rows if index < len(row)]
+            cells = [_needed_chars(row[index]) for row in self.rows if index < len(row)]
             total += max([longest_word, *cells]) + 2
         return total
+
+    @property
+    def keep_together(self) -> bool:
+        """A short table prints on one page (a long one breaks between rows, its header repeated)."""
+        return len(self.rows) <= KEEP_TOGETHER_ROWS
 
     @property
     def layout(self) -> str:

@@ -13,7 +13,7 @@ import pandas as pd
 from django.db.models import QuerySet
 
 from protocols.choices import InjectionStatus
-from protocols.models import PlannedInjection
+from protocols.models import PlannedInjection, Protocol
 from registry.choices import FollowUpEventType, IntrathecalDrug
 from registry.models import AdverseEvent, IntrathecalDose, Patient, ScreeningLogEntry
 
@@ -116,3 +116,15 @@ def screening_log(study: str, patients: QuerySet[Patient]) -> pd.DataFrame:
         "step", "exclusion_reason", "patients"
     )
     return pd.DataFrame(list(rows), columns=["step", "exclusion_reason", "patients"])
+
+
+def protocol_labels(codes: Collection[str]) -> dict[str, str]:
+    """Names for the dataset's ``it_protocol`` values ("<code> v<revision>"): "<name>, version <n>"
+    (protocols are reference data; a value no protocol has keeps its code)."""
+    wanted = set(codes)
+    labels = {}
+    for code, revision, name in Protocol.objects.values_list("code", "revision", "name"):
+        key = f"{code} v{revision}"
+        if key in wanted:
+            labels[key] = f"{name}, version {revision}"
+    return labels
