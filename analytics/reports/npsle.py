@@ -189,13 +189,16 @@ class NpsleReport(StudyReport):
     }
 
     def sections(self) -> list[SectionPlan]:
-        """The paper's tables and figures in its order (README, "NPSLE report")."""
+        """The paper's tables and figures in the order its results report them (README, "The NPSLE
+        report and the paper"): the unmatched cohort (Table 1, Supp. Table 1, Table 2), then the
+        matching (Supp. Fig. 1), the injections, the outcome at discharge, the CSF, follow-up and
+        events, survival, Cox models, subgroups and safety; the registry's own dose section last."""
         return [
             ("flow", "Fig. 1: screening and inclusion", self.flow),
             ("baseline", "Table 1: characteristics before and after matching", self.baseline),
-            ("matching", "Propensity-score matching (Supp. Fig. 1)", self.matched_baseline),
             ("syndromes", "Supp. Table 1: NPSLE syndromes", self.syndromes),
             ("treatment", "Table 2: treatment during the index admission", self.treatment),
+            ("matching", "Propensity-score matching (Supp. Fig. 1)", self.matched_baseline),
             ("injections", "Supp. Fig. 2: intrathecal injections per patient", self.injections),
             ("outcome", "Fig. 2: outcome at discharge", self.outcome),
             ("csf_protein", "Supp. Fig. 3: CSF protein, first to last lumbar puncture", self.csf_protein),
@@ -204,9 +207,9 @@ class NpsleReport(StudyReport):
                 "Supp. Fig. 3: CSF opening pressure, first to last lumbar puncture",
                 self.csf_pressure,
             ),
+            ("person_years", "Follow-up, events and causes of death", self.person_years),
             ("survival", "Fig. 3a: death or relapse, unmatched cohort", self.survival),
             ("survival_matched", "Fig. 3b: death or relapse, matched cohort", self.survival_matched),
-            ("person_years", "Follow-up, events and causes of death", self.person_years),
             (
                 "sensitivity",
                 "Supp. Fig. 4: sensitivity analysis without headache-only patients",

@@ -32,7 +32,7 @@ from registry.choices import DiseaseArea
 from registry.models import Patient, Study
 
 #: Bump when a report's analyses or layout change, so runs cached by older code are recomputed.
-REPORT_VERSION = 6  # 2: schedule adherence, dose intensity, dose timelines; 3: de-identified listings; 4-5: the NPSLE paper in full; 6: Table 1 numbers kept, protocol names
+REPORT_VERSION = 7  # 2: schedule adherence, dose intensity, dose timelines; 3: de-identified listings; 4-5: the NPSLE paper in full; 6: Table 1 numbers kept, protocol names; 7: the paper's order
 
 REPORTS: dict[str, type[StudyReport]] = {
     DiseaseArea.NPSLE: NpsleReport,
