@@ -32,6 +32,9 @@ class Capability(enum.Enum):
     MANAGE_SITE = "administer the site (users, imports, protocols)"
     EXPORT_IDENTIFIERS = "export identified data (names, MRNs, exact dates), with a reason"
     MOVE_PATIENTS = "move a patient to another site of the study (needed at both sites)"
+    RECORD_SCREENING = (
+        "record the study's screening log (patients searched, identified, excluded), with a reason"
+    )
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -49,6 +52,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.MANAGE_SITE,
             Capability.EXPORT_IDENTIFIERS,
             Capability.MOVE_PATIENTS,
+            Capability.RECORD_SCREENING,
         }
     ),
 }

@@ -19,6 +19,9 @@ from .models import User
 
 #: The app whose case-record models the admin edits (protocols' records are edited on the pages).
 CASE_RECORD_APP = "registry"
+#: The study's screening log (registry.ScreeningLogEntry): counts, not patients. Those who see case
+#: records at a site see its counts; study administrators record them.
+SCREENING_LOG = "screeninglogentry"
 
 
 def _case_record_models() -> tuple[list[str], list[str]]:
@@ -39,7 +42,9 @@ def model_permissions(capabilities: Iterable[Capability]) -> set[str]:
     clinical, identifying = _case_record_models()
     codenames = {"view_site", "view_study"}  # every role sees the sites and studies it works in
     if Capability.VIEW_RECORDS in held:
-        codenames |= {f"view_{name}" for name in clinical}
+        codenames |= {f"view_{name}" for name in clinical} | {f"view_{SCREENING_LOG}"}
+    if Capability.RECORD_SCREENING in held:
+        codenames |= {f"{action}_{SCREENING_LOG}" for action in ("view", "add", "change", "delete")}
     if Capability.EDIT_RECORDS in held:
         codenames |= {
             f"{action}_{name}" for name in clinical for action in ("view", "add", "change", "delete")

@@ -566,3 +566,68 @@ def dose_timeline_plot(key: str, lanes: Sequence[DoseLane], *, xlabel: str, dose
     ax.grid(False, axis="y")
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, title=f"Marker size: {dose_label}")
     return _render(figure, key)
+
+
+# --- flow diagram ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowBox:
+    """A box of a flow diagram: its text, and boxes branching off to the right (exclusions)."""
+
+    text: str
+    side: str = ""
+    split: Sequence[str] = ()
+
+
+@_styled
+def flow_diagram(key: str, boxes: Sequence[FlowBox]) -> str:
+    """A STROBE/CONSORT-style flow: boxes top to bottom joined by arrows, exclusions to the right,
+    and the last box's ``split`` drawn as boxes side by side below it (the groups)."""
+    rows = len(boxes) + (1 if boxes and boxes[-1].split else 0)
+    figure = _figure(7.2, 1.05 * rows + 0.3)
+    ax = figure.add_subplot()
+    ax.set_axis_off()
+    ax.set_xlim(0, 10)
+    ax.set_ylim(-rows + 0.2, 0.8)
+    style = {"boxstyle": "round,pad=0.4", "facecolor": "#f4f7fa", "edgecolor": MUTED, "linewidth": 0.8}
+    arrow = {"arrowstyle": "-|>", "color": MUTED, "linewidth": 0.9}
+    for row, box in enumerate(boxes):
+        y = -row
+        ax.text(3.2, y, box.text, ha="center", va="center", fontsize=8.5, color=INK, bbox=style, wrap=True)
+        if row:
+            ax.annotate("", xy=(3.2, y + 0.32), xytext=(3.2, y + 0.68), arrowprops=arrow)
+        if box.side:
+            ax.annotate("", xy=(6.1, y + 0.5), xytext=(3.2, y + 0.5), arrowprops=arrow)
+            ax.text(6.2, y + 0.5, box.side, ha="left", va="center", fontsize=8, color=INK, bbox=style)
+    if boxes and boxes[-1].split:
+        y = -len(boxes)
+        xs = np.linspace(1.4, 5.0, len(boxes[-1].split))
+        for x, text in zip(xs, boxes[-1].split, strict=True):
+            ax.annotate("", xy=(x, y + 0.32), xytext=(3.2, y + 0.68), arrowprops=arrow)
+            ax.text(x, y, text, ha="center", va="center", fontsize=8.5, color=INK, bbox=style)
+    ax.set_gid("flow-diagram")
+    return _render(figure, key)
+
+
+@_styled
+def bar_plot(key: str, labels: Sequence[str], values: Sequence[float], *, xlabel: str, ylabel: str) -> str:
+    """Vertical bars with their counts printed on top (a distribution of counts)."""
+    figure = _figure(5.6, 3.0)
+    ax = figure.add_subplot()
+    bars = ax.bar(labels, values, color=PALETTE[0], width=0.6)
+    for bar, value in zip(bars, values, strict=True):
+        bar.set_gid(f"bar-{_ident(str(bar.get_x()))}")
+        ax.text(
+            bar.get_x() + bar.get_width() / 2,
+            bar.get_height(),
+            f"{value:g}",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color=INK,
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _grid(ax)
+    return _render(figure, key)

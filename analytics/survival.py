@@ -420,6 +420,15 @@ def _km_transform(data: _CoxData) -> np.ndarray:
     return transform - np.average(transform, weights=deaths)
 
 
+def _score_statistic(u: np.ndarray, information: np.ndarray) -> float:
+    """u' I⁻¹ u; NaN where I is singular (R's cox.zph stops there: "system is exactly singular",
+    e.g. with a single event, whose centred time transform is 0): the test cannot be made, the model stands."""
+    try:
+        return float(u @ np.linalg.solve(information, u))
+    except np.linalg.LinAlgError:
+        return float("nan")
+
+
 def _proportional_hazards_test(data: _CoxData, fit: _PartialLikelihood, terms: Sequence[str]) -> pd.DataFrame:
     """cox.zph: score test for adding covariate × g(t) terms at the fitted β (γ = 0)."""
     g = _km_transform(data)
@@ -437,11 +446,10 @@ def _proportional_hazards_test(data: _CoxData, fit: _PartialLikelihood, terms: S
     rows = []
     for j, term in enumerate(terms):
         keep = [*range(p), p + j]
-        u = score[keep]
         rows.append(
-            {"term": term, "chisq": float(u @ np.linalg.solve(information[np.ix_(keep, keep)], u)), "df": 1}
+            {"term": term, "chisq": _score_statistic(score[keep], information[np.ix_(keep, keep)]), "df": 1}
         )
-    rows.append({"term": "GLOBAL", "chisq": float(score @ np.linalg.solve(information, score)), "df": p})
+    rows.append({"term": "GLOBAL", "chisq": _score_statistic(score, information), "df": p})
     table = pd.DataFrame(rows)
     table["p"] = stats.chi2.sf(table["chisq"], table["df"])
     return table
@@ -477,8 +485,15 @@ def cox(
     data, times, events, n_excluded = _survival_data(df, time, event, covariates)
     x = design_matrix(data, covariates, intercept=False)
     prepared = _CoxData.build(times, events, x, ties)
-    beta, fit = _newton_raphson(prepared, covariates)
-    se = np.sqrt(np.diag(np.linalg.inv(fit.information)))
+    try:
+        beta, fit = _newton_raphson(prepared, covariates)
+        se = np.sqrt(np.diag(np.linalg.inv(fit.information)))
+    except np.linalg.LinAlgError:
+        # coxph: "X matrix deemed to be singular" and an NA coefficient; here, a refusal to report.
+        raise AnalysisError(
+            f"Cox model on {', '.join(covariates)}: singular information matrix (a covariate does not "
+            "vary among the patients at risk at any event)"
+        ) from None
     z = beta / se
     table = pd.DataFrame(
         {

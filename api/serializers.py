@@ -30,7 +30,7 @@ from registry import models as m
 from registry import write_hooks
 from registry.choices import DeathCause
 from registry.models.base import RegistryRecord
-from registry.services import record_save
+from registry.services import record_save, screening_entry_save
 from review.models import SectionReview
 
 READ_ONLY_MESSAGE = "This field is set by the registry and cannot be written through the API."
@@ -196,6 +196,39 @@ class PatientSerializer(RegistrySerializer):
 
 
 SITE_SECTIONS = ("identity", "diagnosis", "procedures", "therapy", "safety", "outcomes")
+
+
+class ScreeningLogEntrySerializer(RegistrySerializer):
+    """A count of the study's screening log. Study and site are chosen when it is recorded, among
+    the sites where the user records screening, and fixed after; every write needs a reason."""
+
+    create_only_fields = ("study", "site")
+    change_reason = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="Why the count is recorded or changed (required; the X-Change-Reason header is accepted too).",
+    )
+
+    class Meta:
+        model = m.ScreeningLogEntry
+        exclude = ["created_at", "updated_at"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and not fields["site"].read_only:
+            fields["site"].queryset = scope(Site.objects.all(), request.user, Capability.RECORD_SCREENING)
+            fields["study"].queryset = m.Study.objects.filter(sites__in=fields["site"].queryset).distinct()
+        return fields
+
+    def _reason(self, validated: dict, instance: models.Model, default: str) -> str:
+        """The reason given, never a default: the service refuses a write without one."""
+        return (validated.pop("change_reason", "") or self.context.get("header_reason", "")).strip()
+
+    def _save(self, instance, reason: str) -> m.ScreeningLogEntry:
+        return screening_entry_save(entry=instance, actor=self.context["request"].user, reason=reason)
 
 
 class PatientMoveSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ router.register("sites", views.SiteViewSet, basename="site")
 router.register("studies", views.StudyViewSet, basename="study")
 router.register("patients", views.PatientViewSet, basename="patient")
 router.register("protocols", views.ProtocolViewSet, basename="protocol")
+router.register("screening-log", views.ScreeningLogViewSet, basename="screening-log")
 
 patients = routers.NestedSimpleRouter(router, "patients", lookup="patient")
 for prefix, viewset in views.VIEWSETS.items():

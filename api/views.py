@@ -26,7 +26,12 @@ from protocols.services import course_stop, injection_record, planned_injection_
 from registry import models as m
 from registry import write_hooks
 from registry.models.base import RegistryRecord
-from registry.services import patient_move_site, patient_record_death, record_delete
+from registry.services import (
+    patient_move_site,
+    patient_record_death,
+    record_delete,
+    screening_entry_delete,
+)
 
 from . import serializers as s
 from .permissions import CaseRecordPermission
@@ -47,6 +52,13 @@ REASON = OpenApiParameter(
     OpenApiParameter.HEADER,
     required=False,
     description="Why the record changes (required once its section is submitted for review).",
+)
+REASON_ALWAYS = OpenApiParameter(
+    "X-Change-Reason",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Why the record changes: required for every write and delete here (or `change_reason` in the body).",
 )
 WRITE_RESPONSES = {400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR, 412: ERROR, 428: ERROR}
 #: The 400 of an intrathecal injection (an LP or its doses): field errors and the safety findings.
@@ -69,22 +81,22 @@ def etag(instance: AuditedRecord) -> str:
     return f'"{instance.version}"'
 
 
-def _schema_for_writes(viewset, refused: OpenApiResponse = ERROR):
+def _schema_for_writes(viewset, refused: OpenApiResponse = ERROR, reason: OpenApiParameter = REASON):
     return extend_schema_view(
         create=extend_schema(
-            parameters=[REASON],
+            parameters=[reason],
             responses={201: viewset.serializer_class, 400: refused, 403: ERROR, 404: ERROR, 409: ERROR},
         ),
         update=extend_schema(
-            parameters=[IF_MATCH, REASON],
+            parameters=[IF_MATCH, reason],
             responses={200: viewset.serializer_class, **WRITE_RESPONSES, 400: refused},
         ),
         partial_update=extend_schema(
-            parameters=[IF_MATCH, REASON],
+            parameters=[IF_MATCH, reason],
             responses={200: viewset.serializer_class, **WRITE_RESPONSES, 400: refused},
         ),
         destroy=extend_schema(
-            parameters=[IF_MATCH, REASON], responses={204: None, **WRITE_RESPONSES, 400: refused}
+            parameters=[IF_MATCH, reason], responses={204: None, **WRITE_RESPONSES, 400: refused}
         ),
         retrieve=extend_schema(responses={200: viewset.serializer_class, 404: ERROR}),
     )(viewset)
@@ -185,13 +197,17 @@ class RegistryViewSet(viewsets.ModelViewSet):
         if refused is not None:
             return refused
         reason = request.headers.get("X-Change-Reason", "").strip()
-        if not reason and write_hooks.needs_reason(instance.owning_patient_id(), instance.review_section):
+        if not reason and self.delete_needs_reason(instance):
             return Response(
-                {"X-Change-Reason": ["Give a reason: the record's section was submitted for review."]},
-                status=status.HTTP_400_BAD_REQUEST,
+                {"X-Change-Reason": [self.delete_reason_message]}, status=status.HTTP_400_BAD_REQUEST
             )
         self.perform_delete(instance, reason=reason or "Deleted via the API")
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    delete_reason_message = "Give a reason: the record's section was submitted for review."
+
+    def delete_needs_reason(self, instance) -> bool:
+        return write_hooks.needs_reason(instance.owning_patient_id(), instance.review_section)
 
     def perform_delete(self, instance, *, reason: str) -> None:
         record_delete(instance, actor=self.request.user, reason=reason)
@@ -208,8 +224,10 @@ def registry_viewset(
     capability=Capability.VIEW_RECORDS,
     write_capability=Capability.EDIT_RECORDS,
     refused: OpenApiResponse = ERROR,
+    reason: OpenApiParameter = REASON,
 ):
-    """Build the viewset of one model (with its OpenAPI description; ``refused``: its 400 answer)."""
+    """Build the viewset of one model (with its OpenAPI description; ``refused``: its 400 answer;
+    ``reason``: when its writes need a reason)."""
     serializer = serializer or s.serializer_for(model, parent=parent_field or None)
     attrs = {
         "model": model,
@@ -229,7 +247,7 @@ def registry_viewset(
         viewset = extend_schema(
             parameters=[OpenApiParameter(parent_kwarg, OpenApiTypes.INT, OpenApiParameter.PATH)]
         )(viewset)
-    return _schema_for_writes(viewset, refused)
+    return _schema_for_writes(viewset, refused, reason)
 
 
 class ReadOnlyScopedViewSet(viewsets.ReadOnlyModelViewSet):
@@ -342,6 +360,28 @@ class ProtocolViewSet(viewsets.ReadOnlyModelViewSet):
         if not _is_database_id(self.kwargs.get("pk")):
             raise NotFound()
         return super().get_object()
+
+
+_SCREENING_LOG = registry_viewset(
+    m.ScreeningLogEntry,
+    serializer=s.ScreeningLogEntrySerializer,
+    filterset_fields=("study", "site", "step", "exclusion_reason"),
+    write_capability=Capability.RECORD_SCREENING,
+    reason=REASON_ALWAYS,
+)
+
+
+class ScreeningLogViewSet(_SCREENING_LOG):
+    """The studies' screening logs (the counts of their flow diagrams), scoped to your sites: read by
+    those who see case records there, written by study administrators, every write with a reason."""
+
+    delete_reason_message = "Give a reason (X-Change-Reason): why this count is removed."
+
+    def delete_needs_reason(self, instance) -> bool:
+        return True
+
+    def perform_delete(self, instance, *, reason: str) -> None:
+        screening_entry_delete(entry=instance, actor=self.request.user, reason=reason)
 
 
 def patient_child(model, **kwargs):
@@ -487,4 +527,4 @@ PATHOGEN_TESTS = registry_viewset(
 )
 
 
-__all__ = ["PatientViewSet", "SiteViewSet", "StudyViewSet"]
+__all__ = ["PatientViewSet", "ScreeningLogViewSet", "SiteViewSet", "StudyViewSet"]

@@ -244,6 +244,7 @@ class SystemicTherapyCategory(models.TextChoices):
     MYCOPHENOLATE = "mmf", "Mycophenolate"
     CALCINEURIN_INHIBITOR = "cni", "Calcineurin inhibitor"
     RITUXIMAB = "rituximab", "Rituximab"
+    OTHER_IMMUNOSUPPRESSANT = "other_is", "Other immunosuppressant (azathioprine, leflunomide, …)"
     IVIG = "ivig", "Intravenous immunoglobulin"
     PLASMA_EXCHANGE = "plasma_exchange", "Plasma exchange"
     EGFR_TKI_GEN1 = "egfr_tki_1", "EGFR-TKI, 1st generation"
@@ -361,3 +362,22 @@ class Section(models.TextChoices):
     THERAPY = "therapy", "Systemic therapy"
     SAFETY = "safety", "Adverse events"
     OUTCOMES = "outcomes", "Outcomes and follow-up"
+
+
+class ScreeningStep(models.TextChoices):
+    """The steps of a study's screening, as a flow diagram (STROBE; the NPSLE paper's Fig. 1) counts them."""
+
+    SEARCHED = "searched", "Admissions searched"
+    IDENTIFIED = "identified", "Possible cases identified"
+    EXCLUDED = "excluded", "Excluded after record review"
+
+
+class ExclusionReason(models.TextChoices):
+    """Why a possible case identified by the screening was not included."""
+
+    NO_LUMBAR_PUNCTURE = "no_lumbar_puncture", "No lumbar puncture"
+    UNCERTAIN_DIAGNOSIS = "uncertain_diagnosis", "Diagnosis uncertain after expert review"
+    SECONDARY_CAUSE = "secondary_cause", "Neuropsychiatric events from another cause"
+    CRITERIA_NOT_MET = "criteria_not_met", "Classification criteria not met"
+    DUPLICATE = "duplicate", "Repeat admission of an included patient"
+    OTHER = "other", "Other reason"

@@ -24,6 +24,7 @@ from registry.choices import (
     NpsleSyndrome,
     NsclcHistology,
     PathogenTestType,
+    ScreeningStep,
     Sex,
     Specimen,
     SystemicTherapyCategory,
@@ -272,3 +273,17 @@ class FollowUpEventFactory(factory.django.DjangoModelFactory):
     patient = factory.SubFactory(PatientFactory)
     event_type = FollowUpEventType.NPSLE_RELAPSE
     event_date = INDEX_DATE + dt.timedelta(days=400)
+
+
+class ScreeningLogEntryFactory(factory.django.DjangoModelFactory):
+    """A count of a study's screening log at one of its sites (the possible cases identified)."""
+
+    class Meta:
+        model = m.ScreeningLogEntry
+
+    study = factory.SubFactory(StudyFactory)
+    site = factory.LazyAttribute(lambda o: o.study.sites.first())
+    period_start = dt.date(2013, 1, 1)
+    period_end = dt.date(2021, 6, 30)
+    step = ScreeningStep.IDENTIFIED
+    patients = 463

@@ -43,6 +43,7 @@ class SiteRecords:
     lps: dict[str, object] = field(default_factory=dict)
     records: dict[tuple[str, str], object] = field(default_factory=dict)
     queries: list = field(default_factory=list)
+    screening: object = None
 
 
 def build_site(site, studies, prefix: str) -> SiteRecords:
@@ -80,6 +81,9 @@ def build_site(site, studies, prefix: str) -> SiteRecords:
                 patient=patient, section="therapy", message=f"{prefix} query", field_name="agent"
             )
         )
+    data.screening = f.ScreeningLogEntryFactory(
+        study=studies[DiseaseArea.NPSLE], site=site, note=f"{prefix} screening of the admissions"
+    )
     dead = f.PatientFactory(
         study=studies[DiseaseArea.NPSLE],
         site=site,
@@ -292,7 +296,7 @@ def admin_urls(data: SiteRecords):
                     if related == "npsle_diagnosis"
                     else diagnosis.mutations.all()
                 )
-    objects.append(data.site)
+    objects += [data.site, data.screening]
     urls = []
     for obj in objects:
         meta = obj._meta

@@ -27,17 +27,25 @@ def _perms(actions, models):
 
 
 SEE = {"registry.view_site", "registry.view_study"}
+#: The screening log's counts: seen with the case records of a site, kept by its study administrators.
+SCREENING_SEEN = {"registry.view_screeninglogentry"}
+SCREENING_KEPT = _perms(("view", "add", "change", "delete"), ["screeninglogentry"])
 EXPECTED = {
     Role.DATA_ENTRY: _perms(("view", "add", "change", "delete"), CLINICAL)
     | _perms(("view", "add", "change"), ["patientidentifier"])
-    | SEE,
-    Role.REVIEWER: _perms(("view",), [*CLINICAL, "patientidentifier"]) | SEE,
+    | SEE
+    | SCREENING_SEEN,
+    Role.REVIEWER: _perms(("view",), [*CLINICAL, "patientidentifier"]) | SEE | SCREENING_SEEN,
     Role.RESEARCHER: SEE,
-    Role.SITE_ADMIN: _perms(("view", "add", "change", "delete"), CLINICAL) | SEE | {"registry.change_study"},
+    Role.SITE_ADMIN: _perms(("view", "add", "change", "delete"), CLINICAL)
+    | SEE
+    | {"registry.change_study"}
+    | SCREENING_SEEN,
     Role.STUDY_ADMIN: _perms(("view", "add", "change", "delete"), CLINICAL)
     | _perms(("view", "add", "change"), ["patientidentifier"])
     | SEE
-    | {"registry.change_study"},
+    | {"registry.change_study"}
+    | SCREENING_KEPT,
 }
 
 

@@ -30,7 +30,7 @@ from .base import (
 )
 from .icans import ICANS_VARIABLES, _add_icans
 from .lm import LM_VARIABLES, _add_lm
-from .npsle import NPSLE_VARIABLES, _add_npsle
+from .npsle import NPSLE_VARIABLES, _add_npsle, add_npsle_regimen
 
 DICTIONARIES: dict[str, list[Variable]] = {
     DiseaseArea.NPSLE: COMMON_VARIABLES + NPSLE_VARIABLES,
@@ -72,6 +72,8 @@ def build_dataset(
         builder = {DiseaseArea.NPSLE: _add_npsle, DiseaseArea.LM: _add_lm, DiseaseArea.ICANS: _add_icans}
         frame = builder[study.disease_area](frame, source, doses)
         frame = _add_therapy_flags(frame, source)
+        if study.disease_area == DiseaseArea.NPSLE:
+            frame = add_npsle_regimen(frame)
     columns = [v.name for v in DICTIONARIES[study.disease_area]]
     frame = frame.reindex(columns=columns)
     screened = len(frame)

@@ -6,14 +6,20 @@ import pandas as pd
 
 from registry.choices import (
     BilagGrade,
+    CsfCytology,
     FollowUpEventType,
+    IntrathecalDrug,
     NpsleSyndrome,
+    SystemicTherapyCategory,
     TestResult,
 )
 from registry.models import (
+    CsfResult,
     DischargeOutcome,
+    LumbarPuncture,
     NpsleDiagnosis,
     NpsleManifestation,
+    Patient,
     Sledai2kAssessment,
 )
 from registry.timeline import DAYS_PER_YEAR
@@ -44,19 +50,58 @@ NPSLE_VARIABLES = [
         for organ in NpsleDiagnosis.SLE_ORGANS
     ),
     *(
-        _v(
-            test,
-            test.replace("_", " "),
-            "0/1",
-            "1 positive, 0 negative, missing if not done or indeterminate",
+        _v(test, label, "0/1", "1 positive, 0 negative, missing if not done or indeterminate")
+        for test, label in (
+            ("anti_dsdna", "Anti-dsDNA positive"),
+            ("anti_rrnp", "Anti-rRNP positive"),
+            ("coombs", "Coombs test positive"),
+            ("anti_b2gp1", "Anti-β2GP1 positive"),
+            ("anticardiolipin", "Anticardiolipin (aCL) positive"),
         )
-        for test in ("anti_dsdna", "anti_rrnp", "coombs", "anti_b2gp1", "anticardiolipin")
     ),
     _v("c3_g_per_l", "C3", "g/L", "As recorded"),
     _v("c4_g_per_l", "C4", "g/L", "As recorded"),
     _v("lupus_anticoagulant_ratio", "Lupus anticoagulant", "ratio", "As recorded"),
     _v("bilag_np_grade", "BILAG-2004 NP grade", "A–E", "As recorded"),
     _v("discharge_outcome", "Outcome at discharge", "category", "complete / partial / exacerbation / death"),
+    _v("hospital_days", "Hospital stay", "days", "Discharge date − index admission date"),
+    _v(
+        "wbc_baseline",
+        "CSF white cells, first LP",
+        "10⁶/L",
+        "White cell count of the CSF of the first LP that has one",
+    ),
+    _v(
+        "cytology_abnormal",
+        "Abnormal CSF cytology",
+        "0/1",
+        "First LP's cytology: 1 abnormal or malignant, 0 normal, missing if not done",
+    ),
+    _v(
+        "post_lp_headache",
+        "Headache after a lumbar puncture",
+        "0/1",
+        "1 if any LP records a post-LP headache",
+    ),
+    _v(
+        "dex_only_injections",
+        "Injections of dexamethasone alone",
+        "count",
+        "Intrathecal injections with dexamethasone and no methotrexate",
+    ),
+    _v(
+        "dex_only",
+        "Dexamethasone alone",
+        "0/1",
+        "Treated patients: 1 if no injection had methotrexate; missing without an injection",
+    ),
+    _v(
+        "immunosuppressant",
+        "Immunosuppressant regimen",
+        "category",
+        "The one immunosuppressant in the treatment window (cyc, mmf, cni, other_is, rituximab), "
+        "'combination' for two or more, 'none'",
+    ),
     _v("relapse", "NPSLE relapse in follow-up", "0/1", "1 if a relapse needing hospitalisation is recorded"),
     _v("death", "Death in follow-up", "0/1", "1 if the patient has a date of death"),
     _v(
@@ -66,6 +111,9 @@ NPSLE_VARIABLES = [
         "Index admission to the first of death or relapse, else to last contact; / 365.25",
     ),
     _v("event", "Death or relapse", "0/1", "1 if time_years ends in death or relapse"),
+    _v(
+        "death_cause", "Cause of death", "category", "As recorded (sle_related, infection, malignancy, other)"
+    ),
     _v("treatment_window", "Therapy window", "", "Index admission to discharge (or 30 days)"),
 ]
 
@@ -124,6 +172,10 @@ def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame
     frame["window_start"] = pd.to_datetime(frame["index_date"])
     frame["window_end"] = window_end
     frame["treatment_window"] = "index admission to discharge"
+    frame["hospital_days"] = (
+        pd.to_datetime(discharge["discharge_date"]) - pd.to_datetime(frame["index_date"])
+    ).dt.days
+    _add_csf_and_injections(frame, source, doses)
     first_dose_day = pd.to_datetime(frame["first_it_at"].map(_local_day))
     frame["days_to_first_it"] = (first_dose_day - pd.to_datetime(frame["index_date"])).dt.days
 
@@ -136,6 +188,10 @@ def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame
     deaths = frame["death_date"].dropna()
     frame["relapse"] = frame.index.isin(relapses.index).astype(int)
     frame["death"] = frame["death_date"].notna().astype(int)
+    causes = dict(
+        Patient.objects.filter(pk__in=frame.index).exclude(death_cause="").values_list("pk", "death_cause")
+    )
+    frame["death_cause"] = pd.Series(causes, dtype=object).reindex(frame.index)
     first_event = pd.concat([pd.to_datetime(relapses), pd.to_datetime(deaths)]).groupby(level=0).min()
     contact = (
         events[events["event_type"] == FollowUpEventType.LAST_CONTACT]
@@ -145,4 +201,59 @@ def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame
     frame["time_years"], frame["event"] = _time_to_event(
         frame, frame["index_date"], first_event, contact, DAYS_PER_YEAR
     )
+    return frame
+
+
+#: The immunosuppressants of the paper's Table 2; a patient's regimen is the one given, or a combination.
+IMMUNOSUPPRESSANTS = (
+    SystemicTherapyCategory.CYCLOPHOSPHAMIDE,
+    SystemicTherapyCategory.MYCOPHENOLATE,
+    SystemicTherapyCategory.CALCINEURIN_INHIBITOR,
+    SystemicTherapyCategory.OTHER_IMMUNOSUPPRESSANT,
+    SystemicTherapyCategory.RITUXIMAB,
+)
+
+
+def _add_csf_and_injections(frame: pd.DataFrame, source, doses: pd.DataFrame) -> None:
+    """CSF white cells and cytology of the first LP, post-LP headache, injections without methotrexate."""
+    csf = _frame(
+        CsfResult.objects.filter(lumbar_puncture__patient__in=source),
+        ["wbc_1e6_per_l", "cytology"],
+        patient_id="lumbar_puncture__patient_id",
+        when="lumbar_puncture__performed_at",
+    ).sort_values(["patient_id", "when"])
+    first = csf.groupby("patient_id").first().reindex(frame.index)
+    wbc = csf.dropna(subset=["wbc_1e6_per_l"]).groupby("patient_id")["wbc_1e6_per_l"].first()
+    frame["wbc_baseline"] = wbc.reindex(frame.index).astype(float)
+    abnormal = {
+        CsfCytology.ABNORMAL.value: 1.0,
+        CsfCytology.MALIGNANT.value: 1.0,
+        CsfCytology.NORMAL.value: 0.0,
+    }
+    frame["cytology_abnormal"] = first["cytology"].map(abnormal)
+    headache = set(
+        LumbarPuncture.objects.filter(patient__in=source, post_lp_headache=True).values_list(
+            "patient_id", flat=True
+        )
+    )
+    frame["post_lp_headache"] = frame.index.isin(headache).astype(int)
+    drugs = doses.groupby("lp_id")["drug"].agg(set)
+    owner = doses.groupby("lp_id")["patient_id"].first()
+    dex_only = drugs.map(
+        lambda given: (
+            IntrathecalDrug.DEXAMETHASONE.value in given and IntrathecalDrug.METHOTREXATE.value not in given
+        )
+    )
+    counts = dex_only.groupby(owner).sum() if len(dex_only) else pd.Series(dtype=int)
+    frame["dex_only_injections"] = counts.reindex(frame.index, fill_value=0).astype(int)
+    treated = frame["it_dose_count"] > 0
+    frame["dex_only"] = (frame["dex_only_injections"] == frame["it_dose_count"]).astype(float).where(treated)
+
+
+def add_npsle_regimen(frame: pd.DataFrame) -> pd.DataFrame:
+    """``immunosuppressant`` from the therapy flags (read after they are added)."""
+    flags = frame[[category.value for category in IMMUNOSUPPRESSANTS]]
+    given = flags.sum(axis=1)
+    regimen = flags.idxmax(axis=1).where(given == 1)
+    frame["immunosuppressant"] = regimen.mask(given >= 2, "combination").mask(given == 0, "none")
     return frame

@@ -299,7 +299,7 @@ def univariable_cox_rows(
         try:
             table = univariable_cox(frame, time, event, [covariate], ties=ties).table
         except AnalysisError as exc:
-            notes.append(f"{label}: no model ({exc}).")
+            notes.append(f"{label}: no model ({str(exc).replace(covariate, label)}).")  # a label, not a code
             continue
         rows += [row | {"label": labels.get(row["term"], row["term"])} for row in table.to_dict("records")]
     if not rows:
@@ -546,6 +546,7 @@ def intensity_columns(drugs: Sequence[str]) -> list[Column]:
 
     return [
         Column("label", "Patients", "text"),
+        Column("protocol", "Protocol (code and version)", "text", shown=False),
         Column("n", "Treated", "count"),
         Column("with_course", "With a planned course", "count"),
         Column("planned", "Injections due", "count"),
@@ -613,8 +614,10 @@ def dose_schedule(
         if f"cum_{d.value}_mg" in treated and (treated[f"cum_{d.value}_mg"] > 0).any()
     ]
     rows = [intensity_row("All treated patients", treated, drugs)]
+    names = records.protocol_labels(treated["it_protocol"].dropna().unique())
     for protocol, part in treated.groupby("it_protocol"):
-        rows.append(intensity_row(group_labels.get(f"it_protocol={protocol}", str(protocol)), part, drugs))
+        label = group_labels.get(f"it_protocol={protocol}") or names.get(protocol, str(protocol))
+        rows.append(intensity_row(label, part, drugs) | {"protocol": protocol})
     b.table(
         "intensity",
         "Schedule adherence and dose intensity",
@@ -671,3 +674,148 @@ def dose_schedule(
         "One row per patient (study code): each intrathecal injection, sized by the dose of its main drug "
         "(dexamethasone when alone), coloured by how it relates to the plan; open circles: planned injections missed.",
     )
+
+
+# --- numbers as a paper prints them --------------------------------------------------------------
+
+#: Decimals a paper prints for a value in this unit: ages, months and years one, whole units none.
+UNIT_DIGITS = {
+    "years": 1,
+    "months": 1,
+    "days": 0,
+    "points": 0,
+    "count": 0,
+    "mmH2O": 0,
+    "10⁶/L": 0,
+    "g/L": 2,
+    "ratio": 2,
+}
+
+
+def unit_digits(unit: str, default: int = 2) -> int:
+    return UNIT_DIGITS.get(unit, default)
+
+
+def median_iqr_text(median: float | None, q1: float | None, q3: float | None, digits: int) -> str:
+    """ "29.0 [21.8, 40.3]": a median and its quartiles with the unit's decimals."""
+    if median is None or pd.isna(median):
+        return "—"
+    return f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"
+
+
+def count_percent_text(count: float | None, percent: float | None) -> str:
+    """ "26 (13.5)": a count and its percentage to one decimal."""
+    if count is None or pd.isna(count):
+        return "—"
+    return f"{int(count)} ({percent:.1f})"
+
+
+def characteristic_label(label: str, unit: str, continuous: bool) -> str:
+    """A Table 1 row label with its unit and what its cells hold: "Age, years, median [IQR]"."""
+    if continuous:
+        return (
+            f"{label}, {unit}, median [IQR]"
+            if unit and unit not in ("points", "count")
+            else f"{label}, median [IQR]"
+        )
+    return f"{label}, n (%)"
+
+
+@dataclass(frozen=True)
+class Characteristic:
+    """A Table 1 row: the dataset column, whether it is continuous, and the heading it sits under."""
+
+    variable: str
+    continuous: bool = False
+    group: str = ""
+
+
+#: The numbers behind a side-by-side summary cell: (``table_one`` column prefix, label, kind).
+_RAW_SUMMARY = (
+    ("n", "Patients with a value", "count"),
+    ("median", "Median", "number"),
+    ("q1", "Q1", "number"),
+    ("q3", "Q3", "number"),
+    ("count", "Count", "count"),
+    ("percent", "Percent", "number"),
+)
+
+
+def _number(value: Any) -> Any:
+    """A table_one number, or None where the row has none (a continuous row has no count)."""
+    return None if value is None or pd.isna(value) else value
+
+
+def side_by_side(
+    parts: Sequence[tuple[str, str, Described]],
+    rows: Sequence[Characteristic],
+    labels: Mapping[str, str],
+    units: Mapping[str, str],
+    group_labels: Mapping[str, str],
+    by: str,
+) -> tuple[list[Column], list[dict[str, Any]]]:
+    """Several ``describe_groups`` results as one table, side by side (the paper's Table 1 before
+    and after matching): per part, a summary column per group, p and SMD. ``parts`` are
+    (key, caption, described); summaries use the unit's decimals (``UNIT_DIGITS``). Hidden columns
+    keep the numbers behind each summary (``{key}_median_{level}``, ``…_q1_…``, ``…_q3_…``,
+    ``…_count_…``, ``…_percent_…``, ``…_n_…``: ``table_one``'s own values) for the JSON and workbook."""
+    columns = [Column("label", "Characteristic", "text"), Column("variable", "Variable", "text", shown=False)]
+    for key, caption, described in parts:
+        for level in described.levels:
+            suffix = level_text(level)
+            name = group_labels.get(f"{by}={suffix}", suffix)
+            size = described.sizes[suffix]
+            columns.append(
+                Column(f"{key}_summary_{suffix}", f"{name}{caption} (n = {size})", "text", missing="")
+            )
+            columns += [
+                Column(f"{key}_{raw}_{suffix}", f"{label}: {name}{caption}", kind, missing="", shown=False)
+                for raw, label, kind in _RAW_SUMMARY
+            ]
+        columns += [
+            Column(f"{key}_p", f"p{caption}", "p", missing=""),
+            Column(f"{key}_smd", f"SMD{caption}", "number", digits=2, missing=""),
+            Column(f"{key}_test", f"Test{caption}", "text", shown=False),
+        ]
+    indexed = [
+        (
+            key,
+            {row["variable"]: row for row in described.table.to_dict("records") if row.get("level") is None},
+        )
+        for key, _, described in parts
+    ]
+    out: list[dict[str, Any]] = []
+    heading = ""
+    for row in rows:
+        if row.group and row.group != heading:
+            out.append({"label": row.group, "variable": None})
+        heading = row.group
+        if not any(row.variable in by_variable for _, by_variable in indexed):
+            continue  # not described (constant or unrecorded): the table's notes say why
+        unit = units.get(row.variable, "")
+        label = characteristic_label(labels.get(row.variable, row.variable), unit, row.continuous)
+        record: dict[str, Any] = {"label": f"\u2003{label}" if row.group else label, "variable": row.variable}
+        for key, by_variable in indexed:
+            found = by_variable.get(row.variable)
+            if found is None:
+                continue
+            for level in parts[0][2].levels:
+                s = level_text(level)
+                record |= {f"{key}_{raw}_{s}": _number(found.get(f"{raw}_{s}")) for raw, _, _ in _RAW_SUMMARY}
+                record[f"{key}_summary_{s}"] = (
+                    median_iqr_text(
+                        found.get(f"median_{s}"),
+                        found.get(f"q1_{s}"),
+                        found.get(f"q3_{s}"),
+                        unit_digits(unit),
+                    )
+                    if row.continuous
+                    else count_percent_text(found.get(f"count_{s}"), found.get(f"percent_{s}"))
+                )
+            record |= {
+                f"{key}_p": found.get("p"),
+                f"{key}_smd": found.get("smd"),
+                f"{key}_test": found.get("test"),
+            }
+        out.append(record)
+    return columns, out

@@ -29,6 +29,10 @@ def p_text(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def number_text(value: Any, column: Mapping[str, Any]) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return column.get("missing", "—")
@@ -49,6 +53,25 @@ class Cell:
     numeric: bool
 
 
+#: A table whose rows need more characters than this (the longest cell of each column, header words
+#: included) goes on a landscape page of its own in the PDF; above LANDSCAPE_FIT_CHARS it is also
+#: printed smaller. About 150 characters of 8-point text fit across a portrait A4 page.
+PORTRAIT_CHARS = 120
+LANDSCAPE_FIT_CHARS = 190
+#: Text cells wrap between words in print, so a text column needs at most this many characters (or
+#: its longest word); numbers never wrap and count in full.
+TEXT_WRAP_CHARS = 32
+#: Tables of at most this many rows are not split across pages in the PDF.
+KEEP_TOGETHER_ROWS = 12
+
+
+def _needed_chars(cell: Cell) -> int:
+    if cell.numeric:
+        return len(cell.text)
+    longest_word = max((len(word) for word in cell.text.split()), default=0)
+    return max(min(len(cell.text), TEXT_WRAP_CHARS), longest_word)
+
+
 @dataclass(frozen=True)
 class DisplayTable:
     is_figure = False
@@ -58,6 +81,30 @@ class DisplayTable:
     headers: list[Cell]
     rows: list[list[Cell]]
     notes: list[str]
+
+    @property
+    def width_chars(self) -> int:
+        """The characters a row needs: per column, its longest cell (a text cell up to
+        ``TEXT_WRAP_CHARS`` or its longest word) or its longest header word."""
+        total = 0
+        for index, header in enumerate(self.headers):
+            longest_word = max((len(word) for word in header.text.split()), default=0)
+            cells = [_needed_chars(row[index]) for row in self.rows if index < len(row)]
+            total += max([longest_word, *cells]) + 2
+        return total
+
+    @property
+    def keep_together(self) -> bool:
+        """A short table prints on one page (a long one breaks between rows, its header repeated)."""
+        return len(self.rows) <= KEEP_TOGETHER_ROWS
+
+    @property
+    def layout(self) -> str:
+        """How the PDF prints it: "" (portrait), "wide" (landscape) or "wide fit" (landscape, smaller)."""
+        width = self.width_chars
+        if width <= PORTRAIT_CHARS:
+            return ""
+        return "wide" if width <= LANDSCAPE_FIT_CHARS else "wide fit"
 
 
 def display_table(table: Mapping[str, Any]) -> DisplayTable:
@@ -76,6 +123,8 @@ def display_table(table: Mapping[str, Any]) -> DisplayTable:
         for first, upper in plan:
             if upper is None:
                 text = number_text(record.get(first["key"]), first)
+            elif _missing(record.get(first["key"])) and _missing(record.get(upper["key"])):
+                text = first.get("missing", "—")  # no interval at all: one mark, not "—–—"
             else:
                 text = f"{number_text(record.get(first['key']), first)}–{number_text(record.get(upper['key']), upper)}"
             cells.append(Cell(text, first["kind"] in NUMERIC_KINDS))
@@ -109,6 +158,13 @@ class DisplaySection:
     excluded: int | None
     exclusions: str
     items: list[DisplayTable | DisplayFigure]  # in the order the analysis produced them
+
+    @property
+    def starts_wide(self) -> bool:
+        """Its first item is a wide table: the PDF starts the whole section on the landscape page, so
+        the heading is not left alone at the foot of a portrait one."""
+        first = self.items[0] if self.items else None
+        return isinstance(first, DisplayTable) and bool(first.layout)
 
 
 def display_sections(numbers: Mapping[str, Any], figures: Mapping[str, str]) -> list[DisplaySection]:

@@ -596,7 +596,7 @@ class LmReport(StudyReport):
             ],
         )
         with b.attempt("Schedule and dose intensity"):
-            labels = GROUP_LABELS | records.protocol_labels()
+            labels = GROUP_LABELS
             dose_schedule(b, self.frame, self.cohort.patients, group_labels=labels, account=False)
 
 

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from protocols.choices import InjectionStatus
 from protocols.models import PlannedInjection, Protocol
 from registry.choices import FollowUpEventType, IntrathecalDrug
-from registry.models import AdverseEvent, IntrathecalDose, Patient
+from registry.models import AdverseEvent, IntrathecalDose, Patient, ScreeningLogEntry
 
 
 def _kept(frame: pd.DataFrame, ids: Collection[int]) -> pd.DataFrame:
@@ -110,9 +110,22 @@ def injection_schedule(patients: QuerySet[Patient], ids: Collection[int]) -> pd.
     return _kept(frame, ids).sort_values(["patient_id", "when"]).reset_index(drop=True)
 
 
-def protocol_labels() -> dict[str, str]:
-    """``it_protocol=<code> v<revision>`` (the dataset's value, as a group key) → the protocol's name."""
-    return {
-        f"it_protocol={code} v{revision}": f"{name} (revision {revision})"
-        for code, revision, name in Protocol.objects.values_list("code", "revision", "name")
-    }
+def screening_log(study: str, patients: QuerySet[Patient]) -> pd.DataFrame:
+    """The study's screening log at the sites of these patients: ``step``, ``exclusion_reason``, ``patients``."""
+    sites = patients.values("site_id")
+    rows = ScreeningLogEntry.objects.filter(study__code=study, site_id__in=sites).values_list(
+        "step", "exclusion_reason", "patients"
+    )
+    return pd.DataFrame(list(rows), columns=["step", "exclusion_reason", "patients"])
+
+
+def protocol_labels(codes: Collection[str]) -> dict[str, str]:
+    """Names for the dataset's ``it_protocol`` values ("<code> v<revision>"): "<name>, version <n>"
+    (protocols are reference data; a value no protocol has keeps its code)."""
+    wanted = set(codes)
+    labels = {}
+    for code, revision, name in Protocol.objects.values_list("code", "revision", "name"):
+        key = f"{code} v{revision}"
+        if key in wanted:
+            labels[key] = f"{name}, version {revision}"
+    return labels

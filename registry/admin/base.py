@@ -62,6 +62,8 @@ class RegistryAdmin(SimpleHistoryAdmin):
     form = ReasonForm
     list_per_page = 50
     view_capability = Capability.VIEW_RECORDS
+    #: Who may add, change and delete here (at the record's site), and whose sites the choices offer.
+    edit_capability = Capability.EDIT_RECORDS
 
     def get_queryset(self, request):
         return scope(super().get_queryset(request), request.user, self.view_capability)
@@ -99,11 +101,9 @@ class RegistryAdmin(SimpleHistoryAdmin):
 
     def _may_edit(self, request, obj) -> bool:
         if obj is None:
-            return has_capability(request.user, Capability.EDIT_RECORDS)
+            return has_capability(request.user, self.edit_capability)
         site = site_of(obj)
-        return (
-            has_capability(request.user, Capability.EDIT_RECORDS, site) if site else request.user.is_superuser
-        )
+        return has_capability(request.user, self.edit_capability, site) if site else request.user.is_superuser
 
     def has_add_permission(self, request, *args):
         return super().has_add_permission(request, *args) and self._may_edit(request, None)
@@ -129,13 +129,13 @@ class RegistryAdmin(SimpleHistoryAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
         if site_path(related) is not None:
-            kwargs["queryset"] = scope(related._default_manager.all(), request.user, Capability.EDIT_RECORDS)
+            kwargs["queryset"] = scope(related._default_manager.all(), request.user, self.edit_capability)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         related = db_field.related_model
         if site_path(related) is not None:
-            kwargs["queryset"] = scope(related._default_manager.all(), request.user, Capability.EDIT_RECORDS)
+            kwargs["queryset"] = scope(related._default_manager.all(), request.user, self.edit_capability)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def _reason(self, request, form, change: bool) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 
+from accounts.access import Capability
 from accounts.models import Site
 
 from ..models import (
@@ -22,12 +25,14 @@ from ..models import (
     NpsleManifestation,
     PathogenTest,
     ResponseAssessment,
+    ScreeningLogEntry,
     Sledai2kAssessment,
     Study,
     SystemicTherapy,
 )
 from ..scoring import ICE_ITEM_FIELDS, SLEDAI_2K_DESCRIPTORS
-from .base import RegistryAdmin, SectionGuardedInline, filters_through
+from ..services.screening import REASON_REQUIRED, screening_entry_delete, screening_entry_save
+from .base import ReasonForm, RegistryAdmin, SectionGuardedInline, filters_through
 
 PATIENT_SEARCH = ["patient__study_code"]
 
@@ -44,6 +49,46 @@ class StudyAdmin(RegistryAdmin):
     list_filter = ["disease_area", "sites"]
     search_fields = ["code", "title"]
     filter_horizontal = ["sites"]
+
+
+class ScreeningReasonForm(ReasonForm):
+    """Every count of the screening log is recorded, corrected or removed with a reason."""
+
+    change_reason = forms.CharField(
+        label="Reason for this change",
+        max_length=200,
+        help_text="Required: the search or record review this count comes from, or why it is corrected.",
+    )
+
+
+@admin.register(ScreeningLogEntry)
+class ScreeningLogEntryAdmin(RegistryAdmin):
+    """The screening log of a study's flow diagram: counts per site, period, step and reason, kept by
+    the study administrators of each site (``Capability.RECORD_SCREENING``), each write with a reason."""
+
+    form = ScreeningReasonForm
+    edit_capability = Capability.RECORD_SCREENING
+    list_display = ["study", "site", "period_start", "period_end", "step", "exclusion_reason", "patients"]
+    list_filter = ["study", "site", "step", "exclusion_reason"]
+    search_fields = ["study__code", "site__code", "search", "note"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, each with its reason
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        screening_entry_save(entry=obj, actor=request.user, reason=form.cleaned_data["change_reason"])
+
+    def delete_view(self, request, object_id, extra_context=None):
+        """The confirmation page asks for the reason (its template adds the field); none, no deletion."""
+        if request.method == "POST" and not request.POST.get("change_reason", "").strip():
+            self.message_user(request, REASON_REQUIRED, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request, obj):
+        screening_entry_delete(entry=obj, actor=request.user, reason=request.POST.get("change_reason", ""))
 
 
 class ManifestationInline(SectionGuardedInline, admin.TabularInline):

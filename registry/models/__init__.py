@@ -7,6 +7,7 @@ from .outcomes import DischargeOutcome, FollowUpEvent, ResponseAssessment
 from .patients import Patient, PatientIdentifier
 from .procedures import CsfResult, IntrathecalDose, LumbarPuncture, PathogenTest
 from .safety import AdverseEvent
+from .screening import ScreeningLogEntry
 from .studies import Study
 from .therapy import SystemicTherapy
 
@@ -28,6 +29,7 @@ __all__ = [
     "Patient",
     "PatientIdentifier",
     "ResponseAssessment",
+    "ScreeningLogEntry",
     "Sledai2kAssessment",
     "Study",
     "SystemicTherapy",

@@ -139,6 +139,26 @@ def test_infinite_cox_coefficient(patients: pd.DataFrame) -> None:
         cox(no_events_exposed, "months", "died", ["exposure"])
 
 
+def test_a_cox_covariate_that_never_varies_at_an_event_is_refused() -> None:
+    # x differs only for a patient censored before the first event: R's coxph gives coef NA
+    # ("X matrix deemed to be singular"); here a refusal that says why, never a LinAlgError.
+    censored_early = pd.DataFrame({"t": range(1, 7), "e": [0, 0, 0, 0, 1, 1], "x": [1, 0, 0, 0, 0, 0]})
+    with pytest.raises(AnalysisError, match="Cox model on x: singular information matrix"):
+        cox(censored_early, "t", "e", ["x"])
+    with pytest.raises(AnalysisError, match="singular"):
+        univariable_cox(censored_early, "t", "e", ["x"])
+
+
+def test_a_proportional_hazards_test_that_cannot_be_made_leaves_the_cox_model_standing() -> None:
+    # Two events at one time: cox.zph's time transform is constant over the events and its
+    # information singular (R: "system is exactly singular"); R's coxph gives coef 0, se 1.414214.
+    tied = pd.DataFrame({"t": [1, 2, 2, 3, 4, 5, 6], "e": [0, 1, 1, 0, 0, 0, 0], "x": [1, 1, 0, 1, 0, 1, 0]})
+    model = cox(tied, "t", "e", ["x"])
+    row = model.table.iloc[0]
+    assert (row["coef"], round(row["se"], 6)) == (pytest.approx(0, abs=1e-12), 1.414214)
+    assert model.proportional_hazards["p"].isna().all()
+
+
 def test_untestable_inputs() -> None:
     with pytest.raises(AnalysisError, match="identical"):
         rank_sum_test(np.ones(60), np.ones(60))

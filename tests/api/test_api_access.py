@@ -13,6 +13,7 @@ import pytest
 from django.urls import get_resolver, reverse
 from rest_framework.test import APIClient
 
+from accounts.access import ROLE_CAPABILITIES, Capability
 from accounts.models import Role
 from protocols.seed import ensure_seed_protocols
 from protocols.services import course_start
@@ -33,6 +34,9 @@ ROLES = [
 ]
 SEES_IDENTIFIERS = {Role.DATA_ENTRY, Role.REVIEWER, Role.STUDY_ADMIN}
 WRITE_NOWHERE = {"no_role", Role.REVIEWER, Role.RESEARCHER}
+#: Routes written with a capability of their own: a role without it anywhere is refused (403) before
+#: any lookup, which says nothing about the record.
+WRITE_CAPABILITY = {"api:screening-log-detail": Capability.RECORD_SCREENING}
 SEED_PROTOCOL = {
     DiseaseArea.NPSLE: "npsle-pumch",
     DiseaseArea.LM: "lm-pemetrexed",
@@ -92,6 +96,9 @@ def records(site, studies, prefix):
         )
         for prefix_name, child in children.items():
             objects.setdefault(("child", prefix_name), []).append((patient, child))
+    objects["screening"] = [
+        f.ScreeningLogEntryFactory(study=studies[DiseaseArea.NPSLE], site=site, note=f"{prefix} screening")
+    ]
     return objects
 
 
@@ -128,6 +135,8 @@ def urls_for(name: str, params: list[str], objects) -> list[str]:
             return [url(patient_pk=patient.pk, diagnosis_pk=diagnosis.pk, pk=child.pk)]
     if base.startswith("patient-") and params == ["pk"]:  # patient-detail, patient-death
         return [url(pk=p.pk) for p in objects["patient"]]
+    if base.startswith("screening-log") and params == ["pk"]:
+        return [url(pk=entry.pk) for entry in objects["screening"]]
     if base in ("site-detail", "study-detail"):
         return []  # sites and studies are not site-owned records; their lists are checked below
     if not params:
@@ -153,6 +162,14 @@ def world(django_db_setup, django_db_blocker):
             data["users"][role] = user
         yield data
         transaction.set_rollback(True)
+
+
+def writes_nowhere(role: str, name: str) -> bool:
+    """Whether a signed-in role lacks, at every site, the capability this route's writes need."""
+    needed = WRITE_CAPABILITY.get(name)
+    return (
+        role != "anonymous" and needed is not None and needed not in ROLE_CAPABILITIES.get(role, frozenset())
+    )
 
 
 def api_routes():
@@ -197,7 +214,7 @@ def test_no_api_leaks(role, world):
                     )
                     body = response.content.decode(errors="replace")
                     allowed = (401, 403) if role == "anonymous" else (404, 405)
-                    if method != "get" and role in WRITE_NOWHERE:
+                    if method != "get" and (role in WRITE_NOWHERE or writes_nowhere(role, name)):
                         allowed = (403, 404, 405)  # refused before any lookup: says nothing about the record
                     if expect_hidden and response.status_code not in allowed:
                         leaks.append(

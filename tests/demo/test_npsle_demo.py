@@ -21,7 +21,7 @@ from django.utils import timezone
 from accounts.services import system_user
 from demo import npsle
 from demo.common import ensure_sites_and_studies
-from demo.npsle import NPSLE_MARGINALS, SLEDAI_DESCRIPTOR_BY_SYNDROME, generate_npsle_cohort
+from demo.npsle import ASSUMED, SLEDAI_DESCRIPTOR_BY_SYNDROME, generate_npsle_cohort
 from registry.choices import (
     Attribution,
     CtcaeTerm,
@@ -183,78 +183,30 @@ def by_group(frame: pd.DataFrame, column: str, how: str = "mean") -> tuple[float
 # Table 1 of the default cohort.
 
 
-def test_default_cohort_has_386_patients_about_half_intrathecal(table_1):
-    assert len(table_1) == 386
-    assert table_1.intrathecal.mean() == pytest.approx(NPSLE_MARGINALS.intrathecal_fraction, abs=0.07)
-
-
-def test_demographics_follow_table_1(table_1):
-    assert 1 - table_1.sex_male.mean() == pytest.approx(0.89, abs=0.05)
-    assert table_1.age.median() == pytest.approx(NPSLE_MARGINALS.age_median_years, abs=2.5)
-    assert table_1.age.min() >= NPSLE_MARGINALS.age_limits_years[0]
+# The paper's figures are checked in test_npsle_marginals.py; here, what the paper does not print.
 
 
 def test_sledai_is_higher_with_intrathecal_therapy(table_1):
     control, intrathecal = by_group(table_1, "sledai", "median")
-    assert control == pytest.approx(NPSLE_MARGINALS.sledai_median.control, abs=2)
-    assert intrathecal == pytest.approx(NPSLE_MARGINALS.sledai_median.intrathecal, abs=2)
     assert intrathecal > control
 
 
-@pytest.mark.parametrize("column", TABLE_1_COLUMNS)
-def test_table_1_syndromes_follow_the_marginals(table_1, column):
-    expected = NPSLE_MARGINALS.syndrome_fraction[TABLE_1_COLUMNS[column]]
-    control, intrathecal = by_group(table_1, column)
-    assert control == pytest.approx(expected.control, abs=0.08)
-    assert intrathecal == pytest.approx(expected.intrathecal, abs=0.08)
-
-
-def test_psychosis_and_methylprednisolone_pulses_are_commoner_with_intrathecal_therapy(table_1):
-    for column, expected in (
-        ("psychosis", NPSLE_MARGINALS.syndrome_fraction[NpsleSyndrome.PSYCHOSIS]),
-        ("mpp", NPSLE_MARGINALS.methylprednisolone_pulse_fraction),
-        ("cyc", NPSLE_MARGINALS.cyclophosphamide_fraction),
-    ):
-        control, intrathecal = by_group(table_1, column)
-        assert control == pytest.approx(expected.control, abs=0.08), column
-        assert intrathecal == pytest.approx(expected.intrathecal, abs=0.08), column
-    assert np.subtract(*by_group(table_1, "psychosis")) < 0
-    assert np.subtract(*by_group(table_1, "mpp")) < 0
-
-
 def test_headache_only_patients_exist_for_the_sensitivity_analysis(table_1):
-    assert 10 <= table_1.headache_only.sum() <= 60
+    assert 10 <= table_1.headache_only.sum() <= 80
     assert (table_1.headache + table_1.psychosis + table_1.acs + table_1.seizure == 0).any()
-
-
-def test_baseline_csf_follows_the_marginals(table_1):
-    assert table_1.icp_baseline.median() == pytest.approx(172, abs=12)
-    assert table_1.protein_baseline.median() == pytest.approx(0.37, abs=0.04)
-    assert (table_1.icp_baseline > 180).mean() == pytest.approx(0.45, abs=0.1)
 
 
 def test_csf_protein_and_pressure_fall_after_intrathecal_therapy(table_1):
     repeated = table_1.dropna(subset=["protein_after"])
     log_change = np.log(repeated.protein_after / repeated.protein_baseline)
     control, intrathecal = log_change.groupby(repeated.intrathecal).mean()
-    assert intrathecal == pytest.approx(NPSLE_MARGINALS.protein_log_change.intrathecal, abs=0.06)
-    assert control == pytest.approx(NPSLE_MARGINALS.protein_log_change.control, abs=0.12)
+    assert intrathecal == pytest.approx(ASSUMED.protein_log_change[1], abs=0.06)
+    assert control == pytest.approx(ASSUMED.protein_log_change[0], abs=0.12)
     pressure_change = (repeated.icp_after - repeated.icp_baseline).groupby(repeated.intrathecal).mean()
-    assert pressure_change[1] == pytest.approx(
-        NPSLE_MARGINALS.opening_pressure_change_mmh2o.intrathecal, abs=10
-    )
-    with_repeat = table_1.protein_after.notna().groupby(table_1.intrathecal).mean()
-    assert with_repeat[1] == pytest.approx(1 - NPSLE_MARGINALS.injections_per_course[1], abs=0.07)
-    assert with_repeat[0] == pytest.approx(NPSLE_MARGINALS.control_repeat_lp_fraction, abs=0.07)
-
-
-def test_follow_up_is_about_1000_person_years_with_fewer_events_after_intrathecal_therapy(table_1):
-    assert 900 <= table_1.time_years.sum() <= 1150
-    assert 0.35 <= table_1.event.mean() <= 0.6
-    control, intrathecal = by_group(table_1, "event")
-    assert intrathecal < control
-    assert table_1.relapsed.sum() > 100
-    assert 15 <= table_1.died.sum() <= 80
+    assert pressure_change[1] == pytest.approx(ASSUMED.opening_pressure_change_mmh2o[1], abs=10)
+    with_repeat = table_1.protein_after.notna().groupby(table_1.intrathecal).sum()
+    assert with_repeat[1] == 165  # the paper's 165 of 194: all but the single-injection patients
+    assert with_repeat[0] == pytest.approx(29, abs=8)  # the paper's 29 of 192
 
 
 def test_discharge_outcome_is_better_with_intrathecal_therapy(table_1):
@@ -264,8 +216,8 @@ def test_discharge_outcome_is_better_with_intrathecal_therapy(table_1):
         > shares.loc[0, DischargeOutcomeCode.COMPLETE_RECOVERY]
     )
     assert shares.loc[1, DischargeOutcomeCode.EXACERBATION] < shares.loc[0, DischargeOutcomeCode.EXACERBATION]
-    assert shares.loc[0, DischargeOutcomeCode.EXACERBATION] == pytest.approx(
-        NPSLE_MARGINALS.discharge_outcome_fraction[DischargeOutcomeCode.EXACERBATION].control, abs=0.08
+    assert 100 * shares.loc[0, DischargeOutcomeCode.EXACERBATION] == pytest.approx(
+        ASSUMED.discharge_outcome_percent[DischargeOutcomeCode.EXACERBATION][0], abs=1
     )
 
 
@@ -318,7 +270,7 @@ def test_refuses_a_study_that_already_has_patients(small_cohort, actor):
 
 
 @pytest.mark.django_db
-def test_intrathecal_courses_are_1_to_6_weekly_mtx_10_mg_with_dex_10_mg(small_cohort):
+def test_intrathecal_courses_are_1_to_6_weekly_mtx_10_mg_with_dex_10_mg_or_dex_alone(small_cohort):
     doses = IntrathecalDose.objects.filter(lumbar_puncture__patient__study=small_cohort)
     assert set(doses.values_list("drug", "dose_mg", "volume_ml", "course_number").distinct()) == {
         (IntrathecalDrug.METHOTREXATE, 10, 10, 1),
@@ -338,7 +290,9 @@ def test_intrathecal_courses_are_1_to_6_weekly_mtx_10_mg_with_dex_10_mg(small_co
     for pk, injections in courses.items():
         assert 1 <= len(injections) <= 6
         assert injections[0] == punctures[pk][0][0]  # the first dose is given at the baseline LP
-        assert all(count == 2 for _, count in punctures[pk])  # MTX with DEX, at every LP of the course
+        # MTX with DEX at every LP of the course, or DEX alone at every one (MTX unavailable).
+        assert len({count for _, count in punctures[pk]}) == 1
+        assert punctures[pk][0][1] in (1, 2)
         assert all(6 <= (later - earlier).days <= 8 for earlier, later in pairwise(injections))
 
 

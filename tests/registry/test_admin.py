@@ -36,6 +36,7 @@ FACTORIES = {
     "dischargeoutcome": f.DischargeOutcomeFactory,
     "responseassessment": f.ResponseAssessmentFactory,
     "followupevent": f.FollowUpEventFactory,
+    "screeninglogentry": f.ScreeningLogEntryFactory,
 }
 REGISTRY_MODELS = [
     m for m in apps.get_app_config("registry").get_models() if not m.__name__.startswith("Historical")

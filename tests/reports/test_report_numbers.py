@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from analytics.compare import paired_change, signed_rank_test
 from analytics.datasets import build_dataset
@@ -106,22 +107,52 @@ def test_lm_swimmer_plot_has_one_lane_per_patient(reports):
 # --- NPSLE ------------------------------------------------------------------------------------
 
 
+#: Decimals of Table 1's median [IQR] cells, as the paper prints them: whole mmH2O, cells and SLEDAI
+#: points; one decimal for years and months; two for g/L and the lupus anticoagulant ratio.
+TABLE_ONE_DIGITS = {
+    "age": 1,
+    "sle_duration_months": 1,
+    "sledai": 0,
+    "icp_baseline": 0,
+    "wbc_baseline": 0,
+    "c3_g_per_l": 2,
+    "c4_g_per_l": 2,
+    "lupus_anticoagulant_ratio": 2,
+    "protein_baseline": 2,
+}
+
+
 def test_npsle_table_one_and_matching_equal_the_api(reports):
     numbers, data = reports["npsle"]["numbers"], reports["npsle"]["data"]
-    api = table_one(
-        data,
-        "intrathecal",
-        continuous=npsle.BASELINE_CONTINUOUS,
-        categorical=npsle.BASELINE_CATEGORICAL,
-        exact=[v for v in npsle.BASELINE_CATEGORICAL if needs_exact_test(data, "intrathecal", v)],
-    ).table
-    shown = rows_by(table(numbers, "baseline.table_one"), "variable")
-    for row in api.to_dict("records"):
-        assert shown[row["variable"]]["p"] == approx(row["p"])
-        assert shown[row["variable"]]["smd"] == approx(row["smd"])
-        assert shown[row["variable"]]["summary_1"] == row["summary_1"]
-
     matched = match_nearest(data, "intrathecal", npsle.MATCHING_COVARIATES, caliper=0.2, id_col="patient_id")
+    shown = rows_by(table(numbers, "baseline.table_one"), "variable")
+    assert set(TABLE_ONE_DIGITS) == set(npsle.BASELINE_CONTINUOUS)
+    for part, frame in (("unmatched", data), ("matched", matched.matched)):
+        api = table_one(
+            frame,
+            "intrathecal",
+            continuous=npsle.BASELINE_CONTINUOUS,
+            categorical=npsle.BASELINE_CATEGORICAL,
+            exact=[v for v in npsle.BASELINE_CATEGORICAL if needs_exact_test(frame, "intrathecal", v)],
+        ).table
+        assert set(api["variable"]) == set(npsle.BASELINE_CONTINUOUS + npsle.BASELINE_CATEGORICAL)
+        for row in api.to_dict("records"):
+            cell = shown[row["variable"]]
+            assert cell[f"{part}_p"] == approx(row["p"]), (part, row["variable"])
+            assert cell[f"{part}_smd"] == approx(row["smd"]), (part, row["variable"])
+            for level in ("0", "1"):
+                summary = cell[f"{part}_summary_{level}"]
+                if row["variable"] in TABLE_ONE_DIGITS:
+                    digits = TABLE_ONE_DIGITS[row["variable"]]
+                    quartiles = [row[f"{q}_{level}"] for q in ("median", "q1", "q3")]
+                    assert [cell[f"{part}_{q}_{level}"] for q in ("median", "q1", "q3")] == approx(quartiles)
+                    median, q1, q3 = (f"{value:.{digits}f}" for value in quartiles)
+                    assert summary == f"{median} [{q1}, {q3}]", (part, row["variable"])
+                else:
+                    assert cell[f"{part}_count_{level}"] == row[f"count_{level}"]
+                    assert cell[f"{part}_percent_{level}"] == approx(row[f"percent_{level}"])
+                    assert summary == f"{row[f'count_{level}']} ({row[f'percent_{level}']:.1f})"
+
     summary = table(numbers, "matching.summary")["rows"][0]
     assert summary["pairs"] == len(matched.pairs)
     balance = rows_by(table(numbers, "matching.balance"), "covariate")
@@ -219,6 +250,20 @@ def test_the_npsle_page_shows_the_log_rank_p_and_table_one(client, demo, reports
     numbers = reports["npsle"]["numbers"]
     p = table(numbers, "survival.logrank")["rows"][0]["p"]
     assert f"Log-rank p = {p:.3f}" in page or "Log-rank p = &lt;0.001" in page
-    for row in table(numbers, "baseline.table_one")["rows"]:
-        assert row["summary_0"] in page
+    rows = table(numbers, "baseline.table_one")["rows"]
+    assert [row["label"] for row in rows if row["variable"] is None] == [
+        "System involvement of SLE",
+        "Laboratory tests",
+        "CSF at the first lumbar puncture",
+    ]
+    for row in rows:
+        assert escape(row["label"].strip()) in page
+        if row["variable"] is not None:
+            for cell in (
+                "unmatched_summary_0",
+                "unmatched_summary_1",
+                "matched_summary_0",
+                "matched_summary_1",
+            ):
+                assert f">{row[cell]}<" in page, (row["variable"], cell)
     assert section(numbers, "subgroups")["status"] == "ok"

@@ -12,7 +12,7 @@ from accounts.services import system_user
 from demo.common import ensure_sites_and_studies
 from demo.icans import load_icans_cohort
 from demo.lm import load_lm_cohort
-from demo.npsle import generate_npsle_cohort
+from demo.npsle import DEFAULT_SEED, generate_npsle_cohort
 from registry.models import Patient
 
 COHORTS = ("lm", "npsle", "icans")
@@ -26,7 +26,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if any patient exists.")
         parser.add_argument("--patients", type=int, default=386, help="NPSLE cohort size (default 386).")
-        parser.add_argument("--seed", type=int, default=20240901, help="NPSLE generator seed.")
+        parser.add_argument(
+            "--seed", type=int, default=DEFAULT_SEED, help=f"NPSLE generator seed (default {DEFAULT_SEED})."
+        )
         parser.add_argument(
             "--only", choices=COHORTS, action="append", help="Load only this cohort (repeatable)."
         )
