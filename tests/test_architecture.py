@@ -92,7 +92,16 @@ FRAMEWORK_HOOKS = [
     "RegistryTokenScheme",  # drf-spectacular finds its extensions by subclassing
 ]
 FRAMEWORK_DECORATORS = [
-    *("@admin.*", "@receiver", "@register.*", "@*.register", "@register", "@checks.register", "@rule", "@action"),
+    *(
+        "@admin.*",
+        "@receiver",
+        "@register.*",
+        "@*.register",
+        "@register",
+        "@checks.register",
+        "@rule",
+        "@action",
+    ),
     *("@api_view", "@extend_schema*", "@require_*", "@login_required", "@property", "@cached_property"),
     "@*.setter",
 ]
