@@ -1,6 +1,6 @@
 """Forms of the review workflow."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db.models import QuerySet
@@ -20,7 +20,9 @@ class LockForm(forms.Form):
 
     def __init__(self, *args, verified: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["sections"].choices = [(s, Section(s).label) for s in verified]
+        cast(forms.MultipleChoiceField, self.fields["sections"]).choices = [
+            (s, Section(s).label) for s in verified
+        ]
         self.fields["sections"].initial = verified
         self.meaning = SignatureMeaning.REVIEW_AND_LOCK.label
 
@@ -52,7 +54,7 @@ class QueryRaiseForm(forms.Form):
         if record is None:
             del self.fields["field_name"]
         else:
-            self.fields["field_name"].choices = [("", "The record as a whole")] + [
+            cast(forms.ChoiceField, self.fields["field_name"]).choices = [("", "The record as a whole")] + [
                 (f.name, str(f.verbose_name).capitalize())
                 for f in record._meta.concrete_fields
                 if f.editable and f.name not in ("id", "version", "patient")
@@ -69,7 +71,7 @@ class QueryListForm(forms.Form):
 
     def __init__(self, *args, studies, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["study"].queryset = studies
+        cast(forms.ModelChoiceField, self.fields["study"]).queryset = studies
 
 
 class RecordStatusForm(forms.Form):
@@ -93,5 +95,5 @@ class RecordStatusForm(forms.Form):
 
     def __init__(self, *args: Any, studies: QuerySet[Study], sites: QuerySet[Site], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["study"].queryset = studies
-        self.fields["site"].queryset = sites
+        cast(forms.ModelChoiceField, self.fields["study"]).queryset = studies
+        cast(forms.ModelChoiceField, self.fields["site"]).queryset = sites
