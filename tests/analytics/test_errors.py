@@ -157,6 +157,20 @@ def test_a_proportional_hazards_test_that_cannot_be_made_leaves_the_cox_model_st
     row = model.table.iloc[0]
     assert (row["coef"], round(row["se"], 6)) == (pytest.approx(0, abs=1e-12), 1.414214)
     assert model.proportional_hazards["p"].isna().all()
+    assert "not available: every event is at one time" in model.proportional_hazards_note
+    assert model.to_dict()["proportional_hazards_note"] == model.proportional_hazards_note
+
+
+def test_every_event_at_one_time_in_a_larger_cohort_keeps_the_fit() -> None:
+    # Issue 14: this shape crashed with a raw LinAlgError from the proportional-hazards test.
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"t": rng.uniform(1, 10, 60), "x": rng.normal(size=60), "g": rng.integers(0, 2, 60)})
+    frame["e"] = (rng.random(60) < 0.4).astype(int)
+    frame.loc[frame["e"] == 1, "t"] = 5.0
+    model = cox(frame, "t", "e", ["x", "g"])
+    assert np.isfinite(model.table[["coef", "se", "p"]].to_numpy()).all()
+    assert model.proportional_hazards["chisq"].isna().all()
+    assert model.proportional_hazards_note.startswith("proportional-hazards test not available")
 
 
 def test_untestable_inputs() -> None:
