@@ -11,11 +11,13 @@ from typing import Any
 
 from django import forms
 from django.db import models
+from django.utils import timezone
 
 from accounts.access import Capability, scope
 from accounts.models import Site
 from protocols.choices import SafetyCheck
 from protocols.models import Formulation, PlannedInjection
+from registry import branching
 from registry.choices import DriverMutation, FollowUpEventType, NpsleSyndrome, Specimen
 from registry.models import (
     AdverseEvent,
@@ -41,20 +43,26 @@ from registry.scoring import ICE_ITEM_FIELDS, SLEDAI_2K_DESCRIPTORS
 from registry.services.versions import VersionedForm
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+#: The earliest date any case-record date may take (a birth date in 1900 is already a record).
+EARLIEST_DATE = "1900-01-01"
 
 
 class DateInput(forms.DateInput):
+    """A native date picker; ``casebook.js`` adds a "Today" button and the date spelled out."""
+
     input_type = "date"
 
     def __init__(self, attrs=None):
-        super().__init__(attrs, format="%Y-%m-%d")
+        super().__init__({"data-date-input": "date", **(attrs or {})}, format="%Y-%m-%d")
 
 
 class DateTimeInput(forms.DateTimeInput):
+    """A native date-and-time picker; ``casebook.js`` adds a "Now" button and the date spelled out."""
+
     input_type = "datetime-local"
 
     def __init__(self, attrs=None):
-        super().__init__(attrs, format=DATETIME_FORMAT)
+        super().__init__({"data-date-input": "datetime", **(attrs or {})}, format=DATETIME_FORMAT)
 
 
 def _native_widgets(field: models.Field, **kwargs) -> forms.Field | None:
@@ -67,10 +75,80 @@ def _native_widgets(field: models.Field, **kwargs) -> forms.Field | None:
     return field.formfield(**kwargs)
 
 
-class RecordForm(VersionedForm):
-    """Base of every case-record form: native date inputs and the reason recorded with the change."""
+def date_bounds(form: forms.BaseForm, *, earliest=None, future: frozenset[str] = frozenset()) -> None:
+    """The pickers' ``min``/``max``: not before birth (or 1900), not after today unless planned.
 
-    formfield_callback = _native_widgets
+    Only a guide for the picker: the models' rules still decide on the server.
+    """
+    today = timezone.localdate()
+    lowest = earliest.isoformat() if earliest else EARLIEST_DATE
+    for name, field in form.fields.items():
+        kind = field.widget.attrs.get("data-date-input")
+        if kind is None:
+            continue
+        field.widget.attrs.setdefault("min", lowest if kind == "date" else f"{lowest}T00:00")
+        if name not in future:
+            field.widget.attrs.setdefault("max", today.isoformat() if kind == "date" else f"{today}T23:59")
+
+
+def apply_branching(form: forms.ModelForm, area: str | None) -> None:
+    """Drop the fields that never apply in this study; mark those that depend on another field.
+
+    The page shows a marked field only while its condition holds (``casebook.js``); the model's
+    ``clean()`` refuses a value in a field that does not apply (``registry.branching``).
+    """
+    model = form._meta.model
+    for name, rule in branching.rules_for(model).items():
+        if name not in form.fields:
+            continue
+        if not branching.applies(model, name, area):
+            del form.fields[name]
+        elif rule.field is not None:
+            form.fields[name].widget.attrs.update(
+                {
+                    "data-applies-name": name,
+                    "data-applies-field": rule.field,
+                    "data-applies-values": " ".join(sorted(rule.values)),
+                }
+            )
+
+
+class NativeDatesMetaclass(type(VersionedForm)):  # type: ignore[misc]
+    """Gives every case-record form's ``Meta`` the native date pickers.
+
+    Django reads ``formfield_callback`` from the form's own ``Meta`` only, so a base class cannot
+    pass it on (the date fields had silently stayed text boxes); the metaclass adds it to each.
+    """
+
+    def __new__(mcs, name, bases, attrs):
+        meta = attrs.get("Meta")
+        if meta is not None and not hasattr(meta, "formfield_callback"):
+            meta.formfield_callback = staticmethod(_native_widgets)
+        return super().__new__(mcs, name, bases, attrs)
+
+
+class CaseForm(VersionedForm, metaclass=NativeDatesMetaclass):
+    """Base of the case-record model forms: native date pickers with bounds, and branching.
+
+    ``area`` is the study's disease area when the instance cannot tell it (a CSF result not yet
+    attached to its LP); otherwise it is read from the instance's patient.
+    """
+
+    #: Date fields that may lie in the future (a course planned ahead).
+    future_dates: frozenset[str] = frozenset()
+
+    def __init__(self, *args: Any, area: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        patient = getattr(self.instance, "patient", None) if hasattr(self.instance, "patient_id") else None
+        if patient is not None and area is None:
+            area = patient.study.disease_area
+        apply_branching(self, area)
+        birth = patient.birth_date if patient is not None else None
+        date_bounds(self, earliest=birth, future=self.future_dates)
+
+
+class RecordForm(CaseForm):
+    """Base of every case-record form: native date inputs and the reason recorded with the change."""
 
     change_reason = forms.CharField(
         label="Reason for change",
@@ -176,6 +254,10 @@ class SyndromeForm(forms.Form):
     syndrome = forms.ChoiceField(choices=NpsleSyndrome.choices, widget=forms.HiddenInput)
     present = forms.BooleanField(required=False)
     onset_date = forms.DateField(required=False, widget=DateInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        date_bounds(self)
 
     @property
     def label(self) -> str:
@@ -318,9 +400,7 @@ class LumbarPunctureForm(RecordForm):
         ]
 
 
-class CsfResultForm(VersionedForm):
-    formfield_callback = _native_widgets
-
+class CsfResultForm(CaseForm):
     class Meta:
         model = CsfResult
         fields = [
@@ -350,7 +430,7 @@ class CsfResultForm(VersionedForm):
         )
 
 
-class DoseForm(VersionedForm):
+class DoseForm(CaseForm):
     formulation = forms.ModelChoiceField(
         queryset=Formulation.objects.all(),
         required=False,
@@ -371,6 +451,7 @@ class DoseForm(VersionedForm):
             "diluent",
             "course_number",
         ]
+        labels = {"course_number": "Course", "drug_other": "Other drug (name)"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -440,7 +521,7 @@ class SafetyOverrideForm(forms.Form):
         ]
 
 
-class PathogenTestForm(VersionedForm):
+class PathogenTestForm(CaseForm):
     class Meta:
         model = PathogenTest
         fields = ["version", "test", "result", "organism"]

@@ -23,6 +23,7 @@ from accounts.access import Capability, has_capability, scope, sites_with
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
 from registry.choices import DiseaseArea
+from registry.formatting import sentence
 from registry.models import (
     LmDiagnosis,
     LumbarPuncture,
@@ -389,14 +390,14 @@ def record_edit(request: HttpRequest, pk: int, kind: str, record_pk: int | None 
         verb = "added" if instance.pk is None else "saved"
         try:
             record_save(
-                form.instance, actor=request.user, reason=form.reason(f"{spec.label.capitalize()} {verb}")
+                form.instance, actor=request.user, reason=form.reason(f"{sentence(spec.label)} {verb}")
             )
         except RecordModifiedError:
             show_stale(form)
         except ValidationError as error:
             apply_errors(error, form)
         else:
-            return saved_response(request, patient, spec.section, f"{spec.label.capitalize()} {verb}.")
+            return saved_response(request, patient, spec.section, f"{sentence(spec.label)} {verb}.")
     title = f"{'Add' if instance.pk is None else 'Edit'} {spec.label}"
     return form_response(
         request,
@@ -424,7 +425,7 @@ def record_delete(request: HttpRequest, pk: int, kind: str, record_pk: int) -> H
     form = forms.DeleteForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         delete_record(instance, actor=request.user, reason=form.cleaned_data["reason"])
-        return saved_response(request, patient, section_key, f"{label.capitalize()} deleted.")
+        return saved_response(request, patient, section_key, f"{sentence(label)} deleted.")
     return form_response(
         request,
         patient,

@@ -111,6 +111,7 @@ class NpsleManifestation(RegistryRecord):
     onset_date = models.DateField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "NPSLE manifestation"
         ordering = ["diagnosis", "syndrome"]
         constraints = [
             models.UniqueConstraint(

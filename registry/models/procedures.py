@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from ..branching import not_applicable_errors
 from ..choices import (
     CsfCytology,
     Diluent,
@@ -198,6 +199,13 @@ class CsfResult(RegistryRecord):
     def __str__(self) -> str:
         return f"CSF of {self.lumbar_puncture}"
 
+    def clean(self) -> None:
+        # getattr: a CSF being validated before its LP is attached has no patient to ask yet.
+        patient = getattr(getattr(self, "lumbar_puncture", None), "patient", None)
+        errors = not_applicable_errors(self, patient.study.disease_area if patient else None)
+        if errors:
+            raise ValidationError(errors)
+
 
 class PathogenTest(RegistryRecord):
     """A microbiological test on the CSF, to exclude infection."""
@@ -224,8 +232,9 @@ class PathogenTest(RegistryRecord):
         return f"{self.get_test_display()}: {self.get_result_display()}"
 
     def clean(self) -> None:
-        if self.organism and self.result != TestResult.POSITIVE:
-            raise ValidationError({"organism": "An organism is recorded only for a positive result."})
+        errors = not_applicable_errors(self, None)
+        if errors:
+            raise ValidationError(errors)
 
 
 class IntrathecalDose(RegistryRecord):
@@ -282,11 +291,9 @@ class IntrathecalDose(RegistryRecord):
         )
 
     def clean(self) -> None:
-        errors: dict[str, list[str]] = {}
+        errors = not_applicable_errors(self, None)
         if self.drug == IntrathecalDrug.OTHER and not self.drug_other:
             errors["drug_other"] = ["Name the drug when choosing 'Other'."]
-        if self.drug != IntrathecalDrug.OTHER and self.drug_other:
-            errors["drug_other"] = ["Only fill this in when the drug is 'Other'."]
         try:
             validate_intrathecal_dose(self.drug, self.dose_mg)
         except ValidationError as exc:
