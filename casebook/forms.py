@@ -13,11 +13,11 @@ from django import forms
 from django.db import models
 from django.utils import timezone
 
-from accounts.access import Capability, scope
+from accounts.access import Capability, scope, sites_with
 from accounts.models import Site
 from protocols.choices import SafetyCheck
 from protocols.models import Formulation, PlannedInjection
-from registry import branching
+from registry import branching, missing
 from registry.choices import DriverMutation, FollowUpEventType, NpsleSyndrome, Specimen
 from registry.models import (
     AdverseEvent,
@@ -41,6 +41,7 @@ from registry.models import (
 )
 from registry.scoring import ICE_ITEM_FIELDS, SLEDAI_2K_DESCRIPTORS
 from registry.services.versions import VersionedForm
+from review.models import ReviewStatus
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 #: The earliest date any case-record date may take (a birth date in 1900 is already a record).
@@ -113,6 +114,46 @@ def apply_branching(form: forms.ModelForm, area: str | None) -> None:
             )
 
 
+#: The suffix of the form field that holds a value field's missing-data code.
+MISSING_SUFFIX = "__missing"
+
+
+def add_missing_code_fields(form: forms.ModelForm) -> None:
+    """A missing-data code beside each optional field of a record that keeps codes (registry.missing).
+
+    The code field follows its value field (``_field.html`` draws them together; ``casebook.js``
+    disables the value while a code is chosen, so a saved record has one or the other).
+    """
+    if not hasattr(form.instance, "missing_codes"):
+        return
+    recorded = form.instance.missing_codes or {}
+    choices = [("", "—"), *((code, f"{code} ({text.lower()})") for code, text in missing.codes().items())]
+    for name in missing.eligible(form._meta.model):
+        if name not in form.fields or form.fields[name].required:
+            continue
+        label = form.fields[name].label or name
+        form.fields[name + MISSING_SUFFIX] = forms.ChoiceField(
+            choices=choices,
+            required=False,
+            initial=recorded.get(name, ""),
+            label=f"{label}: why missing",
+            widget=forms.Select(attrs={"aria-label": f"{label}: missing-data code", "data-missing-code": ""}),
+        )
+        form.fields[name].widget.attrs["data-has-missing-code"] = ""
+
+
+def chosen_missing_codes(form: forms.ModelForm) -> dict[str, str]:
+    """The record's codes after this form: those of its fields as chosen, others as they were."""
+    codes = dict(form.instance.missing_codes or {})
+    for name in list(codes):
+        if name + MISSING_SUFFIX in form.fields:
+            del codes[name]
+    for key, code in form.cleaned_data.items():
+        if key.endswith(MISSING_SUFFIX) and code:
+            codes[key.removesuffix(MISSING_SUFFIX)] = code
+    return codes
+
+
 class NativeDatesMetaclass(type(VersionedForm)):  # type: ignore[misc]
     """Gives every case-record form's ``Meta`` the native date pickers.
 
@@ -145,6 +186,13 @@ class CaseForm(VersionedForm, metaclass=NativeDatesMetaclass):
         apply_branching(self, area)
         birth = patient.birth_date if patient is not None else None
         date_bounds(self, earliest=birth, future=self.future_dates)
+        add_missing_code_fields(self)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if hasattr(self.instance, "missing_codes"):
+            self.instance.missing_codes = chosen_missing_codes(self)
+        return cleaned
 
 
 class RecordForm(CaseForm):
@@ -164,8 +212,14 @@ class RecordForm(CaseForm):
 
 
 class PatientCreateForm(RecordForm):
-    full_name = forms.CharField(required=False, max_length=200, label="Full name (identifier)")
-    medical_record_number = forms.CharField(required=False, max_length=64, label="Medical record number")
+    IDENTIFIERS_TOGETHER = "Give the full name and the medical record number together (or neither)."
+
+    full_name = forms.CharField(
+        required=False, max_length=200, label="Full name (identifier)", help_text="Required with an MRN."
+    )
+    medical_record_number = forms.CharField(
+        required=False, max_length=64, label="Medical record number", help_text="Required with a full name."
+    )
 
     class Meta:
         model = Patient
@@ -186,6 +240,13 @@ class PatientCreateForm(RecordForm):
         self.fields["site"].queryset = sites
         self.fields["study"].queryset = Study.objects.filter(sites__in=sites).distinct()
         self.fields.pop("change_reason")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        name, mrn = cleaned.get("full_name"), cleaned.get("medical_record_number")
+        if bool(name) != bool(mrn):
+            self.add_error("full_name" if mrn else "medical_record_number", self.IDENTIFIERS_TOGETHER)
+        return cleaned
 
 
 class PatientIdentityForm(RecordForm):
@@ -426,8 +487,8 @@ class CsfResultForm(CaseForm):
         return not any(
             self.cleaned_data.get(name) not in (None, "", CsfResult._meta.get_field(name).default)
             for name in self.fields
-            if name != "version"
-        )
+            if name != "version" and not name.endswith(MISSING_SUFFIX)
+        ) and not any(self.cleaned_data.get(name) for name in self.fields if name.endswith(MISSING_SUFFIX))
 
 
 class DoseForm(CaseForm):
@@ -608,9 +669,25 @@ class DeleteForm(forms.Form):
 
 
 class PatientSearchForm(forms.Form):
+    """Search, filters and order of the patient list."""
+
+    SORTS = [
+        ("study_code", "Study code"),
+        ("study", "Study"),
+        ("site", "Site"),
+        ("-admission", "Index admission, newest first"),
+        ("-updated", "Changed most recently"),
+    ]
+
     q = forms.CharField(required=False, label="Study code, name or MRN", max_length=100)
     study = forms.ModelChoiceField(queryset=Study.objects.none(), required=False, empty_label="All studies")
+    site = forms.ModelChoiceField(queryset=Site.objects.none(), required=False, empty_label="All sites")
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), *ReviewStatus.choices], required=False, label="A section is"
+    )
+    sort = forms.ChoiceField(choices=SORTS, required=False, label="Order")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["study"].queryset = scope(Study.objects.all(), user, Capability.VIEW_RECORDS)
+        self.fields["site"].queryset = sites_with(user, Capability.VIEW_RECORDS).order_by("name")

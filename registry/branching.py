@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .choices import DiseaseArea, IntrathecalDrug, TestResult
+from .choices import CtcaeTerm, DiseaseArea, IntrathecalDrug, TestResult
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ APPLIES: dict[str, dict[str, AppliesWhen]] = {
     },
     "registry.intrathecaldose": {
         "drug_other": AppliesWhen(field="drug", values=frozenset({IntrathecalDrug.OTHER})),
+    },
+    "registry.adverseevent": {
+        "term_other": AppliesWhen(field="ctcae_term", values=frozenset({CtcaeTerm.OTHER})),
     },
     "registry.pathogentest": {
         "organism": AppliesWhen(field="result", values=frozenset({TestResult.POSITIVE})),

@@ -25,11 +25,11 @@ from ..validators import (
     validate_intrathecal_dose,
     validate_pressure_mmh2o,
 )
-from .base import RegistryRecord, patient_date_errors
+from .base import MissingCodes, RegistryRecord, missing_codes_field, patient_date_errors
 from .patients import Patient
 
 
-class LumbarPuncture(RegistryRecord):
+class LumbarPuncture(MissingCodes, RegistryRecord):
     """One access to the CSF: a lumbar puncture or a tap of an Ommaya reservoir."""
 
     review_section = Section.PROCEDURES
@@ -54,6 +54,7 @@ class LumbarPuncture(RegistryRecord):
     numbness = models.BooleanField(default=False)
     infection = models.BooleanField(default=False)
     other_complication = models.CharField("other complication", max_length=200, blank=True)
+    missing_codes = missing_codes_field()
 
     class Meta:
         verbose_name = "lumbar puncture"
@@ -107,7 +108,7 @@ class LumbarPuncture(RegistryRecord):
             raise ValidationError(errors)
 
 
-class CsfResult(RegistryRecord):
+class CsfResult(MissingCodes, RegistryRecord):
     """The laboratory results of one LP's CSF, in the registry's units, with the lab's reference limits."""
 
     review_section = Section.PROCEDURES
@@ -165,6 +166,7 @@ class CsfResult(RegistryRecord):
     wbc_upper_limit_1e6_per_l = models.DecimalField(
         "white cell upper reference limit (×10⁶/L)", max_digits=6, decimal_places=1, null=True, blank=True
     )
+    missing_codes = missing_codes_field()
 
     class Meta:
         verbose_name = "CSF result"

@@ -146,7 +146,23 @@
     if (event.target.form) applyBranching(event.target.form);
   });
 
-  function enhance(root) { enhanceDates(root); applyBranching(root); }
+  // Missing-data codes: while a code says why a field is empty, the field itself is disabled (and so
+  // not sent); registry/missing.py refuses a record that has both.
+  function applyMissingCodes(root) {
+    root.querySelectorAll("select[data-missing-code]").forEach(function (select) {
+      var form = select.form || root;
+      var input = form.querySelector('[name="' + select.name.replace(/__missing$/, "") + '"]');
+      if (input) input.disabled = !!select.value;
+    });
+  }
+
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("select[data-missing-code]") && event.target.form) {
+      applyMissingCodes(event.target.form);
+    }
+  });
+
+  function enhance(root) { enhanceDates(root); applyBranching(root); applyMissingCodes(root); }
 
   function settle(root) {
     enhance(root);
