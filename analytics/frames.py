@@ -55,7 +55,7 @@ def group_levels(series: pd.Series, name: str) -> list[Any]:
     """The sorted distinct levels of a grouping column, which must have at least two."""
     levels = sorted(series.dropna().unique().tolist())
     if len(levels) < 2:
-        found = f"only {levels[0]!r}" if levels else "no values"
+        found = f"only {level_text(levels[0])}" if levels else "no values"
         raise AnalysisError(f"group variable {name!r} needs at least two levels; it has {found}")
     return levels
 

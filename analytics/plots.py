@@ -162,6 +162,9 @@ def _km_axes(ax, panel: KmPanel, prefix: str) -> None:
         )
         marks.set_gid(f"{prefix}censor-{_ident(group)}")
     ax.set_xlim(0, xmax * 1.02)
+    if panel.at_risk is not None and not panel.at_risk.empty:
+        # The ticks are the times the numbers at risk are counted at, so each count sits under its tick.
+        ax.set_xticks(sorted(float(t) for t in panel.at_risk["time"].unique()))
     ax.set_ylim(0, 1.03)
     ax.set_xlabel(panel.xlabel)
     ax.set_ylabel(panel.ylabel)

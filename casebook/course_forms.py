@@ -12,6 +12,8 @@ from .forms import RecordForm
 
 
 class CourseStartForm(RecordForm):
+    future_dates = frozenset({"start_date"})
+
     class Meta:
         model = Course
         fields = ["version", "protocol", "start_date"]

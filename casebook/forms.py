@@ -11,11 +11,13 @@ from typing import Any
 
 from django import forms
 from django.db import models
+from django.utils import timezone
 
-from accounts.access import Capability, scope
+from accounts.access import Capability, scope, sites_with
 from accounts.models import Site
 from protocols.choices import SafetyCheck
 from protocols.models import Formulation, PlannedInjection
+from registry import branching, missing
 from registry.choices import DriverMutation, FollowUpEventType, NpsleSyndrome, Specimen
 from registry.models import (
     AdverseEvent,
@@ -39,22 +41,29 @@ from registry.models import (
 )
 from registry.scoring import ICE_ITEM_FIELDS, SLEDAI_2K_DESCRIPTORS
 from registry.services.versions import VersionedForm
+from review.models import ReviewStatus
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+#: The earliest date any case-record date may take (a birth date in 1900 is already a record).
+EARLIEST_DATE = "1900-01-01"
 
 
 class DateInput(forms.DateInput):
+    """A native date picker; ``casebook.js`` adds a "Today" button and the date spelled out."""
+
     input_type = "date"
 
     def __init__(self, attrs=None):
-        super().__init__(attrs, format="%Y-%m-%d")
+        super().__init__({"data-date-input": "date", **(attrs or {})}, format="%Y-%m-%d")
 
 
 class DateTimeInput(forms.DateTimeInput):
+    """A native date-and-time picker; ``casebook.js`` adds a "Now" button and the date spelled out."""
+
     input_type = "datetime-local"
 
     def __init__(self, attrs=None):
-        super().__init__(attrs, format=DATETIME_FORMAT)
+        super().__init__({"data-date-input": "datetime", **(attrs or {})}, format=DATETIME_FORMAT)
 
 
 def _native_widgets(field: models.Field, **kwargs) -> forms.Field | None:
@@ -67,10 +76,127 @@ def _native_widgets(field: models.Field, **kwargs) -> forms.Field | None:
     return field.formfield(**kwargs)
 
 
-class RecordForm(VersionedForm):
-    """Base of every case-record form: native date inputs and the reason recorded with the change."""
+def date_bounds(form: forms.BaseForm, *, earliest=None, future: frozenset[str] = frozenset()) -> None:
+    """The pickers' ``min``/``max``: not before birth (or 1900), not after today unless planned.
 
-    formfield_callback = _native_widgets
+    Only a guide for the picker: the models' rules still decide on the server.
+    """
+    today = timezone.localdate()
+    lowest = earliest.isoformat() if earliest else EARLIEST_DATE
+    for name, field in form.fields.items():
+        kind = field.widget.attrs.get("data-date-input")
+        if kind is None:
+            continue
+        field.widget.attrs.setdefault("min", lowest if kind == "date" else f"{lowest}T00:00")
+        if name not in future:
+            field.widget.attrs.setdefault("max", today.isoformat() if kind == "date" else f"{today}T23:59")
+
+
+def apply_branching(form: forms.ModelForm, area: str | None) -> None:
+    """Drop the fields that never apply in this study; mark those that depend on another field.
+
+    The page shows a marked field only while its condition holds (``casebook.js``); the model's
+    ``clean()`` refuses a value in a field that does not apply (``registry.branching``).
+    """
+    model = form._meta.model
+    for name, rule in branching.rules_for(model).items():
+        if name not in form.fields:
+            continue
+        if not branching.applies(model, name, area):
+            del form.fields[name]
+        elif rule.field is not None:
+            form.fields[name].widget.attrs.update(
+                {
+                    "data-applies-name": name,
+                    "data-applies-field": rule.field,
+                    "data-applies-values": " ".join(sorted(rule.values)),
+                }
+            )
+
+
+#: The suffix of the form field that holds a value field's missing-data code.
+MISSING_SUFFIX = "__missing"
+
+
+def add_missing_code_fields(form: forms.ModelForm) -> None:
+    """A missing-data code beside each optional field of a record that keeps codes (registry.missing).
+
+    The code field follows its value field (``_field.html`` draws them together; ``casebook.js``
+    disables the value while a code is chosen, so a saved record has one or the other).
+    """
+    if not hasattr(form.instance, "missing_codes"):
+        return
+    recorded = form.instance.missing_codes or {}
+    choices = [("", "—"), *((code, f"{code} ({text.lower()})") for code, text in missing.codes().items())]
+    for name in missing.eligible(form._meta.model):
+        if name not in form.fields or form.fields[name].required:
+            continue
+        label = form.fields[name].label or name
+        form.fields[name + MISSING_SUFFIX] = forms.ChoiceField(
+            choices=choices,
+            required=False,
+            initial=recorded.get(name, ""),
+            label=f"{label}: why missing",
+            widget=forms.Select(attrs={"aria-label": f"{label}: missing-data code", "data-missing-code": ""}),
+        )
+        form.fields[name].widget.attrs["data-has-missing-code"] = ""
+
+
+def chosen_missing_codes(form: forms.ModelForm) -> dict[str, str]:
+    """The record's codes after this form: those of its fields as chosen, others as they were."""
+    codes = dict(form.instance.missing_codes or {})
+    for name in list(codes):
+        if name + MISSING_SUFFIX in form.fields:
+            del codes[name]
+    for key, code in form.cleaned_data.items():
+        if key.endswith(MISSING_SUFFIX) and code:
+            codes[key.removesuffix(MISSING_SUFFIX)] = code
+    return codes
+
+
+class NativeDatesMetaclass(type(VersionedForm)):  # type: ignore[misc]
+    """Gives every case-record form's ``Meta`` the native date pickers.
+
+    Django reads ``formfield_callback`` from the form's own ``Meta`` only, so a base class cannot
+    pass it on (the date fields had silently stayed text boxes); the metaclass adds it to each.
+    """
+
+    def __new__(mcs, name, bases, attrs):
+        meta = attrs.get("Meta")
+        if meta is not None and not hasattr(meta, "formfield_callback"):
+            meta.formfield_callback = staticmethod(_native_widgets)
+        return super().__new__(mcs, name, bases, attrs)
+
+
+class CaseForm(VersionedForm, metaclass=NativeDatesMetaclass):
+    """Base of the case-record model forms: native date pickers with bounds, and branching.
+
+    ``area`` is the study's disease area when the instance cannot tell it (a CSF result not yet
+    attached to its LP); otherwise it is read from the instance's patient.
+    """
+
+    #: Date fields that may lie in the future (a course planned ahead).
+    future_dates: frozenset[str] = frozenset()
+
+    def __init__(self, *args: Any, area: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        patient = getattr(self.instance, "patient", None) if hasattr(self.instance, "patient_id") else None
+        if patient is not None and area is None:
+            area = patient.study.disease_area
+        apply_branching(self, area)
+        birth = patient.birth_date if patient is not None else None
+        date_bounds(self, earliest=birth, future=self.future_dates)
+        add_missing_code_fields(self)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if hasattr(self.instance, "missing_codes"):
+            self.instance.missing_codes = chosen_missing_codes(self)
+        return cleaned
+
+
+class RecordForm(CaseForm):
+    """Base of every case-record form: native date inputs and the reason recorded with the change."""
 
     change_reason = forms.CharField(
         label="Reason for change",
@@ -86,8 +212,14 @@ class RecordForm(VersionedForm):
 
 
 class PatientCreateForm(RecordForm):
-    full_name = forms.CharField(required=False, max_length=200, label="Full name (identifier)")
-    medical_record_number = forms.CharField(required=False, max_length=64, label="Medical record number")
+    IDENTIFIERS_TOGETHER = "Give the full name and the medical record number together (or neither)."
+
+    full_name = forms.CharField(
+        required=False, max_length=200, label="Full name (identifier)", help_text="Required with an MRN."
+    )
+    medical_record_number = forms.CharField(
+        required=False, max_length=64, label="Medical record number", help_text="Required with a full name."
+    )
 
     class Meta:
         model = Patient
@@ -108,6 +240,13 @@ class PatientCreateForm(RecordForm):
         self.fields["site"].queryset = sites
         self.fields["study"].queryset = Study.objects.filter(sites__in=sites).distinct()
         self.fields.pop("change_reason")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        name, mrn = cleaned.get("full_name"), cleaned.get("medical_record_number")
+        if bool(name) != bool(mrn):
+            self.add_error("full_name" if mrn else "medical_record_number", self.IDENTIFIERS_TOGETHER)
+        return cleaned
 
 
 class PatientIdentityForm(RecordForm):
@@ -176,6 +315,10 @@ class SyndromeForm(forms.Form):
     syndrome = forms.ChoiceField(choices=NpsleSyndrome.choices, widget=forms.HiddenInput)
     present = forms.BooleanField(required=False)
     onset_date = forms.DateField(required=False, widget=DateInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        date_bounds(self)
 
     @property
     def label(self) -> str:
@@ -318,9 +461,7 @@ class LumbarPunctureForm(RecordForm):
         ]
 
 
-class CsfResultForm(VersionedForm):
-    formfield_callback = _native_widgets
-
+class CsfResultForm(CaseForm):
     class Meta:
         model = CsfResult
         fields = [
@@ -346,11 +487,11 @@ class CsfResultForm(VersionedForm):
         return not any(
             self.cleaned_data.get(name) not in (None, "", CsfResult._meta.get_field(name).default)
             for name in self.fields
-            if name != "version"
-        )
+            if name != "version" and not name.endswith(MISSING_SUFFIX)
+        ) and not any(self.cleaned_data.get(name) for name in self.fields if name.endswith(MISSING_SUFFIX))
 
 
-class DoseForm(VersionedForm):
+class DoseForm(CaseForm):
     formulation = forms.ModelChoiceField(
         queryset=Formulation.objects.all(),
         required=False,
@@ -371,6 +512,7 @@ class DoseForm(VersionedForm):
             "diluent",
             "course_number",
         ]
+        labels = {"course_number": "Course", "drug_other": "Other drug (name)"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -440,7 +582,7 @@ class SafetyOverrideForm(forms.Form):
         ]
 
 
-class PathogenTestForm(VersionedForm):
+class PathogenTestForm(CaseForm):
     class Meta:
         model = PathogenTest
         fields = ["version", "test", "result", "organism"]
@@ -527,9 +669,25 @@ class DeleteForm(forms.Form):
 
 
 class PatientSearchForm(forms.Form):
+    """Search, filters and order of the patient list."""
+
+    SORTS = [
+        ("study_code", "Study code"),
+        ("study", "Study"),
+        ("site", "Site"),
+        ("-admission", "Index admission, newest first"),
+        ("-updated", "Changed most recently"),
+    ]
+
     q = forms.CharField(required=False, label="Study code, name or MRN", max_length=100)
     study = forms.ModelChoiceField(queryset=Study.objects.none(), required=False, empty_label="All studies")
+    site = forms.ModelChoiceField(queryset=Site.objects.none(), required=False, empty_label="All sites")
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), *ReviewStatus.choices], required=False, label="A section is"
+    )
+    sort = forms.ChoiceField(choices=SORTS, required=False, label="Order")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["study"].queryset = scope(Study.objects.all(), user, Capability.VIEW_RECORDS)
+        self.fields["site"].queryset = sites_with(user, Capability.VIEW_RECORDS).order_by("name")

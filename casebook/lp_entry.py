@@ -75,7 +75,9 @@ class LumbarPunctureEntry:
     def _build_forms(self, data: QueryDict | None) -> None:
         lp, csf, upcoming = self.lp, self.csf, self.upcoming
         self.form = require_reason(forms.LumbarPunctureForm(data, instance=lp), self.patient, "procedures")
-        self.csf_form = forms.CsfResultForm(data, instance=csf, prefix="csf")
+        self.csf_form = forms.CsfResultForm(
+            data, instance=csf, prefix="csf", area=self.patient.study.disease_area
+        )
         # The next injection's doses pre-fill a new LP (only when the page is first shown: posted rows
         # are compared with no initial, so an accepted proposal counts as entered).
         prefill = (

@@ -12,6 +12,7 @@ from concurrency.exceptions import RecordModifiedError
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -23,6 +24,7 @@ from accounts.access import Capability, has_capability, scope, sites_with
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
 from registry.choices import DiseaseArea
+from registry.formatting import sentence
 from registry.models import (
     LmDiagnosis,
     LumbarPuncture,
@@ -40,6 +42,7 @@ from registry.services import (
     record_save,
 )
 from registry.services import record_delete as delete_record
+from review import selectors as review_selectors
 
 from . import forms, scores
 from .lp_entry import TEMPLATE as LP_TEMPLATE
@@ -80,9 +83,10 @@ def home(request: HttpRequest) -> HttpResponse:
         for site in sites_with(user, capability)
     }
     studies = Study.objects.filter(sites__in=site_ids).distinct()
+    can_view = has_capability(user, Capability.VIEW_RECORDS)
     recent = (
         scope(Patient.objects.select_related("study", "site"), user).order_by("-updated_at")[:10]
-        if has_capability(user, Capability.VIEW_RECORDS)
+        if can_view
         else []
     )
     return render(
@@ -92,37 +96,66 @@ def home(request: HttpRequest) -> HttpResponse:
             "studies": studies,
             "recent": recent,
             "can_enrol": has_capability(user, Capability.EDIT_RECORDS),
+            "can_view_records": can_view,
             **worklists(user),
         },
     )
 
 
+PATIENT_PAGE_SIZE = 50
+PATIENT_ORDER = {
+    "study_code": ["study__code", "study_code"],
+    "study": ["study__code", "study_code"],
+    "site": ["site__name", "study__code", "study_code"],
+    "-admission": ["-index_admission_date", "study__code", "study_code"],
+    "-updated": ["-updated_at", "pk"],
+}
+
+
+def _searched(form: forms.PatientSearchForm, patients, user):
+    """The patients the search and filters keep, in the order chosen."""
+    if not form.is_valid():
+        return patients.order_by(*PATIENT_ORDER["study_code"])
+    data = form.cleaned_data
+    query = data["q"].strip()
+    if data["study"]:
+        patients = patients.filter(study=data["study"])
+    if data["site"]:
+        patients = patients.filter(site=data["site"])
+    if data["status"]:
+        patients = review_selectors.having_status(patients, data["status"])
+    if query:
+        identified = scope(PatientIdentifier.objects.all(), user, Capability.VIEW_IDENTIFIERS).filter(
+            Q(medical_record_number__iexact=query) | Q(full_name__icontains=query)
+        )
+        patients = patients.filter(Q(study_code__icontains=query) | Q(identifier__in=identified))
+    return patients.order_by(*PATIENT_ORDER[data["sort"] or "study_code"])
+
+
 @login_required
 def patient_list(request: HttpRequest) -> HttpResponse:
-    """Search by study code; names and MRNs only where the user may see identifiers."""
+    """Search by study code (names and MRNs only where the user may see identifiers), filter by
+    study, site and review status, order, and page through; each row shows its sections' review."""
     user = request.user
     if not has_capability(user, Capability.VIEW_RECORDS):
         raise PermissionDenied("Your role does not include case records.")
     form = forms.PatientSearchForm(request.GET or None, user=user)
-    patients = scope(Patient.objects.select_related("study", "site"), user).order_by(
-        "study__code", "study_code"
-    )
-    if form.is_valid():
-        query, study = form.cleaned_data["q"].strip(), form.cleaned_data["study"]
-        if study:
-            patients = patients.filter(study=study)
-        if query:
-            identified = scope(PatientIdentifier.objects.all(), user, Capability.VIEW_IDENTIFIERS).filter(
-                Q(medical_record_number__iexact=query) | Q(full_name__icontains=query)
-            )
-            patients = patients.filter(Q(study_code__icontains=query) | Q(identifier__in=identified))
+    patients = _searched(form, scope(Patient.objects.select_related("study", "site"), user), user)
+    page = Paginator(patients, PATIENT_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    unsorted = query.copy()
+    unsorted.pop("sort", None)
     return render(
         request,
         "casebook/patient_list.html",
         {
             "form": form,
-            "patients": patients[:200],
-            "total": patients.count(),
+            "page": page,
+            "patients": page.object_list,
+            "rows": review_selectors.status_rows(list(page.object_list)),
+            "query": query.urlencode(),
+            "unsorted": unsorted.urlencode(),
             "can_enrol": has_capability(user, Capability.EDIT_RECORDS),
         },
     )
@@ -389,14 +422,14 @@ def record_edit(request: HttpRequest, pk: int, kind: str, record_pk: int | None 
         verb = "added" if instance.pk is None else "saved"
         try:
             record_save(
-                form.instance, actor=request.user, reason=form.reason(f"{spec.label.capitalize()} {verb}")
+                form.instance, actor=request.user, reason=form.reason(f"{sentence(spec.label)} {verb}")
             )
         except RecordModifiedError:
             show_stale(form)
         except ValidationError as error:
             apply_errors(error, form)
         else:
-            return saved_response(request, patient, spec.section, f"{spec.label.capitalize()} {verb}.")
+            return saved_response(request, patient, spec.section, f"{sentence(spec.label)} {verb}.")
     title = f"{'Add' if instance.pk is None else 'Edit'} {spec.label}"
     return form_response(
         request,
@@ -424,7 +457,7 @@ def record_delete(request: HttpRequest, pk: int, kind: str, record_pk: int) -> H
     form = forms.DeleteForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         delete_record(instance, actor=request.user, reason=form.cleaned_data["reason"])
-        return saved_response(request, patient, section_key, f"{label.capitalize()} deleted.")
+        return saved_response(request, patient, section_key, f"{sentence(label)} deleted.")
     return form_response(
         request,
         patient,

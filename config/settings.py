@@ -214,6 +214,25 @@ MEDIA_URL = "media/"  # never served publicly: uploaded imports are read back by
 # Data-quality rules (review/rules.py): how many days before the index admission a lumbar puncture (or
 # another dated record) may lie before it raises a query. A query, never a refusal.
 QUALITY_DAYS_BEFORE_ADMISSION = env.int("QUALITY_DAYS_BEFORE_ADMISSION", default=3)
+# CAR-T dose plausibility (review/rules.py): labelled doses per kg (×10⁶ CAR-positive viable T cells/kg)
+# from the US prescribing information, as (names the product is entered as, lowest, highest). Products
+# dosed as a flat total (lisocabtagene, idecabtagene) and investigational ones fall back to
+# CAR_T_PLAUSIBLE_PER_KG, beyond every licensed per-kg dose. A site may override both here.
+CAR_T_LABELLED_DOSE_PER_KG = [
+    (("tisagenlecleucel", "kymriah"), "0.2", "5.0"),
+    (("axicabtagene", "yescarta"), "1.0", "2.0"),
+    (("brexucabtagene", "tecartus"), "0.5", "2.0"),
+    (("ciltacabtagene", "carvykti"), "0.5", "1.0"),
+]
+CAR_T_PLAUSIBLE_PER_KG = ("0.1", "10")
+# Missing-data codes offered beside every optional field of the case record (code → meaning), stored
+# apart from the value (registry.missing). Codes already used stay readable if one is removed here.
+MISSING_DATA_CODES = {
+    "NA": "Not applicable",
+    "UNK": "Unknown",
+    "NASK": "Not asked",
+    "ND": "Not done",
+}
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 IMPORT_MAX_MEMBER_BYTES = env.int("IMPORT_MAX_MEMBER_BYTES", default=200 * 1024 * 1024)
 IMPORT_MAX_COMPRESSION_RATIO = env.float("IMPORT_MAX_COMPRESSION_RATIO", default=100.0)

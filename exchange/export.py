@@ -40,6 +40,7 @@ from analytics.deidentify import (
 from audit.models import SecurityEventKind
 from audit.services import action_event_record, security_event_record
 from protocols import models as pm
+from registry import missing
 from registry.action_events import Action, ActionKind
 from registry.formatting import spreadsheet_safe
 from registry.models import LumbarPuncture, Patient, Study
@@ -236,12 +237,20 @@ def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions)
         "age_at_index": f"Age at index (years; {AGE_CAP_YEARS} = {AGE_CAP_YEARS} or older)",
         **{c: PARENT_KEY_LABELS[c] for c in keys if c in PARENT_KEY_LABELS and c not in model_fields},
     }
+    if "missing_codes" in columns:
+        labels["missing_codes"] = missing_codes_label()
     for name in columns:
         if name in model_fields:
             labels.setdefault(name, str(model_fields[name].verbose_name))
     for column, _ in table.references:
         labels[column] = REFERENCE_LABELS[column]
     return ExportTable(table.name, columns, rows, labels, codes)
+
+
+def missing_codes_label() -> str:
+    """The missing-data codes column: why an empty cell is empty, as JSON {column: code}."""
+    meanings = ", ".join(f"{code} {text.lower()}" for code, text in missing.codes().items())
+    return f"Missing-data codes: JSON {{column: code}} for empty cells ({meanings})"
 
 
 def _capped_age(patient: Patient) -> str:

@@ -390,9 +390,9 @@ class Importer:
         except _RowError as error:
             for column, messages in error.errors.items():
                 for message in messages:
-                    result.issues.append(
-                        Issue(table.name, line, "" if column == "__all__" else column, message)
-                    )
+                    # A model's ValidationError prints as a list ("['18 mmH2O is…']"): keep its text.
+                    text = " ".join(ValidationError(message).messages)
+                    result.issues.append(Issue(table.name, line, "" if column == "__all__" else column, text))
             return
         {"created": result.created, "changed": result.changed, "unchanged": result.unchanged}[action][
             table.name

@@ -30,3 +30,10 @@ def spreadsheet_safe(value: Any) -> Any:
 def spreadsheet_unsafe(text: str) -> str:
     """Undo ``spreadsheet_safe`` on import, so an exported file imports to the same values."""
     return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES) else text
+
+
+def sentence(text: str) -> str:
+    """'SLEDAI-2K assessment' stays, 'adverse event' → 'Adverse event': only the first letter is raised
+    (``str.capitalize`` would lower the rest: 'Sledai-2k', 'Opening pressure (mmh2o)')."""
+    text = str(text)
+    return text[:1].upper() + text[1:]

@@ -6,6 +6,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from accounts.models import Site
+from registry.formatting import sentence
 from registry.models import Study
 
 from .models import QueryStatus, ReviewStatus, Section, SignatureMeaning
@@ -55,7 +56,7 @@ class QueryRaiseForm(forms.Form):
             del self.fields["field_name"]
         else:
             cast(forms.ChoiceField, self.fields["field_name"]).choices = [("", "The record as a whole")] + [
-                (f.name, str(f.verbose_name).capitalize())
+                (f.name, sentence(f.verbose_name))
                 for f in record._meta.concrete_fields
                 if f.editable and f.name not in ("id", "version", "patient")
             ]

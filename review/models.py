@@ -5,11 +5,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from registry.choices import Section
+from registry.formatting import sentence
 from registry.models import Patient
 
 #: The sections of a case record, as on the patient page; each is reviewed and locked on its own.
@@ -145,6 +147,21 @@ class DataQuery(models.Model):
     def __str__(self) -> str:
         target = f" · {self.field_name}" if self.field_name else ""
         return f"{self.patient} · {self.get_section_display()}{target}: {self.message[:60]}"
+
+    @property
+    def field_label(self) -> str:
+        """The field's label as the form shows it ("Opening pressure (mmH2O)"), not its column name."""
+        model = (
+            ContentType.objects.get_for_id(self.content_type_id).model_class()
+            if self.content_type_id
+            else None
+        )
+        if not self.field_name or model is None:
+            return sentence(self.field_name)
+        try:
+            return sentence(model._meta.get_field(self.field_name).verbose_name)
+        except FieldDoesNotExist:
+            return sentence(self.field_name)
 
     @property
     def is_open(self) -> bool:

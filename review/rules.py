@@ -300,25 +300,15 @@ def toxicity_before_infusion(patient: Patient) -> Iterator[Finding]:
                 )
 
 
-#: Labelled CAR-T doses per kg (×10⁶ CAR-positive viable T cells/kg), from the US prescribing
-#: information: (names the product is entered as, lowest, highest). Products dosed as a flat total
-#: (lisocabtagene, idecabtagene) and investigational products fall back to ``CAR_T_PLAUSIBLE``.
-CAR_T_LABELLED_DOSE = [
-    (("tisagenlecleucel", "kymriah"), Decimal("0.2"), Decimal("5.0")),
-    (("axicabtagene", "yescarta"), Decimal("1.0"), Decimal("2.0")),
-    (("brexucabtagene", "tecartus"), Decimal("0.5"), Decimal("2.0")),
-    (("ciltacabtagene", "carvykti"), Decimal("0.5"), Decimal("1.0")),
-]
-#: Outside every labelled per-kg dose: an entry beyond this is almost surely a unit slip.
-CAR_T_PLAUSIBLE = (Decimal("0.1"), Decimal("10"))
-
-
 def car_t_dose_range(product: str) -> tuple[Decimal, Decimal, str]:
+    """The plausible per-kg dose of a product: its labelled range (settings.CAR_T_LABELLED_DOSE_PER_KG),
+    else the range of every licensed product (settings.CAR_T_PLAUSIBLE_PER_KG)."""
     name = product.lower()
-    for names, low, high in CAR_T_LABELLED_DOSE:
+    for names, low, high in settings.CAR_T_LABELLED_DOSE_PER_KG:
         if any(n in name for n in names):
-            return low, high, f"the labelled range of {names[0]}"
-    return (*CAR_T_PLAUSIBLE, "the range of licensed CAR-T products")
+            return Decimal(low), Decimal(high), f"the labelled range of {names[0]}"
+    low, high = settings.CAR_T_PLAUSIBLE_PER_KG
+    return Decimal(low), Decimal(high), "the range of licensed CAR-T products"
 
 
 @rule

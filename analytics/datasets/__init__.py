@@ -30,6 +30,7 @@ from .base import (
 )
 from .icans import ICANS_VARIABLES, _add_icans
 from .lm import LM_VARIABLES, _add_lm
+from .missing import missing_reasons
 from .npsle import NPSLE_VARIABLES, _add_npsle, add_npsle_regimen
 
 DICTIONARIES: dict[str, list[Variable]] = {
@@ -85,6 +86,7 @@ def build_dataset(
         disease_area=study.disease_area,
         screened=screened,
         dictionary=[v.to_dict() for v in DICTIONARIES[study.disease_area]],
+        missing_reasons=missing_reasons(source, columns),
     )
     return frame
 

@@ -171,7 +171,10 @@ class SectionBuilder:
         counts = {name: int(count) for name, count in missing.sum().items() if count}
         self.section.analysed = len(complete)
         self.section.excluded = len(frame) - len(complete)
-        self.section.exclusions = ", ".join(f"{name} missing ({count})" for name, count in counts.items())
+        self.section.exclusions = ", ".join(
+            f"{name} missing ({count}{_by_reason(frame, missing[name], name)})"
+            for name, count in counts.items()
+        )
         if frame.empty:
             raise AnalysisError("no patient is in this cohort")
         if complete.empty:
@@ -185,6 +188,17 @@ class SectionBuilder:
             yield
         except AnalysisError as exc:
             self.note(f"{what}: not available for this cohort ({exc}).")
+
+
+def _by_reason(frame: pd.DataFrame, missing: pd.Series, name: str) -> str:
+    """ ": UNK 3, ND 2, not entered 7" when some of a column's gaps carry missing-data codes, else ""."""
+    coded = frame.attrs.get("missing_reasons", {}).get(name)
+    if not coded or "patient_id" not in frame:
+        return ""
+    reasons = frame.loc[missing, "patient_id"].map(coded).fillna("not entered")
+    counts = reasons.value_counts()
+    order = sorted(counts.index, key=lambda code: (code == "not entered", -counts[code], code))
+    return ": " + ", ".join(f"{code} {counts[code]}" for code in order)
 
 
 def build_section(key: str, title: str, build: Callable[[SectionBuilder], None]) -> Section:

@@ -2,6 +2,8 @@
 
 from django import template
 
+from casebook.forms import MISSING_SUFFIX
+from registry import missing
 from registry.formatting import plain as plain_number
 from registry.models import CsfResult, LumbarPuncture
 
@@ -59,3 +61,21 @@ def complications(lp: LumbarPuncture) -> str:
 @register.filter
 def model_name(record) -> str:
     return record._meta.model_name
+
+
+@register.simple_tag
+def missing_code_field(field):
+    """The bound field holding this field's missing-data code, or None (casebook.forms)."""
+    name = field.name + MISSING_SUFFIX
+    return field.form[name] if name in field.form.fields else None
+
+
+@register.filter
+def is_missing_code(field) -> bool:
+    return field.name.endswith(MISSING_SUFFIX)
+
+
+@register.filter
+def missing_codes(record) -> list[tuple[str, str, str]]:
+    """(field label, code, meaning) for each missing-data code of a record."""
+    return missing.described(record)

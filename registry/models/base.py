@@ -13,11 +13,43 @@ from django.utils import timezone
 
 from accounts.audited import AuditedRecord
 
-from .. import write_hooks
+from .. import missing, write_hooks
 from .constraints import UNSUPPORTED, evaluate, referenced_fields
 
 if TYPE_CHECKING:
     from .patients import Patient
+
+
+def missing_codes_field() -> models.JSONField:
+    """The record's missing-data codes (registry.missing), declared last among a model's fields so
+    the exchange tables show it after the values it explains."""
+    return models.JSONField(
+        "missing-data codes",
+        default=dict,
+        blank=True,
+        help_text="Why an empty field is empty: field name → code (NA not applicable, UNK unknown, "
+        "NASK not asked, ND not done; settings.MISSING_DATA_CODES).",
+    )
+
+
+class MissingCodes(models.Model):
+    """A record whose optional fields may say why they are empty (its ``missing_codes`` field)."""
+
+    missing_codes: Any
+
+    class Meta:
+        abstract = True
+
+    def clean_fields(self, exclude=None) -> None:
+        found: dict[str, Any] = {}
+        try:
+            super().clean_fields(exclude)
+        except ValidationError as error:
+            found = error.update_error_dict(found)
+        for name, messages in missing.errors(self).items():
+            found.setdefault(name, []).extend(messages)
+        if found:
+            raise ValidationError(found)
 
 
 class RegistryRecord(AuditedRecord):

@@ -20,11 +20,11 @@ from ..choices import (
 from ..scoring import ASTCT_VERSION, ICE_ITEM_FIELDS, ICE_ITEMS, crs_grade, icans_grade, ice_score
 from ..validators import validate_percentage
 from ._disease import require_disease_area
-from .base import ComputedScoreMixin, RegistryRecord, patient_date_errors
+from .base import ComputedScoreMixin, MissingCodes, RegistryRecord, missing_codes_field, patient_date_errors
 from .patients import Patient
 
 
-class CarTInfusion(RegistryRecord):
+class CarTInfusion(MissingCodes, RegistryRecord):
     """A CAR-T cell infusion and the disease it treated."""
 
     review_section = Section.DIAGNOSIS
@@ -50,6 +50,7 @@ class CarTInfusion(RegistryRecord):
         validators=[validate_percentage],
     )
     cns_involvement = models.BooleanField("CNS involvement", null=True, blank=True)
+    missing_codes = missing_codes_field()
 
     class Meta:
         verbose_name = "CAR-T infusion"

@@ -17,11 +17,11 @@ from ..choices import (
     Specimen,
 )
 from ._disease import require_disease_area
-from .base import RegistryRecord, patient_date_errors
+from .base import MissingCodes, RegistryRecord, missing_codes_field, patient_date_errors
 from .patients import Patient
 
 
-class LmDiagnosis(RegistryRecord):
+class LmDiagnosis(MissingCodes, RegistryRecord):
     """The diagnosis of leptomeningeal metastasis in a patient with NSCLC."""
 
     review_section = Section.DIAGNOSIS
@@ -45,6 +45,7 @@ class LmDiagnosis(RegistryRecord):
     ecog = models.PositiveSmallIntegerField(
         "ECOG performance status (0–5)", null=True, blank=True, validators=[MaxValueValidator(5)]
     )
+    missing_codes = missing_codes_field()
 
     class Meta:
         verbose_name = "LM diagnosis"

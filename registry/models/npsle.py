@@ -15,7 +15,7 @@ from ..scoring import (
 )
 from ..validators import validate_c3_g_per_l, validate_c4_g_per_l
 from ._disease import require_disease_area
-from .base import ComputedScoreMixin, RegistryRecord, patient_date_errors
+from .base import ComputedScoreMixin, MissingCodes, RegistryRecord, missing_codes_field, patient_date_errors
 from .patients import Patient
 
 
@@ -23,7 +23,7 @@ def _serology(label: str) -> models.CharField:
     return models.CharField(label, max_length=16, choices=TestResult.choices, default=TestResult.NOT_DONE)
 
 
-class NpsleDiagnosis(RegistryRecord):
+class NpsleDiagnosis(MissingCodes, RegistryRecord):
     """The NPSLE picture at the index admission."""
 
     #: The organ systems outside the nervous system, in the order the forms, pages and datasets use.
@@ -75,6 +75,7 @@ class NpsleDiagnosis(RegistryRecord):
     bilag_np_grade = models.CharField(
         "BILAG-2004 neuropsychiatric grade", max_length=1, choices=BilagGrade.choices, blank=True
     )
+    missing_codes = missing_codes_field()
 
     class Meta:
         verbose_name = "NPSLE diagnosis"
@@ -111,6 +112,7 @@ class NpsleManifestation(RegistryRecord):
     onset_date = models.DateField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "NPSLE manifestation"
         ordering = ["diagnosis", "syndrome"]
         constraints = [
             models.UniqueConstraint(

@@ -14,7 +14,7 @@ from ..choices import (
     NeurologicalChange,
     Section,
 )
-from .base import RegistryRecord, patient_date_errors
+from .base import MissingCodes, RegistryRecord, missing_codes_field, patient_date_errors
 from .cart import CarTInfusion
 from .patients import Patient
 
@@ -47,7 +47,7 @@ class DischargeOutcome(RegistryRecord):
             raise ValidationError({"discharge_date": errors})
 
 
-class ResponseAssessment(RegistryRecord):
+class ResponseAssessment(MissingCodes, RegistryRecord):
     """A response assessment: neurology, MRI and CSF cytology (RANO-LM components), overall response."""
 
     review_section = Section.OUTCOMES
@@ -71,6 +71,7 @@ class ResponseAssessment(RegistryRecord):
         "(the ICANS report derives remission from the ICANS assessments by this rule).",
     )
     notes = models.TextField(blank=True)
+    missing_codes = missing_codes_field()
 
     class Meta:
         ordering = ["patient", "assessed_on"]

@@ -13,11 +13,11 @@ from django.utils import timezone
 from accounts.models import Site
 
 from ..choices import DeathCause, FollowUpEventType, Section, Sex
-from .base import RegistryRecord, local_date
+from .base import MissingCodes, RegistryRecord, local_date, missing_codes_field
 from .studies import Study
 
 
-class Patient(RegistryRecord):
+class Patient(MissingCodes, RegistryRecord):
     """A patient enrolled in one study at one site, known by a pseudonymous study code."""
 
     review_section = Section.IDENTITY
@@ -38,11 +38,17 @@ class Patient(RegistryRecord):
     index_admission_date = models.DateField(help_text="Admission at which the patient entered the cohort.")
     death_date = models.DateField(null=True, blank=True)
     death_cause = models.CharField(max_length=16, choices=DeathCause.choices, blank=True)
+    missing_codes = missing_codes_field()
 
     class Meta:
         ordering = ["study", "study_code"]
         constraints = [
-            models.UniqueConstraint(fields=["study", "study_code"], name="patient_study_code_unique"),
+            models.UniqueConstraint(
+                fields=["study", "study_code"],
+                name="patient_study_code_unique",
+                violation_error_message="Another patient of this study already has this study code; "
+                "choose the next free code, or find that patient under Patients if it is the same person.",
+            ),
             models.CheckConstraint(
                 condition=Q(birth_year__isnull=False) & Q(birth_year__gte=1900) & Q(birth_year__lte=2100),
                 name="patient_birth_year_recorded",

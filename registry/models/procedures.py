@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from ..branching import not_applicable_errors
 from ..choices import (
     CsfCytology,
     Diluent,
@@ -24,11 +25,11 @@ from ..validators import (
     validate_intrathecal_dose,
     validate_pressure_mmh2o,
 )
-from .base import RegistryRecord, patient_date_errors
+from .base import MissingCodes, RegistryRecord, missing_codes_field, patient_date_errors
 from .patients import Patient
 
 
-class LumbarPuncture(RegistryRecord):
+class LumbarPuncture(MissingCodes, RegistryRecord):
     """One access to the CSF: a lumbar puncture or a tap of an Ommaya reservoir."""
 
     review_section = Section.PROCEDURES
@@ -53,6 +54,7 @@ class LumbarPuncture(RegistryRecord):
     numbness = models.BooleanField(default=False)
     infection = models.BooleanField(default=False)
     other_complication = models.CharField("other complication", max_length=200, blank=True)
+    missing_codes = missing_codes_field()
 
     class Meta:
         verbose_name = "lumbar puncture"
@@ -106,7 +108,7 @@ class LumbarPuncture(RegistryRecord):
             raise ValidationError(errors)
 
 
-class CsfResult(RegistryRecord):
+class CsfResult(MissingCodes, RegistryRecord):
     """The laboratory results of one LP's CSF, in the registry's units, with the lab's reference limits."""
 
     review_section = Section.PROCEDURES
@@ -164,6 +166,7 @@ class CsfResult(RegistryRecord):
     wbc_upper_limit_1e6_per_l = models.DecimalField(
         "white cell upper reference limit (×10⁶/L)", max_digits=6, decimal_places=1, null=True, blank=True
     )
+    missing_codes = missing_codes_field()
 
     class Meta:
         verbose_name = "CSF result"
@@ -198,6 +201,13 @@ class CsfResult(RegistryRecord):
     def __str__(self) -> str:
         return f"CSF of {self.lumbar_puncture}"
 
+    def clean(self) -> None:
+        # getattr: a CSF being validated before its LP is attached has no patient to ask yet.
+        patient = getattr(getattr(self, "lumbar_puncture", None), "patient", None)
+        errors = not_applicable_errors(self, patient.study.disease_area if patient else None)
+        if errors:
+            raise ValidationError(errors)
+
 
 class PathogenTest(RegistryRecord):
     """A microbiological test on the CSF, to exclude infection."""
@@ -224,8 +234,9 @@ class PathogenTest(RegistryRecord):
         return f"{self.get_test_display()}: {self.get_result_display()}"
 
     def clean(self) -> None:
-        if self.organism and self.result != TestResult.POSITIVE:
-            raise ValidationError({"organism": "An organism is recorded only for a positive result."})
+        errors = not_applicable_errors(self, None)
+        if errors:
+            raise ValidationError(errors)
 
 
 class IntrathecalDose(RegistryRecord):
@@ -282,11 +293,9 @@ class IntrathecalDose(RegistryRecord):
         )
 
     def clean(self) -> None:
-        errors: dict[str, list[str]] = {}
+        errors = not_applicable_errors(self, None)
         if self.drug == IntrathecalDrug.OTHER and not self.drug_other:
             errors["drug_other"] = ["Name the drug when choosing 'Other'."]
-        if self.drug != IntrathecalDrug.OTHER and self.drug_other:
-            errors["drug_other"] = ["Only fill this in when the drug is 'Other'."]
         try:
             validate_intrathecal_dose(self.drug, self.dose_mg)
         except ValidationError as exc:

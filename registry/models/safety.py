@@ -4,10 +4,11 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from ..branching import not_applicable_errors
 from ..choices import Attribution, CtcaeTerm, CtcaeVersion, Section
 from ..formatting import plain
 from ..scoring import ctcae_grade_from_lab, ctcae_lab_unit
-from .base import RegistryRecord, patient_date_errors
+from .base import MissingCodes, RegistryRecord, missing_codes_field, patient_date_errors
 from .patients import Patient
 from .procedures import LumbarPuncture
 
@@ -20,7 +21,7 @@ CTCAE_MAX_GRADE: dict[str, int] = {
 }
 
 
-class AdverseEvent(RegistryRecord):
+class AdverseEvent(MissingCodes, RegistryRecord):
     """An adverse event, its CTCAE grade and its attribution."""
 
     review_section = Section.SAFETY
@@ -58,6 +59,7 @@ class AdverseEvent(RegistryRecord):
     resolution_date = models.DateField(null=True, blank=True)
     attribution = models.CharField(max_length=16, choices=Attribution.choices, default=Attribution.UNKNOWN)
     serious = models.BooleanField(default=False)
+    missing_codes = missing_codes_field()
 
     class Meta:
         ordering = ["patient", "onset_date"]
@@ -88,7 +90,7 @@ class AdverseEvent(RegistryRecord):
         )
 
     def clean(self) -> None:
-        errors: dict[str, list[str]] = {}
+        errors = not_applicable_errors(self, None)
         if self.ctcae_term == CtcaeTerm.OTHER and not self.term_other:
             errors["term_other"] = ["Name the adverse event when the term is 'Other'."]
         maximum = CTCAE_MAX_GRADE.get(self.ctcae_term)

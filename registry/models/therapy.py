@@ -4,11 +4,11 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from ..choices import Section, SystemicTherapyCategory
-from .base import RegistryRecord, patient_date_errors
+from .base import MissingCodes, RegistryRecord, missing_codes_field, patient_date_errors
 from .patients import Patient
 
 
-class SystemicTherapy(RegistryRecord):
+class SystemicTherapy(MissingCodes, RegistryRecord):
     """A systemic treatment with its dates; whether it was 'prior' or 'concurrent' follows from them."""
 
     review_section = Section.THERAPY
@@ -22,6 +22,7 @@ class SystemicTherapy(RegistryRecord):
     )
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True, help_text="Leave blank while ongoing.")
+    missing_codes = missing_codes_field()
 
     class Meta:
         verbose_name_plural = "systemic therapies"
