@@ -1,5 +1,7 @@
 """Navigation links for the signed-in user, by what their roles allow."""
 
+from typing import Any
+
 from django.urls import NoReverseMatch, reverse
 
 from .access import Capability, has_capability
@@ -19,7 +21,7 @@ def navigation(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    links = []
+    links: list[dict[str, Any]] = []
     current = request.resolver_match.view_name if request.resolver_match else ""
     for label, name, capabilities in NAVIGATION:
         if not any(has_capability(user, capability) for capability in capabilities):

@@ -20,9 +20,13 @@ from analytics.errors import AnalysisError
 from analytics.frames import complete_cases, group_label, group_levels, numeric
 from analytics.results import Result
 
+# Test names as results carry them (and Table 1 shows them, also on rows whose test could not run).
+RANK_SUM = "Mann-Whitney (Wilcoxon rank-sum)"
+CHI_SQUARE, CHI_SQUARE_YATES, FISHER = "chi-square", "chi-square, Yates-corrected", "Fisher exact"
 EXACT_BELOW = 50  # wilcox.test's sample size limit for exact p-values
 FISHER_RELATIVE_TOLERANCE = 1e-7  # fisher.test's `relErr - 1`
 FISHER_MAX_TABLES = 20_000_000  # partial tables held at once (a few hundred MB)
+FISHER_MAX_VERTEX_COLUMNS = 10  # columns up to which the exact least-likely bound is enumerated
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,7 +95,7 @@ def rank_sum_test(x: np.ndarray, y: np.ndarray) -> HypothesisTest:
         z = _corrected_z(statistic, len(x) * len(y) / 2, sd, "rank-sum test")
         p = _two_sided_normal_p(z)
         method = "normal approximation, continuity and tie corrected"
-    return HypothesisTest("Mann-Whitney (Wilcoxon rank-sum)", statistic, p, method, len(pooled))
+    return HypothesisTest(RANK_SUM, statistic, p, method, len(pooled))
 
 
 def signed_rank_test(differences: np.ndarray) -> HypothesisTest:
@@ -127,51 +131,146 @@ def chi_square_test(table: np.ndarray, *, correct: bool = True) -> HypothesisTes
         raise AnalysisError("chi-square test needs at least two non-empty rows and columns")
     yates = correct and table.shape == (2, 2)
     result = stats.chi2_contingency(table, correction=yates)
-    test = "chi-square, Yates-corrected" if yates else "chi-square"
+    test = CHI_SQUARE_YATES if yates else CHI_SQUARE
     return HypothesisTest(test, float(result.statistic), float(result.pvalue), "asymptotic", int(table.sum()))
 
 
-def _log_column_weights(column_total: int, first_row: np.ndarray) -> np.ndarray:
-    return (
-        special.gammaln(column_total + 1)
-        - special.gammaln(first_row + 1)
-        - special.gammaln(column_total - first_row + 1)
-    )
+def _log_choose(total: int | np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    return special.gammaln(total + 1) - special.gammaln(chosen + 1) - special.gammaln(total - chosen + 1)
 
 
-def fisher_exact_test(table: np.ndarray) -> HypothesisTest:
-    """Fisher's exact test of a 2×k (or k×2) table, two-sided, as R's ``fisher.test``.
+def _fisher_2x2(table: np.ndarray) -> float:
+    """R's 2×2 branch: the hypergeometric law of the top-left cell given the margins."""
+    first_row, first_column, n = int(table[0].sum()), int(table[:, 0].sum()), int(table.sum())
+    low, high = max(0, first_column - (n - first_row)), min(first_row, first_column)
+    support = np.arange(low, high + 1)
+    log_density = stats.hypergeom.logpmf(support, n, first_row, first_column)
+    density = np.exp(log_density - log_density.max())
+    observed = density[table[0, 0] - low]
+    return float(density[density <= observed * (1 + FISHER_RELATIVE_TOLERANCE)].sum() / density.sum())
 
-    Every table with the observed margins is enumerated; the p-value sums the probabilities
-    of tables no more likely than the observed one (within R's relative tolerance 1e-7).
+
+def _most_likely_rest(columns: np.ndarray) -> np.ndarray:
+    """max Σ log C(c_i, x_i) over Σ x_i = t, for every t: log C(c, ·) is concave, so the best
+    split takes the largest increments first — the sorted merge of every column's increments."""
+    increments = np.concatenate([[], *(np.log((c - np.arange(c)) / (np.arange(c) + 1)) for c in columns)])
+    return np.concatenate([[0.0], np.cumsum(np.sort(increments)[::-1])])
+
+
+def _least_likely_rest(columns: np.ndarray) -> np.ndarray:
+    """min Σ log C(c_i, x_i) over Σ x_i = t, for every t. A concave sum is least at a vertex:
+    every column empty or full (log C = 0) but one, which holds the rest. With many columns
+    the 2^k vertices are too many and 0, a lower bound, stands in."""
+    bound = np.zeros(int(columns.sum()) + 1)
+    if len(columns) > FISHER_MAX_VERTEX_COLUMNS:
+        return bound
+    bound[:] = np.inf
+    for free, size in enumerate(columns):
+        others = np.delete(columns, free)
+        full = np.array([0])
+        for other in others:
+            full = np.unique(np.concatenate([full, full + other]))
+        held = np.arange(size + 1)
+        for start in full:
+            np.minimum.at(bound, start + held, _log_choose(size, held))
+    return bound
+
+
+def _last_two_columns(sizes: tuple[int, int], needed: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """log Σ over the last two first-row cells (x, needed − x) of C(a, x)·C(b, needed − x), taking
+    only splits with log weight ≤ ``room``. The weights are unimodal in x, so the splits taken
+    are two tails, found by bisection on each side of the mode."""
+    a, b = sizes
+    total = np.zeros(len(needed))
+    for value in np.unique(needed):
+        mine = needed == value
+        cells = np.arange(max(0, value - b), min(a, value) + 1)
+        weight = _log_choose(a, cells) + _log_choose(b, value - cells)
+        peak = int(np.argmax(weight))
+        scale = weight[peak]
+        mass = np.exp(weight - scale)
+        rising, falling = weight[: peak + 1], weight[peak + 1 :]
+        left = np.searchsorted(rising, room[mine], side="right")  # count of rising cells ≤ room
+        right = len(falling) - np.searchsorted(-falling, -room[mine], side="left")
+        left_mass = np.concatenate([[0.0], np.cumsum(mass[: peak + 1])])[left]
+        right_mass = np.concatenate([[0.0], np.cumsum(mass[peak + 1 :][::-1])])[right]
+        with np.errstate(divide="ignore"):  # no split taken: log 0 = -inf, weight 0
+            total[mine] = np.log(left_mass + right_mass) + scale
+    return total
+
+
+def _fisher_2xk(table: np.ndarray) -> float:
+    """Two-sided p of a 2×k table by a network algorithm (Mehta & Patel, as R's FEXACT):
+    first-row cells are chosen column by column, smallest columns first; a partial table whose
+    every completion is at most as likely as the observed table is counted whole (Vandermonde's
+    sum of its completions), one whose every completion is more likely is dropped, and only the
+    rest are expanded. The two largest columns are summed in closed form (`_last_two_columns`)."""
+    table = table[:, np.argsort(table.sum(axis=0), kind="stable")]
+    columns, first_row_total = table.sum(axis=0), int(table[0].sum())
+    threshold = float(_log_choose(columns, table[0]).sum()) + np.log1p(FISHER_RELATIVE_TOLERANCE)
+    log_all = float(_log_choose(int(columns.sum()), np.array(first_row_total)))
+    totals, past = np.zeros(1, dtype=np.int64), np.zeros(1)
+    p = 0.0
+    for index, size in enumerate(columns[:-2]):
+        rest = columns[index + 1 :]
+        rest_size = int(rest.sum())
+        most, least = _most_likely_rest(rest), _least_likely_rest(rest)
+        cells = np.arange(size + 1)
+        totals = (totals[:, None] + cells[None, :]).ravel()
+        past = (past[:, None] + _log_choose(int(size), cells)[None, :]).ravel()
+        needed = first_row_total - totals
+        feasible = (needed >= 0) & (needed <= rest_size)
+        totals, past, needed = totals[feasible], past[feasible], needed[feasible]
+        if len(totals) > FISHER_MAX_TABLES:
+            raise AnalysisError("table too large for Fisher's exact test; use simulate_p_value=True")
+        counted = past + most[needed] <= threshold
+        p += float(np.exp(past[counted] + _log_choose(rest_size, needed[counted]) - log_all).sum())
+        open_ = ~counted & (past + least[needed] <= threshold)
+        totals, past = totals[open_], past[open_]
+    last = (int(columns[-2]), int(columns[-1]))
+    completions = _last_two_columns(last, first_row_total - totals, threshold - past)
+    p += float(np.exp(past + completions - log_all).sum())
+    return min(p, 1.0)
+
+
+def _fisher_simulated(table: np.ndarray, replicates: int, seed: int | None) -> float:
+    """R's ``simulate.p.value``: random tables with the observed margins; p = (1 + number no more
+    likely than the observed) / (B + 1), likelihood compared as −Σ log x! with R's 64-ε slack."""
+    rows, columns = table.sum(axis=1), table.sum(axis=0)
+    drawn = stats.random_table(rows, columns, seed=np.random.default_rng(seed)).rvs(replicates)
+    statistic = -special.gammaln(drawn + 1).sum(axis=(1, 2))
+    observed = -special.gammaln(table + 1).sum()
+    almost_one = 1 + 64 * np.finfo(float).eps
+    return float((1 + (statistic <= observed / almost_one).sum()) / (replicates + 1))
+
+
+def fisher_exact_test(
+    table: np.ndarray, *, simulate_p_value: bool = False, replicates: int = 2000, seed: int | None = None
+) -> HypothesisTest:
+    """Fisher's exact test, two-sided, as R's ``fisher.test``.
+
+    2×2: the hypergeometric p-value at any n. 2×k (or k×2): the exact p-value by a network
+    algorithm, as R's FEXACT. Tables count as "as extreme" within R's relative 1e-7 of the
+    observed probability. ``simulate_p_value=True`` is R's ``simulate.p.value`` (``B =
+    replicates``, any r×c table; the p-value then depends on ``seed``).
     """
     table = np.asarray(table, dtype=np.int64)
+    if (table < 0).any():
+        raise AnalysisError("Fisher's exact test needs counts, not negative numbers")
+    if min(table.shape) < 2 or (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
+        raise AnalysisError("Fisher's exact test needs at least two non-empty rows and columns")
+    n = int(table.sum())
+    if simulate_p_value:
+        p = _fisher_simulated(table, replicates, seed)
+        return HypothesisTest(FISHER, None, p, f"simulated ({replicates} replicates)", n)
     if table.shape[0] != 2 and table.shape[1] == 2:
         table = table.T
-    if table.shape[0] != 2 or table.shape[1] < 2:
-        raise AnalysisError(f"Fisher's exact test here needs a 2×k table, got {table.shape}")
-    columns = table.sum(axis=0)
-    if (columns == 0).any() or (table.sum(axis=1) == 0).any():
-        raise AnalysisError("Fisher's exact test needs non-empty rows and columns")
-    first_row_total = int(table[0].sum())
-    # Grow all partial first rows column by column: (running total, log weight) per table.
-    totals = np.zeros(1, dtype=np.int64)
-    log_weights = np.zeros(1)
-    remaining = int(columns.sum())
-    for column_total in columns:
-        if len(totals) * (column_total + 1) > FISHER_MAX_TABLES:
-            raise AnalysisError("table too large for Fisher's exact enumeration; use chi-square")
-        remaining -= int(column_total)
-        cells = np.arange(column_total + 1)
-        totals = (totals[:, None] + cells[None, :]).ravel()
-        log_weights = (log_weights[:, None] + _log_column_weights(column_total, cells)[None, :]).ravel()
-        reachable = (totals <= first_row_total) & (totals + remaining >= first_row_total)
-        totals, log_weights = totals[reachable], log_weights[reachable]
-    observed = _log_column_weights(columns, table[0]).sum()
-    relative = np.exp(log_weights - log_weights.max())
-    observed_relative = np.exp(observed - log_weights.max())
-    p = relative[relative <= observed_relative * (1 + FISHER_RELATIVE_TOLERANCE)].sum() / relative.sum()
-    return HypothesisTest("Fisher exact", None, float(min(p, 1.0)), "exact", int(table.sum()))
+    if table.shape[0] != 2:
+        raise AnalysisError(
+            f"Fisher's exact test here needs a 2×k table, got {table.shape}; use simulate_p_value=True"
+        )
+    p = _fisher_2x2(table) if table.shape == (2, 2) else _fisher_2xk(table)
+    return HypothesisTest(FISHER, None, p, "exact", n)
 
 
 def paired_change(df: pd.DataFrame, before: str, after: str, *, by: str) -> PairedChangeResult:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analytics.compare import chi_square_test, fisher_exact_test, rank_sum_test
+from analytics.compare import (
+    CHI_SQUARE,
+    CHI_SQUARE_YATES,
+    FISHER,
+    RANK_SUM,
+    chi_square_test,
+    fisher_exact_test,
+    rank_sum_test,
+)
 from analytics.errors import AnalysisError
 from analytics.frames import group_levels, level_text, numeric, require_columns
 from analytics.results import Result
@@ -26,7 +34,9 @@ class TableOne(Result):
     and ``n_g`` (non-missing values), plus ``median_g``, ``q1_g``, ``q3_g`` for continuous rows
     or ``count_g``, ``percent_g`` for categorical rows. ``test`` and ``p`` belong to the whole
     variable and repeat on each of its level rows; ``smd`` is per row (per level indicator);
-    ``n_missing`` counts rows with a group but no value of the variable.
+    ``n_missing`` counts rows with a group but no value of the variable. A variable whose test
+    or SMD cannot be computed (a single value, a group with one or no values, no variation within
+    the groups) keeps its summaries with NaN there, and ``notes`` maps it to the reason.
     """
 
     by: str
@@ -34,6 +44,7 @@ class TableOne(Result):
     group_sizes: dict[str, int]
     table: pd.DataFrame
     n_excluded: int
+    notes: dict[str, str]
 
 
 def _weighted_moments(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
@@ -77,29 +88,61 @@ def _is_zero_one(values: pd.Series) -> bool:
     ) <= {0.0, 1.0}
 
 
-def _continuous_row(name: str, groups: list[np.ndarray], suffixes: list[str], digits: int) -> dict:
+def _or_note(name: str, notes: dict[str, str], compute: Callable[[], float]) -> float:
+    """The statistic, or NaN with the reason noted against the variable (the first reason wins)."""
+    try:
+        return compute()
+    except AnalysisError as exc:
+        notes.setdefault(name, str(exc))
+        return float("nan")
+
+
+def _continuous_row(
+    name: str, groups: list[np.ndarray], suffixes: list[str], digits: int, notes: dict[str, str]
+) -> dict:
     row: dict[str, Any] = {"variable": name, "level": None}
     for values, suffix in zip(groups, suffixes, strict=True):
         if len(values) == 0:
-            raise AnalysisError(f"variable {name!r} has no values in group {suffix!r}")
-        q1, median, q3 = np.quantile(values, QUARTILES)  # numpy's default is R's type 7
+            notes.setdefault(name, f"variable {name!r} has no values in group {suffix!r}")
+            q1 = median = q3 = float("nan")
+            summary = "no values"
+        else:
+            q1, median, q3 = np.quantile(values, QUARTILES)  # numpy's default is R's type 7
+            summary = f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"
         row |= {
-            f"summary_{suffix}": f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]",
+            f"summary_{suffix}": summary,
             f"n_{suffix}": len(values),
             f"median_{suffix}": median,
             f"q1_{suffix}": q1,
             f"q3_{suffix}": q3,
         }
-    test = rank_sum_test(groups[0], groups[1])
     return row | {
-        "test": test.test,
-        "p": test.p,
-        "smd": standardized_mean_difference(groups[1], groups[0], name),
+        "test": RANK_SUM,
+        "p": _or_note(name, notes, lambda: rank_sum_test(groups[0], groups[1]).p),
+        "smd": _or_note(name, notes, lambda: standardized_mean_difference(groups[1], groups[0], name)),
     }
 
 
+def _categorical_test_name(counts: pd.DataFrame, exact: bool) -> str:
+    if exact:
+        return FISHER
+    return CHI_SQUARE_YATES if (counts.sum(axis=1) > 0).sum() == 2 and counts.shape[1] == 2 else CHI_SQUARE
+
+
+def _categorical_test(name: str, counts: pd.DataFrame, exact: bool) -> float:
+    present = counts[counts.sum(axis=1) > 0]
+    if len(present) < 2:
+        raise AnalysisError(
+            f"variable {name!r} has a single value ({level_text(present.index[0])}); nothing to test"
+        )
+    if (present.sum(axis=0) == 0).any():
+        raise AnalysisError(f"variable {name!r} has no values in a group; nothing to test")
+    table = present.to_numpy()
+    return fisher_exact_test(table).p if exact else chi_square_test(table).p
+
+
 def _categorical_rows(
-    name: str, values: pd.Series, group: pd.Series, levels: Sequence[Any], exact: bool
+    name: str, values: pd.Series, group: pd.Series, levels: Sequence[Any], exact: bool, notes: dict[str, str]
 ) -> list[dict]:
     zero_one = _is_zero_one(values)
     if zero_one:
@@ -107,11 +150,9 @@ def _categorical_rows(
     counts = pd.crosstab(values, group).reindex(columns=levels, fill_value=0)
     if counts.empty:
         raise AnalysisError(f"variable {name!r} has no values; nothing to test")
-    if len(counts) < 2:
-        raise AnalysisError(
-            f"variable {name!r} has a single value ({level_text(counts.index[0])}); nothing to test"
-        )
-    test = fisher_exact_test(counts.to_numpy()) if exact else chi_square_test(counts.to_numpy())
+    if zero_one:
+        counts = counts.reindex([0, 1], fill_value=0)
+    p = _or_note(name, notes, lambda: _categorical_test(name, counts, exact))
     shown = [1] if zero_one else counts.index.tolist()
     totals = counts.sum(axis=0)
     rows = []
@@ -120,18 +161,20 @@ def _categorical_rows(
         for level in levels:
             count, total = int(counts.loc[value, level]), int(totals[level])
             suffix = level_text(level)
+            percent = 100 * count / total if total else float("nan")
             row |= {
-                f"summary_{suffix}": f"{count} ({100 * count / total:.1f}%)",
+                f"summary_{suffix}": f"{count} ({percent:.1f}%)" if total else "no values",
                 f"n_{suffix}": total,
                 f"count_{suffix}": count,
-                f"percent_{suffix}": 100 * count / total,
+                f"percent_{suffix}": percent,
             }
         indicator = (values == value).astype(float)
+        treated, control = indicator[group == levels[1]].to_numpy(), indicator[group == levels[0]].to_numpy()
         row |= {
-            "test": test.test,
-            "p": test.p,
-            "smd": standardized_mean_difference(
-                indicator[group == levels[1]].to_numpy(), indicator[group == levels[0]].to_numpy(), name
+            "test": _categorical_test_name(counts, exact),
+            "p": p,
+            "smd": _or_note(
+                name, notes, lambda t=treated, c=control: standardized_mean_difference(t, c, name)
             ),
         }
         rows.append(row)
@@ -171,17 +214,20 @@ def table_one(
         raise AnalysisError(f"table_one compares two groups; {by!r} has {len(levels)} levels")
     suffixes = [level_text(level) for level in levels]
 
-    rows = []
+    rows, notes = [], {}
     for name in continuous:
         present = grouped[grouped[name].notna()]
+        if present.empty:
+            raise AnalysisError(f"variable {name!r} has no values; nothing to describe")
         values = numeric(present[name], name)
         groups = [values[(present[by] == level).to_numpy()] for level in levels]
         rows.append(
-            _continuous_row(name, groups, suffixes, digits) | {"n_missing": len(grouped) - len(present)}
+            _continuous_row(name, groups, suffixes, digits, notes)
+            | {"n_missing": len(grouped) - len(present)}
         )
     for name in categorical:
         present = grouped[grouped[name].notna()]
-        for row in _categorical_rows(name, present[name], present[by], levels, exact=name in exact):
+        for row in _categorical_rows(name, present[name], present[by], levels, name in exact, notes):
             rows.append(row | {"n_missing": len(grouped) - len(present)})
 
     sizes = {
@@ -200,5 +246,10 @@ def table_one(
         "n_missing",
     ]
     return TableOne(
-        by, tuple(levels), sizes, table[[c for c in order if c in table.columns]], len(df) - len(grouped)
+        by,
+        tuple(levels),
+        sizes,
+        table[[c for c in order if c in table.columns]],
+        len(df) - len(grouped),
+        notes,
     )

@@ -5,18 +5,21 @@ descending order of propensity score (ties keep data order); each takes the near
 unmatched control by |distance| on the chosen scale (the score, or its logit — the linear
 predictor); a control further than the caliper (a multiple of the sample SD of the distance
 over all units) is not taken and the treated unit stays unmatched. When the nearest control
-below and the nearest above are equally far, the one below wins; among controls with equal
-distances, the one earlier in the data wins. With ``ratio=k`` the treated units take turns
-again, k passes in the same order, each skipping units left unmatched by an earlier pass.
+below and the nearest above are equally far, the one below wins. With ``ratio=k`` the treated
+units take turns again, k passes in the same order, each skipping units left unmatched by an
+earlier pass.
 
-Controls are kept sorted by distance; a treated unit finds its place by bisection and the
-nearest free control on each side through "next free" pointers with path compression
+"Nearest" is found as MatchIt's ``nn_matchC`` finds it: all units are sorted once by distance
+with a stable sort (ties keep data order), and from the treated unit's place the first free
+control to the left and to the right in that order are the candidates. So among controls at
+the same distance below a treated unit the *later* row wins, above it the earlier one, and a
+control tied with the treated unit itself sits left of it when it comes earlier in the data.
+The controls, in that sorted order, get "next free" pointers with path compression
 (union–find), so each step costs near-constant time however many controls are taken.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -98,10 +101,14 @@ def _greedy_matches(
     distance: np.ndarray, treated: np.ndarray, turn_order: np.ndarray, width: float, ratio: int
 ) -> list[tuple[int, int]]:
     """(treated row, control row) position pairs by the greedy rule in the module docstring."""
-    control_rows = np.flatnonzero(~treated)
-    by_distance = np.argsort(distance[control_rows], kind="stable")
-    control_rows = control_rows[by_distance].tolist()
-    sorted_distance = distance[np.asarray(control_rows, dtype=int)].tolist()
+    everyone = np.argsort(distance, kind="stable")
+    is_control = ~treated[everyone]
+    # Each unit's place among the sorted controls: how many controls precede it in the sort.
+    place = np.empty(len(distance), dtype=int)
+    place[everyone] = np.cumsum(is_control) - is_control
+    control_rows = everyone[is_control].tolist()
+    sorted_distance = distance[everyone[is_control]].tolist()
+    places = place.tolist()
     free = _FreeControls(len(control_rows))
     values = distance.tolist()
     still_matching = turn_order.tolist()
@@ -110,12 +117,8 @@ def _greedy_matches(
         matched_this_pass = []
         for row in still_matching:
             value = values[row]
-            position = bisect_left(sorted_distance, value)
-            above = free.at_or_above(position)
-            below = free.below(position)
-            if below is not None:
-                # Of equal distances below, the earliest in the data (first in the stable sort).
-                below = free.at_or_above(bisect_left(sorted_distance, sorted_distance[below]))
+            above = free.at_or_above(places[row])
+            below = free.below(places[row])
             gap_above = sorted_distance[above] - value if above is not None else np.inf
             gap_below = value - sorted_distance[below] if below is not None else np.inf
             choice, gap = (below, gap_below) if gap_below <= gap_above else (above, gap_above)

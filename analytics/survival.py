@@ -12,6 +12,11 @@ Conventions (R ``survival`` 3.x defaults):
 * ``median_ci="spss"`` replaces the median interval with SPSS's symmetric median ± 1.96·SE,
   SE = Greenwood SE of S at the median / a density estimate from the event times where S last
   is ≥ 0.55 and first is ≤ 0.45 (Klein & Moeschberger's uniform-kernel estimator).
+* Times equal to within R's tolerance are one time (``timefix=True``, survival's ``aeqSurv``):
+  sorted distinct times whose gap is at most √machine-ε (1.5e-8), absolutely or relative to the
+  mean distinct |time|, are merged into the first of their run. Times built from calendar
+  arithmetic (days / 30.4375) differ in the last bits and would otherwise split one tie in two.
+  ``timefix=False`` compares times exactly, as R's ``timefix = FALSE``.
 * Cox models are fitted by Newton–Raphson on the Efron or Breslow partial likelihood, stopping
   as ``coxph`` does (relative log-likelihood change ≤ 1e-9); intervals and p-values are Wald.
   The proportional-hazards check is ``cox.zph``'s score test (survival ≥ 3.0) with its default
@@ -38,6 +43,7 @@ Ties = Literal["efron", "breslow"]
 
 Z_95 = float(stats.norm.ppf(0.975))
 FLAT_TOLERANCE = float(np.sqrt(np.finfo(float).eps))  # print.survfit's test for "exactly 0.5"
+TIME_TOLERANCE = float(np.sqrt(np.finfo(float).eps))  # aeqSurv's default tolerance
 SPSS_DENSITY_WINDOW = 0.05
 COX_EPS = 1e-9  # coxph.control(eps)
 COX_MAX_ITER = 30
@@ -50,13 +56,29 @@ MEDIAN_CI_METHODS = {
 # --- shared input handling -----------------------------------------------------------------
 
 
+def merge_near_ties(times: np.ndarray) -> np.ndarray:
+    """R survival's ``aeqSurv``: times within √ε of the previous distinct time (absolutely or
+    relative to the mean distinct |time|) become the first time of their run."""
+    distinct = np.unique(times)
+    if len(distinct) < 2:
+        return times
+    gaps = np.diff(distinct)
+    tied = (gaps <= TIME_TOLERANCE) | (gaps / np.mean(np.abs(distinct)) <= TIME_TOLERANCE)
+    if not tied.any():
+        return times
+    cuts = distinct[np.concatenate([[True], ~tied])]
+    return cuts[np.searchsorted(cuts, times, side="right") - 1]
+
+
 def _survival_data(
-    df: pd.DataFrame, time: str, event: str, others: Sequence[str]
+    df: pd.DataFrame, time: str, event: str, others: Sequence[str], timefix: bool
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, int]:
     data, n_excluded = complete_cases(df, [time, event, *others])
     times = numeric(data[time], time)
     if (times < 0).any():
         raise AnalysisError(f"time column {time!r} has negative values")
+    if timefix:
+        times = merge_near_ties(times)
     events = binary(data[event], event)
     if events.sum() == 0:
         raise AnalysisError(f"no events in {event!r}: survival cannot be estimated")
@@ -204,18 +226,20 @@ def kaplan_meier(
     by: str | None = None,
     conf_type: ConfType = "log",
     median_ci: MedianCI = "survfit",
+    timefix: bool = True,
 ) -> KaplanMeierResult:
     """Kaplan–Meier curves, medians and 95% intervals, overall or per level of ``by``.
 
     ``event`` is 1 for the event, 0 for censoring. Rows missing time, event or group are
     excluded and counted. ``median_ci="spss"`` gives SPSS's symmetric median interval instead
-    of R's; the method used is named in ``median_ci_method``.
+    of R's; the method used is named in ``median_ci_method``. ``timefix`` merges near-equal
+    times as R does (module docstring).
     """
     if conf_type not in ("log", "log-log", "plain"):
         raise AnalysisError(f"conf_type must be 'log', 'log-log' or 'plain', not {conf_type!r}")
     if median_ci not in MEDIAN_CI_METHODS:
         raise AnalysisError(f"median_ci must be 'survfit' or 'spss', not {median_ci!r}")
-    data, times, events, n_excluded = _survival_data(df, time, event, [by] if by else [])
+    data, times, events, n_excluded = _survival_data(df, time, event, [by] if by else [], timefix)
     summaries, curves = [], []
     for group, members in _strata(data, by):
         curve = _km_curve(times[members], events[members], conf_type)
@@ -261,9 +285,9 @@ class LogrankResult(Result):
     n_excluded: int
 
 
-def logrank(df: pd.DataFrame, time: str, event: str, by: str) -> LogrankResult:
-    """Log-rank test of equal survival across the levels of ``by``."""
-    data, times, events, n_excluded = _survival_data(df, time, event, [by])
+def logrank(df: pd.DataFrame, time: str, event: str, by: str, *, timefix: bool = True) -> LogrankResult:
+    """Log-rank test of equal survival across the levels of ``by`` (``timefix`` as R's)."""
+    data, times, events, n_excluded = _survival_data(df, time, event, [by], timefix)
     strata = _strata(data, by)
     event_times = np.unique(times[events == 1])
     at_risk = np.column_stack(
@@ -421,26 +445,26 @@ def _km_transform(data: _CoxData) -> np.ndarray:
 
 
 def _score_statistic(u: np.ndarray, information: np.ndarray) -> float:
-    """u' I⁻¹ u; NaN where I is singular (R's cox.zph stops there: "system is exactly singular",
-    e.g. with a single event, whose centred time transform is 0): the test cannot be made, the model stands."""
+    """u' I⁻¹ u; NaN where I is singular (R's cox.zph stops there: "system is exactly singular")."""
     try:
         return float(u @ np.linalg.solve(information, u))
     except np.linalg.LinAlgError:
         return float("nan")
 
 
-def _proportional_hazards_test(data: _CoxData, fit: _PartialLikelihood, terms: Sequence[str]) -> pd.DataFrame:
-    """cox.zph: score test for adding covariate × g(t) terms at the fitted β (γ = 0)."""
+def _proportional_hazards_test(
+    data: _CoxData, fit: _PartialLikelihood, terms: Sequence[str]
+) -> tuple[pd.DataFrame, str | None]:
+    """cox.zph: score test for adding covariate × g(t) terms at the fitted β (γ = 0).
+
+    Returns the table and, when a statistic cannot be computed, why (its chisq and p are NaN):
+    the model stands, only the test is unavailable.
+    """
     g = _km_transform(data)
     p = len(terms)
+    cross = np.einsum("k,kij->ij", g, fit.block_information)
     information = np.block(
-        [
-            [fit.information, np.einsum("k,kij->ij", g, fit.block_information)],
-            [
-                np.einsum("k,kij->ij", g, fit.block_information),
-                np.einsum("k,kij->ij", g**2, fit.block_information),
-            ],
-        ]
+        [[fit.information, cross], [cross, np.einsum("k,kij->ij", g**2, fit.block_information)]]
     )
     score = np.concatenate([np.zeros(p), g @ fit.block_score])
     rows = []
@@ -452,20 +476,29 @@ def _proportional_hazards_test(data: _CoxData, fit: _PartialLikelihood, terms: S
     rows.append({"term": "GLOBAL", "chisq": _score_statistic(score, information), "df": p})
     table = pd.DataFrame(rows)
     table["p"] = stats.chi2.sf(table["chisq"], table["df"])
-    return table
+    if not table["chisq"].isna().any():
+        return table, None
+    if len(data.event_times) < 2:
+        why = "every event is at one time, so survival does not change between events"
+    else:
+        why = "its information matrix is singular"
+    return table, f"proportional-hazards test not available: {why} (R's cox.zph: system is exactly singular)"
 
 
 @dataclass(frozen=True, eq=False)
 class CoxResult(Result):
     """A Cox model: ``table`` has ``term``, ``coef``, ``se``, ``hr``, ``lower``, ``upper``,
     ``z``, ``p`` (Wald, as ``summary(coxph)``); ``proportional_hazards`` has ``term``,
-    ``chisq``, ``df``, ``p`` per term and a ``GLOBAL`` row (``cox.zph``, KM transform)."""
+    ``chisq``, ``df``, ``p`` per term and a ``GLOBAL`` row (``cox.zph``, KM transform);
+    where that test cannot be made its statistics are NaN and ``proportional_hazards_note``
+    says why (the model itself stands)."""
 
     time: str
     event: str
     ties: Ties
     table: pd.DataFrame
     proportional_hazards: pd.DataFrame
+    proportional_hazards_note: str | None
     n: int
     events: int
     n_excluded: int
@@ -473,7 +506,13 @@ class CoxResult(Result):
 
 
 def cox(
-    df: pd.DataFrame, time: str, event: str, covariates: Sequence[str], *, ties: Ties = "efron"
+    df: pd.DataFrame,
+    time: str,
+    event: str,
+    covariates: Sequence[str],
+    *,
+    ties: Ties = "efron",
+    timefix: bool = True,
 ) -> CoxResult:
     """Cox proportional-hazards model with Efron (R's default) or Breslow (SPSS's) ties.
 
@@ -482,7 +521,7 @@ def cox(
     """
     if ties not in ("efron", "breslow"):
         raise AnalysisError(f"ties must be 'efron' or 'breslow', not {ties!r}")
-    data, times, events, n_excluded = _survival_data(df, time, event, covariates)
+    data, times, events, n_excluded = _survival_data(df, time, event, covariates, timefix)
     x = design_matrix(data, covariates, intercept=False)
     prepared = _CoxData.build(times, events, x, ties)
     try:
@@ -507,12 +546,14 @@ def cox(
             "p": 2 * stats.norm.sf(np.abs(z)),
         }
     )
+    ph_table, ph_note = _proportional_hazards_test(prepared, fit, covariates)
     return CoxResult(
         time=time,
         event=event,
         ties=ties,
         table=table,
-        proportional_hazards=_proportional_hazards_test(prepared, fit, covariates),
+        proportional_hazards=ph_table,
+        proportional_hazards_note=ph_note,
         n=len(data),
         events=int(events.sum()),
         n_excluded=n_excluded,
@@ -531,10 +572,16 @@ class UnivariableCoxResult(Result):
 
 
 def univariable_cox(
-    df: pd.DataFrame, time: str, event: str, covariates: Sequence[str], *, ties: Ties = "efron"
+    df: pd.DataFrame,
+    time: str,
+    event: str,
+    covariates: Sequence[str],
+    *,
+    ties: Ties = "efron",
+    timefix: bool = True,
 ) -> UnivariableCoxResult:
     """A separate Cox model for each covariate, each on its own complete cases (as R would)."""
-    models = tuple(cox(df, time, event, [covariate], ties=ties) for covariate in covariates)
+    models = tuple(cox(df, time, event, [covariate], ties=ties, timefix=timefix) for covariate in covariates)
     table = pd.concat(
         [
             model.table.assign(

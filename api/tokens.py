@@ -27,6 +27,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
 
@@ -38,7 +39,7 @@ LOCKED = (
 )
 
 
-def tokens_revoke(tokens: QuerySet[AuthToken], *, actor, request=None, why: str) -> int:
+def tokens_revoke(tokens: QuerySet[AuthToken], *, actor: User | None, request=None, why: str) -> int:
     """Delete the tokens, one security event per token: whose it was, who revoked it, and why."""
     revoked = 0
     for token in tokens.select_related("user"):

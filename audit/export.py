@@ -118,10 +118,10 @@ def _events(study: m.Study, start, end, patient_ids: set[int], site_ids: set[int
     covers_allowed = Exists(
         ActionEventPatient.objects.filter(event=OuterRef("pk"), patient__site_id__in=site_ids)
     )
-    allowed = Q(patient_id__in=patient_ids) | (Q(patient__isnull=True) & covers_allowed)
+    allowed = Q(patient_id__in=patient_ids) | Q(Q(patient__isnull=True), covers_allowed)
     if study.sites.filter(pk__in=site_ids).exists():
         covers_any = Exists(ActionEventPatient.objects.filter(event=OuterRef("pk")))
-        allowed |= Q(patient__isnull=True) & ~covers_any
+        allowed |= Q(Q(patient__isnull=True), ~covers_any)
     return events.filter(allowed)
 
 

@@ -1,5 +1,7 @@
 """Filters of the history page and the audit export."""
 
+from typing import cast
+
 from django import forms
 
 from accounts.access import Capability, scope
@@ -25,7 +27,7 @@ class TimelineFilterForm(forms.Form):
 
     def __init__(self, *args, users, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["user"].choices = [("", "Anyone"), *users]
+        cast(forms.TypedChoiceField, self.fields["user"]).choices = [("", "Anyone"), *users]
 
 
 class AuditExportForm(forms.Form):
@@ -42,10 +44,10 @@ class AuditExportForm(forms.Form):
         studies = Study.objects.none()
         for capability in (Capability.REVIEW, Capability.MANAGE_SITE):
             studies = studies | scope(Study.objects.all(), user, capability)
-        self.fields["study"].queryset = studies.distinct()
+        cast(forms.ModelChoiceField, self.fields["study"]).queryset = studies.distinct()
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", "The end date is before the start date.")
         return data

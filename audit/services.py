@@ -40,7 +40,8 @@ def security_event_record(
     # "username" is logged with its first characters and its length, never refused with an error.
     bounded = {}
     for name, value in (("username", username), ("path", path)):
-        limit = SecurityEvent._meta.get_field(name).max_length
+        limit = SecurityEvent._meta.get_field(name).max_length  # type: ignore[union-attr]  # a CharField
+        assert limit is not None
         if len(value) > limit:
             detail[f"{name}_length"] = len(value)
         bounded[name] = value[:limit]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import models
 from django.db.models import Q, QuerySet
@@ -47,7 +48,7 @@ def changes_of(model: type[models.Model], rows: Iterable) -> Iterator[Change]:
         yield change
 
 
-def row_changes(model: type[models.Model], rows: Iterable) -> Iterator[tuple[object, Change]]:
+def row_changes(model: type[models.Model], rows: Iterable) -> Iterator[tuple[Any, Change]]:
     """Each history row (oldest first) with the change it records."""
     previous: dict[int, object] = {}
     for row in sorted(rows, key=lambda r: (r.history_date, r.history_id)):
@@ -65,7 +66,7 @@ def row_changes(model: type[models.Model], rows: Iterable) -> Iterator[tuple[obj
                 user=user_label(row),
                 user_id=row.history_user_id,
                 action=ACTIONS[row.history_type],
-                model=model._meta.model_name,
+                model=model._meta.model_name or "",
                 model_label=str(model._meta.verbose_name),
                 section=getattr(model, "review_section", None) or "other",
                 object_id=row.id,
@@ -92,7 +93,7 @@ def patient_history_rows(
     courses, planned injections, overrides and dose products included.
     """
     known: dict = {}
-    found = []
+    found: list[tuple[type[models.Model], list]] = []
     for model in patient_record_models(include_identifiers=include_identifiers):
         ids = history_owners(model, {patient_id}, known)
         found.append((model, list(model.history.filter(id__in=ids).select_related("history_user"))))
@@ -136,16 +137,23 @@ class Entry:
 
     @property
     def section(self) -> str:
-        return self.change.section if self.change else (self.event.section or "other")
+        if self.change:
+            return self.change.section
+        assert self.event is not None  # an entry is a change or an event
+        return self.event.section or "other"
 
     @property
     def user_id(self) -> int | None:
-        return self.change.user_id if self.change else self.event.actor_id
+        if self.change:
+            return self.change.user_id
+        assert self.event is not None  # an entry is a change or an event
+        return self.event.actor_id
 
     @property
     def user(self) -> str:
         if self.change:
             return self.change.user
+        assert self.event is not None  # an entry is a change or an event
         actor = self.event.actor
         return (actor.get_full_name() or actor.get_username()) if actor else "System (data-quality rule)"
 

@@ -60,7 +60,7 @@ class _Echo:
 
 
 @login_required
-def audit_export(request: HttpRequest) -> HttpResponse:
+def audit_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     user = request.user
     if not (has_capability(user, Capability.REVIEW) or has_capability(user, Capability.MANAGE_SITE)):
         raise PermissionDenied("The audit export is for reviewers and site administrators.")
@@ -69,7 +69,7 @@ def audit_export(request: HttpRequest) -> HttpResponse:
         return render(request, "audit/export.html", {"form": form})
     study = form.cleaned_data["study"]
     allowed = [site_ids_with(user, c) for c in (Capability.REVIEW, Capability.MANAGE_SITE)]
-    site_ids = None if any(ids is None for ids in allowed) else set().union(*allowed)
+    site_ids = None if None in allowed else set[int]().union(*(ids for ids in allowed if ids is not None))
     identifiers = site_ids is None or bool(site_ids_with(user, Capability.VIEW_IDENTIFIERS))
     rows = audit_rows(
         study,

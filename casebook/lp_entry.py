@@ -14,7 +14,7 @@ from typing import Any
 from concurrency.exceptions import RecordModifiedError
 from django import forms as django_forms
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, QueryDict
+from django.http import Http404, QueryDict
 
 from protocols.models import PlannedInjection
 from protocols.planning import ProposedDose
@@ -24,7 +24,7 @@ from protocols.services import AUTO, injection_record
 from registry.models import CsfResult, IntrathecalDose, LumbarPuncture, PathogenTest, Patient
 
 from . import forms
-from .pages import ErrorTargets, apply_errors, require_reason, show_stale
+from .pages import ErrorTargets, StaffRequest, apply_errors, require_reason, show_stale
 
 TEMPLATE = "casebook/forms/lumbar_puncture_form.html"
 
@@ -51,7 +51,7 @@ def _dose_initial(dose: ProposedDose) -> dict[str, Any]:
 class LumbarPunctureEntry:
     """One LP (new when ``lp_pk`` is None) with everything entered on its page."""
 
-    def __init__(self, request: HttpRequest, patient: Patient, lp_pk: int | None = None) -> None:
+    def __init__(self, request: StaffRequest, patient: Patient, lp_pk: int | None = None) -> None:
         self.request, self.patient, self.is_new = request, patient, lp_pk is None
         self.lp, self.csf = self._records(lp_pk)
         self.linked = (

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django_htmx.middleware import HtmxDetails
 
 from accounts.access import Capability, get_scoped_or_404, has_capability
+from accounts.models import User
 from registry import write_hooks
 from registry.models import Patient
 from registry.services.versions import signed_version, stale_edit
@@ -36,6 +37,12 @@ class HtmxHttpRequest(HttpRequest):
     """A request as the django-htmx middleware leaves it (``request.htmx``)."""
 
     htmx: HtmxDetails
+
+
+class StaffRequest(HtmxHttpRequest):
+    """A request behind ``login_required``: its user is a signed-in account, the actor of its writes."""
+
+    user: User
 
 
 def visible_patient(request: HttpRequest, pk: int, *, edit: bool = False) -> Patient:

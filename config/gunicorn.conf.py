@@ -17,6 +17,6 @@ graceful_timeout = 30
 # Recycle workers now and then (a leak in a library cannot grow without bound).
 max_requests = 2000
 max_requests_jitter = 200
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # empty: no access log
 # The proxy in front (nginx) that may set X-Forwarded-*: only it is believed.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

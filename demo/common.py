@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from accounts.models import Site
+from accounts.models import Site, User
 from registry.choices import DiseaseArea
 from registry.models import Study
 from registry.services import record_save
@@ -66,9 +66,9 @@ DEMO_STUDIES = (
 
 
 @transaction.atomic
-def ensure_sites_and_studies(*, actor) -> dict[str, Study]:
+def ensure_sites_and_studies(*, actor: User) -> dict[str, Study]:
     """Create the demo sites and studies if missing; return the studies by code."""
-    sites = {}
+    sites: dict[str, Site] = {}
     for spec in DEMO_SITES:
         site = Site.objects.filter(code=spec.code).first()
         if site is None:
@@ -78,20 +78,20 @@ def ensure_sites_and_studies(*, actor) -> dict[str, Study]:
                 reason="Demo data",
             )
         sites[spec.code] = site
-    studies = {}
-    for spec in DEMO_STUDIES:
-        study = Study.objects.filter(code=spec.code).first()
+    studies: dict[str, Study] = {}
+    for study_spec in DEMO_STUDIES:
+        study = Study.objects.filter(code=study_spec.code).first()
         if study is None:
             study = record_save(
                 Study(
-                    code=spec.code,
-                    disease_area=spec.disease_area,
-                    title=spec.title,
-                    protocol_summary=spec.protocol_summary,
+                    code=study_spec.code,
+                    disease_area=study_spec.disease_area,
+                    title=study_spec.title,
+                    protocol_summary=study_spec.protocol_summary,
                 ),
                 actor=actor,
                 reason="Demo data",
             )
-            study.sites.set([sites[code] for code in spec.site_codes])
-        studies[spec.code] = study
+            study.sites.set([sites[code] for code in study_spec.site_codes])
+        studies[study_spec.code] = study
     return studies

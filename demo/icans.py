@@ -27,6 +27,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from protocols.choices import StopReason
 from protocols.seed import seed_protocol
 from protocols.selectors import next_injection
@@ -299,7 +300,7 @@ REASON = "Demo ICANS case series"
 
 
 @transaction.atomic
-def load_icans_cohort(*, study: Study, actor) -> int:
+def load_icans_cohort(*, study: Study, actor: User) -> int:
     """Write the 13 patients of ``ICANS_CASES`` into ``study`` (all or nothing); return how many."""
     if study.patients.exists():
         raise ValueError(f"The study {study.code} already has patients; load into an empty study.")
@@ -352,11 +353,11 @@ def _last_assessment_hours(case: IcansCase) -> int:
     return case.course[-1][0]
 
 
-def _save(instance, actor) -> None:
+def _save(instance, actor: User) -> None:
     record_save(instance, actor=actor, reason=REASON)
 
 
-def _record_car_t(case: IcansCase, patient: Patient, actor) -> None:
+def _record_car_t(case: IcansCase, patient: Patient, actor: User) -> None:
     _save(
         CarTInfusion(
             patient=patient,
@@ -373,7 +374,7 @@ def _record_car_t(case: IcansCase, patient: Patient, actor) -> None:
     )
 
 
-def _record_crs(case: IcansCase, patient: Patient, actor) -> None:
+def _record_crs(case: IcansCase, patient: Patient, actor: User) -> None:
     """Fever at onset, the worst findings 12 h later, resolved three days after onset."""
     grade, day = case.crs
     onset = dt.datetime.combine(_day(case, day), dt.time(10), tzinfo=timezone.get_current_timezone())
@@ -386,7 +387,7 @@ def _record_crs(case: IcansCase, patient: Patient, actor) -> None:
         _save(CrsAssessment(patient=patient, assessed_at=at, **findings), actor)
 
 
-def _record_icans(case: IcansCase, patient: Patient, actor) -> list[IcansAssessment]:
+def _record_icans(case: IcansCase, patient: Patient, actor: User) -> list[IcansAssessment]:
     """A normal baseline on the infusion day, then the ICE course; the saved assessments."""
     baseline = dt.datetime.combine(case.infusion_date, dt.time(9), tzinfo=timezone.get_current_timezone())
     assessments = [IcansAssessment(patient=patient, assessed_at=baseline, **_ice_findings(10))]
@@ -419,7 +420,7 @@ def _csf_between(before: Decimal, after: Decimal, step: int, steps: int) -> Deci
     return before * (after / before) ** (Decimal(step) / Decimal(steps))
 
 
-def _record_lumbar_punctures(case: IcansCase, patient: Patient, actor) -> None:
+def _record_lumbar_punctures(case: IcansCase, patient: Patient, actor: User) -> None:
     """An LP with CSF at each IDM and a diagnostic LP after the last; the CSF moves from the values
     before IDM to those after it.
 
@@ -439,6 +440,7 @@ def _record_lumbar_punctures(case: IcansCase, patient: Patient, actor) -> None:
         reason=REASON,
     )
     upcoming = next_injection(patient)
+    assert upcoming is not None  # the course just started has its injections planned
     for position, at_hours in enumerate(hours):
         is_idm = position < case.idm_count
         csf = {name: _csf_between(before[name], after[name], position, len(hours) - 1) for name in names}
@@ -457,14 +459,14 @@ def _record_lumbar_punctures(case: IcansCase, patient: Patient, actor) -> None:
     _end_course(case, course, actor)
 
 
-def _end_course(case: IcansCase, course, actor) -> None:
+def _end_course(case: IcansCase, course, actor: User) -> None:
     """Stopped when ICANS remitted; without remission, after the last assessment."""
 
     course.refresh_from_db()
     if not course.is_active:
         return  # all three injections given: the course completed by itself
+    hours = case.remits_at if case.remits_at is not None else _last_assessment_hours(case)
     remitted = case.remits_at is not None
-    hours = case.remits_at if remitted else _last_assessment_hours(case)
     course_stop(
         course=course,
         ended_on=timezone.localdate(_after_idm(case, max(hours, _idm_hours(case)[-1]))),
@@ -508,7 +510,7 @@ def _idm_doses(proposed) -> list[dict]:
     ]
 
 
-def _record_systemic_therapy(case: IcansCase, patient: Patient, worst_icans_grade: int, actor) -> None:
+def _record_systemic_therapy(case: IcansCase, patient: Patient, worst_icans_grade: int, actor: User) -> None:
     """Lymphodepletion; tocilizumab for CRS ≥2; dexamethasone for ICANS ≥2, pulses for grade 4."""
     first, last = LYMPHODEPLETION_DAYS
     therapies = [
@@ -560,10 +562,10 @@ def _record_systemic_therapy(case: IcansCase, patient: Patient, worst_icans_grad
         _save(therapy, actor)
 
 
-def _record_remission(case: IcansCase, patient: Patient, actor) -> None:
+def _record_remission(case: IcansCase, patient: Patient, actor: User) -> None:
     """Remission on the day the paper's rule is met; otherwise 'not in remission' at the last assessment."""
     remitted = case.remits_at is not None
-    hours = case.remits_at if remitted else _last_assessment_hours(case)
+    hours = case.remits_at if case.remits_at is not None else _last_assessment_hours(case)
     _save(
         ResponseAssessment(
             patient=patient,
@@ -575,7 +577,7 @@ def _record_remission(case: IcansCase, patient: Patient, actor) -> None:
     )
 
 
-def _record_end_of_follow_up(case: IcansCase, patient: Patient, actor) -> None:
+def _record_end_of_follow_up(case: IcansCase, patient: Patient, actor: User) -> None:
     """Relapse or progression after CAR-T, then death, or the last contact at the data cut-off."""
     if case.relapse_day is not None:
         _save(

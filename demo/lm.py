@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from analytics.datasets.lm import INTRATHECAL_NOTATION, MUTATION_NOTATION, TABLE3_AGENTS, systemic_regimen
 from protocols.choices import SafetyCheck, StopReason
 from protocols.planning import injection_days as planned_days
@@ -161,9 +162,9 @@ LAB_LIMITS = {
     CtcaeTerm.ALT_INCREASED: {"lab_upper_limit": Decimal("40")},
 }
 
-MUTATION_CODES = {text: code for code, text in MUTATION_NOTATION.items()} | {
-    "19Del": DriverMutation.EGFR_19DEL
-}
+MUTATION_CODES: dict[str, DriverMutation] = {
+    text: DriverMutation(code) for code, text in MUTATION_NOTATION.items()
+} | {"19Del": DriverMutation.EGFR_19DEL}
 
 #: Agents named in the table → (category, agent as recorded): the analytics vocabulary of Table 3.
 AGENTS = TABLE3_AGENTS
@@ -274,7 +275,7 @@ def read_rows(path: Path = CSV_PATH) -> list[LmRow]:
         return [parse_row(row) for row in csv.DictReader(handle)]
 
 
-def arm_protocol(drug: IntrathecalDrug, *, actor=None):
+def arm_protocol(drug: IntrathecalDrug, *, actor: User | None = None):
     """The active version of the seed protocol of an intrathecal arm (installed when missing)."""
 
     return seed_protocol(ARM_PROTOCOLS[drug], actor=actor)
@@ -418,7 +419,9 @@ def _adverse_events(
 class LmPatientBuilder:
     """Turns one parsed row into registry records through the services."""
 
-    def __init__(self, row: LmRow, *, plan: PatientPlan, study: Study, rng: random.Random, actor) -> None:
+    def __init__(
+        self, row: LmRow, *, plan: PatientPlan, study: Study, rng: random.Random, actor: User
+    ) -> None:
         self.row, self.plan, self.study, self.rng, self.actor = row, plan, study, rng, actor
         self.first_dose = dt.date(2019, 1, 7) + dt.timedelta(days=rng.randrange(0, 900))
         self.lm_diagnosed = self.first_dose - dt.timedelta(days=rng.randrange(3, 15))
@@ -726,7 +729,7 @@ class LmPatientBuilder:
 
 
 @transaction.atomic
-def load_lm_cohort(*, study: Study, actor, progress: Callable[[int], None] | None = None) -> int:
+def load_lm_cohort(*, study: Study, actor: User, progress: Callable[[int], None] | None = None) -> int:
     """Load the 41 published patients into ``study``; returns the number created."""
     rng = random.Random(SEED)
     rows = read_rows()

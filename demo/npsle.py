@@ -31,12 +31,13 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 from django.db import models, transaction
 from django.utils import timezone
 
-from accounts.models import Site
+from accounts.models import Site, User
 from protocols.choices import CourseStatus, InjectionStatus, SafetyCheck, StopReason
 from protocols.models import Course, PlannedInjection, Protocol, SafetyOverride
 from protocols.planning import GivenDose, deviations, plan_slots, propose_doses
@@ -224,7 +225,7 @@ class Assumed:
     syndromes_when_multiple: Mapping[int, float]
     other_syndrome_weight: Mapping[NpsleSyndrome, float]
     lupus_headache_given_headache: float
-    quantiles: Mapping[str, tuple[Knots, Knots]]
+    quantiles: Mapping[str, tuple[Knots, ...]]
     injections_4_5: tuple[float, float]
     missing_percent: Mapping[str, tuple[float, float]]
     positive_weight: Mapping[str, tuple[str, float]]
@@ -527,7 +528,7 @@ def _continuous(rng: np.random.Generator, it: np.ndarray, name: str, score=None)
     return values
 
 
-def _partition(rng: np.random.Generator, members: np.ndarray, shares: Mapping, fill: str) -> np.ndarray:
+def _partition(rng: np.random.Generator, members: np.ndarray, shares: Mapping, fill: object) -> np.ndarray:
     """Each member one label, as exact counts of the shares (in %); ``fill`` takes what rounding leaves."""
     index = rng.permutation(np.flatnonzero(members))
     counts = {label: round(share / 100 * len(index)) for label, share in shares.items() if label != fill}
@@ -623,11 +624,11 @@ def draw_chunk(rng: np.random.Generator, n: int) -> Chunk:
     )
     # Outcomes draw from a stream of their own (spawning leaves the baseline stream untouched), so how
     # events are assigned never changes a baseline value or the matching a seed gives.
-    outcomes = rng.spawn(1)[0]
-    c["event"], c["event_years"] = _events(outcomes, it, c, present)
-    c["death"] = _exact(outcomes, c["event"], 100 * PAPER_COHORT.deaths / PAPER_COHORT.events)
+    events = rng.spawn(1)[0]
+    c["event"], c["event_years"] = _events(events, it, c, present)
+    c["death"] = _exact(events, c["event"], 100 * PAPER_COHORT.deaths / PAPER_COHORT.events)
     c["sle_related_death"] = _exact(
-        outcomes, c["death"], 100 * PAPER_COHORT.sle_related_deaths / PAPER_COHORT.deaths
+        events, c["death"], 100 * PAPER_COHORT.sle_related_deaths / PAPER_COHORT.deaths
     )
     return Chunk(it, c, syndromes)
 
@@ -697,7 +698,6 @@ def _events(
     event falls within the follow-up at a fraction drawn as exact quantiles (a constant hazard, seen
     over a short window).
     """
-    ratio = ASSUMED.event_hazard_ratio
     factors = {
         "acute_confusional_state": present[NpsleSyndrome.ACUTE_CONFUSIONAL_STATE],
         "seizure": present[NpsleSyndrome.SEIZURE],
@@ -706,7 +706,9 @@ def _events(
         "inc_protein": c["inc_protein"],
         "headache": present[NpsleSyndrome.HEADACHE],
     }
-    ratio = dict(ratio) | {"inc_protein": np.where(it, *ASSUMED.protein_ratio_by_group[::-1])}
+    ratio: dict[str, Any] = dict(ASSUMED.event_hazard_ratio) | {
+        "inc_protein": np.where(it, *ASSUMED.protein_ratio_by_group[::-1])
+    }
     hazard = np.prod([np.where(factors[name], ratio[name], 1.0) for name in factors], axis=0)
     weight = hazard * c["follow_up_years"]
     order = np.argsort(_propensity_score(it, c, present) + 1e-9 * rng.random(len(it)), kind="stable")
@@ -808,10 +810,10 @@ class CoursePlan:
     protocol: Protocol
     components: list
     slots: list
-    actor: object
+    actor: User
 
     @classmethod
-    def of(cls, protocol: Protocol, actor) -> CoursePlan:
+    def of(cls, protocol: Protocol, actor: User) -> CoursePlan:
         phases, components = protocol_parts(protocol)
         return cls(protocol, components, plan_slots(phases, open_injections=0), actor)
 
@@ -866,7 +868,7 @@ class FollowUp:
 def generate_npsle_cohort(
     *,
     study: Study,
-    actor,
+    actor: User,
     patients: int = 386,
     seed: int = DEFAULT_SEED,
     progress: Callable[[int], None] | None = None,
@@ -901,7 +903,8 @@ def generate_npsle_cohort(
                 records, draw, rng, study=study, code_width=code_width, closed=follow_up_closed, plan=plan
             )
             per_site[sites.index(draw.site)] += 1
-        for model in (*INSERT_ORDER, SafetyOverride):
+        order: tuple[type[models.Model], ...] = (*INSERT_ORDER, SafetyOverride)
+        for model in order:
             bulk_record_create(records[model], actor=actor, reason=reason)
         if progress:
             progress(numbers[-1])
@@ -1376,6 +1379,7 @@ def _add_systemic_therapies(
     admitted = draw.index_admission_date
     discharged = admitted + dt.timedelta(days=admission.discharge_day)
     last_known = follow_up.death_date or follow_up.last_contact_date
+    assert last_known is not None  # every patient ends dead or last seen alive
 
     def therapy(
         category: SystemicTherapyCategory, agent: str, dose: str, start_day: int, days: int | None = None

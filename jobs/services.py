@@ -13,6 +13,7 @@ started ``MAX_ATTEMPTS`` times without finishing is marked failed instead of bei
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from celery import current_app
@@ -47,7 +48,7 @@ def job_start(*, kind: JobKind, title: str, requested_by: Any, parameters: dict[
     return job
 
 
-def _claim(job_id: object) -> Job | None:
+def _claim(job_id: uuid.UUID | str) -> Job | None:
     """Mark the job running (one more attempt), or None when it is finished or has used its attempts."""
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
@@ -67,7 +68,7 @@ def _finish(job: Job, status: JobStatus, *, result: dict[str, Any] | None = None
     job.save(update_fields=["status", "finished_at", "error", "result"])
 
 
-def job_run(job_id: object) -> None:
+def job_run(job_id: uuid.UUID | str) -> None:
     """Run a job's runner; record what it made, or its error. Safe to call again for the same job."""
     job = _claim(job_id)
     if job is None:

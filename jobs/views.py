@@ -37,5 +37,5 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 def job_list(request: HttpRequest) -> HttpResponse:
-    jobs = Job.objects.filter(requested_by=request.user).order_by("-created_at")[:50]
+    jobs = Job.objects.filter(requested_by_id=request.user.pk).order_by("-created_at")[:50]
     return render(request, "jobs/job_list.html", {"jobs": jobs})

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 
+from accounts.models import User
 from accounts.services import system_user
 
 from .choices import ProtocolStatus
@@ -31,7 +32,7 @@ def read_fixture(path: Path = SEED_FIXTURE) -> dict[str, Any]:
 
 
 @transaction.atomic
-def ensure_seed_protocols(*, actor=None, path: Path = SEED_FIXTURE) -> dict[str, Protocol]:
+def ensure_seed_protocols(*, actor: User | None = None, path: Path = SEED_FIXTURE) -> dict[str, Protocol]:
     """Install what is missing of the fixture; return the active version of each of its protocols."""
     if actor is None:
         actor = system_user()
@@ -53,7 +54,7 @@ def active_version(code: str) -> Protocol | None:
     return Protocol.objects.filter(code=code, status=ProtocolStatus.ACTIVE).first()
 
 
-def seed_protocol(code: str, *, actor=None) -> Protocol:
+def seed_protocol(code: str, *, actor: User | None = None) -> Protocol:
     """The active version of a seed protocol, installing the seed protocols first if it is missing."""
     protocol = active_version(code)
     if protocol is None:

@@ -1,6 +1,6 @@
 """Forms of the review workflow."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db.models import QuerySet
@@ -21,7 +21,9 @@ class LockForm(forms.Form):
 
     def __init__(self, *args, verified: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["sections"].choices = [(s, Section(s).label) for s in verified]
+        cast(forms.MultipleChoiceField, self.fields["sections"]).choices = [
+            (s, Section(s).label) for s in verified
+        ]
         self.fields["sections"].initial = verified
         self.meaning = SignatureMeaning.REVIEW_AND_LOCK.label
 
@@ -53,7 +55,7 @@ class QueryRaiseForm(forms.Form):
         if record is None:
             del self.fields["field_name"]
         else:
-            self.fields["field_name"].choices = [("", "The record as a whole")] + [
+            cast(forms.ChoiceField, self.fields["field_name"]).choices = [("", "The record as a whole")] + [
                 (f.name, sentence(f.verbose_name))
                 for f in record._meta.concrete_fields
                 if f.editable and f.name not in ("id", "version", "patient")
@@ -70,7 +72,7 @@ class QueryListForm(forms.Form):
 
     def __init__(self, *args, studies, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["study"].queryset = studies
+        cast(forms.ModelChoiceField, self.fields["study"]).queryset = studies
 
 
 class RecordStatusForm(forms.Form):
@@ -94,5 +96,5 @@ class RecordStatusForm(forms.Form):
 
     def __init__(self, *args: Any, studies: QuerySet[Study], sites: QuerySet[Site], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["study"].queryset = studies
-        self.fields["site"].queryset = sites
+        cast(forms.ModelChoiceField, self.fields["study"]).queryset = studies
+        cast(forms.ModelChoiceField, self.fields["site"]).queryset = sites

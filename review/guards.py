@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from registry.models.base import RegistryRecord
 from registry.services.records import attribute
 from registry.write_hooks import WriteGuard
 
@@ -41,7 +42,7 @@ def locked_message(review: SectionReview) -> str:
 
 def locked_notice(review: SectionReview) -> str:
     """The one sentence a locked section shows on its page (sentence case; the edit URLs show it too)."""
-    signer = review.locked_by.get_full_name() or review.locked_by.get_username()
+    signer = review.locked_by.get_full_name() or review.locked_by.get_username()  # type: ignore[union-attr]  # a locked review has a signer (constraint)
     return (
         f"This section is locked: signed by {signer} on {review.locked_at:%Y-%m-%d %H:%M} UTC. "
         "It is read-only until a reviewer unlocks it."
@@ -135,12 +136,12 @@ def after_record_write(record) -> None:
     del record._section_review
 
 
-def refuse_locked_sections(model: type[models.Model], objects: Sequence[models.Model]) -> None:
+def refuse_locked_sections(model: type[models.Model], objects: Sequence[RegistryRecord]) -> None:
     """One query for the whole batch: no record may land in a locked section."""
     section = getattr(model, "review_section", None)
     if section is None:
         return
-    patient_ids = {obj.owning_patient_id() for obj in objects} - {None}
+    patient_ids = {pid for obj in objects if (pid := obj.owning_patient_id()) is not None}
     locked = SectionReview.objects.filter(
         patient_id__in=patient_ids, section=section, status=ReviewStatus.LOCKED
     )

@@ -102,7 +102,7 @@ def implausible_values(patient: Patient) -> Iterator[Finding]:
             value = getattr(record, field)
             if value is None:
                 continue
-            label = model._meta.get_field(field).verbose_name
+            label = model._meta.get_field(field).verbose_name  # type: ignore[union-attr]  # a concrete field
             if high is not None and value > high:
                 yield Finding(
                     f"outlier_{field}",
@@ -316,6 +316,7 @@ def car_t_dose_outside_label(patient: Patient) -> Iterator[Finding]:
     for infusion in CarTInfusion.objects.filter(patient=patient, dose_1e6_cells_per_kg__isnull=False):
         low, high, source = car_t_dose_range(infusion.product)
         dose = infusion.dose_1e6_cells_per_kg
+        assert dose is not None  # filtered on above
         if not low <= dose <= high:
             yield Finding(
                 "plausibility_car_t_dose",
@@ -419,7 +420,7 @@ def check_patient(patient: Patient) -> tuple[int, int]:
             QueryMessage.objects.create(query=query, text=RESOLVED)
             old = query.status
             query.status, query.closed_at = QueryStatus.CLOSED, timezone.now()
-            query._change_reason = "Resolved by the data-quality rule"
+            query._change_reason = "Resolved by the data-quality rule"  # type: ignore[attr-defined]  # simple-history's way
             query.save()
             _system_event(ActionKind.QUERY_CLOSED, query, old, RESOLVED)
             closed += 1
@@ -436,6 +437,17 @@ def _pending() -> set[int] | None:
     return None
 
 
+class _QualityFlush:
+    """The on-commit callback that checks the patients collected during one transaction."""
+
+    def __init__(self, patients: set[int]) -> None:
+        self.quality_patients = patients
+
+    def __call__(self) -> None:
+        _run(self.quality_patients)
+        self.quality_patients.clear()
+
+
 def schedule_check(patient_id: int) -> None:
     """Run ``check_patient`` once per patient when the current transaction commits.
 
@@ -450,13 +462,7 @@ def schedule_check(patient_id: int) -> None:
     if pending is not None:
         pending.add(patient_id)
         return
-    patients = {patient_id}
-
-    def flush() -> None:
-        _run(patients)
-        patients.clear()
-
-    flush.quality_patients = patients
+    flush = _QualityFlush({patient_id})
     # robust: a failing check is logged and never fails (or undoes) the user's committed save
     transaction.on_commit(flush, robust=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Exists, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -90,7 +91,7 @@ class StatusRow:
         return sum(cell.open_queries for cell in self.cells)
 
 
-def _open_query_count() -> Subquery:
+def _open_query_count() -> Coalesce:
     counted = (
         DataQuery.objects.filter(patient=OuterRef("pk"), status__in=OPEN)
         .values("patient")
@@ -168,13 +169,14 @@ def waiting_for_review(reviews: QuerySet[SectionReview]) -> QuerySet[SectionRevi
     )
 
 
-def waiting_per_study(reviews: QuerySet[SectionReview]) -> list[dict]:
-    return list(
+def waiting_per_study(reviews: QuerySet[SectionReview]) -> list[dict[str, Any]]:
+    rows = (
         reviews.filter(status=ReviewStatus.SUBMITTED)
         .values("patient__study__code")
         .annotate(sections=Count("pk"), oldest=Min("submitted_at"))
         .order_by("patient__study__code")
     )
+    return [dict(row) for row in rows]
 
 
 def drafts_of(user, patients: QuerySet[Patient]) -> QuerySet[Patient]:

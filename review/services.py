@@ -16,8 +16,10 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.access import Capability, has_capability
+from accounts.models import User
 from registry.action_events import Action, ActionKind, emit
 from registry.models import Patient
+from registry.models.base import RegistryRecord
 from registry.services.records import attribute
 
 from .models import (
@@ -34,7 +36,7 @@ from .models import (
 from .rules import schedule_check
 
 
-def _require(actor, capability: Capability, patient: Patient) -> None:
+def _require(actor: User, capability: Capability, patient: Patient) -> None:
     if not has_capability(actor, capability, patient.site_id):
         raise PermissionDenied(f"Your role at {patient.site} does not allow you to {capability.value}.")
 
@@ -46,7 +48,7 @@ def _review_for_update(patient: Patient, section: str) -> SectionReview:
     return review
 
 
-def _save(review: SectionReview, *, actor, reason: str) -> SectionReview:
+def _save(review: SectionReview, *, actor: User, reason: str) -> SectionReview:
     attribute(review, actor=actor, reason=reason)
     review.save()
     return review
@@ -56,7 +58,7 @@ def _section_event(
     kind: ActionKind,
     review: SectionReview,
     *,
-    actor,
+    actor: User,
     old: str,
     reason: str = "",
     signature: ElectronicSignature | None = None,
@@ -79,7 +81,7 @@ def _section_event(
     )
 
 
-def _query_event(kind: ActionKind, query: DataQuery, *, actor, old: str, text: str = "") -> None:
+def _query_event(kind: ActionKind, query: DataQuery, *, actor: User, old: str, text: str = "") -> None:
     """A query's step; ``actor`` None is the system (a data-quality rule raising or resolving it)."""
     emit(
         Action(
@@ -99,7 +101,7 @@ def _query_event(kind: ActionKind, query: DataQuery, *, actor, old: str, text: s
 
 
 def _sign(
-    actor, password: str, *, meaning: SignatureMeaning, patient: Patient, sections, reason="", what: str
+    actor: User, password: str, *, meaning: SignatureMeaning, patient: Patient, sections, reason="", what: str
 ):
     """An electronic signature: the password typed again, the printed name, the time and the meaning."""
     if not password or not actor.check_password(password):
@@ -120,7 +122,7 @@ def open_queries(patient: Patient, section: str | None = None) -> models.QuerySe
 
 
 @transaction.atomic
-def section_submit(*, patient: Patient, section: str, actor) -> SectionReview:
+def section_submit(*, patient: Patient, section: str, actor: User) -> SectionReview:
     """Data entry hands a section over for review."""
     _require(actor, Capability.EDIT_RECORDS, patient)
     review = _review_for_update(patient, section)
@@ -136,7 +138,7 @@ def section_submit(*, patient: Patient, section: str, actor) -> SectionReview:
 
 
 @transaction.atomic
-def section_verify(*, patient: Patient, section: str, actor) -> SectionReview:
+def section_verify(*, patient: Patient, section: str, actor: User) -> SectionReview:
     """A reviewer confirms a submitted section; open queries block it."""
     _require(actor, Capability.REVIEW, patient)
     review = _review_for_update(patient, section)
@@ -157,7 +159,7 @@ def section_verify(*, patient: Patient, section: str, actor) -> SectionReview:
 
 
 @transaction.atomic
-def patient_submit(*, patient: Patient, actor) -> list[str]:
+def patient_submit(*, patient: Patient, actor: User) -> list[str]:
     """Submit every draft section of a patient at once; returns the sections submitted."""
     submitted = []
     for section in Section.values:
@@ -168,7 +170,7 @@ def patient_submit(*, patient: Patient, actor) -> list[str]:
 
 
 @transaction.atomic
-def patient_verify(*, patient: Patient, actor) -> tuple[list[str], dict[str, str]]:
+def patient_verify(*, patient: Patient, actor: User) -> tuple[list[str], dict[str, str]]:
     """Verify every submitted section that has no open query; returns (verified, why others were not)."""
     verified: list[str] = []
     held: dict[str, str] = {}
@@ -185,7 +187,9 @@ def patient_verify(*, patient: Patient, actor) -> tuple[list[str], dict[str, str
 
 
 @transaction.atomic
-def sections_lock(*, patient: Patient, sections: Iterable[str], actor, password: str) -> ElectronicSignature:
+def sections_lock(
+    *, patient: Patient, sections: Iterable[str], actor: User, password: str
+) -> ElectronicSignature:
     """Lock verified sections with an electronic signature: the reviewer's password, again.
 
     The signature records the printed name, the time (UTC) and what signing means (21 CFR 11.50).
@@ -218,7 +222,7 @@ def sections_lock(*, patient: Patient, sections: Iterable[str], actor, password:
 
 @transaction.atomic
 def section_unlock(
-    *, patient: Patient, section: str, actor, reason: str, password: str
+    *, patient: Patient, section: str, actor: User, reason: str, password: str
 ) -> ElectronicSignature:
     """Reopen a locked section for correction, signed like the lock (password again, meaning stated).
 
@@ -249,8 +253,8 @@ def section_unlock(
     return signature
 
 
-def _record_section(record: models.Model | None, section: str | None) -> str:
-    if record is not None:
+def _record_section(record: RegistryRecord | None, section: str | None) -> str:
+    if record is not None and record.review_section:
         return record.review_section
     if section in Section.values:
         return section
@@ -261,9 +265,9 @@ def _record_section(record: models.Model | None, section: str | None) -> str:
 def query_raise(
     *,
     patient: Patient,
-    actor,
+    actor: User,
     message: str,
-    record: models.Model | None = None,
+    record: RegistryRecord | None = None,
     field_name: str = "",
     section: str | None = None,
 ) -> DataQuery:
@@ -290,7 +294,7 @@ def query_raise(
 
 
 @transaction.atomic
-def query_answer(*, query: DataQuery, actor, text: str) -> DataQuery:
+def query_answer(*, query: DataQuery, actor: User, text: str) -> DataQuery:
     """Data entry answers (after correcting the record, or explaining why it is right)."""
     _require(actor, Capability.EDIT_RECORDS, query.patient)
     if query.status == QueryStatus.CLOSED:
@@ -306,7 +310,7 @@ def query_answer(*, query: DataQuery, actor, text: str) -> DataQuery:
 
 
 @transaction.atomic
-def query_close(*, query: DataQuery, actor, text: str = "") -> DataQuery:
+def query_close(*, query: DataQuery, actor: User, text: str = "") -> DataQuery:
     """The reviewer accepts the answer (or the correction) and closes the query."""
     _require(actor, Capability.REVIEW, query.patient)
     if query.status == QueryStatus.CLOSED:
@@ -322,7 +326,7 @@ def query_close(*, query: DataQuery, actor, text: str = "") -> DataQuery:
 
 
 @transaction.atomic
-def query_reopen(*, query: DataQuery, actor, text: str) -> DataQuery:
+def query_reopen(*, query: DataQuery, actor: User, text: str) -> DataQuery:
     """The reviewer is not satisfied with the answer (or a closed query needs another look)."""
     _require(actor, Capability.REVIEW, query.patient)
     if not text.strip():

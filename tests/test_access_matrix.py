@@ -164,6 +164,7 @@ KNOWN_PARAMETERS = {
     "query_pk",
     "action",
     "batch_pk",  # an import batch is its uploader's own (tests/exchange): not site-scoped
+    "job_id",  # a job is its starter's own (tests/jobs: nobody else sees it): not site-scoped
     "protocol_pk",  # protocols are reference data, readable by all signed-in staff: not site-scoped
     "course_pk",
     "injection_pk",

@@ -86,12 +86,22 @@ FRAMEWORK_HOOKS = [
     *("to_representation", "to_internal_value", "create", "update", "perform_*", "run_validation"),
     *("list", "retrieve", "destroy", "partial_update", "post", "put", "patch", "dispatch", "render"),
     *("authenticate", "authenticate_credentials", "_cleanup_token", "has_module_perms", "has_perm"),
+    *("process_exception", "process_view"),  # middleware hooks
     *("label_from_instance", "value_from_datadict", "to_python", "from_db_value", "get_prep_value"),
     *("deconstruct", "user_locked_out", "user_login_failed", "reset_attempts", "is_allowed"),
     "RegistryTokenScheme",  # drf-spectacular finds its extensions by subclassing
 ]
 FRAMEWORK_DECORATORS = [
-    *("@admin.*", "@receiver", "@register.*", "@*.register", "@checks.register", "@rule", "@action"),
+    *(
+        "@admin.*",
+        "@receiver",
+        "@register.*",
+        "@*.register",
+        "@register",
+        "@checks.register",
+        "@rule",
+        "@action",
+    ),
     *("@api_view", "@extend_schema*", "@require_*", "@login_required", "@property", "@cached_property"),
     "@*.setter",
 ]

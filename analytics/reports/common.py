@@ -81,7 +81,9 @@ def describe_groups(
         result = table_one(
             frame, by, continuous=continuous, categorical=categorical, exact=exact, digits=digits
         )
-        described = Described(result.table, result.levels, result.group_sizes)
+        # A variable whose test or SMD could not run keeps its row (NA there) and says why.
+        why_not = [f"{labels.get(v, v)} not compared: {reason}." for v, reason in result.notes.items()]
+        described = Described(result.table, result.levels, result.group_sizes, why_not)
     except AnalysisError:
         described = _one_by_one(frame, by, labels, continuous, categorical, exact, digits)
     described.notes += [f"{labels.get(v, v)} not recorded for any patient." for v in unrecorded]

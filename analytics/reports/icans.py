@@ -12,7 +12,7 @@ capped at 90, no typed free text such as the product name).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from analytics.plots import (
     trajectory_plot,
 )
 from analytics.reports import records
-from analytics.reports.base import Cohort, Column, SectionBuilder, SectionPlan, StudyReport
+from analytics.reports.base import Column, SectionBuilder, SectionPlan, StudyReport
 from analytics.reports.common import (
     PAIRED_COLUMNS,
     PROPORTION_COLUMNS,
@@ -45,7 +45,6 @@ from analytics.reports.common import (
     proportion,
     quartiles,
 )
-from protocols.models import Protocol
 from registry.choices import CarTTarget, HaematologicalMalignancy
 
 PAPER = "Meng et al., Front. Immunol. 2025"
@@ -176,14 +175,6 @@ def _median_range(values: pd.Series) -> tuple[float | None, float | None, float 
 
 class IcansReport(StudyReport):
     title = "ICANS after CAR-T cells: early intrathecal dexamethasone and methotrexate"
-
-    def __init__(self, cohort: Cohort, options: Mapping[str, str]) -> None:
-        super().__init__(cohort, options)
-        # The dose-intensity rows name each protocol version by its name, not its code.
-        self.group_labels = {
-            f"it_protocol={protocol.code} v{protocol.revision}": f"{protocol.name} (version {protocol.revision})"
-            for protocol in Protocol.objects.all()
-        }
 
     def sections(self) -> list[SectionPlan]:
         return [

@@ -7,6 +7,7 @@ import datetime as dt
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts.models import User
 from registry.action_events import Action, ActionKind, emit
 from registry.models import Patient
 from registry.models.base import local_date
@@ -20,7 +21,9 @@ from ..thresholds import OPEN_PHASE_LOOKAHEAD
 
 
 @transaction.atomic
-def course_start(*, patient: Patient, protocol: Protocol, start_date: dt.date, actor, reason: str) -> Course:
+def course_start(
+    *, patient: Patient, protocol: Protocol, start_date: dt.date, actor: User, reason: str
+) -> Course:
     """Start a course and plan its injections: every injection of the fixed phases, and the next
     few of a phase that runs until the course is stopped (the plan rolls on as they are given)."""
     course = record_save(
@@ -52,7 +55,7 @@ def _anchor(injections: list[PlannedInjection]) -> tuple[int, dt.date] | None:
 
 
 @transaction.atomic
-def course_replan(*, course: Course, actor, reason: str, state: CourseState | None = None) -> Course:
+def course_replan(*, course: Course, actor: User, reason: str, state: CourseState | None = None) -> Course:
     """Bring the plan up to date with what happened: date the injections still planned from the last
     one given (or missed), refresh their proposed doses, plan ahead in an open-ended phase, and mark
     the course completed when nothing is left to give.
@@ -99,7 +102,7 @@ def _extend_plan(course: Course, state: CourseState, open_phase) -> tuple[list[P
     return injections, slots
 
 
-def _redate_pending(state: CourseState, injections, slots, *, actor, reason: str) -> None:
+def _redate_pending(state: CourseState, injections, slots, *, actor: User, reason: str) -> None:
     """Date the injections still planned from the last one given (or missed) and refresh their doses;
     save only those that changed."""
     anchor = _anchor(injections)
@@ -121,7 +124,7 @@ def _redate_pending(state: CourseState, injections, slots, *, actor, reason: str
         record_save(injection, actor=actor, reason=reason)
 
 
-def _complete(course: Course, injections, *, actor, reason: str) -> None:
+def _complete(course: Course, injections, *, actor: User, reason: str) -> None:
     """Nothing left to give: the course is completed on the day of its last injection."""
     last = max(
         local_date(i.lumbar_puncture.performed_at) if i.fulfilled else i.planned_date
@@ -134,7 +137,7 @@ def _complete(course: Course, injections, *, actor, reason: str) -> None:
 
 @transaction.atomic
 def planned_injection_mark_missed(
-    *, injection: PlannedInjection, deviation_reason: str, actor, reason: str = ""
+    *, injection: PlannedInjection, deviation_reason: str, actor: User, reason: str = ""
 ) -> PlannedInjection:
     """An injection that was not given (with why); the rest of the course is dated from its day."""
     injection = PlannedInjection.objects.select_related("course").get(pk=injection.pk)
@@ -177,7 +180,7 @@ def course_stop(
     ended_on: dt.date,
     stop_reason: StopReason | str,
     stop_note: str = "",
-    actor,
+    actor: User,
     reason: str = "",
 ) -> Course:
     """Stop a course, saying why; the injections still planned are cancelled (not counted as missed)."""

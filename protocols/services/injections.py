@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from registry.action_events import Action, ActionKind, emit
 from registry.models import CsfResult, IntrathecalDose, LumbarPuncture, PathogenTest
 from registry.models.base import local_date
@@ -140,7 +141,7 @@ def injection_record(
     planned=AUTO,
     deviation_reason: str = "",
     overrides: Mapping[str, str] | None = None,
-    actor,
+    actor: User,
     reason: str,
 ) -> InjectionOutcome:
     """Check an LP with its CSF and doses, save them, and link them to the planned injection they fulfil.
@@ -273,7 +274,7 @@ def _merge_errors(errors: dict[str, list[str]], save, **kwargs) -> None:
                     errors[key].append(message)
 
 
-def _save_overrides(lp, accepted, overrides: Mapping[str, str], actor) -> list[SafetyOverride]:
+def _save_overrides(lp, accepted, overrides: Mapping[str, str], actor: User) -> list[SafetyOverride]:
     """One override record per accepted finding: what it said, who accepted it, when, and why."""
     saved = []
     for finding in accepted:
@@ -309,7 +310,7 @@ def _stored_formulation(dose: IntrathecalDose) -> Formulation | None:
     return record.formulation if record is not None else None
 
 
-def _save_formulations(doses, formulations, *, was_new: bool, actor, reason: str) -> None:
+def _save_formulations(doses, formulations, *, was_new: bool, actor: User, reason: str) -> None:
     for dose, formulation in zip(doses, formulations, strict=True):
         if was_new:  # a new LP's doses have no product recorded yet
             if formulation is not None:
@@ -345,7 +346,7 @@ def _link(
     deviation: str,
     deviation_reason: str,
     was_new: bool,
-    actor,
+    actor: User,
     reason: str,
 ) -> PlannedInjection | None:
     """Fulfil ``target`` with ``lp`` (releasing any injection it fulfilled before), then re-plan."""

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from accounts.models import User
 from registry.services import record_save
 
 from ..choices import ProtocolStatus
@@ -67,7 +68,7 @@ def _values(spec: Mapping[str, Any], fields: Sequence[str], where: str) -> dict[
     }
 
 
-def _save(obj, errors: dict[str, list[str]], where: str, *, actor, reason: str):
+def _save(obj, errors: dict[str, list[str]], where: str, *, actor: User, reason: str):
     try:
         return record_save(obj, actor=actor, reason=reason)
     except ValidationError as exc:
@@ -77,7 +78,7 @@ def _save(obj, errors: dict[str, list[str]], where: str, *, actor, reason: str):
 
 
 @transaction.atomic
-def protocol_create(*, spec: Mapping[str, Any], actor, reason: str) -> Protocol:
+def protocol_create(*, spec: Mapping[str, Any], actor: User, reason: str) -> Protocol:
     """A draft protocol with its phases, components and supportive requirements, from a specification.
 
     The specification is the fixture format (``protocols/fixtures/seed_protocols.json``); a component's
@@ -132,7 +133,7 @@ def protocol_create(*, spec: Mapping[str, Any], actor, reason: str) -> Protocol:
 
 
 @transaction.atomic
-def protocol_activate(*, protocol: Protocol, actor, reason: str) -> Protocol:
+def protocol_activate(*, protocol: Protocol, actor: User, reason: str) -> Protocol:
     """Make a complete draft the active version; the version active until now is retired.
 
     Courses keep the version they were planned with, so activating changes only new courses.
@@ -153,7 +154,7 @@ def protocol_activate(*, protocol: Protocol, actor, reason: str) -> Protocol:
 
 
 @transaction.atomic
-def protocol_retire(*, protocol: Protocol, actor, reason: str) -> Protocol:
+def protocol_retire(*, protocol: Protocol, actor: User, reason: str) -> Protocol:
     """No new course is planned from this version; courses already planned keep it."""
     if protocol.status == ProtocolStatus.RETIRED:
         return protocol
@@ -162,7 +163,7 @@ def protocol_retire(*, protocol: Protocol, actor, reason: str) -> Protocol:
 
 
 @transaction.atomic
-def protocol_new_revision(*, protocol: Protocol, actor, reason: str) -> Protocol:
+def protocol_new_revision(*, protocol: Protocol, actor: User, reason: str) -> Protocol:
     """A draft copy of ``protocol`` numbered after the highest version of its code, to edit."""
     highest = Protocol.objects.filter(code=protocol.code).aggregate(Max("revision"))["revision__max"]
     spec = protocol_spec(protocol) | {"revision": highest + 1, "revision_note": reason}
@@ -196,7 +197,7 @@ def protocol_spec(protocol: Protocol) -> dict[str, Any]:
 
 
 @transaction.atomic
-def formulation_ensure(*, spec: Mapping[str, Any], actor, reason: str) -> Formulation:
+def formulation_ensure(*, spec: Mapping[str, Any], actor: User, reason: str) -> Formulation:
     """The catalogue entry with this name, created from the specification if missing."""
     existing = Formulation.objects.filter(name=spec["name"]).first()
     if existing is not None:

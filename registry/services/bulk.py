@@ -15,6 +15,7 @@ from django.db import models, transaction
 from simple_history.utils import bulk_create_with_history
 
 from accounts.audited import audited_bulk_write
+from accounts.models import User
 
 from .. import write_hooks
 from ..models.base import ComputedScoreMixin
@@ -26,7 +27,7 @@ def _foreign_key_names(model: type[models.Model]) -> list[str]:
 
 @transaction.atomic
 def bulk_record_create(
-    objects: Sequence[models.Model], *, actor, reason: str, batch_size: int = 2000
+    objects: Sequence[models.Model], *, actor: User, reason: str, batch_size: int = 2000
 ) -> list[models.Model]:
     """Validate and insert objects of one model with their history; all or nothing.
 

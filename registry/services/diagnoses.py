@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts.models import User
+
 from ..choices import Specimen
 from ..models import LmDiagnosis, MutationFinding, NpsleDiagnosis, NpsleManifestation
 from .records import attribute, record_save
@@ -15,7 +17,7 @@ from .records import attribute, record_save
 
 @transaction.atomic
 def npsle_diagnosis_save(
-    *, diagnosis: NpsleDiagnosis, syndromes: Mapping[str, dt.date | None], actor, reason: str
+    *, diagnosis: NpsleDiagnosis, syndromes: Mapping[str, dt.date | None], actor: User, reason: str
 ) -> NpsleDiagnosis:
     """Save the diagnosis and make its ACR-1999 syndromes exactly ``syndromes`` (code → onset date)."""
     record_save(diagnosis, actor=actor, reason=reason)
@@ -42,7 +44,7 @@ def npsle_diagnosis_save(
 
 @transaction.atomic
 def lm_diagnosis_save(
-    *, diagnosis: LmDiagnosis, tissue: Iterable[str], csf: Iterable[str], actor, reason: str
+    *, diagnosis: LmDiagnosis, tissue: Iterable[str], csf: Iterable[str], actor: User, reason: str
 ) -> LmDiagnosis:
     """Save the LM diagnosis and make its driver mutations exactly those listed per specimen."""
     record_save(diagnosis, actor=actor, reason=reason)

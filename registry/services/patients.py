@@ -7,7 +7,7 @@ import datetime as dt
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts.models import Site
+from accounts.models import Site, User
 
 from ..choices import DeathCause, FollowUpEventType
 from ..models import FollowUpEvent, Patient, PatientIdentifier, Study
@@ -26,7 +26,7 @@ def patient_enrol(
     birth_year: int | None = None,
     full_name: str = "",
     medical_record_number: str = "",
-    actor,
+    actor: User,
     reason: str = "Enrolled",
 ) -> Patient:
     """Create a patient and, when given, their identifiers, in one transaction."""
@@ -49,7 +49,7 @@ def patient_enrol(
 
 
 @transaction.atomic
-def patient_move_site(*, patient: Patient, to_site: Site, actor, reason: str) -> Patient:
+def patient_move_site(*, patient: Patient, to_site: Site, actor: User, reason: str) -> Patient:
     """Move a patient to another site of its study: the only way a patient's site changes.
 
     Imports, the API and the admin never change it; who may move (the move right at both sites) is
@@ -84,7 +84,7 @@ def patient_move_site(*, patient: Patient, to_site: Site, actor, reason: str) ->
 
 @transaction.atomic
 def patient_record_death(
-    *, patient: Patient, death_date: dt.date, cause: DeathCause | str, actor, reason: str
+    *, patient: Patient, death_date: dt.date, cause: DeathCause | str, actor: User, reason: str
 ) -> FollowUpEvent:
     """Record (or correct) a death on the patient and as a follow-up event, keeping the two in agreement.
 

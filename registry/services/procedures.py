@@ -8,6 +8,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
+from accounts.models import User
+
 from ..models import CsfResult, IntrathecalDose, LumbarPuncture, PathogenTest, Patient
 from .records import attribute
 
@@ -35,7 +37,7 @@ def lumbar_puncture_save(
     pathogen_tests: Sequence[PathogenTest] = (),
     doses: Sequence[IntrathecalDose] = (),
     removed: Iterable[models.Model] = (),
-    actor,
+    actor: User,
     reason: str,
 ) -> LumbarPuncture:
     """Save an LP and its CSF, pathogen tests and doses as one unit: all valid, or nothing written.
@@ -82,7 +84,7 @@ def lumbar_puncture_save(
 def lumbar_puncture_record(
     *,
     patient: Patient,
-    actor,
+    actor: User,
     reason: str = "Lumbar puncture recorded",
     csf: Mapping[str, Any] | None = None,
     pathogen_tests: Iterable[Mapping[str, Any]] = (),

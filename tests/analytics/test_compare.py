@@ -66,6 +66,30 @@ def test_fisher_two_by_k_sums_every_table_no_more_likely_than_the_observed() -> 
     assert fisher_exact_test(table.T).p == pytest.approx(expected)
 
 
+def test_fisher_two_by_two_at_any_size_is_hypergeometric_as_r() -> None:
+    # Issue 14: refused beyond the enumeration cap. R: fisher.test(matrix(c(4000, 4400, 6000, 5600), 2))
+    result = fisher_exact_test(np.array([[4000, 6000], [4400, 5600]]))
+    assert result.p == pytest.approx(1.08299873423273e-08, rel=1e-6)
+    assert result.method == "exact"
+
+
+def test_fisher_four_by_two_at_two_thousand_as_r_network_algorithm() -> None:
+    # R: fisher.test(matrix(c(200, 260, 215, 240, 255, 230, 205, 195), ncol = 2)) (FEXACT)
+    table = np.array([[200, 255], [260, 230], [215, 205], [240, 195]])
+    assert fisher_exact_test(table).p == pytest.approx(0.00487914841688434, rel=1e-6)
+
+
+def test_fisher_simulated_p_value_is_r_simulate_p_value() -> None:
+    # R: fisher.test(matrix(c(3, 1, 4, 1, 5, 9, 2, 6, 5), 3)) exact p 0.28236; with
+    # simulate.p.value = TRUE, B = 1e5 it printed 0.28286. A 3×3 table is only simulated here.
+    table = np.array([[3, 1, 2], [1, 5, 6], [4, 9, 5]])
+    result = fisher_exact_test(table, simulate_p_value=True, replicates=20_000, seed=1)
+    assert result.p == pytest.approx(0.282360228768355, abs=0.01)  # ±3 binomial SDs at B = 20,000
+    assert result.method == "simulated (20000 replicates)"
+    again = fisher_exact_test(table, simulate_p_value=True, replicates=20_000, seed=1)
+    assert again.p == result.p
+
+
 def test_chi_square_applies_yates_only_to_two_by_two() -> None:
     # Expected 15 in every cell, |O - E| = 5 shrunk to 4.5: 4 × 4.5² / 15 = 5.4
     two_by_two = chi_square_test(np.array([[10, 20], [20, 10]]))

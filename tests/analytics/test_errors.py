@@ -157,6 +157,20 @@ def test_a_proportional_hazards_test_that_cannot_be_made_leaves_the_cox_model_st
     row = model.table.iloc[0]
     assert (row["coef"], round(row["se"], 6)) == (pytest.approx(0, abs=1e-12), 1.414214)
     assert model.proportional_hazards["p"].isna().all()
+    assert "not available: every event is at one time" in model.proportional_hazards_note
+    assert model.to_dict()["proportional_hazards_note"] == model.proportional_hazards_note
+
+
+def test_every_event_at_one_time_in_a_larger_cohort_keeps_the_fit() -> None:
+    # Issue 14: this shape crashed with a raw LinAlgError from the proportional-hazards test.
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"t": rng.uniform(1, 10, 60), "x": rng.normal(size=60), "g": rng.integers(0, 2, 60)})
+    frame["e"] = (rng.random(60) < 0.4).astype(int)
+    frame.loc[frame["e"] == 1, "t"] = 5.0
+    model = cox(frame, "t", "e", ["x", "g"])
+    assert np.isfinite(model.table[["coef", "se", "p"]].to_numpy()).all()
+    assert model.proportional_hazards["chisq"].isna().all()
+    assert model.proportional_hazards_note.startswith("proportional-hazards test not available")
 
 
 def test_untestable_inputs() -> None:
@@ -164,13 +178,32 @@ def test_untestable_inputs() -> None:
         rank_sum_test(np.ones(60), np.ones(60))
     with pytest.raises(AnalysisError, match="every difference is zero"):
         signed_rank_test(np.zeros(5))
-    with pytest.raises(AnalysisError, match="2×k"):
+    with pytest.raises(AnalysisError, match="2×k table, got \\(3, 3\\); use simulate_p_value=True"):
         fisher_exact_test(np.ones((3, 3), dtype=int))
 
 
-def test_single_valued_categorical_variable(patients: pd.DataFrame) -> None:
-    with pytest.raises(AnalysisError, match="'seizure' has a single value"):
-        table_one(patients.assign(seizure=0), "treated", categorical=["seizure"])
+def test_a_variable_whose_test_cannot_run_gets_a_note_and_the_rest_of_table_one_stands(
+    patients: pd.DataFrame,
+) -> None:
+    # Issue 14: one untestable variable refused the whole table.
+    frame = patients.assign(seizure=0, same_as_group=patients["treated"])
+    frame.loc[frame["treated"] == 1, "age"] = np.nan
+    frame.loc[frame.index[frame["treated"] == 1][0], "age"] = 40.0  # a treated group of one
+    result = table_one(
+        frame, "treated", continuous=["age", "protein_after"], categorical=["seizure", "same_as_group"]
+    )
+    rows = result.table.set_index("variable")
+    assert np.isnan(rows.loc["seizure", "p"]) and np.isnan(rows.loc["seizure", "smd"])
+    assert rows.loc["seizure", "count_1"] == 0
+    assert result.notes["seizure"] == "variable 'seizure' has a single value (0); nothing to test"
+    # 0/1 identical to the group: the test runs (p tiny), the SMD has no within-group variation.
+    assert rows.loc["same_as_group", "p"] < 1e-10 and np.isnan(rows.loc["same_as_group", "smd"])
+    assert "no variation" in result.notes["same_as_group"]
+    # A group of one: the rank-sum test runs, the SMD needs two values per group.
+    assert rows.loc["age", "n_1"] == 1 and not np.isnan(rows.loc["age", "p"])
+    assert "needs two values per group" in result.notes["age"]
+    assert np.isfinite(rows.loc["protein_after", ["p", "smd"]].astype(float)).all()
+    assert "protein_after" not in result.notes
 
 
 def test_missing_values_are_excluded_and_counted(patients: pd.DataFrame) -> None:
@@ -207,7 +240,9 @@ def test_table_one_names_an_empty_or_constant_categorical_variable():
     from analytics.errors import AnalysisError
 
     frame = pd.DataFrame({"group": [0, 0, 1, 1], "flag": [1, 1, 1, 1], "empty": [None] * 4})
-    with pytest.raises(AnalysisError, match=r"'flag' has a single value \(1\)"):
-        table_one(frame, "group", categorical=["flag"])
+    flagged = table_one(frame, "group", categorical=["flag"])
+    assert flagged.notes == {"flag": "variable 'flag' has a single value (1); nothing to test"}
     with pytest.raises(AnalysisError, match="'empty'"):
         table_one(frame, "group", categorical=["empty"])
+    with pytest.raises(AnalysisError, match="'empty' has no values"):
+        table_one(frame, "group", continuous=["empty"])

@@ -26,10 +26,25 @@ def test_nearest_control_is_taken_whichever_side() -> None:
     assert pairs_of([0.5, 0.7, 0.2], [True, False, False]) == [(0, 1)]
 
 
-def test_controls_with_equal_distance_are_taken_in_data_order() -> None:
-    # Below the treated unit and above it alike, the earlier row wins among equal distances.
-    assert pairs_of([0.5, 0.25, 0.25], [True, False, False]) == [(0, 1)]
+def test_controls_with_equal_distance_are_taken_in_stably_sorted_order() -> None:
+    # MatchIt's nn_matchC walks the stably sorted units outwards from the treated unit: among
+    # equal distances below it the later row is nearer, above it the earlier one (issue 14's
+    # minimal case: treated at 50, controls at 25 in rows 2 and 3 -> MatchIt takes row 3).
+    assert pairs_of([0.5, 0.25, 0.25], [True, False, False]) == [(0, 2)]
+    assert pairs_of([50, 25, 25], [True, False, False]) == [(0, 2)]
     assert pairs_of([0.5, 0.75, 0.75], [True, False, False]) == [(0, 1)]
+
+
+def test_a_control_tied_with_the_treated_unit_sits_by_data_order() -> None:
+    # Controls with the treated unit's own distance: an earlier row sits left of it (below),
+    # a later row right of it; both are 0 away and the one below wins.
+    assert pairs_of([0.4, 0.5, 0.5, 0.5], [False, False, True, False]) == [(2, 1)]
+    assert pairs_of([0.5, 0.5, 0.6], [True, False, False]) == [(0, 1)]
+
+
+def test_ratio_two_keeps_the_sorted_order_rule_in_the_second_pass() -> None:
+    # Treated at 0.5 takes the later of the two tied controls below first, then the earlier.
+    assert pairs_of([0.5, 0.3, 0.3], [True, False, False], ratio=2) == [(0, 2), (0, 1)]
 
 
 def test_treated_units_take_turns_from_the_largest_score_without_replacement() -> None:
@@ -77,11 +92,12 @@ def test_tied_scores_match_in_data_order_and_the_caliper_excludes(saturated: pd.
     assert (result.n_treated, result.n_treated_matched, result.n_control_matched) == (5, 4, 4)
 
 
-def test_without_caliper_the_earliest_of_tied_controls_below_is_taken(saturated: pd.DataFrame) -> None:
+def test_without_caliper_the_latest_of_tied_controls_below_is_taken(saturated: pd.DataFrame) -> None:
     result = match_nearest(saturated, "treated", ["x"], caliper=None)
     pairs = list(result.pairs[["treated", "control"]].itertuples(index=False, name=None))
-    # 9 now takes the first of the tied controls 3–6; 1 and 2 take the next ones.
-    assert pairs == [(7, 10), (8, 11), (9, 3), (1, 4), (2, 5)]
+    # 9 now reaches down to the tied controls 3–6 and takes the nearest in sorted order, the last
+    # (6); 1 and 2 sit left of all of them and take the first ones above (3, 4).
+    assert pairs == [(7, 10), (8, 11), (9, 6), (1, 3), (2, 4)]
 
 
 def test_matched_rows_carry_subclass_and_unit_weights(saturated: pd.DataFrame) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.survival import cox, kaplan_meier
+from analytics.survival import cox, kaplan_meier, logrank, merge_near_ties
 
 
 def km(times: list[float], events: list[int], **options):
@@ -159,3 +159,42 @@ def test_proportional_hazards_test_on_the_lung_data() -> None:
     assert result.proportional_hazards["chisq"].tolist() == pytest.approx(
         [0.5077, 2.5489, 0.0144, 3.0051], abs=5e-5
     )
+
+
+def _calendar_times() -> pd.DataFrame:
+    """Months from days as calendar arithmetic makes them: 0.1 + 0.2 and 0.3 are one time to R."""
+    return pd.DataFrame(
+        {
+            "t": [0.1 + 0.2, 0.3, 0.3, 1.0, 7 / 3, (1 / 3) * 7, 4.0, 5.0],
+            "e": [1, 1, 0, 1, 1, 0, 1, 0],
+            "g": [0, 1, 0, 1, 0, 1, 0, 1],
+        }
+    )
+
+
+def test_timefix_merges_times_equal_within_r_tolerance() -> None:
+    frame = _calendar_times()
+    first = min(7 / 3, (1 / 3) * 7)  # a run of near-equal times becomes its first (least) time
+    assert merge_near_ties(frame["t"].to_numpy()).tolist() == [0.3, 0.3, 0.3, 1.0, first, first, 4.0, 5.0]
+    exact = frame.assign(t=merge_near_ties(frame["t"].to_numpy()))
+    merged = kaplan_meier(frame, "t", "e")
+    assert merged.curve["time"].tolist() == pytest.approx([0.3, 1.0, 7 / 3, 4.0, 5.0])
+    assert merged.curve["survival"].tolist() == kaplan_meier(exact, "t", "e").curve["survival"].tolist()
+    # R: survdiff/coxph with timefix = TRUE (the default) see one tie at 0.3 and one at 7/3.
+    assert logrank(frame, "t", "e", "g").statistic == logrank(exact, "t", "e", "g").statistic
+    assert cox(frame, "t", "e", ["g"]).loglik == cox(exact, "t", "e", ["g"]).loglik
+
+
+def test_timefix_false_compares_times_exactly() -> None:
+    frame = _calendar_times()
+    assert len(kaplan_meier(frame, "t", "e", timefix=False).curve) == 7
+    split = logrank(frame, "t", "e", "g", timefix=False).statistic
+    assert split != logrank(frame, "t", "e", "g").statistic
+    assert cox(frame, "t", "e", ["g"], timefix=False).loglik != cox(frame, "t", "e", ["g"]).loglik
+
+
+def test_timefix_tolerance_is_relative_to_the_mean_time() -> None:
+    # Large times (days since 1970): a gap of 1e-5 is below 1.5e-8 of the mean and is merged.
+    times = np.array([20_000.0, 20_000.00001, 20_001.0])
+    assert merge_near_ties(times).tolist() == [20_000.0, 20_000.0, 20_001.0]
+    assert merge_near_ties(np.array([1.0, 1.001, 2.0])).tolist() == [1.0, 1.001, 2.0]

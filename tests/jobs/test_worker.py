@@ -9,12 +9,7 @@ in-memory database) and, outside CI, when Redis is not running.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -23,80 +18,13 @@ from django.urls import reverse
 from jobs.models import Job, JobKind, JobStatus
 from jobs.services import job_start
 from tests import factories as f
-
-ROOT = Path(__file__).resolve().parents[2]
-REDIS_DB = 10 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-BROKER = f"redis://127.0.0.1:6379/{REDIS_DB}"
-
-
-def _redis_up() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(BROKER, socket_connect_timeout=1).ping())
-    except redis.exceptions.ConnectionError:
-        return False
-
+from tests.jobs.processes import Worker
 
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="a worker process needs PostgreSQL"),
 ]
-
-
-@pytest.fixture
-def broker(settings):
-    if not _redis_up():
-        if os.environ.get("REGISTRY_CI"):
-            pytest.fail(f"Redis is not running at {BROKER}; .ci/run starts it")
-        pytest.skip("Redis is not running (redis-server); CI starts it")
-    import redis
-
-    redis.Redis.from_url(BROKER).flushdb()
-    settings.CELERY_BROKER_URL = BROKER
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": BROKER}
-    }
-    from config.celery import app
-
-    app.conf.broker_url = BROKER  # the app read its settings at import, before this override
-    yield BROKER
-    redis.Redis.from_url(BROKER).flushdb()
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-class Worker:
-    def __init__(self, broker: str) -> None:
-        env = {
-            **os.environ,
-            "DATABASE_URL": _database_url(),
-            "CELERY_BROKER_URL": broker,
-            "CACHE_URL": broker,
-            "CELERY_VISIBILITY_TIMEOUT_SECONDS": "3",
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=WARNING",
-             "--include", "tests.jobs.probe", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.stdout.read() if self.process.stdout else ""
 
 
 @pytest.fixture

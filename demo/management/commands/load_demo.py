@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from tqdm import tqdm
 
+from accounts.models import User
 from accounts.services import system_user
 from demo.common import ensure_sites_and_studies
 from demo.icans import load_icans_cohort
@@ -55,7 +56,7 @@ class Command(BaseCommand):
                 created = self._load(code, studies[code], actor=actor, patients=patients, seed=seed)
                 self.stdout.write(self.style.SUCCESS(f"{code}: {created} patients loaded."))
 
-    def _load(self, code: str, study, *, actor, patients: int, seed: int) -> int:
+    def _load(self, code: str, study, *, actor: User, patients: int, seed: int) -> int:
         total = {"lm": 41, "npsle": patients, "icans": 13}[code]
         with tqdm(
             total=total, desc=code, unit="patient", disable=not sys.stderr.isatty(), leave=False
