@@ -187,6 +187,10 @@ class CaseForm(VersionedForm, metaclass=NativeDatesMetaclass):
         birth = patient.birth_date if patient is not None else None
         date_bounds(self, earliest=birth, future=self.future_dates)
         add_missing_code_fields(self)
+        for field in self.fields.values():
+            # Free text (an "other" term, an agent, a finding) gets the width of a short sentence.
+            if isinstance(field, forms.CharField) and (field.max_length or 0) >= 100:
+                field.widget.attrs.setdefault("class", "wide-text")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import models
+
 from .choices import CtcaeTerm, DiseaseArea, IntrathecalDrug, TestResult
 
 
@@ -59,7 +61,7 @@ APPLIES: dict[str, dict[str, AppliesWhen]] = {
 }
 
 
-def rules_for(model: type) -> dict[str, AppliesWhen]:
+def rules_for(model: type[models.Model]) -> dict[str, AppliesWhen]:
     return APPLIES.get(model._meta.label_lower, {})
 
 
@@ -76,7 +78,7 @@ def not_applicable_errors(record: Any, area: str | None) -> dict[str, list[str]]
     }
 
 
-def applies(model: type, name: str, area: str | None) -> bool:
+def applies(model: type[models.Model], name: str, area: str | None) -> bool:
     """Whether a field can apply at all in a study of ``area`` (before any value is chosen)."""
     rule = rules_for(model).get(name)
     return rule is None or rule.areas is None or area is None or area in rule.areas

@@ -159,9 +159,10 @@ class DataQuery(models.Model):
         if not self.field_name or model is None:
             return sentence(self.field_name)
         try:
-            return sentence(model._meta.get_field(self.field_name).verbose_name)
+            field = model._meta.get_field(self.field_name)
         except FieldDoesNotExist:
             return sentence(self.field_name)
+        return sentence(str(getattr(field, "verbose_name", self.field_name)))
 
     @property
     def is_open(self) -> bool:

@@ -123,8 +123,12 @@ class Section:
 class SectionBuilder:
     """Collects a section's tables, figures and notes while its analyses run."""
 
-    def __init__(self, key: str, title: str) -> None:
+    def __init__(
+        self, key: str, title: str, missing_reasons: Mapping[str, Mapping[int, str]] | None = None
+    ) -> None:
         self.section = Section(key, title)
+        #: {column: {patient id: missing-data code}}: why values are missing, for the cohort flow.
+        self.missing_reasons = missing_reasons or {}
 
     def table(
         self,
@@ -172,7 +176,7 @@ class SectionBuilder:
         self.section.analysed = len(complete)
         self.section.excluded = len(frame) - len(complete)
         self.section.exclusions = ", ".join(
-            f"{name} missing ({count}{_by_reason(frame, missing[name], name)})"
+            f"{name} missing ({count}{_by_reason(frame, missing[name], self.missing_reasons.get(name))})"
             for name, count in counts.items()
         )
         if frame.empty:
@@ -190,9 +194,8 @@ class SectionBuilder:
             self.note(f"{what}: not available for this cohort ({exc}).")
 
 
-def _by_reason(frame: pd.DataFrame, missing: pd.Series, name: str) -> str:
-    """ ": UNK 3, ND 2, not entered 7" when some of a column's gaps carry missing-data codes, else ""."""
-    coded = frame.attrs.get("missing_reasons", {}).get(name)
+def _by_reason(frame: pd.DataFrame, missing: pd.Series, coded: Mapping[int, str] | None) -> str:
+    """The gaps of a column by missing-data code (e.g. ': UNK 3, ND 2, not entered 7'); '' without codes."""
     if not coded or "patient_id" not in frame:
         return ""
     reasons = frame.loc[missing, "patient_id"].map(coded).fillna("not entered")
@@ -201,9 +204,14 @@ def _by_reason(frame: pd.DataFrame, missing: pd.Series, name: str) -> str:
     return ": " + ", ".join(f"{code} {counts[code]}" for code in order)
 
 
-def build_section(key: str, title: str, build: Callable[[SectionBuilder], None]) -> Section:
+def build_section(
+    key: str,
+    title: str,
+    build: Callable[[SectionBuilder], None],
+    missing_reasons: Mapping[str, Mapping[int, str]] | None = None,
+) -> Section:
     """Run one section's analyses; a refusal becomes its message, never an error page."""
-    builder = SectionBuilder(key, title)
+    builder = SectionBuilder(key, title, missing_reasons)
     try:
         build(builder)
     except AnalysisError as exc:
@@ -299,13 +307,22 @@ class Cohort:
     study: str
     screened: int
     dictionary: list[dict[str, str]]
+    missing_reasons: dict[str, dict[int, str]] = field(default_factory=dict)
 
     @classmethod
     def from_dataset(cls, frame: pd.DataFrame, *, patients: QuerySet, filters: dict[str, Any]) -> Cohort:
         """Take the dataset's ``attrs`` out of the frame: pandas deep-copies them on every operation,
         which made a report several times slower."""
         attrs, frame.attrs = frame.attrs, {}
-        return cls(frame, patients, filters, attrs["study"], int(attrs["screened"]), attrs["dictionary"])
+        return cls(
+            frame,
+            patients,
+            filters,
+            attrs["study"],
+            int(attrs["screened"]),
+            attrs["dictionary"],
+            attrs.get("missing_reasons", {}),
+        )
 
 
 SectionPlan = tuple[str, str, Callable[[SectionBuilder], None]]
@@ -353,7 +370,7 @@ class StudyReport:
         plan = self.sections()
         sections = []
         for done, (key, title, build) in enumerate(plan, start=1):
-            sections.append(build_section(key, title, build))
+            sections.append(build_section(key, title, build, self.cohort.missing_reasons))
             if progress:
                 progress(done, len(plan), title)
         screened, included = self.cohort.screened, len(self.frame)

@@ -82,7 +82,7 @@
 
   function spelled(input) {
     var value = input.value;
-    if (!value) return input.type === "date" ? "yyyy-mm-dd" : "yyyy-mm-dd hh:mm";
+    if (!value) return "";
     var parts = value.split("T");
     var ymd = parts[0].split("-").map(Number);
     var day = new Date(ymd[0], ymd[1] - 1, ymd[2]);

@@ -68,7 +68,7 @@ def people():
 
 @pytest.fixture
 def nurse_page(chromium, live_server):
-    """A laptop-sized page in a British locale, so dates are typed day, month, year."""
+    """A laptop-sized page that may download files; page errors and CSP violations fail the test."""
     context = chromium.new_context(
         base_url=live_server.url,
         viewport={"width": 1366, "height": 900},
@@ -104,13 +104,21 @@ def _open(page, section: str, button: str) -> None:
 
 def _save(page, section: str, message: str) -> None:
     page.locator(f"#section-{section} button[type=submit]", has_text="Save").click()
-    expect(page.locator(f"#section-{section} .saved-message")).to_have_text(message)
+    saved = page.locator(f"#section-{section} .saved-message, #section-{section} .errorlist").first
+    saved.wait_for()
+    if saved.get_attribute("class") != "saved-message":
+        _shot(page, "refused")
+    expect(page.locator(f"#section-{section} .saved-message")).to_have_text(f"✓ {message}")
 
 
-def _type_date(page, selector: str, digits: str) -> None:
-    """Type into a native date picker as a person does: click it, then the digits (day, month, year)."""
-    page.click(selector)
-    page.keyboard.type(digits)
+def _type_date(page, selector: str, iso: str) -> None:
+    """Type a date into a native picker as a person does: tab into it (the first part takes the focus),
+    then the digits in the order the picker shows them (this chromium's is month, day, year), and
+    check the ISO value it holds."""
+    year, month, day = iso.split("-")
+    page.focus(selector)
+    page.keyboard.type(month + day + year)
+    expect(page.locator(selector)).to_have_value(iso)
 
 
 def _code(page, field: str, code: str) -> None:
@@ -127,11 +135,12 @@ def _enrol(page, study_label: str, site: str, code: str, birth: str) -> Patient:
     page.fill("#id_study_code", code)
     page.select_option("#id_sex", "F")
     _type_date(page, "#id_birth_date", birth)
-    _type_date(page, "#id_index_admission_date", "01112026")
+    _type_date(page, "#id_index_admission_date", "2026-11-01")
     page.fill("#id_full_name", "Wang Xiaoli")
     page.fill("#id_medical_record_number", f"MRN-{code}")
     _fits(page, "enrolment")
     page.get_by_role("button", name="Enrol").click()
+    _shot(page, f"enrolled-{code}")
     expect(page.locator("ul.messages")).to_contain_text(f"{code} enrolled.")
     return Patient.objects.get(study_code=code)
 
@@ -191,13 +200,12 @@ def test_a_nurse_enters_an_npsle_and_an_icans_patient(nurse_page, people, live_s
     sign_in(page, "nurse", PASSWORD)
 
     # --- NPSLE -------------------------------------------------------------------------------------
-    patient = _enrol(page, "npsle: IT MTX+DEX in NPSLE", "North Teaching Hospital", "NP-0101", "18041992")
-    assert str(patient.birth_date) == "1992-04-18", "the date typed day-month-year is stored as ISO"
-    assert page.locator("#id_birth_date").count() == 0  # (the enrolment page has gone)
+    patient = _enrol(page, "npsle: IT MTX+DEX in NPSLE", "North Teaching Hospital", "NP-0101", "1992-04-18")
+    assert str(patient.birth_date) == "1992-04-18"
 
     def npsle_diagnosis():
         page.check("#id_syndromes-0-present")
-        _type_date(page, "#id_syndromes-0-onset_date", "30102026")
+        _type_date(page, "#id_syndromes-0-onset_date", "2026-10-30")
         _code(page, "c3_g_per_l", "ND")
 
     _record(page, "diagnosis", "Edit diagnosis", "NPSLE diagnosis saved.", npsle_diagnosis)
@@ -217,7 +225,7 @@ def test_a_nurse_enters_an_npsle_and_an_icans_patient(nurse_page, people, live_s
     def therapy():
         page.select_option("#id_category", index=1)
         page.fill("#id_agent", "methylprednisolone")
-        page.locator("#section-therapy").get_by_role("button", name="Today").click()
+        page.locator("#section-therapy").get_by_role("button", name="Today: Start date").click()
 
     _record(page, "therapy", "Add therapy", "Systemic therapy added.", therapy)
 
@@ -237,20 +245,20 @@ def test_a_nurse_enters_an_npsle_and_an_icans_patient(nurse_page, people, live_s
         page.select_option("#id_outcome", index=1)
         page.locator("#section-outcomes").get_by_role("button", name="Today").click()
 
-    _record(page, "outcomes", "Edit discharge", "Discharge outcome added.", discharge)
+    _record(page, "outcomes", "Add discharge", "Discharge outcome added.", discharge)
     _shot(page, "npsle-record")
 
     lp = LumbarPuncture.objects.get(patient=patient)
     assert lp.opening_pressure_mmh2o is None and lp.missing_codes == {"opening_pressure_mmh2o": "ND"}
 
     # --- ICANS -------------------------------------------------------------------------------------
-    patient = _enrol(page, "icans: IDM for ICANS", "Haematology Centre", "IC-0007", "02021970")
+    patient = _enrol(page, "icans: IDM for ICANS", "Haematology Centre", "IC-0007", "1970-02-02")
 
     def infusion():
         page.select_option("#id_underlying_malignancy", index=1)
         page.fill("#id_product", "axicabtagene ciloleucel")
         page.select_option("#id_target", index=1)
-        _type_date(page, "#id_infusion_date", "02112026")
+        _type_date(page, "#id_infusion_date", "2026-11-02")
         page.fill("#id_dose_1e6_cells_per_kg", "2.0")
         _code(page, "marrow_blasts_pct", "UNK")
 
@@ -277,11 +285,12 @@ def test_a_nurse_enters_an_npsle_and_an_icans_patient(nurse_page, people, live_s
     page.goto("/")
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, "researcher", PASSWORD)
-    page.goto("/exchange/export/")
+    page.goto("/data/export/")
     page.select_option(
         "#id_study", label=page.locator("#id_study option", has_text="npsle").first.inner_text()
     )
-    page.select_option("#id_format", index=0)
+    page.select_option("#id_format", "csv")
+    _fits(page, "export")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download").click()
     archive = zipfile.ZipFile(io.BytesIO(download.value.path().read_bytes()))

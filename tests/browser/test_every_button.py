@@ -88,6 +88,10 @@ def _fill(form, password: str) -> None:
         tag = field.evaluate("element => element.tagName").lower()
         if kind in ("hidden", "submit", "button", "checkbox", "radio", "file"):
             continue
+        # A person cannot fill a disabled field, and gives a missing-data code only when a value is
+        # missing for a reason: neither is "what a person must" fill.
+        if field.is_disabled() or field.get_attribute("data-missing-code") is not None:
+            continue
         if tag == "select":
             if not field.input_value():
                 options = field.locator("option")
