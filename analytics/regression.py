@@ -186,7 +186,8 @@ def _fit(
         loglik, probabilities = trial, trial_probabilities
         if np.abs(step).max() <= CONVERGENCE * (1 + np.abs(beta).max()):
             covariance = np.linalg.inv(_information(design, probabilities))
-            se = np.sqrt(np.diag(covariance)).reshape((width, blocks), order="F")
+            with np.errstate(invalid="ignore"):  # a negative variance: not a maximum, checked below
+                se = np.sqrt(np.diag(covariance)).reshape((width, blocks), order="F")
             if np.isfinite(beta).all() and np.isfinite(se).all():
                 return beta, se
             break
