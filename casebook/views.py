@@ -55,7 +55,7 @@ from .pages import (
     visible_patient,
 )
 from .records import KINDS, SECTIONS, RecordKind
-from .sections import section_context
+from .sections import review_state, section_context
 from .status_views import worklists
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -160,11 +160,14 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = visible_patient(request, pk)
+    state = review_state(patient)  # every section's review and open queries, read once
     sections = [
         (
             key,
             title,
-            render_to_string("casebook/section.html", section_context(patient, key, request.user), request),
+            render_to_string(
+                "casebook/section.html", section_context(patient, key, request.user, state), request
+            ),
         )
         for key, title in SECTIONS.items()
     ]
