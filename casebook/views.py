@@ -97,6 +97,21 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+#: Names are matched inside (trigram index on PostgreSQL) only from this length: shorter fragments
+#: match too many names to be a search.
+NAME_SEARCH_MIN_LENGTH = 3
+
+
+def _search(query: str, user) -> Q:
+    """Patients whose study code or MRN starts with the query (indexed prefixes, case-insensitive), or
+    whose name contains it, among identifiers the user may see (registry migration 0011)."""
+    matches = Q(medical_record_number__istartswith=query)
+    if len(query) >= NAME_SEARCH_MIN_LENGTH:
+        matches |= Q(full_name__icontains=query)
+    identified = scope(PatientIdentifier.objects.all(), user, Capability.VIEW_IDENTIFIERS).filter(matches)
+    return Q(study_code__istartswith=query) | Q(identifier__in=identified)
+
+
 @login_required
 def patient_list(request: HttpRequest) -> HttpResponse:
     """Search by study code; names and MRNs only where the user may see identifiers."""
@@ -112,10 +127,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
         if study:
             patients = patients.filter(study=study)
         if query:
-            identified = scope(PatientIdentifier.objects.all(), user, Capability.VIEW_IDENTIFIERS).filter(
-                Q(medical_record_number__iexact=query) | Q(full_name__icontains=query)
-            )
-            patients = patients.filter(Q(study_code__icontains=query) | Q(identifier__in=identified))
+            patients = patients.filter(_search(query, user))
     return render(
         request,
         "casebook/patient_list.html",
