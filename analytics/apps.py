@@ -7,4 +7,10 @@ class AnalyticsConfig(AppConfig):
     verbose_name = "Cohort analytics"
 
     def ready(self) -> None:
+        from registry import write_hooks
+
+        # Imported here, once the app registry is ready: they import models.
         from . import jobs, signals  # noqa: F401  (the report-run job's runner; the default definition of new studies)
+        from .reports.invalidation import ReportInvalidation
+
+        write_hooks.register(ReportInvalidation())

@@ -67,9 +67,10 @@ class ReportRun(models.Model):
     """A computed report, cached for one set of inputs and one state of the registry.
 
     ``cache_key`` hashes the study, filters, options, the sites whose patients were visible and
-    the registry fingerprint (the newest history row of every registry model), so any write to a
-    record makes the next view compute a new run; ``scope_key`` is the same without the
-    fingerprint, and a new run replaces the older runs of its scope.
+    the fingerprint of the data it read (the data-version tokens of that study and those sites,
+    ``analytics.reports.invalidation``), so a write to one of its records makes the next view
+    compute a new run; ``scope_key`` is the same without the fingerprint, and a new run replaces
+    the older runs of its scope.
     """
 
     cache_key = models.CharField(max_length=64, unique=True)
@@ -82,7 +83,9 @@ class ReportRun(models.Model):
         blank=True,
         help_text="Ids of the sites whose patients were visible; empty means every site.",
     )
-    fingerprint = models.TextField(help_text="Newest history id of each registry model when computed.")
+    fingerprint = models.TextField(
+        help_text="Data-version tokens of the study and sites the run read, when computed."
+    )
     numbers = models.JSONField(
         help_text="The report's numbers (schema in the README under 'Cohort reports')."
     )

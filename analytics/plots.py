@@ -114,12 +114,45 @@ class KmPanel:
     confidence: bool = True
 
 
-def _km_steps(rows: pd.DataFrame) -> tuple[np.ndarray, ...]:
+def _km_steps(rows: pd.DataFrame, xmax: float) -> tuple[np.ndarray, ...]:
+    """The curve's corners at the resolution of the drawing.
+
+    A row where neither the estimate nor its band moves (a censoring) adds nothing to a step drawn
+    ``where="post"``; of several corners within one ``STEP_RESOLUTION`` of the time axis only the
+    last is drawn (the drops between merge into one, moved by less than that width). So a curve of
+    100,000 patients is at most a few hundred points, like one of 300. The last row is always kept.
+    """
     times = np.concatenate([[0.0], rows["time"].to_numpy(dtype=float)])
     survival = np.concatenate([[1.0], rows["survival"].to_numpy(dtype=float)])
     lower = np.concatenate([[1.0], rows["lower"].to_numpy(dtype=float)])
     upper = np.concatenate([[1.0], rows["upper"].to_numpy(dtype=float)])
-    return times, survival, lower, upper
+    values = np.vstack([survival, lower, upper])
+    before, after = values[:, :-1], values[:, 1:]
+    same = (before == after) | (np.isnan(before) & np.isnan(after))
+    keep = np.concatenate([[True], ~same.all(axis=0)])
+    keep[-1] = True
+    corners = np.flatnonzero(keep)
+    cells = np.floor(times[corners] / (xmax * STEP_RESOLUTION or 1.0))
+    last_in_cell = corners[np.concatenate([cells[1:] != cells[:-1], [True]])]
+    kept = np.union1d([0, len(times) - 1], last_in_cell)
+    return times[kept], survival[kept], lower[kept], upper[kept]
+
+
+#: Share of the time axis within which corners of a curve are drawn as one (under a point wide).
+STEP_RESOLUTION = 1 / 300
+#: Censoring marks closer than this share of the time axis are drawn once: they overlap anyway.
+MARK_RESOLUTION = 1 / 200
+
+
+def _censor_marks(rows: pd.DataFrame, xmax: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct censoring mark once, at the resolution of the drawing (thousands of censored
+    patients would otherwise be thousands of overlapping marks in the SVG)."""
+    censored = rows[rows["censored"] > 0]
+    cell = np.round(censored["time"].to_numpy(dtype=float) / (xmax * MARK_RESOLUTION or 1.0))
+    survival = censored["survival"].to_numpy(dtype=float)
+    _, first = np.unique(np.column_stack([cell, np.round(survival, 2)]), axis=0, return_index=True)
+    first.sort()
+    return censored["time"].to_numpy(dtype=float)[first], survival[first]
 
 
 @_styled
@@ -150,15 +183,15 @@ def _km_axes(ax, panel: KmPanel, prefix: str) -> None:
         if rows.empty:
             continue
         colour = PALETTE[index % len(PALETTE)]
-        times, survival, lower, upper = _km_steps(rows)
+        times, survival, lower, upper = _km_steps(rows, xmax)
         (line,) = ax.step(times, survival, where="post", color=colour, linewidth=1.6, label=label)
         line.set_gid(f"{prefix}km-{_ident(group)}")
         if panel.confidence:
             band = ax.fill_between(times, lower, upper, step="post", color=colour, alpha=0.12, linewidth=0)
             band.set_gid(f"{prefix}ci-{_ident(group)}")
-        censored = rows[rows["censored"] > 0]
+        mark_times, mark_survival = _censor_marks(rows, xmax)
         (marks,) = ax.plot(
-            censored["time"], censored["survival"], linestyle="none", marker="|", markersize=6, color=colour
+            mark_times, mark_survival, linestyle="none", marker="|", markersize=6, color=colour
         )
         marks.set_gid(f"{prefix}censor-{_ident(group)}")
     ax.set_xlim(0, xmax * 1.02)
@@ -284,6 +317,17 @@ def forest_plot(key: str, effects: Sequence[Effect], *, xlabel: str) -> str:
     return _render(figure, key)
 
 
+def _distinct_marks(line: Line2D, span: float) -> None:
+    """Keep one of the outlier marks that fall within ``MARK_RESOLUTION`` of the value axis of each
+    other (they would be drawn on top of each other; at 100,000 patients they are thousands)."""
+    y = np.asarray(line.get_ydata(), dtype=float)
+    if y.size < 2 or span <= 0:
+        return
+    _, first = np.unique(np.round(y / (span * MARK_RESOLUTION)), return_index=True)
+    first.sort()
+    line.set_data(np.asarray(line.get_xdata())[first], y[first])
+
+
 @dataclass(frozen=True)
 class PairedGroup:
     """Measurements of one group at its first and its last lumbar puncture."""
@@ -298,6 +342,8 @@ def paired_box_plot(key: str, groups: Sequence[PairedGroup], *, ylabel: str) -> 
     """Box plots of the first and last measurement side by side, per group."""
     figure = _figure(2.4 * len(groups) + 1.6, 3.8)
     ax = figure.add_subplot()
+    values = np.array([v for g in groups for v in (*g.before, *g.after)], dtype=float)
+    span = float(np.nanmax(values) - np.nanmin(values)) if values.size else 0.0
     for index, group in enumerate(groups):
         centre = index * 3.0
         boxes = ax.boxplot(
@@ -312,6 +358,8 @@ def paired_box_plot(key: str, groups: Sequence[PairedGroup], *, ylabel: str) -> 
         for patch, colour in zip(boxes["boxes"], (PALETTE[5], PALETTE[0]), strict=True):
             patch.set_facecolor(colour)
             patch.set_alpha(0.55)
+        for fliers in boxes["fliers"]:
+            _distinct_marks(fliers, span)
         boxes["boxes"][0].set_gid(f"box-{_ident(group.label)}-first")
         boxes["boxes"][1].set_gid(f"box-{_ident(group.label)}-last")
     ax.set_xticks(
@@ -568,6 +616,40 @@ def dose_timeline_plot(key: str, lanes: Sequence[DoseLane], *, xlabel: str, dose
     _grid(ax)
     ax.grid(False, axis="y")
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, title=f"Marker size: {dose_label}")
+    return _render(figure, key)
+
+
+@_styled
+def dose_rate_plot(key: str, weekly: pd.DataFrame, *, xlabel: str) -> str:
+    """Injections per week as stacked bars by status (``weekly``: one row per week, one column per
+    status of ``INJECTION_STYLES``): the dose timeline of a cohort too large for one row per patient."""
+    figure = _figure(9.0, 3.4)
+    ax = figure.add_subplot()
+    weeks = weekly.index.to_numpy(dtype=float)
+    bottom = np.zeros(len(weekly))
+    for status, (label, colour, filled) in INJECTION_STYLES.items():
+        if status not in weekly:
+            continue
+        counts = weekly[status].to_numpy(dtype=float)
+        bars = ax.bar(
+            weeks,
+            counts,
+            bottom=bottom,
+            width=0.9,
+            color=colour if filled else "white",
+            edgecolor=colour,
+            linewidth=0.4 if filled else 0.8,
+            label=label,
+        )
+        if bars.patches:
+            bars.patches[0].set_gid(f"rate-{status}")
+        bottom += counts
+    ax.set_xlim(left=-0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("Injections per week")
+    _grid(ax)
+    ax.grid(False, axis="x")
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4)
     return _render(figure, key)
 
 

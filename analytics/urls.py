@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/", views.report_detail, name="detail"),
     path("<int:pk>/save/", views.report_save, name="save"),
     path("<int:pk>/figures/<str:key>.svg", views.report_figure, name="figure"),
+    path("<int:pk>/runs/<int:run_pk>/figures/<str:key>.svg", views.run_figure, name="run_figure"),
     *(
         path(f"<int:pk>/report.{fmt}", views.report_download, {"fmt": fmt}, name=fmt)
         for fmt in ("html", "pdf", "xlsx", "json")

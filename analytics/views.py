@@ -38,6 +38,7 @@ from analytics.reports.runner import (
     report_dataset,
     report_plan,
     report_run,
+    visible_site_ids,
 )
 from audit.models import SecurityEventKind
 from audit.services import security_event_record
@@ -171,6 +172,7 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "progress": progress_of(outcome.job.pk) if outcome.job else None,
         "poll_ms": POLL_MS,
         "report": display_report(outcome.run, report_class(definition.study)) if outcome.run else None,
+        "run_pk": outcome.run.pk if outcome.run else None,
         "query": request.GET.urlencode(),
         "dictionary": data_dictionary(definition.study),
     }
@@ -233,6 +235,21 @@ def report_figure(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     return _attachment(
         exports.svg_document(svg), "image/svg+xml", f"{definition.study.code}-{slugify(key)}.svg"
     )
+
+
+@login_required
+@require_GET
+def run_figure(request: HttpRequest, pk: int, run_pk: int, key: str) -> HttpResponse:
+    """One figure of a stored run, as the image its report page shows (a run never changes, so the
+    browser may keep it). Only for a viewer whose site scope is the run's own."""
+    definition = _definition(request, pk)
+    run = get_object_or_404(ReportRun.objects.only("site_ids", "figures"), pk=run_pk, study=definition.study)
+    svg = run.figures.get(key)
+    if svg is None or run.site_ids != visible_site_ids(request.user):
+        raise Http404("No such figure in this report.")
+    response = HttpResponse(exports.svg_document(svg), content_type="image/svg+xml")
+    response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
 
 
 def _log_export(request: HttpRequest, definition: ReportDefinition, what: str, rows: int) -> None:

@@ -146,7 +146,7 @@ class RegistryViewSet(viewsets.ModelViewSet):
         parent = self._parent()
         if parent is not None:
             queryset = queryset.filter(**{self.parent_field: parent})
-        return queryset.order_by("pk")
+        return queryset.prefetch_related(*getattr(self.get_serializer_class(), "prefetch", ())).order_by("pk")
 
     def get_serializer_context(self):
         context = dict(super().get_serializer_context())

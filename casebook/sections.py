@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Prefetch
 from django.urls import reverse
 
 from accounts.access import Capability, has_capability
+from protocols.models import SafetyOverride
 from protocols.selectors import active_protocols, course_calendar, patient_courses
 from registry.choices import DiseaseArea
 from registry.models import IntrathecalDose, LumbarPuncture, NpsleDiagnosis, Patient, PatientIdentifier
 from registry.scoring import SLEDAI_2K_DESCRIPTORS
 from registry.selectors import cumulative_dose_mg
 from review.guards import locked_notice
-from review.models import ReviewStatus, SectionReview
+from review.models import DataQuery, ReviewStatus, SectionReview
 from review.rules import settle
-from review.selectors import section_queries
+from review.selectors import patient_queries, section_reviews
 
 from .records import KINDS, SECTIONS
 
@@ -29,14 +32,29 @@ def permissions(user, patient: Patient) -> dict[str, bool]:
     }
 
 
-def section_context(patient: Patient, key: str, user) -> dict[str, Any]:
-    """Everything the template of one section needs, including its review state and open queries."""
+@dataclass(frozen=True)
+class ReviewState:
+    """The review rows and open queries of every section of one patient (two queries for the page)."""
+
+    reviews: dict[str, SectionReview | None]
+    queries: dict[str, list[DataQuery]]
+
+
+def review_state(patient: Patient) -> ReviewState:
     settle(patient.pk)  # the data-quality queries of a write just made, before they are shown
-    review = (
-        SectionReview.objects.filter(patient=patient, section=key)
-        .select_related("submitted_by", "verified_by", "locked_by")
-        .first()
-    )
+    queries: dict[str, list[DataQuery]] = defaultdict(list)
+    for query in patient_queries(patient):
+        queries[query.section].append(query)
+    return ReviewState(section_reviews(patient), dict(queries))
+
+
+def section_context(patient: Patient, key: str, user, state: ReviewState | None = None) -> dict[str, Any]:
+    """Everything the template of one section needs, including its review state and open queries.
+
+    The case-record page reads ``state`` once for all its sections; one section alone reads its own.
+    """
+    state = state or review_state(patient)
+    review = state.reviews.get(key)
     status = review.status if review else ReviewStatus.DRAFT
     rights = permissions(user, patient)
     context: dict[str, Any] = {
@@ -47,7 +65,7 @@ def section_context(patient: Patient, key: str, user) -> dict[str, Any]:
         "status": status,
         "status_label": ReviewStatus(status).label,
         "locked_notice": locked_notice(review) if review and status == ReviewStatus.LOCKED else "",
-        "queries": section_queries(patient, key),
+        "queries": state.queries.get(key, []),
         **rights,
         # A locked section is read-only for everyone: its edit buttons disappear.
         "can_edit": rights["can_edit"] and status != ReviewStatus.LOCKED,
@@ -132,7 +150,8 @@ def _procedures(patient: Patient, context: dict) -> dict:
         LumbarPuncture.objects.filter(patient=patient)
         .select_related("csf", "planned_injection")
         .prefetch_related(
-            Prefetch("doses", queryset=IntrathecalDose.objects.order_by("timing", "drug")), "safety_overrides"
+            Prefetch("doses", queryset=IntrathecalDose.objects.order_by("timing", "drug")),
+            Prefetch("safety_overrides", queryset=SafetyOverride.objects.select_related("overridden_by")),
         )
         .order_by("performed_at")
     )

@@ -58,7 +58,7 @@ from .pages import (
     visible_patient,
 )
 from .records import KINDS, SECTIONS, RecordKind
-from .sections import section_context
+from .sections import review_state, section_context
 from .status_views import worklists
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -102,6 +102,21 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+#: Names are matched inside (trigram index on PostgreSQL) only from this length: shorter fragments
+#: match too many names to be a search.
+NAME_SEARCH_MIN_LENGTH = 3
+
+
+def _search(query: str, user) -> Q:
+    """Patients whose study code or MRN starts with the query (indexed prefixes, case-insensitive), or
+    whose name contains it, among identifiers the user may see (registry migration 0013)."""
+    matches = Q(medical_record_number__istartswith=query)
+    if len(query) >= NAME_SEARCH_MIN_LENGTH:
+        matches |= Q(full_name__icontains=query)
+    identified = scope(PatientIdentifier.objects.all(), user, Capability.VIEW_IDENTIFIERS).filter(matches)
+    return Q(study_code__istartswith=query) | Q(identifier__in=identified)
+
+
 PATIENT_PAGE_SIZE = 50
 PATIENT_ORDER = {
     "study_code": ["study__code", "study_code"],
@@ -125,10 +140,7 @@ def _searched(form: forms.PatientSearchForm, patients, user):
     if data["status"]:
         patients = review_selectors.having_status(patients, data["status"])
     if query:
-        identified = scope(PatientIdentifier.objects.all(), user, Capability.VIEW_IDENTIFIERS).filter(
-            Q(medical_record_number__iexact=query) | Q(full_name__icontains=query)
-        )
-        patients = patients.filter(Q(study_code__icontains=query) | Q(identifier__in=identified))
+        patients = patients.filter(_search(query, user))
     return patients.order_by(*PATIENT_ORDER[data["sort"] or "study_code"])
 
 
@@ -193,11 +205,14 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = visible_patient(request, pk)
+    state = review_state(patient)  # every section's review and open queries, read once
     sections = [
         (
             key,
             title,
-            render_to_string("casebook/section.html", section_context(patient, key, request.user), request),
+            render_to_string(
+                "casebook/section.html", section_context(patient, key, request.user, state), request
+            ),
         )
         for key, title in SECTIONS.items()
     ]

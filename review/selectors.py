@@ -40,13 +40,18 @@ def section_reviews(patient: Patient) -> dict[str, SectionReview | None]:
     }
 
 
-def section_queries(patient: Patient, section: str) -> QuerySet[DataQuery]:
+def patient_queries(patient: Patient) -> QuerySet[DataQuery]:
+    """The patient's queries that are not closed, of every section, with what their panels show."""
     return (
-        DataQuery.objects.filter(patient=patient, section=section)
+        DataQuery.objects.filter(patient=patient)
         .exclude(status=QueryStatus.CLOSED)
         .prefetch_related("messages__author")
         .select_related("raised_by", "content_type")
     )
+
+
+def section_queries(patient: Patient, section: str) -> QuerySet[DataQuery]:
+    return patient_queries(patient).filter(section=section)
 
 
 def open_queries_overview(queryset: QuerySet[DataQuery]) -> QuerySet:

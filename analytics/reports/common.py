@@ -19,7 +19,7 @@ from analytics.compare import signed_rank_test
 from analytics.describe import table_one
 from analytics.errors import AnalysisError
 from analytics.frames import level_text
-from analytics.plots import DoseLane, Effect, dose_timeline_plot
+from analytics.plots import DoseLane, Effect, dose_rate_plot, dose_timeline_plot
 from analytics.reports import records
 from analytics.reports.base import Column, SectionBuilder
 from analytics.survival import KaplanMeierResult, LogrankResult, cox, kaplan_meier, logrank, univariable_cox
@@ -592,6 +592,11 @@ def intensity_row(label: str, part: pd.DataFrame, drugs: Sequence[str]) -> dict[
     }
 
 
+#: Above this many treated patients the dose timeline shows injections per week, not one row each:
+#: a row per patient stops being readable (and its SVG grows by about 1 KB a patient).
+DOSE_TIMELINE_MAX_LANES = 200
+
+
 def dose_schedule(
     b: SectionBuilder, frame: pd.DataFrame, patients, *, group_labels: Mapping[str, str], account: bool
 ) -> None:
@@ -653,9 +658,24 @@ def dose_schedule(
     day = schedule["when"].dt.normalize()
     first = day.groupby(schedule["patient_id"]).transform("min")
     schedule = schedule.assign(days=(day - first).dt.days.astype(float))
+    if len(treated) > DOSE_TIMELINE_MAX_LANES:
+        weekly = pd.crosstab(schedule["days"] // 7, schedule["status"])
+        b.figure(
+            "dose_timeline",
+            "Dose timeline",
+            dose_rate_plot(
+                b.key_for("dose_timeline"), weekly, xlabel="Weeks since the first intrathecal dose"
+            ),
+            f"{len(treated):,} treated patients are too many for one row each (more than "
+            f"{DOSE_TIMELINE_MAX_LANES}): intrathecal injections per week since each patient's first dose, "
+            "stacked by how they relate to the plan; open bars: planned injections missed.",
+        )
+        return
+    by_patient = dict(tuple(schedule.groupby("patient_id", sort=False)))
+    empty = schedule.iloc[:0]
     lanes = []
     for row in treated.sort_values("study_code").itertuples():
-        mine = schedule[schedule["patient_id"] == row.patient_id]
+        mine = by_patient.get(row.patient_id, empty)
         lanes.append(
             DoseLane(
                 label=row.study_code,

@@ -132,6 +132,11 @@ def display_table(table: Mapping[str, Any]) -> DisplayTable:
     return DisplayTable(table["key"], table["title"], headers, rows, list(table["notes"]))
 
 
+#: A report page inlines a figure's SVG up to this size; a larger one is an image the browser fetches
+#: by URL (``reports:run_figure``), so the page stays small while the figures load beside it.
+INLINE_SVG_MAX_BYTES = 256 * 1024
+
+
 @dataclass(frozen=True)
 class DisplayFigure:
     is_figure = True
@@ -140,6 +145,10 @@ class DisplayFigure:
     title: str
     caption: str
     svg: str
+
+    @property
+    def inline(self) -> bool:
+        return len(self.svg) <= INLINE_SVG_MAX_BYTES
 
     @property
     def data_uri(self) -> str:

@@ -1,10 +1,11 @@
 """Running a report for someone: their scoped dataset, the cache, and the stored run.
 
 Cache rule: a run is reused while the study, the filters, the options, the sites the person may
-report on, the report code version and the registry fingerprint are all unchanged. The fingerprint
-is the newest ``history_id`` of every registry model's history table; every write through the
-registry (saves, deletes, bulk inserts, admin edits) adds a history row, so the next view after any
-change recomputes. A new run replaces the older runs of the same scope.
+report on, the report code version and the fingerprint of the data it reads are all unchanged. The
+fingerprint is the data-version tokens of that study and those sites (``invalidation``): every
+write through the registry (saves, deletes, bulk inserts, admin edits, imports) replaces the tokens
+of the study and site it touches, so the next view of that study's report recomputes and every
+other study's report stays cached. A new run replaces the older runs of the same scope.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from django.apps import apps
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 
 from accounts.access import Capability, scope, site_ids_with
@@ -27,6 +27,7 @@ from analytics.models import ReportRun
 from analytics.reports.base import Cohort, StudyReport
 from analytics.reports.filters import canonical, for_dataset
 from analytics.reports.icans import IcansReport
+from analytics.reports.invalidation import report_fingerprint
 from analytics.reports.lm import LmReport
 from analytics.reports.npsle import NpsleReport
 from registry.choices import DiseaseArea
@@ -47,24 +48,6 @@ REPORTS: dict[str, type[StudyReport]] = {
 
 def report_class(study: Study) -> type[StudyReport]:
     return REPORTS[study.disease_area]
-
-
-def registry_fingerprint() -> str:
-    """The newest history id of each registry model, in one query ("0" for an empty table).
-
-    The protocols app's models count too: courses and planned injections feed the dataset.
-    """
-    quote = connection.ops.quote_name
-    tables = sorted(
-        model._meta.db_table
-        for app in ("registry", "protocols")
-        for model in apps.get_app_config(app).get_models()
-        if model.__name__.startswith("Historical")
-    )
-    columns = ", ".join(f"(SELECT MAX({quote('history_id')}) FROM {quote(table)})" for table in tables)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns}")
-        return ".".join(str(value or 0) for value in cursor.fetchone())
 
 
 def visible_site_ids(viewer) -> list[int] | None:
@@ -121,7 +104,7 @@ def report_plan(
             "sites": sites,
         }
     )
-    return RunPlan(study, canonical_filters, resolved, sites, scope_key, registry_fingerprint())
+    return RunPlan(study, canonical_filters, resolved, sites, scope_key, report_fingerprint(study.pk, sites))
 
 
 def cached_run(plan: RunPlan) -> ReportRun | None:

@@ -127,3 +127,49 @@ def test_the_other_figures_render_their_series():
     assert {"s-swim-lane-LM001", "s-swim-lane-LM002"} <= set(ids(swimmer))
     for svg in (love, forest, box, slopes, cumulative, spaghetti, swimmer):
         ET.fromstring(svg)
+
+
+# --- figures that scale -------------------------------------------------------------------------
+
+SVG_BUDGET = 500 * 1024
+
+
+@pytest.fixture(scope="module")
+def big_km():
+    rng = np.random.default_rng(11)
+    n = 100_000
+    frame = pd.DataFrame(
+        {
+            "time": rng.exponential(30.0, n).round(2),
+            "event": rng.integers(0, 2, n),
+            "arm": rng.integers(0, 2, n),
+        }
+    )
+    return kaplan_meier(frame, "time", "event", by="arm")
+
+
+def test_a_km_plot_of_100000_patients_stays_small_and_keeps_its_shape(big_km):
+    svg = plots.km_plot("big.km", [km_panel(big_km, at_risk=at_risk(big_km, [0, 50, 100]))])
+    assert len(svg) < SVG_BUDGET / 2
+    rows = big_km.curve[big_km.curve["group"] == "arm=0"]
+    xmax = float(big_km.curve["time"].max())
+    times, survival, _, _ = plots._km_steps(rows, xmax)
+    assert len(times) <= 2 / plots.STEP_RESOLUTION + 2 < len(rows)
+    assert survival[-1] == rows["survival"].iloc[-1] and times[-1] == rows["time"].iloc[-1]
+    # Every corner drawn is a corner of the estimate (nothing invented, only corners merged).
+    estimate = dict(zip(rows["time"], rows["survival"], strict=True)) | {0.0: 1.0}
+    assert all(estimate[t] == s for t, s in zip(times, survival, strict=True))
+
+
+def test_a_box_plot_of_100000_values_draws_each_outlier_position_once():
+    rng = np.random.default_rng(3)
+    group = plots.PairedGroup("All", rng.lognormal(0, 1, 50_000), rng.lognormal(0, 1, 50_000))
+    svg = plots.paired_box_plot("big.box", [group], ylabel="g/L")
+    assert len(svg) < SVG_BUDGET / 4
+
+
+def test_injections_per_week_replace_one_row_per_patient_for_large_cohorts():
+    weekly = pd.DataFrame({"given": [900, 850], "missed": [12, 30]}, index=[0.0, 1.0])
+    svg = plots.dose_rate_plot("doses.dose_timeline", weekly, xlabel="Weeks")
+    assert {"doses-dose_timeline-rate-given", "doses-dose_timeline-rate-missed"} <= set(ids(svg))
+    assert len(svg) < SVG_BUDGET / 10

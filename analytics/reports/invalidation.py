@@ -1,0 +1,140 @@
+"""Which report runs a write makes stale: data-version tokens per study and per (study, site).
+
+A report run is cached under the tokens of what feeds it (``report_fingerprint``): the registry-wide
+token (reference data such as protocols), its study's own token (the study record) and, for the
+patients it reads, either the study's patient token (a viewer who sees every site) or one token per
+(study, site) the viewer may report on. Registry's write hooks (``ReportInvalidation``, registered in
+``AnalyticsConfig.ready``) replace the tokens a write touches, so a write to an LM patient leaves
+every NPSLE run cached and a write at one site leaves the runs of viewers scoped to other sites.
+
+Tokens live in the shared cache (Redis in a deployment, a file cache for ``make run``). A token is a
+random string, never a counter: a token lost to eviction or a cache flush comes back as a new random
+value, which can only make a run miss, never hit a stale one. Each write replaces its tokens twice:
+inside its transaction (so a run computed before the write sees the old token) and again on commit
+(so a run computed while the write was uncommitted, from the old data, is not kept under the token
+the write set first).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from django.core.cache import cache
+from django.db import models, transaction
+
+from registry.models import Patient, ScreeningLogEntry, Study
+from registry.write_hooks import WriteGuard
+
+_PREFIX = "reports:data-version:"
+#: Reference data every report may read (protocols, formulations): not tied to one study.
+REGISTRY = f"{_PREFIX}registry"
+
+
+def study_key(study_id: int) -> str:
+    """The study record itself (its title, its sites)."""
+    return f"{_PREFIX}study:{study_id}"
+
+
+def patients_key(study_id: int) -> str:
+    """Any patient record of the study, at any site."""
+    return f"{_PREFIX}study:{study_id}:patients"
+
+
+def site_key(study_id: int, site_id: int) -> str:
+    """The patient records of the study at one site."""
+    return f"{_PREFIX}study:{study_id}:site:{site_id}"
+
+
+def _tokens(keys: Sequence[str]) -> list[str]:
+    """The current token of each key; a missing one gets a fresh random token (never a reused value)."""
+    found = cache.get_many(keys)
+    missing = {key: uuid.uuid4().hex for key in keys if key not in found}
+    for key, token in missing.items():
+        # add() keeps a token another process set meanwhile; read back whichever won.
+        if not cache.add(key, token, timeout=None):
+            missing[key] = cache.get(key) or token
+    return [found.get(key) or missing[key] for key in keys]
+
+
+def report_fingerprint(study_id: int, site_ids: Sequence[int] | None) -> str:
+    """The tokens of everything a report of this study, for these sites (None: all), reads."""
+    keys = [REGISTRY, study_key(study_id)]
+    if site_ids is None:
+        keys.append(patients_key(study_id))
+    else:
+        keys.extend(site_key(study_id, site_id) for site_id in sorted(site_ids))
+    return ".".join(_tokens(keys))
+
+
+def _replace(keys: Iterable[str]) -> None:
+    cache.set_many({key: uuid.uuid4().hex for key in keys}, timeout=None)
+
+
+def invalidate(keys: Iterable[str]) -> None:
+    """Replace these tokens now and again when the current transaction commits."""
+    keys = sorted(set(keys))
+    if not keys:
+        return
+    _replace(keys)
+    transaction.on_commit(lambda: _replace(keys))
+
+
+def _patient_keys(owners: Iterable[tuple[int, int]]) -> set[str]:
+    keys: set[str] = set()
+    for study_id, site_id in owners:
+        keys |= {patients_key(study_id), site_key(study_id, site_id)}
+    return keys
+
+
+def _owners_of(patient_ids: Iterable[int | None]) -> set[tuple[int, int]]:
+    ids = {pk for pk in patient_ids if pk is not None}
+    if not ids:
+        return set()
+    return set(Patient.objects.filter(pk__in=ids).values_list("study_id", "site_id"))
+
+
+def _stored_owner(record: models.Model) -> set[tuple[int, int]]:
+    """The (study, site) an already saved patient or screening entry belongs to in the database."""
+    if record.pk is None:
+        return set()
+    return set(type(record)._default_manager.filter(pk=record.pk).values_list("study_id", "site_id"))
+
+
+def keys_for(record: models.Model, *, stored: bool) -> set[str]:
+    """The tokens a write to this record touches; ``stored`` adds where it sat before the write."""
+    if isinstance(record, Study):
+        return {study_key(record.pk)} if record.pk is not None else set()
+    if isinstance(record, (Patient, ScreeningLogEntry)):
+        owners = {(record.study_id, record.site_id)}
+        if stored:
+            owners |= _stored_owner(record)
+        return _patient_keys(owners)
+    owning = getattr(record, "owning_patient_id", None)
+    if getattr(record, "patient_lookup", None) is None or owning is None:
+        return {REGISTRY}
+    return _patient_keys(_owners_of([owning()]))
+
+
+def keys_for_batch(records: Sequence[models.Model]) -> set[str]:
+    """The tokens a bulk insert of these new records touches (one query for the whole batch)."""
+    if not records:
+        return set()
+    first = records[0]
+    if isinstance(first, (Patient, ScreeningLogEntry, Study)):
+        return set().union(*(keys_for(record, stored=False) for record in records))
+    if getattr(first, "patient_lookup", None) is None:
+        return {REGISTRY}
+    return _patient_keys(_owners_of(record.owning_patient_id() for record in records))  # type: ignore[attr-defined]
+
+
+class ReportInvalidation(WriteGuard):
+    """Registry's write hooks replacing the data-version tokens of what each write touches."""
+
+    def check(self, record, *, deleting: bool) -> None:
+        # Before the write, so where the record sat counts too (a patient moved to another site
+        # stales both); a new study has no runs to stale.
+        invalidate(keys_for(record, stored=True))
+
+    def check_batch(self, model, records) -> None:
+        invalidate(keys_for_batch(records))

@@ -1,0 +1,110 @@
+"""Query counts stay constant per page: a patient with one LP costs what one with six does, and a
+list of many patients what a list of one does (case record, LP edit, patient list, API lists)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from accounts.models import Role
+from protocols.choices import SafetyCheck
+from protocols.models import SafetyOverride
+from registry.choices import DiseaseArea
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+#: The case-record page's budget, counting the four SAVEPOINT/RELEASE statements the test
+#: transaction adds around the request and its session save (production runs 4 fewer).
+CASE_RECORD_MAX = 25
+
+
+@pytest.fixture
+def site():
+    return f.SiteFactory(code="north")
+
+
+@pytest.fixture
+def study(site):
+    return f.StudyFactory(code="npsle", disease_area=DiseaseArea.NPSLE, sites=[site])
+
+
+@pytest.fixture
+def nurse(client, site):
+    user = f.UserFactory()
+    f.MembershipFactory(user=user, site=site, role=Role.DATA_ENTRY)
+    client.force_login(user)
+    return user
+
+
+def patient_with(study, site, nurse, punctures: int):
+    """A patient with LPs that each have CSF, a dose and a safety override by the nurse."""
+    patient = f.PatientFactory(study=study, site=site)
+    f.PatientIdentifierFactory(patient=patient)
+    for _ in range(punctures):
+        lp = f.LumbarPunctureFactory(patient=patient)
+        f.CsfResultFactory(lumbar_puncture=lp)
+        f.IntrathecalDoseFactory(lumbar_puncture=lp)
+        SafetyOverride.objects.create(
+            lumbar_puncture=lp,
+            check_code=SafetyCheck.choices[0][0],
+            finding="test",
+            reason="test",
+            overridden_by=nurse,
+        )
+    return patient
+
+
+def count(client, url: str) -> int:
+    client.get(url)  # settles the data-quality checks the factories' writes left pending
+    with CaptureQueriesContext(connection) as context:
+        assert client.get(url).status_code == 200
+    return len(context.captured_queries)
+
+
+def test_case_record_page_costs_the_same_at_one_lp_or_six(client, study, site, nurse):
+    one = patient_with(study, site, nurse, 1)
+    six = patient_with(study, site, nurse, 6)
+    small = count(client, reverse("casebook:patient_detail", args=[one.pk]))
+    large = count(client, reverse("casebook:patient_detail", args=[six.pk]))
+    assert small == large <= CASE_RECORD_MAX
+
+
+def test_lp_edit_page_costs_the_same_at_one_lp_or_six(client, study, site, nurse):
+    one = patient_with(study, site, nurse, 1)
+    six = patient_with(study, site, nurse, 6)
+    small = count(client, reverse("casebook:lp_edit", args=[one.pk, one.lumbar_punctures.first().pk]))
+    large = count(client, reverse("casebook:lp_edit", args=[six.pk, six.lumbar_punctures.last().pk]))
+    assert small == large <= 22
+
+
+def test_patient_list_costs_the_same_at_one_patient_or_thirty(client, study, site, nurse):
+    patient_with(study, site, nurse, 1)
+    small = count(client, reverse("casebook:patient_list"))
+    for _ in range(29):
+        patient_with(study, site, nurse, 0)
+    assert count(client, reverse("casebook:patient_list")) == small <= 12
+    assert count(client, reverse("casebook:patient_list") + "?q=P") == small
+
+
+def test_api_patient_pages_of_10_50_and_200_cost_the_same(
+    client, study, site, nurse, django_assert_max_num_queries
+):
+    for _ in range(60):
+        patient_with(study, site, nurse, 0)
+    url = reverse("api:patient-list")
+    counts = {size: count(client, f"{url}?page_size={size}") for size in (10, 50, 200)}
+    assert len(set(counts.values())) == 1, counts
+    with django_assert_max_num_queries(12):
+        client.get(f"{url}?page_size=200")
+
+
+def test_api_lp_list_costs_the_same_at_one_lp_or_six(client, study, site, nurse):
+    one = patient_with(study, site, nurse, 1)
+    six = patient_with(study, site, nurse, 6)
+    name = "api:patient-lumbar-punctures-list"
+    small = count(client, reverse(name, kwargs={"patient_pk": one.pk}))
+    large = count(client, reverse(name, kwargs={"patient_pk": six.pk}))
+    assert small == large <= 15

@@ -1,0 +1,84 @@
+"""A write makes stale only the reports that read it: its study's, for viewers who see its site."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from accounts.models import Site
+from accounts.services import system_user
+from analytics.reports.runner import report_run
+from protocols.models import Protocol
+from registry.models import LumbarPuncture, Patient
+from registry.services.bulk import bulk_record_create
+from registry.services.records import record_delete, record_save
+from tests.reports.conftest import researcher
+
+pytestmark = pytest.mark.django_db
+
+
+def cached(study, viewer=None) -> bool:
+    return report_run(study=study, filters={}, options={}, viewer=viewer)[1]
+
+
+def touch(record) -> None:
+    """An edit that changes nothing a report reads but is a real audited write."""
+    record_save(record, actor=system_user(), reason="test: re-saved")
+
+
+def test_a_write_to_lm_leaves_the_npsle_report_cached_and_a_write_to_npsle_does_not(demo):
+    npsle, lm = demo["npsle"], demo["lm"]
+    assert not cached(npsle)
+    assert cached(npsle)
+
+    touch(LumbarPuncture.objects.filter(patient__study=lm).first())
+    assert cached(npsle), "an LM write leaves the NPSLE report alone"
+
+    touch(LumbarPuncture.objects.filter(patient__study=npsle).first())
+    assert not cached(npsle), "an NPSLE write recomputes the NPSLE report"
+    assert cached(npsle)
+
+    record_delete(LumbarPuncture.objects.filter(patient__study=npsle).last(), actor=system_user(), reason="t")
+    assert not cached(npsle), "so does a deletion"
+
+
+def test_a_write_at_one_site_leaves_viewers_of_other_sites_cached(demo):
+    npsle = demo["npsle"]
+    sites = list(Site.objects.filter(patients__study=npsle).distinct().order_by("code"))
+    assert len(sites) >= 2, "the NPSLE demo spans sites, so scoping can be seen"
+    first, second = sites[0], sites[1]
+    first_viewer = researcher("first-site", first.code)
+    second_viewer = researcher("second-site", second.code)
+    assert not cached(npsle, first_viewer) and not cached(npsle, second_viewer) and not cached(npsle)
+
+    touch(Patient.objects.filter(study=npsle, site=first).first())
+    assert not cached(npsle, first_viewer), "the first site's viewer sees the write"
+    assert not cached(npsle), "so does a viewer of every site"
+    assert cached(npsle, second_viewer), "the second site's viewer does not"
+
+    moved = Patient.objects.filter(study=npsle, site=first).first()
+    moved.site = second
+    touch(moved)
+    assert not cached(npsle, first_viewer) and not cached(npsle, second_viewer), "a move stales both sites"
+
+
+def test_bulk_writes_the_study_record_and_reference_data_invalidate_too(demo):
+    npsle, lm = demo["npsle"], demo["lm"]
+    assert not cached(npsle)
+    patient = Patient.objects.filter(study=npsle).first()
+    earlier = patient.lumbar_punctures.first().performed_at - dt.timedelta(days=1)
+    bulk_record_create(
+        [LumbarPuncture(patient=patient, performed_at=earlier)],
+        actor=system_user(),
+        reason="test: bulk",
+    )
+    assert not cached(npsle), "a bulk insert recomputes its study's report"
+
+    touch(lm)
+    assert cached(npsle), "another study's record leaves it alone"
+    touch(npsle)
+    assert not cached(npsle), "its own study record does not"
+
+    touch(Protocol.objects.first())
+    assert not cached(npsle), "reference data (protocols) feeds every report"
