@@ -39,6 +39,7 @@ from .codec import from_text
 from .layout import BY_NAME, TABLES, Table
 from .limits import ImportFileError, ImportLimitError, ImportLimits
 from .models import ImportBatch, ImportStatus
+from .redcap import redcap_tables
 from .tableset import Candidate, RecordIndex, TableImport
 
 __all__ = ["ImportFileError", "ImportLimitError", "Importer", "read_tables", "sha256_of"]
@@ -192,6 +193,17 @@ def read_tables(
         )
     limits.check_total(sum(len(rows) for rows in found.values()))
     return found, notes
+
+
+def read_upload(upload: bytes, name: str, dictionary: bytes | None, mapping: bytes | None):
+    """An upload's tables, notes and format: a REDCap export (with its dictionary and mapping) or a
+    file in the exchange layout; bounded by the page's limits."""
+    limits = ImportLimits.for_page()
+    if dictionary is not None:
+        tables, notes = redcap_tables(upload, dictionary, mapping, limits=limits)
+        return tables, notes, "redcap"
+    tables, notes = read_tables(name, upload, limits=limits)
+    return tables, notes, name.rsplit(".", 1)[-1].lower()
 
 
 # --- importing -----------------------------------------------------------------------------------
