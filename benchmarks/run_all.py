@@ -23,6 +23,7 @@ def main() -> int:
         ),
         ("NPSLE demo generator", [sys.executable, "benchmarks/bench_demo_npsle.py", "--patients", patients]),
         ("dataset and NPSLE report", [sys.executable, "benchmarks/bench_dataset.py", "--patients", patients]),
+        ("study export and import", [sys.executable, "benchmarks/bench_exchange.py", "--patients", patients]),
     ]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'benchmarks'}"}
     failed = 0

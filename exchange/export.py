@@ -18,10 +18,10 @@ import io
 import math
 import tempfile
 import zipfile
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 from django.db import models
@@ -39,14 +39,13 @@ from analytics.deidentify import (
 )
 from audit.models import SecurityEventKind
 from audit.services import action_event_record, security_event_record
-from protocols import models as pm
 from registry import missing
 from registry.action_events import Action, ActionKind
 from registry.formatting import spreadsheet_safe
-from registry.models import LumbarPuncture, Patient, Study
+from registry.models import Patient, Study
 
-from .codec import to_text
-from .layout import TABLES, Table
+from .codec import _natural_keys, to_text
+from .layout import BY_NAME, TABLES, Table
 
 #: A fixed timestamp inside the zip files, so the same data give the same bytes.
 ZIP_TIMESTAMP = (2000, 1, 1, 0, 0, 0)
@@ -81,9 +80,11 @@ class ExportRefused(PermissionError):
 class ExportTable:
     name: str
     columns: list[str]
-    rows: list[dict[str, Any]]  # text for the layout tables; typed values for the dataset
+    rows: Iterable[dict[str, Any]]  # text for the layout tables; typed values for the dataset
     labels: dict[str, str]
     codes: dict[str, dict[str, str]]  # column → code → label
+    #: The patients the export covers (on its first table, ``patients``): for its audit record.
+    patients: list[ExportPatient] = field(default_factory=list)
 
 
 def exportable_patients(study: Study, user, options: ExportOptions):
@@ -123,47 +124,45 @@ def _owner_chain(table: Table):
     return "" if table.name == "patients" else table.model.patient_lookup
 
 
-def _parent_record(table: Table, obj):
-    """The record whose key columns a child row repeats (an LP, a dose, a course)."""
-    if table.name == "pathogen_tests":
-        return obj.csf_result.lumbar_puncture
-    return getattr(obj, table.parent_field)
+def _parent_key_path(table: Table, key: str) -> str:
+    """The lookup of a key column that belongs to a parent's key (a dose's ``performed_at`` is its
+    LP's): up the parent chain to the first table that holds the field."""
+    path, current = table.parent_field, BY_NAME[table.parent or ""]
+    while True:
+        name = "start_date" if key == "course_start_date" and current.name == "courses" else key
+        if name in {f.name for f in current.model._meta.concrete_fields}:
+            return f"{path}__{name}"
+        path, current = f"{path}__{current.parent_field}", BY_NAME[current.parent or ""]
 
 
-def _parent_key_value(table: Table, obj, key: str):
-    """A key column that belongs to the parent's key: (the field it is read from, its value)."""
-    parent = _parent_record(table, obj)
-    if key == "course_start_date":
-        return pm.Course._meta.get_field("start_date"), parent.start_date
-    if key == "performed_at":
-        lp = parent if isinstance(parent, LumbarPuncture) else parent.lumbar_puncture
-        return LumbarPuncture._meta.get_field("performed_at"), lp.performed_at
-    return parent._meta.get_field(key), getattr(parent, key)
-
-
-def _reference_text(patient_id: int, related, dates: _Dates) -> str:
-    if related is None:
-        return ""
-    if isinstance(related, pm.Phase):
-        return str(related.order)
-    return _text(models.DateTimeField(), dates.convert(patient_id, related.performed_at))
-
-
-#: How a reference column is labelled in the data dictionary.
+#: How a reference column is labelled in the data dictionary, and the linked record's field written.
 REFERENCE_LABELS = {
     "lumbar_puncture_performed_at": "Lumbar puncture it followed (performed at)",
     "phase_number": "Phase of the protocol (its number)",
 }
+REFERENCE_FIELDS = {"lumbar_puncture": "performed_at", "phase": "order"}
 PARENT_KEY_LABELS = {
     "performed_at": "Performed at (of the lumbar puncture)",
     "course_start_date": "Start date of the course",
 }
+#: Patients per query while streaming: memory stays that of one chunk's rows, whatever the study's size.
+PATIENTS_PER_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class ExportPatient:
+    """What every row of a patient needs: the study code and what date handling reads."""
+
+    pk: int
+    study_code: str
+    site_code: str
+    index_admission_date: dt.date
 
 
 class _Dates:
     """Turns dates into shifted dates or days from index, per patient."""
 
-    def __init__(self, study: Study, options: ExportOptions, patients: Iterable[Patient]):
+    def __init__(self, study: Study, options: ExportOptions, patients: Iterable[ExportPatient]):
         self.options = options
         self.index = {p.pk: p.index_admission_date for p in patients}
         self.shift = {pk: dt.timedelta(days=date_shift_days(study.code, pk)) for pk in self.index}
@@ -183,68 +182,98 @@ def _text(model_field, value) -> str:
     return to_text(model_field, value)
 
 
-def _layout_table(table: Table, patients, dates: _Dates, options: ExportOptions) -> ExportTable:
-    owner = _owner_chain(table)
-    patient_ids = [p.pk for p in patients]
-    queryset = table.model._default_manager.all()
-    queryset = (
-        queryset.filter(pk__in=patient_ids) if not owner else queryset.filter(**{f"{owner}__in": patient_ids})
-    )
+class _Rows:
+    """Rows made on demand: each pass reads the database again, a chunk of patients at a time."""
+
+    def __init__(self, make: Callable[[], Iterator[dict[str, Any]]]):
+        self._make = make
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._make()
+
+
+class _Links:
+    """Links to reference data (a site, a protocol, a user) written as their natural key, each read once."""
+
+    def __init__(self) -> None:
+        self._text: dict[tuple[type[models.Model], int], str] = {}
+
+    def text(self, model_field: models.ForeignKey, pk: int | None) -> str:
+        if pk is None:
+            return ""
+        related = model_field.related_model
+        if (related, pk) not in self._text:
+            encode, _ = _natural_keys()[related]
+            for obj in related._default_manager.all():  # reference data: a few rows per model
+                self._text[(related, obj.pk)] = encode(obj)
+        return self._text[(related, pk)]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Which columns a table's export has and where each value is read from (a ``values()`` path)."""
+
+    table: Table
+    keys: list[str]
+    fields: list[models.Field]
+    drop_birth: bool
+
+    @property
+    def columns(self) -> list[str]:
+        columns = [*self.keys, *(f.name for f in self.fields), *(c for c, _ in self.table.references)]
+        if self.drop_birth:
+            columns.insert(columns.index("index_admission_date"), "age_at_index")
+        return columns
+
+    def paths(self) -> dict[str, str]:
+        model_fields = {f.name for f in self.table.model._meta.concrete_fields}
+        paths = {k: k if k in model_fields else _parent_key_path(self.table, k) for k in self.keys[1:]}
+        paths |= {f.name: f.attname for f in self.fields}
+        for column, field_name in self.table.references:
+            paths[column] = f"{field_name}__{REFERENCE_FIELDS[field_name]}"
+        if self.drop_birth:
+            paths |= {name: name for name in ("birth_date", "birth_year", "index_admission_date")}
+        paths["_patient"] = _owner_chain(self.table) or "pk"
+        return paths
+
+
+def _spec(table: Table, options: ExportOptions) -> _Spec:
     hidden = () if options.free_text or options.identified else table.free_text()
     keys = [key for key in table.keys if key not in hidden]
     fields = [f for f in table.value_fields() if f.name not in hidden]
     drop_birth = not options.identified and table.name == "patients"
     if drop_birth:
         fields = [f for f in fields if f.name not in ("birth_date", "birth_year")]
+    return _Spec(table, keys, fields, drop_birth)
+
+
+def _layout_table(
+    table: Table, patients: list[ExportPatient], dates: _Dates, options: ExportOptions
+) -> ExportTable:
+    spec = _spec(table, options)
     model_fields = {f.name: f for f in table.model._meta.concrete_fields}
     codes = {
-        f.name: {str(c): str(label) for c, label in f.flatchoices if c != ""} for f in fields if f.choices
+        f.name: {str(c): str(label) for c, label in f.flatchoices if c != ""}
+        for f in spec.fields
+        if f.choices
     }
     for key in table.model_keys():
-        if key in keys and model_fields[key].choices:
+        if key in spec.keys and model_fields[key].choices:
             codes[key] = {str(c): str(label) for c, label in model_fields[key].flatchoices if c != ""}
-    studies = {p.pk: p.study_code for p in patients}
-    rows = []
-    for obj in queryset.select_related(
-        *(path for path in [owner] if path), *(f for _, f in table.references)
-    ):
-        patient_id = obj.pk if not owner else obj.owning_patient_id()
-        row: dict[str, Any] = {"study_code": studies[patient_id]}
-        for key in keys[1:]:
-            if key in model_fields:
-                key_field, value = model_fields[key], getattr(obj, key)
-            else:
-                key_field, value = _parent_key_value(table, obj, key)
-            if isinstance(key_field, models.DateField):
-                value = dates.convert(patient_id, value)
-            row[key] = _text(key_field, value)
-        for model_field in fields:
-            value = getattr(obj, model_field.name)
-            if isinstance(model_field, models.DateField):
-                value = dates.convert(patient_id, value)
-            row[model_field.name] = _text(model_field, value)
-        for column, field_name in table.references:
-            row[column] = _reference_text(patient_id, getattr(obj, field_name), dates)
-        if drop_birth:
-            row["age_at_index"] = _capped_age(obj)
-        rows.append(row)
-    columns = [*keys, *(f.name for f in fields), *(c for c, _ in table.references)]
-    if drop_birth:
-        columns.insert(columns.index("index_admission_date"), "age_at_index")
-    rows.sort(key=lambda r: tuple(r[k] for k in keys))
     labels = {
         "study_code": "Study code (pseudonym)",
         "age_at_index": f"Age at index (years; {AGE_CAP_YEARS} = {AGE_CAP_YEARS} or older)",
-        **{c: PARENT_KEY_LABELS[c] for c in keys if c in PARENT_KEY_LABELS and c not in model_fields},
+        **{c: PARENT_KEY_LABELS[c] for c in spec.keys if c in PARENT_KEY_LABELS and c not in model_fields},
     }
-    if "missing_codes" in columns:
+    if "missing_codes" in spec.columns:
         labels["missing_codes"] = missing_codes_label()
-    for name in columns:
+    for name in spec.columns:
         if name in model_fields:
             labels.setdefault(name, str(model_fields[name].verbose_name))
     for column, _ in table.references:
         labels[column] = REFERENCE_LABELS[column]
-    return ExportTable(table.name, columns, rows, labels, codes)
+    rows = _Rows(lambda: _layout_rows(spec, patients, dates))
+    return ExportTable(table.name, spec.columns, rows, labels, codes)
 
 
 def missing_codes_label() -> str:
@@ -253,9 +282,59 @@ def missing_codes_label() -> str:
     return f"Missing-data codes: JSON {{column: code}} for empty cells ({meanings})"
 
 
-def _capped_age(patient: Patient) -> str:
-    age = capped_age(patient.age_at_index_years)
-    return "" if age is None else str(age)
+def _layout_rows(spec: _Spec, patients: list[ExportPatient], dates: _Dates) -> Iterator[dict[str, Any]]:
+    """The table's rows as text, in key order, a chunk of patients (in study-code order) at a time,
+    read with ``values()``: no model objects, one query per chunk."""
+    table, paths = spec.table, spec.paths()
+    by_path = {path: column for column, path in paths.items()}
+    model_fields = {f.name: f for f in table.model._meta.concrete_fields}
+    key_fields = {k: table.key_field(k) for k in spec.keys[1:]}
+    links, owner = _Links(), _owner_chain(table)
+    for start in range(0, len(patients), PATIENTS_PER_CHUNK):
+        chunk = {p.pk: p for p in patients[start : start + PATIENTS_PER_CHUNK]}
+        found = table.model._default_manager.filter(**{f"{owner or 'pk'}__in": list(chunk)})
+        rows = []
+        for values in found.order_by().values(*by_path).iterator(chunk_size=PATIENTS_PER_CHUNK):
+            read = {by_path[path]: value for path, value in values.items()}
+            rows.append(
+                _layout_row(spec, read, chunk[read["_patient"]], dates, links, key_fields, model_fields)
+            )
+        rows.sort(key=lambda r: tuple(r[k] for k in spec.keys))
+        yield from rows
+
+
+def _layout_row(
+    spec: _Spec, read: dict[str, Any], patient: ExportPatient, dates: _Dates, links, key_fields, model_fields
+):
+    row: dict[str, Any] = {"study_code": patient.study_code}
+    for key, key_field in key_fields.items():
+        value = read[key]
+        if isinstance(key_field, models.DateField):
+            value = dates.convert(patient.pk, value)
+        row[key] = _text(key_field, value)
+    for model_field in spec.fields:
+        value = read[model_field.name]
+        if isinstance(model_field, models.ForeignKey):
+            row[model_field.name] = links.text(model_field, value)
+            continue
+        if isinstance(model_field, models.DateField):
+            value = dates.convert(patient.pk, value)
+        row[model_field.name] = _text(model_field, value)
+    for column, field_name in spec.table.references:
+        value = read[column]
+        if field_name == "phase":
+            row[column] = "" if value is None else str(value)
+        else:
+            row[column] = _text(models.DateTimeField(), dates.convert(patient.pk, value))
+    if spec.drop_birth:
+        age = Patient(
+            birth_date=read["birth_date"],
+            birth_year=read["birth_year"],
+            index_admission_date=read["index_admission_date"],
+        ).age_at_index_years
+        capped = capped_age(age)
+        row["age_at_index"] = "" if capped is None else str(capped)
+    return row
 
 
 def export_record(
@@ -266,7 +345,8 @@ def export_record(
     An identified export is its own kind of event (``identified_export``); the study's audit
     export lists those too.
     """
-    patients = len(tables[0].rows)
+    covered = tables[0].patients
+    patients = len(covered)
     kind = SecurityEventKind.IDENTIFIED_EXPORT if options.identified else SecurityEventKind.EXPORT
     security_event_record(
         kind,
@@ -278,7 +358,7 @@ def export_record(
             **options.describe(),
             "tables": [table.name for table in tables],
             "patients": patients,
-            "sites": sorted({row["site"] for row in tables[0].rows if row.get("site")}),
+            "sites": sorted({p.site_code for p in covered}),
         },
     )
     action_event_record(
@@ -286,7 +366,7 @@ def export_record(
             kind=ActionKind.IDENTIFIED_EXPORT if options.identified else ActionKind.EXPORT,
             actor=user if user is not None else getattr(request, "user", None),
             study_id=study.pk,
-            patient_codes=[row["study_code"] for row in tables[0].rows],
+            patient_codes=[p.study_code for p in covered],
             object_label=f"{study.code} export ({fmt}): {patients} patients",
             reason=options.describe().get("reason", ""),
             detail={"format": fmt, "tables": [table.name for table in tables], "patients": patients},
@@ -294,9 +374,21 @@ def export_record(
     )
 
 
-def export_tables(study: Study, *, user, options: ExportOptions) -> list[ExportTable]:
-    """Every exchange table of the study (the identifiers only in identified exports), then the dataset."""
-    patients = list(exportable_patients(study, user, options))
+def export_patients(study: Study, user, options: ExportOptions) -> list[ExportPatient]:
+    """The patients an export covers, in study-code order (small tuples, never model objects)."""
+    rows = exportable_patients(study, user, options).values_list(
+        "pk", "study_code", "site__code", "index_admission_date"
+    )
+    return sorted((ExportPatient(*row) for row in rows), key=lambda p: p.study_code)
+
+
+def export_tables(study: Study, *, user, options: ExportOptions, stream: bool = False) -> list[ExportTable]:
+    """Every exchange table of the study (the identifiers only in identified exports), then the dataset.
+
+    ``stream``: the rows are read while they are written, a chunk of patients at a time (the
+    downloads); otherwise each table's rows are a list (small studies, tests).
+    """
+    patients = export_patients(study, user, options)
     dates = _Dates(study, options, patients)
     tables = [
         _layout_table(table, patients, dates, options)
@@ -304,21 +396,35 @@ def export_tables(study: Study, *, user, options: ExportOptions) -> list[ExportT
         if options.identified or table.name != "patient_identifiers"
     ]
     tables.append(_dataset_table(study, patients, options))
+    tables[0].patients = patients
+    if not stream:
+        for table in tables:
+            table.rows = list(table.rows)
     return tables
 
 
-def _dataset_table(study: Study, patients: list[Patient], options: ExportOptions) -> ExportTable:
-    frame = build_dataset(study, patients=Patient.objects.filter(pk__in=[p.pk for p in patients]))
-    dictionary = {v.name: v for v in data_dictionary(study)}
+def _dataset_frame(study: Study, ids: list[int], options: ExportOptions) -> pd.DataFrame:
+    frame = build_dataset(study, patients=Patient.objects.filter(pk__in=ids))
     if options.identified:
-        frame = frame.drop(columns=["patient_id"])
-    else:
-        frame = deidentified_dataset(frame, dates=options.dates, free_text=options.free_text)
-    rows = [
-        {k: (None if _missing(v) else v) for k, v in row.items()} for row in frame.to_dict(orient="records")
-    ]
-    labels = {name: dictionary[name].label for name in frame.columns if name in dictionary}
-    return ExportTable("dataset", list(frame.columns), rows, labels, {})
+        return frame.drop(columns=["patient_id"])
+    return deidentified_dataset(frame, dates=options.dates, free_text=options.free_text)
+
+
+def _dataset_table(study: Study, patients: list[ExportPatient], options: ExportOptions) -> ExportTable:
+    """The analysis dataset, built a chunk of patients at a time (in the dataset's own order, by id):
+    every column is the patient's own, so the chunks together are the whole dataset."""
+    ids = sorted(p.pk for p in patients)
+    columns = list(_dataset_frame(study, ids[:1], options).columns)
+    dictionary = {v.name: v for v in data_dictionary(study)}
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for start in range(0, len(ids), PATIENTS_PER_CHUNK):
+            frame = _dataset_frame(study, ids[start : start + PATIENTS_PER_CHUNK], options)
+            for row in frame.to_dict(orient="records"):
+                yield {k: (None if _missing(v) else v) for k, v in row.items()}
+
+    labels = {name: dictionary[name].label for name in columns if name in dictionary}
+    return ExportTable("dataset", columns, _Rows(rows), labels, {})
 
 
 def _missing(value) -> bool:
@@ -345,12 +451,25 @@ def dictionary_rows(tables: list[ExportTable]) -> list[dict[str, str]]:
 
 
 def _csv_bytes(columns: list[str], rows: Iterable[dict[str, Any]]) -> bytes:
+    return b"".join(_csv_chunks(columns, rows))
+
+
+#: Rows written to a CSV before its text is handed on (a chunk of a streamed download).
+ROWS_PER_CHUNK = 2000
+
+
+def _csv_chunks(columns: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    """A CSV file as UTF-8 chunks of ``ROWS_PER_CHUNK`` rows (the header first)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
         writer.writerow({k: _cell(v) for k, v in row.items()})
-    return buffer.getvalue().encode("utf-8")
+        if number % ROWS_PER_CHUNK == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
 
 
 def _cell(value) -> str:
@@ -365,14 +484,44 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+class _Pipe(io.RawIOBase):
+    """Where a zip being streamed writes: the bytes wait here until the next chunk is handed on
+    (a raw stream that answers ``writable`` and takes ``write``; zipfile needs no ``seek``)."""
+
+    def __init__(self) -> None:
+        self.pending: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.pending.append(bytes(data))
+        return len(data)
+
+    def drain(self) -> bytes:
+        data = b"".join(self.pending)
+        self.pending.clear()
+        return data
+
+
+def _zip_chunks(files: dict[str, Callable[[], Iterable[bytes]]]) -> Iterator[bytes]:
+    """A zip archive made and handed on as it is written: each member's content comes in chunks, so
+    neither a member nor the archive is ever whole in memory. Members are in name order with a fixed
+    timestamp, so the same data give the same bytes."""
+    pipe = _Pipe()
+    with zipfile.ZipFile(pipe, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
             info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, files[name])
-    return buffer.getvalue()
+            with archive.open(info, "w", force_zip64=True) as member:
+                for chunk in files[name]():
+                    member.write(chunk)
+                    yield pipe.drain()
+    yield pipe.drain()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    return b"".join(_zip_chunks({name: (lambda data=data: [data]) for name, data in files.items()}))
 
 
 def _about(study: Study, options: ExportOptions) -> bytes:
@@ -388,16 +537,22 @@ def _about(study: Study, options: ExportOptions) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def to_csv_zip(study: Study, tables: list[ExportTable], options: ExportOptions) -> bytes:
-    files = {f"{t.name}.csv": _csv_bytes(t.columns, t.rows) for t in tables}
-    files["data_dictionary.csv"] = _csv_bytes(["table", "column", "label", "codes"], dictionary_rows(tables))
-    files["ABOUT.txt"] = _about(study, options)
-    return _zip(files)
+def stream_csv_zip(study: Study, tables: list[ExportTable], options: ExportOptions) -> Iterator[bytes]:
+    """The CSV export as a stream of bytes: row by row, a chunk of patients read at a time."""
+    files: dict[str, Callable[[], Iterable[bytes]]] = {
+        f"{t.name}.csv": (lambda t=t: _csv_chunks(t.columns, t.rows)) for t in tables
+    }
+    files["data_dictionary.csv"] = lambda: _csv_chunks(
+        ["table", "column", "label", "codes"], dictionary_rows(tables)
+    )
+    files["ABOUT.txt"] = lambda: [_about(study, options)]
+    return _zip_chunks(files)
 
 
-def to_xlsx(study: Study, tables: list[ExportTable], options: ExportOptions) -> bytes:
-    workbook = Workbook()
-    workbook.remove(workbook.active)
+def write_xlsx(study: Study, tables: list[ExportTable], options: ExportOptions, out: IO[bytes]) -> None:
+    """The workbook, written with openpyxl's write-only mode: each row goes to the sheet's file on
+    disk as it is appended, so memory stays flat; the workbook is then zipped into ``out``."""
+    workbook = Workbook(write_only=True)
     for table in [
         *tables,
         ExportTable(
@@ -412,9 +567,7 @@ def to_xlsx(study: Study, tables: list[ExportTable], options: ExportOptions) -> 
     workbook.properties.created = workbook.properties.modified = dt.datetime(
         2000, 1, 1, tzinfo=dt.UTC
     ).replace(tzinfo=None)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    workbook.save(out)
 
 
 def _xlsx_cell(value):

@@ -11,6 +11,7 @@ the transaction never committed.
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
@@ -22,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 from openpyxl import load_workbook
@@ -30,16 +30,17 @@ from openpyxl import load_workbook
 from accounts.access import Capability, site_ids_with
 from accounts.models import Site
 from audit.services import action_event_record
-from protocols.models import Course, Phase
+from protocols.models import Phase
 from registry import models as m
 from registry.action_events import Action, ActionKind
-from registry.services import record_save
 
 from .batches import batches_mark_interrupted, this_host
 from .codec import from_text
 from .layout import BY_NAME, TABLES, Table
 from .limits import ImportFileError, ImportLimitError, ImportLimits
 from .models import ImportBatch, ImportStatus
+from .redcap import redcap_tables
+from .tableset import Candidate, RecordIndex, TableImport
 
 __all__ = ["ImportFileError", "ImportLimitError", "Importer", "read_tables", "sha256_of"]
 
@@ -194,12 +195,18 @@ def read_tables(
     return found, notes
 
 
+def read_upload(upload: bytes, name: str, dictionary: bytes | None, mapping: bytes | None):
+    """An upload's tables, notes and format: a REDCap export (with its dictionary and mapping) or a
+    file in the exchange layout; bounded by the page's limits."""
+    limits = ImportLimits.for_page()
+    if dictionary is not None:
+        tables, notes = redcap_tables(upload, dictionary, mapping, limits=limits)
+        return tables, notes, "redcap"
+    tables, notes = read_tables(name, upload, limits=limits)
+    return tables, notes, name.rsplit(".", 1)[-1].lower()
+
+
 # --- importing -----------------------------------------------------------------------------------
-
-
-class _RowError(Exception):
-    def __init__(self, errors: dict[str, list[str]]):
-        self.errors = errors
 
 
 def sha256_of(content: bytes) -> str:
@@ -223,6 +230,11 @@ class Importer:
         self.patients: dict[str, m.Patient] = {
             p.study_code: p for p in m.Patient.objects.filter(study=study).select_related("site")
         }
+        for patient in self.patients.values():
+            patient.study = study  # every rule that reads the patient's study finds it without a query
+        self.index = RecordIndex(())
+        self._decoded: dict[tuple, Any] = {}
+        self._phases: dict[int, dict[str, Phase]] = {}
         #: The sites whose patients this import may match, create and change (None: every site).
         self.managed_site_ids = self._allowed_site_ids(Capability.MANAGE_SITE)
 
@@ -265,11 +277,7 @@ class Importer:
         if result.ok:
             try:
                 with transaction.atomic():
-                    for table in TABLES:
-                        for line, row in tables.get(table.name, []):
-                            self._import_row(table, line, row, result, batch.reason)
-                            if self.progress:
-                                self.progress(1)
+                    self._import_tables(tables, result, batch.reason)
                     if dry_run or not result.ok:
                         transaction.set_rollback(True)
             except BaseException:
@@ -288,6 +296,19 @@ class Importer:
         if batch.status == ImportStatus.APPLIED:
             self._record_applied(batch, tables)
         return result
+
+    def _import_tables(self, tables: dict[str, Rows], result: ImportResult, reason: str) -> None:
+        """Each table as one set, parents before children (the layout's order)."""
+        codes = {(row.get("study_code") or "").strip() for rows in tables.values() for _, row in rows}
+        self.index = RecordIndex(
+            p.pk for code, p in self.patients.items() if code in codes and self._managed(p)
+        )
+        for table in TABLES:
+            rows = tables.get(table.name, [])
+            if rows:
+                TableImport(self, table, reason).run(rows, result)
+                if self.progress:
+                    self.progress(len(rows))
 
     def _record_applied(self, batch: ImportBatch, tables: dict[str, Rows]) -> None:
         """The audit trail's event: the batch, its file and hash, and the patients the file covers."""
@@ -381,206 +402,132 @@ class Importer:
         except ValueError:
             return text.strip()  # the row's own check reports the unreadable value
 
-    def _import_row(
-        self, table: Table, line: int, row: dict[str, str], result: ImportResult, reason: str
-    ) -> None:
-        try:
-            with transaction.atomic():
-                action, changes = self._write_row(table, row, reason)
-        except _RowError as error:
-            for column, messages in error.errors.items():
-                for message in messages:
-                    # A model's ValidationError prints as a list ("['18 mmH2O is…']"): keep its text.
-                    text = " ".join(ValidationError(message).messages)
-                    result.issues.append(Issue(table.name, line, "" if column == "__all__" else column, text))
-            return
-        {"created": result.created, "changed": result.changed, "unchanged": result.unchanged}[action][
-            table.name
-        ] += 1
-        if action != "unchanged":
-            result.changes.append(f"{action} {table.name} line {line}" + (f": {changes}" if changes else ""))
+    # --- what the set-based table import asks (exchange.tableset) -------------------------------
 
-    def _write_row(self, table: Table, row: dict[str, str], reason: str) -> tuple[str, str]:
-        errors: dict[str, list[str]] = {}
+    def decode(self, model_field: models.Field, text: str) -> Any:
+        """``from_text``, with each link to reference data (a site, a protocol) read once per import."""
+        if not isinstance(model_field, models.ForeignKey):
+            return from_text(model_field, text)
+        key = (model_field.related_model, (text or "").strip())
+        if key not in self._decoded:
+            try:
+                self._decoded[key] = from_text(model_field, text)
+            except ValueError as error:
+                self._decoded[key] = error
+        found = self._decoded[key]
+        if isinstance(found, ValueError):
+            raise found
+        return found
+
+    def row_patient(self, table: Table, row: dict[str, str], c: Candidate) -> m.Patient | None:
+        """The patient a row names, or the row's error; another site's patient is answered alone."""
         study_code = (row.get("study_code") or "").strip()
         if not study_code:
-            raise _RowError({"study_code": ["is empty"]})
+            c.add("study_code", "is empty")
+            return None
         known = self.patients.get(study_code)
         if known is not None and not self._managed(known):
             # Checked first and answered alone: nothing of another site's patient is compared or shown.
-            raise _RowError({"study_code": [NOT_MANAGED]})
-        if table.name == "patient_identifiers" and known is not None and not self._sees_identifiers(known):
-            raise _RowError({"study_code": ["your role may not import identifiers at this patient's site"]})
-        values = self._parse(table, row, errors)
-        if table.name == "patients":
-            instance, existing = self._patient(study_code, values, errors)
-        else:
-            parent = self._parent(table, study_code, row, errors)
-            if errors:
-                raise _RowError(errors)
-            key = {k: values[k] for k in table.model_keys()}
-            found = table.model._default_manager.filter(**{table.parent_field: parent}, **key).first()
-            instance, existing = (
-                (found, True) if found else (table.model(**{table.parent_field: parent}), False)
-            )
-        for column, field_name in table.references:
-            values[field_name] = self._reference(instance, field_name, row.get(column, ""), column, errors)
-        if errors:
-            raise _RowError(errors)
-        changed = [name for name, value in values.items() if not existing or getattr(instance, name) != value]
-        if existing and not changed:
-            return "unchanged", ""
-        before = {name: getattr(instance, name) for name in changed} if existing else {}
-        for name, value in values.items():
-            setattr(instance, name, value)
-        self._check_computed(table, instance, row, errors)
-        if errors:
-            raise _RowError(errors)
-        try:
-            record_save(instance, actor=self.actor, reason=reason)
-        except ValidationError as error:
-            raise _RowError(error.update_error_dict({})) from error
-        if table.name == "patients":
-            self.patients[instance.study_code] = instance
-        if not existing:
-            return "created", ""
-        return "changed", "; ".join(
-            f"{name} {before[name]!s} → {getattr(instance, name)!s}" for name in changed
-        )
+            c.add("study_code", NOT_MANAGED)
+        elif table.name == "patient_identifiers" and known is not None and not self._sees_identifiers(known):
+            c.add("study_code", "your role may not import identifiers at this patient's site")
+        elif table.name != "patients" and known is None:
+            c.add("study_code", f"no patient {study_code!r} in this study or earlier in this file")
+        return known
 
-    def _parse(self, table: Table, row: dict[str, str], errors: dict[str, list[str]]) -> dict[str, Any]:
-        values = {}
-        fields = {f.name: f for f in table.model._meta.concrete_fields}
-        for name in [*table.model_keys(), *(f.name for f in table.value_fields())]:
-            if name == "study_code" and table.name != "patients":
-                continue
-            if name not in row:
-                continue  # a column the file does not have keeps the record's current value
-            try:
-                values[name] = from_text(fields[name], row[name])
-            except ValueError as error:
-                errors.setdefault(name, []).append(str(error))
-        return values
-
-    def _patient(self, study_code: str, values: dict[str, Any], errors) -> tuple[m.Patient, bool]:
+    def patient_instance(
+        self, row: dict[str, str], values: dict[str, Any], c: Candidate
+    ) -> tuple[m.Patient, bool]:
+        study_code = (row.get("study_code") or "").strip()
         existing = self.patients.get(study_code)
         if existing is not None:
             # An import never moves a patient: that is its own audited action (patient_move_site).
             given = values.pop("site", None)
             if given is not None and given.pk != existing.site_id:
-                errors.setdefault("site", []).append(
+                c.add(
+                    "site",
                     f"is {given.code}, but an import never moves a patient between sites; "
-                    "a study administrator moves patients from the patient's page"
+                    "a study administrator moves patients from the patient's page",
                 )
-            return m.Patient.objects.get(pk=existing.pk), True
+            return copy.copy(existing), True  # the stored patient stays as it is until the write
         site = values.get("site") or self.site
         if self.site and site and site != self.site:
-            errors.setdefault("site", []).append(
-                f"is {site.code}, but this import is for the site {self.site.code}"
-            )
+            c.add("site", f"is {site.code}, but this import is for the site {self.site.code}")
         if site and self.managed_site_ids is not None and site.pk not in self.managed_site_ids:
-            errors.setdefault("site", []).append(f"is {site.code}, a site you do not manage")
+            c.add("site", f"is {site.code}, a site you do not manage")
         values["site"] = site
         return m.Patient(study=self.study, study_code=study_code), False
 
-    def _patient_or_error(self, study_code: str, errors) -> m.Patient | None:
-        patient = self.patients.get(study_code)
-        if patient is None:
-            errors.setdefault("study_code", []).append(
-                f"no patient {study_code!r} in this study or earlier in this file"
-            )
-            return None
-        if not self._managed(patient):
-            errors.setdefault("study_code", []).append(NOT_MANAGED)
-            return None
-        return patient
-
-    def _lp(self, patient: m.Patient, text: str, column: str, errors) -> m.LumbarPuncture | None:
+    def _key_of(self, table: Table, column: str, text: str, c: Candidate) -> Any:
         try:
-            performed = from_text(m.LumbarPuncture._meta.get_field("performed_at"), text)
+            return from_text(table.key_field(column), text)
         except ValueError as error:
-            errors.setdefault(column, []).append(str(error))
+            c.add(column, str(error))
             return None
-        lp = m.LumbarPuncture.objects.filter(patient=patient, performed_at=performed).first()
-        if lp is None:
-            errors.setdefault(column, []).append(f"no lumbar puncture of this patient at {text}")
-        return lp
 
-    def _parent(self, table: Table, study_code: str, row: dict[str, str], errors) -> models.Model | None:
-        patient = self._patient_or_error(study_code, errors)
-        if patient is None:
-            return None
+    def parent_of(self, table: Table, patient: m.Patient, row: dict[str, str], c: Candidate):
+        """The record a row hangs from, found in memory by its natural key, or the row's error."""
         if table.parent == "patients":
             return patient
-        if table.parent == "npsle_diagnoses":
-            diagnosis = m.NpsleDiagnosis.objects.filter(patient=patient).first()
+        if table.parent in ("npsle_diagnoses", "lm_diagnoses"):
+            diagnosis = self.index.find(BY_NAME[table.parent], (patient.pk,))
             if diagnosis is None:
-                errors.setdefault("study_code", []).append(
-                    "has no NPSLE diagnosis (import npsle_diagnoses first)"
-                )
-            return diagnosis
-        if table.parent == "lm_diagnoses":
-            diagnosis = m.LmDiagnosis.objects.filter(patient=patient).first()
-            if diagnosis is None:
-                errors.setdefault("study_code", []).append("has no LM diagnosis (import lm_diagnoses first)")
+                kind = "NPSLE" if table.parent == "npsle_diagnoses" else "LM"
+                c.add("study_code", f"has no {kind} diagnosis (import {table.parent} first)")
             return diagnosis
         if table.parent == "courses":
-            return self._course(patient, row.get("course_start_date", ""), errors)
-        lp = self._lp(patient, row.get("performed_at", ""), "performed_at", errors)
+            text = row.get("course_start_date", "")
+            start = self._key_of(table, "course_start_date", text, c)
+            course = None if start is None else self.index.find(BY_NAME["courses"], (patient.pk, start))
+            if course is None and start is not None:
+                c.add(
+                    "course_start_date",
+                    f"this patient has no course starting on {text} (import courses first)",
+                )
+            return course
+        lp = self.lumbar_puncture(patient.pk, row.get("performed_at", ""), "performed_at", c)
         if lp is None or table.parent == "lumbar_punctures":
             return lp
         if table.parent == "intrathecal_doses":
-            return self._dose(lp, row, errors)
-        csf = m.CsfResult.objects.filter(lumbar_puncture=lp).first()
+            key = tuple((row.get(name) or "").strip() for name in ("drug", "drug_other", "timing"))
+            dose = self.index.find(BY_NAME["intrathecal_doses"], (lp.pk, *key))
+            if dose is None:
+                c.add(
+                    "drug",
+                    "this lumbar puncture has no such dose (drug, other drug, timing); import intrathecal_doses first",
+                )
+            return dose
+        csf = self.index.find(BY_NAME["csf_results"], (lp.pk,))
         if csf is None:
-            errors.setdefault("performed_at", []).append(
-                "this lumbar puncture has no CSF result (import csf_results first)"
-            )
+            c.add("performed_at", "this lumbar puncture has no CSF result (import csf_results first)")
         return csf
 
-    def _course(self, patient: m.Patient, text: str, errors) -> Course | None:
+    def lumbar_puncture(
+        self, patient_id: int, text: str, column: str, c: Candidate
+    ) -> m.LumbarPuncture | None:
         try:
-            start = from_text(Course._meta.get_field("start_date"), text)
+            performed = from_text(m.LumbarPuncture._meta.get_field("performed_at"), text)
         except ValueError as error:
-            errors.setdefault("course_start_date", []).append(str(error))
+            c.add(column, str(error))
             return None
-        course = Course.objects.filter(patient=patient, start_date=start).select_related("protocol").first()
-        if course is None:
-            errors.setdefault("course_start_date", []).append(
-                f"this patient has no course starting on {text} (import courses first)"
-            )
-        return course
+        lp = self.index.find(BY_NAME["lumbar_punctures"], (patient_id, performed))
+        if lp is None:
+            c.add(column, f"no lumbar puncture of this patient at {text}")
+        return lp
 
-    def _dose(self, lp: m.LumbarPuncture, row: dict[str, str], errors) -> m.IntrathecalDose | None:
-        key = {name: (row.get(name) or "").strip() for name in ("drug", "drug_other", "timing")}
-        dose = m.IntrathecalDose.objects.filter(lumbar_puncture=lp, **key).first()
-        if dose is None:
-            errors.setdefault("drug", []).append(
-                "this lumbar puncture has no such dose (drug, other drug, timing); import intrathecal_doses first"
-            )
-        return dose
-
-    def _reference(self, instance, field_name: str, text: str, column: str, errors):
+    def reference(self, instance, field_name: str, text: str, column: str, c: Candidate):
+        """A link written as the linked record's key: a phase by its number, an LP by its time."""
         text = text.strip()
         if instance._meta.get_field(field_name).related_model is Phase:
-            phase = instance.course.protocol.phases.filter(order=text).first() if text.isdigit() else None
+            protocol_id = instance.course.protocol_id
+            if protocol_id not in self._phases:
+                self._phases[protocol_id] = {
+                    str(p.order): p for p in Phase.objects.filter(protocol_id=protocol_id)
+                }
+            phase = self._phases[protocol_id].get(text) if text.isdigit() else None
             if phase is None:
-                errors.setdefault(column, []).append(
-                    f"the course's protocol has no phase {text!r} (phases are numbered 1, 2, …)"
-                )
+                c.add(column, f"the course's protocol has no phase {text!r} (phases are numbered 1, 2, …)")
             return phase
         if not text:
             return None
-        return self._lp(m.Patient(pk=instance.owning_patient_id()), text, column, errors)
-
-    @staticmethod
-    def _check_computed(table: Table, instance, row: dict[str, str], errors) -> None:
-        if not table.computed:
-            return
-        instance.refresh_computed_fields()
-        for name in table.computed:
-            given = (row.get(name) or "").strip()
-            if given and given != str(getattr(instance, name)):
-                errors.setdefault(name, []).append(
-                    f"is computed by the registry: {getattr(instance, name)} from the items in this row, not {given}"
-                )
+        return self.lumbar_puncture(instance.owning_patient_id(), text, column, c)

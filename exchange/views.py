@@ -2,31 +2,46 @@
 
 from __future__ import annotations
 
+import tempfile
+import uuid
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import Capability, has_capability
 from analytics.deidentify import DateHandling
+from jobs.models import Job, JobKind, JobStatus
 
 from .batches import batches_mark_interrupted
 from .export import (
     ExportOptions,
     ExportRefused,
+    export_patients,
     export_record,
     export_tables,
-    to_csv_zip,
-    to_statistics_zip,
-    to_xlsx,
+    stream_csv_zip,
 )
 from .forms import ExportForm, ImportForm
-from .importer import Importer, ImportFileError, read_tables, sha256_of
-from .limits import ImportLimitError, ImportLimits, check_upload_size
+from .importer import Importer, ImportFileError, read_upload, sha256_of
+from .jobs import (
+    EXPORT_JOB_MIN_PATIENTS,
+    IMPORT_JOB_MIN_ROWS,
+    export_file_name,
+    export_job_path,
+    export_job_start,
+    import_job_start,
+    stored_result,
+    write_export_to,
+)
+from .limits import ImportLimitError, check_upload_size
 from .models import ImportBatch, ImportStatus
-from .redcap import RedcapMappingError, redcap_tables
+from .redcap import RedcapMappingError
 
 CONTENT_TYPES = {
     "csv": "application/zip",
@@ -34,21 +49,11 @@ CONTENT_TYPES = {
     "dta": "application/zip",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-EXTENSIONS = {"csv": "csv.zip", "sav": "sav.zip", "dta": "dta.zip", "xlsx": "xlsx"}
 
 
 def _require_site_admin(request: HttpRequest) -> None:
     if not has_capability(request.user, Capability.MANAGE_SITE):
         raise PermissionDenied("Imports are for site administrators.")
-
-
-def _tables(upload: bytes, name: str, dictionary: bytes | None, mapping: bytes | None):
-    limits = ImportLimits.for_page()
-    if dictionary is not None:
-        tables, notes = redcap_tables(upload, dictionary, mapping, limits=limits)
-        return tables, notes, "redcap"
-    tables, notes = read_tables(name, upload, limits=limits)
-    return tables, notes, name.rsplit(".", 1)[-1].lower()
 
 
 def _upload_page(
@@ -60,6 +65,10 @@ def _upload_page(
     return render(request, "exchange/import.html", context, status=status)
 
 
+def _rows_in(tables) -> int:
+    return sum(len(rows) for rows in tables.values())
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest) -> HttpResponse:
@@ -67,6 +76,8 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 
     The size of the request is checked before Django reads the files, so an oversized upload is
     refused without being stored; a file that cannot be read is refused with one message (400).
+    A file of more than ``IMPORT_JOB_MIN_ROWS`` rows is checked by a background job, whose page
+    shows its progress and then the same result.
     """
     _require_site_admin(request)
     if request.method == "POST":
@@ -81,21 +92,35 @@ def import_upload(request: HttpRequest) -> HttpResponse:
         return _upload_page(request, form, status=400)
     upload = form.cleaned_data["file"]
     content = upload.read()
-    dictionary = form.cleaned_data["redcap_dictionary"]
-    mapping = form.cleaned_data["redcap_mapping"]
+    dictionary, mapping = form.cleaned_data["redcap_dictionary"], form.cleaned_data["redcap_mapping"]
+    redcap = (
+        {"dictionary": dictionary.read().decode(), "mapping": mapping.read().decode()} if dictionary else None
+    )
     try:
-        tables, notes, source = _tables(
+        tables, notes, source = read_upload(
             content,
             upload.name,
-            dictionary.read() if dictionary else None,
-            mapping.read() if mapping else None,
+            redcap["dictionary"].encode() if redcap else None,
+            redcap["mapping"].encode() if redcap else None,
         )
     except (ImportFileError, RedcapMappingError) as error:
         form.add_error("file", str(error))
         return _upload_page(request, form, status=400)
-    result = Importer(
-        study=form.cleaned_data["study"], actor=request.user, site=form.cleaned_data["site"]
-    ).run(
+    study, site = form.cleaned_data["study"], form.cleaned_data["site"]
+    if _rows_in(tables) > IMPORT_JOB_MIN_ROWS:
+        stored = default_storage.save(f"imports/pending/{upload.name}", ContentFile(content))
+        job = import_job_start(
+            user=request.user,
+            study=study,
+            site=site,
+            stored=stored,
+            file_name=upload.name,
+            sha256=sha256_of(content),
+            dry_run=True,
+            redcap=redcap,
+        )
+        return redirect("jobs:detail", job_id=job.pk)
+    result = Importer(study=study, actor=request.user, site=site).run(
         tables,
         dry_run=True,
         file_name=upload.name,
@@ -104,18 +129,15 @@ def import_upload(request: HttpRequest) -> HttpResponse:
         notes=notes,
     )
     result.batch.stored_file.save(upload.name, ContentFile(content), save=True)
-    if dictionary:
-        request.session[f"import-{result.batch.pk}"] = {
-            "dictionary": dictionary.open().read().decode(),
-            "mapping": mapping.open().read().decode(),
-        }
+    if redcap:
+        request.session[f"import-{result.batch.pk}"] = redcap
     return render(request, "exchange/import_result.html", {"result": result, "batch": result.batch})
 
 
 @login_required
 @require_POST
 def import_apply(request: HttpRequest, batch_pk: int) -> HttpResponse:
-    """Apply a file that passed its dry run: the same bytes, all or nothing."""
+    """Apply a file that passed its dry run: the same bytes, all or nothing (a large one as a job)."""
     _require_site_admin(request)
     checked = ImportBatch.objects.filter(
         pk=batch_pk, started_by=request.user, status=ImportStatus.DRY_RUN
@@ -124,12 +146,24 @@ def import_apply(request: HttpRequest, batch_pk: int) -> HttpResponse:
         raise Http404("No dry run of yours to apply.")
     content = checked.stored_file.open("rb").read()
     redcap = request.session.get(f"import-{batch_pk}")
-    tables, notes, source = _tables(
+    tables, notes, source = read_upload(
         content,
         checked.file_name,
         redcap["dictionary"].encode() if redcap else None,
         redcap["mapping"].encode() if redcap else None,
     )
+    if _rows_in(tables) > IMPORT_JOB_MIN_ROWS:
+        job = import_job_start(
+            user=request.user,
+            study=checked.study,
+            site=checked.site,
+            stored=checked.stored_file.name,
+            file_name=checked.file_name,
+            sha256=checked.file_sha256,
+            dry_run=False,
+            redcap=redcap,
+        )
+        return redirect("jobs:detail", job_id=job.pk)
     result = Importer(study=checked.study, actor=request.user, site=checked.site).run(
         tables,
         dry_run=False,
@@ -141,16 +175,39 @@ def import_apply(request: HttpRequest, batch_pk: int) -> HttpResponse:
     return render(request, "exchange/import_result.html", {"result": result, "batch": result.batch})
 
 
+def _own_finished_job(request: HttpRequest, job_id: uuid.UUID, kind: JobKind) -> Job:
+    """A finished job of this kind started by this person (anyone else finds nothing)."""
+    job = Job.objects.filter(
+        pk=job_id, kind=kind, requested_by=request.user, status=JobStatus.SUCCEEDED
+    ).first()
+    if job is None:
+        raise Http404("No such job of yours.")
+    return job
+
+
+@login_required
+def import_job_result(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """What an import job did (or would do): the result page of a small import, read from the job."""
+    _require_site_admin(request)
+    job = _own_finished_job(request, job_id, JobKind.IMPORT)
+    batch = ImportBatch.objects.get(pk=job.result["batch"])
+    if job.parameters.get("redcap"):
+        request.session[f"import-{batch.pk}"] = job.parameters["redcap"]
+    return render(request, "exchange/import_result.html", {"result": stored_result(job), "batch": batch})
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def export(request: HttpRequest) -> HttpResponse:
+    """The export, streamed as it is made; above ``EXPORT_JOB_MIN_PATIENTS`` patients, a job whose
+    page links to the file when it is ready."""
     form = ExportForm(request.POST or None, user=request.user)
     if not form.fields["study"].queryset.exists():
         raise PermissionDenied("Your role does not include exports.")
     if request.method != "POST" or not form.is_valid():
         return render(request, "exchange/export.html", {"form": form}, status=400 if form.is_bound else 200)
     data = form.cleaned_data
-    identified = bool(data.get("identified"))
+    study, fmt, identified = data["study"], data["format"], bool(data.get("identified"))
     options = ExportOptions(
         identified=identified,
         free_text=data["free_text"],
@@ -158,15 +215,40 @@ def export(request: HttpRequest) -> HttpResponse:
         reason=data.get("reason", ""),
     )
     try:
-        tables = export_tables(data["study"], user=request.user, options=options)
+        patients = export_patients(study, request.user, options)
     except ExportRefused as refusal:
         raise PermissionDenied(str(refusal)) from refusal
-    fmt = data["format"]
-    content = {"csv": to_csv_zip, "xlsx": to_xlsx}.get(fmt, lambda s, t, o: to_statistics_zip(s, t, o, fmt))(
-        data["study"], tables, options
+    if len(patients) > EXPORT_JOB_MIN_PATIENTS:
+        job = export_job_start(study=study, user=request.user, options=options, fmt=fmt)
+        return redirect("jobs:detail", job_id=job.pk)
+    tables = export_tables(study, user=request.user, options=options, stream=True)
+    export_record(study, tables, options, fmt=fmt, request=request)
+    return _download(study, tables, options, fmt)
+
+
+def _download(study, tables, options: ExportOptions, fmt: str) -> HttpResponseBase:
+    """CSV streamed row by row as the zip is made; XLSX (write-only) and SPSS/Stata through a file."""
+    name = export_file_name(study, options, fmt)
+    if fmt == "csv":
+        response: HttpResponseBase = StreamingHttpResponse(
+            stream_csv_zip(study, tables, options), content_type=CONTENT_TYPES[fmt]
+        )
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+    spool = tempfile.TemporaryFile()  # noqa: SIM115  (FileResponse closes it once sent)
+    write_export_to(study, tables, options, fmt, spool)
+    spool.seek(0)
+    return FileResponse(spool, as_attachment=True, filename=name, content_type=CONTENT_TYPES[fmt])
+
+
+@login_required
+def export_download(request: HttpRequest, job_id: uuid.UUID) -> HttpResponseBase:
+    """The file an export job made, for the person who asked for it (recorded when it was made)."""
+    job = _own_finished_job(request, job_id, JobKind.EXPORT)
+    path = export_job_path(job)
+    if not path.exists():
+        raise Http404("The export file is no longer kept; export again.")
+    fmt = job.parameters["format"]
+    return FileResponse(
+        path.open("rb"), as_attachment=True, filename=path.name, content_type=CONTENT_TYPES[fmt]
     )
-    export_record(data["study"], tables, options, fmt=fmt, request=request)
-    kind = "identified" if identified else "deidentified"
-    response = HttpResponse(content, content_type=CONTENT_TYPES[fmt])
-    response["Content-Disposition"] = f'attachment; filename="{data["study"].code}-{kind}.{EXTENSIONS[fmt]}"'
-    return response

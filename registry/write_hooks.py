@@ -26,12 +26,22 @@ class WriteGuard:
     def check_batch(self, model: type[models.Model], records: Sequence[models.Model]) -> None:
         """Raise a ValidationError to refuse a bulk write of these new records (all or nothing)."""
 
+    def batch_refusals(
+        self, model: type[models.Model], records: Sequence[models.Model]
+    ) -> dict[int, dict[str, str]]:
+        """Why each record of a batch (new or changed) would be refused, by position and field; checked
+        by set queries under the same row locks as ``check``, for a set-based importer to report per row."""
+        return {}
+
     def problems(self, record: RegistryRecord) -> dict[str, str]:
         """Why the write would be refused, per field, for a form to show before it saves (no locks)."""
         return {}
 
     def after_write(self, record: RegistryRecord) -> None:
         """After the record is saved, inside the same transaction."""
+
+    def after_batch(self, model: type[models.Model], records: Sequence[models.Model]) -> None:
+        """After a bulk write of these records, inside the same transaction (``after_write`` for a set)."""
 
     def after_delete(self, patient_id: int) -> None:
         """After a patient's record was deleted, inside the same transaction."""
@@ -61,6 +71,20 @@ def check(record: RegistryRecord, *, deleting: bool = False) -> None:
 def check_batch(model: type[models.Model], records: Sequence[models.Model]) -> None:
     for guard in _guards:
         guard.check_batch(model, records)
+
+
+def batch_refusals(model: type[models.Model], records: Sequence[models.Model]) -> dict[int, dict[str, str]]:
+    found: dict[int, dict[str, str]] = {}
+    for guard in _guards:
+        for position, fields in guard.batch_refusals(model, records).items():
+            for field, message in fields.items():
+                found.setdefault(position, {}).setdefault(field, message)
+    return found
+
+
+def after_batch(model: type[models.Model], records: Sequence[models.Model]) -> None:
+    for guard in _guards:
+        guard.after_batch(model, records)
 
 
 def problems(record: RegistryRecord) -> dict[str, str]:

@@ -151,6 +151,66 @@ def refuse_locked_sections(model: type[models.Model], objects: Sequence[Registry
         )
 
 
+#: Patients per set query (SQLite takes at most 32,766 parameters in one statement).
+PATIENTS_PER_QUERY = 5000
+
+
+def _patient_chunks(records: Sequence[models.Model]) -> list[list[int]]:
+    ids = sorted({record.owning_patient_id() for record in records} - {None})  # type: ignore[attr-defined]
+    return [ids[start : start + PATIENTS_PER_QUERY] for start in range(0, len(ids), PATIENTS_PER_QUERY)]
+
+
+def batch_write_refusals(
+    model: type[models.Model], records: Sequence[models.Model]
+) -> dict[int, dict[str, str]]:
+    """``check_record_writable`` for a whole batch: the section reviews it touches are read (and row
+    locked, as a single write does) by one query per 5,000 patients; a locked section or a missing
+    reason refuses its record, by position."""
+    section = getattr(model, "review_section", None)
+    if section is None:
+        return {}
+    reviews: dict[int, SectionReview] = {}
+    for chunk in _patient_chunks(records):
+        found = SectionReview.objects.select_for_update().filter(patient_id__in=chunk, section=section)
+        reviews.update({review.patient_id: review for review in found.exclude(status=ReviewStatus.DRAFT)})
+    refusals: dict[int, dict[str, str]] = {}
+    for position, record in enumerate(records):
+        review = reviews.get(record.owning_patient_id())  # type: ignore[attr-defined]
+        if review is None:
+            continue
+        if review.status == ReviewStatus.LOCKED:
+            refusals[position] = {"__all__": locked_message(review)}
+        elif not (getattr(record, "_change_reason", "") or "").strip():
+            refusals[position] = {"change_reason": REASON_NEEDED}
+    return refusals
+
+
+def after_batch_write(model: type[models.Model], records: Sequence[models.Model]) -> None:
+    """``after_record_write`` for a batch: each patient's rules are checked at commit, and a verified
+    section the batch changed goes back to submitted."""
+    chunks = _patient_chunks(records)
+    for chunk in chunks:
+        for patient_id in chunk:
+            schedule_check(patient_id)
+    section = getattr(model, "review_section", None)
+    if section is None or not records:
+        return
+    first = records[0]
+    for chunk in chunks:
+        verified = SectionReview.objects.filter(
+            patient_id__in=chunk, section=section, status=ReviewStatus.VERIFIED
+        )
+        for review in verified:
+            review.status = ReviewStatus.SUBMITTED
+            review.verified_by, review.verified_at = None, None
+            attribute(
+                review,
+                actor=getattr(first, "_history_user", None),
+                reason=f"Changed after verification: {getattr(first, '_change_reason', '')}",
+            )
+            review.save()
+
+
 class ReviewGuard(WriteGuard):
     """The workflow on registry's write hooks (registered in ``ReviewConfig.ready``)."""
 
@@ -159,6 +219,12 @@ class ReviewGuard(WriteGuard):
 
     def check_batch(self, model, records) -> None:
         refuse_locked_sections(model, records)
+
+    def batch_refusals(self, model, records) -> dict[int, dict[str, str]]:
+        return batch_write_refusals(model, records)
+
+    def after_batch(self, model, records) -> None:
+        after_batch_write(model, records)
 
     def problems(self, record) -> dict[str, str]:
         return write_problems(record)

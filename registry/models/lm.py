@@ -1,5 +1,7 @@
 """Leptomeningeal metastasis of lung cancer: primary, driver mutations, LM diagnosis, ECOG."""
 
+from __future__ import annotations
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
@@ -93,6 +95,8 @@ class MutationFinding(RegistryRecord):
 
     review_section = Section.DIAGNOSIS
     patient_lookup = "diagnosis__patient"
+    #: Set by ``batch_check``: the specimen's other results, read for the whole batch at once.
+    _codes_in_batch: set[str] | None = None
 
     diagnosis = models.ForeignKey(LmDiagnosis, on_delete=models.CASCADE, related_name="mutations")
     specimen = models.CharField(max_length=8, choices=Specimen.choices)
@@ -112,11 +116,30 @@ class MutationFinding(RegistryRecord):
     def __str__(self) -> str:
         return f"{self.get_mutation_display()} ({self.get_specimen_display()})"
 
+    @classmethod
+    def batch_check(cls, findings: list[MutationFinding]) -> dict[int, dict[str, list[str]]]:
+        """The other results of each specimen, for a whole batch in one query: the saved ones and those
+        earlier in the batch (as if saved one by one); ``clean()`` then judges each without a query."""
+        saved: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        rows = cls.objects.filter(diagnosis_id__in={f.diagnosis_id for f in findings})
+        for pk, diagnosis_id, specimen, mutation in rows.values_list(
+            "pk", "diagnosis_id", "specimen", "mutation"
+        ):
+            saved.setdefault((diagnosis_id, specimen), []).append((pk, mutation))
+        for finding in findings:
+            group = saved.setdefault((finding.diagnosis_id, finding.specimen), [])
+            finding._codes_in_batch = {code for pk, code in group if pk is None or pk != finding.pk}
+            group.append((None, finding.mutation))
+        return {}
+
     def clean(self) -> None:
         if not self.diagnosis_id:
             return
-        others = self.diagnosis.mutations.filter(specimen=self.specimen).exclude(pk=self.pk)
-        codes = set(others.values_list("mutation", flat=True))
+        if self._codes_in_batch is not None:  # the bulk path read the specimen's results already
+            codes = self._codes_in_batch
+        else:
+            others = self.diagnosis.mutations.filter(specimen=self.specimen).exclude(pk=self.pk)
+            codes = set(others.values_list("mutation", flat=True))
         if self.mutation in EXCLUSIVE_MUTATION_CODES and codes:
             raise ValidationError(
                 {

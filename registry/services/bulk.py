@@ -27,21 +27,33 @@ def _foreign_key_names(model: type[models.Model]) -> list[str]:
 
 @transaction.atomic
 def bulk_record_create(
-    objects: Sequence[models.Model], *, actor: User, reason: str, batch_size: int = 2000
+    objects: Sequence[models.Model], *, actor: User, reason: str, batch_size: int = 2000, validated: bool = False
 ) -> list[models.Model]:
     """Validate and insert objects of one model with their history; all or nothing.
 
     Raises ValidationError naming the first invalid object (by its position) and its fields.
+    ``validated``: the caller has run these same checks on every object and reported each row's
+    errors itself (the set-based importer), so they are not run twice.
     """
     if not objects:
         return []
     model = type(objects[0])
-    exclude = _foreign_key_names(model)
     for obj in objects:
         if type(obj) is not model:
             raise TypeError(f"bulk_record_create takes one model at a time; got {type(obj).__name__}")
         # Parent objects saved earlier in the transaction: copy their new keys onto the child.
         obj._prepare_related_fields_for_save(operation_name="bulk_record_create")  # type: ignore[attr-defined]
+    if not validated:
+        _validate(model, objects)
+        write_hooks.check_batch(model, objects)  # a validating caller asked ``batch_refusals`` per row
+    with audited_bulk_write():
+        return bulk_create_with_history(
+            list(objects), model, batch_size=batch_size, default_user=actor, default_change_reason=reason
+        )
+
+
+def _validate(model: type[models.Model], objects: Sequence[models.Model]) -> None:
+    exclude = _foreign_key_names(model)
     # Checks that need the database run once for the batch (``Model.batch_check``), not per object.
     batch_check = getattr(model, "batch_check", None)
     batch_errors = batch_check(list(objects)) if batch_check else {}
@@ -61,8 +73,3 @@ def bulk_record_create(
             )
         if isinstance(obj, ComputedScoreMixin):
             obj.refresh_computed_fields()  # bulk_create bypasses save(), where scores are computed
-    write_hooks.check_batch(model, objects)
-    with audited_bulk_write():
-        return bulk_create_with_history(
-            list(objects), model, batch_size=batch_size, default_user=actor, default_change_reason=reason
-        )

@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
-PATIENTS = 6000
+PATIENTS = 150_000  # the set-based importer writes 6,000 patients in about a second
 
 
 @pytest.fixture

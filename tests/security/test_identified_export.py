@@ -84,7 +84,7 @@ def test_identified_export_needs_a_reason_and_is_recorded(client, world):
         client, world["study"], identified="on", reason="Linkage with the cancer registry, protocol 7"
     )
     assert response.status_code == 200
-    exported = _files(response.content)
+    exported = _files(b"".join(response.streaming_content))
     assert "Secret Person 0" in exported["patient_identifiers.csv"]
     event = SecurityEvent.objects.get(kind=SecurityEventKind.IDENTIFIED_EXPORT)
     assert event.user == world["study-admin"]
@@ -103,7 +103,7 @@ def test_identified_export_needs_a_reason_and_is_recorded(client, world):
 
 def test_free_text_is_left_out_of_deidentified_exports_unless_asked_for(client, world):
     client.force_login(world["nurse"])
-    plain = _files(_export(client, world["study"]).content)
+    plain = _files(b"".join(_export(client, world["study"]).streaming_content))
     events = list(csv.DictReader(io.StringIO(plain["adverse_events.csv"])))
     assert "term_other" not in events[0]
     assert "Zhang" not in "".join(plain.values())
@@ -111,7 +111,7 @@ def test_free_text_is_left_out_of_deidentified_exports_unless_asked_for(client, 
 
     form = client.get(reverse("exchange:export")).content.decode()
     assert "may contain names, dates or other identifiers" in form
-    with_text = _files(_export(client, world["study"], free_text="on").content)
+    with_text = _files(b"".join(_export(client, world["study"], free_text="on").streaming_content))
     assert "Mr Zhang's fall at home" in with_text["adverse_events.csv"]
     assert "free text INCLUDED" in with_text["ABOUT.txt"]
     event = SecurityEvent.objects.filter(kind=SecurityEventKind.EXPORT, user=world["nurse"]).latest("pk")

@@ -8,22 +8,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import system_user
 from analytics.deidentify import DateHandling
-from exchange.export import (
-    ExportOptions,
-    export_record,
-    export_tables,
-    to_csv_zip,
-    to_statistics_zip,
-    to_xlsx,
-)
+from exchange.export import ExportOptions, export_patients, export_record, export_tables
+from exchange.jobs import write_export_to
 from registry.models import Study
 
-WRITERS = {
-    "csv": lambda study, tables, options: to_csv_zip(study, tables, options),
-    "xlsx": lambda study, tables, options: to_xlsx(study, tables, options),
-    "sav": lambda study, tables, options: to_statistics_zip(study, tables, options, "sav"),
-    "dta": lambda study, tables, options: to_statistics_zip(study, tables, options, "dta"),
-}
+FORMATS = ("csv", "dta", "sav", "xlsx")
 
 
 class Command(BaseCommand):
@@ -31,7 +20,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("study")
-        parser.add_argument("--format", choices=sorted(WRITERS), default="csv")
+        parser.add_argument("--format", choices=FORMATS, default="csv")
         parser.add_argument("--output", required=True)
         parser.add_argument(
             "--identified", action="store_true", help="Exact dates, identifiers and free text"
@@ -70,10 +59,11 @@ class Command(BaseCommand):
             )
         except ValueError as error:
             raise CommandError(str(error)) from error
-        tables = export_tables(study_obj, user=None, options=export_options)  # the operator: every site
-        content = WRITERS[format](study_obj, tables, export_options)
-        Path(output).write_bytes(content)
+        # The operator: every site. The file is written as it is made (streamed, flat memory).
+        tables = export_tables(study_obj, user=None, options=export_options, stream=True)
+        with Path(output).open("wb") as out:
+            write_export_to(study_obj, tables, export_options, format, out)
         export_record(study_obj, tables, export_options, fmt=format, user=system_user())
-        self.stdout.write(
-            self.style.SUCCESS(f"Wrote {output} ({len(content):,} bytes, {len(tables[0].rows)} patients).")
-        )
+        patients = len(export_patients(study_obj, None, export_options))
+        size = Path(output).stat().st_size
+        self.stdout.write(self.style.SUCCESS(f"Wrote {output} ({size:,} bytes, {patients} patients)."))

@@ -1,0 +1,115 @@
+"""The set-based importer: whole tables at once, all or nothing, audited, refused by locked sections."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.services import system_user
+from exchange.importer import Importer, read_tables, sha256_of
+from registry.choices import DiseaseArea, Section
+from registry.models import LumbarPuncture, Patient
+from review.models import ReviewStatus, SectionReview
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "study_code,site,sex,birth_year,index_admission_date\n"
+
+
+def run_import(text: str, study, name: str, *, dry_run=False):
+    content = text.encode()
+    tables, notes = read_tables(name, content)
+    return Importer(study=study, actor=system_user(), as_operator=True).run(
+        tables, dry_run=dry_run, file_name=name, sha256=sha256_of(content), source_format="csv", notes=notes
+    )
+
+
+@pytest.fixture
+def study():
+    return f.StudyFactory(code="imp", disease_area=DiseaseArea.NPSLE, sites=[f.SiteFactory(code="north")])
+
+
+def patients_csv(count: int, bad_line: int | None = None) -> str:
+    lines = [f"P{i:04d},north,F,1980,2021-03-01" for i in range(count)]
+    if bad_line is not None:
+        lines[bad_line - 2] = lines[bad_line - 2].replace("2021-03-01", "2099-01-01")
+    return HEADER + "\n".join(lines) + "\n"
+
+
+def test_a_bad_row_in_the_middle_writes_nothing_and_is_named(study):
+    result = run_import(patients_csv(500, bad_line=251), study, "patients.csv")
+    assert [(i.line, i.column) for i in result.issues] == [(251, "index_admission_date")]
+    assert result.issues[0].message == "2099-01-01 is in the future."  # plain text, not a list's repr
+    assert not Patient.objects.exists() and not Patient.history.exists()
+
+
+def test_bulk_writes_leave_one_attributed_history_row_each(study):
+    result = run_import(patients_csv(300), study, "patients.csv")
+    assert result.ok and result.created["patients"] == 300
+    history = Patient.history.filter(study=study)
+    assert history.count() == 300
+    assert set(history.values_list("history_change_reason", flat=True)) == {result.batch.reason}
+    assert set(history.values_list("history_user", flat=True)) == {system_user().pk}
+    assert set(history.values_list("history_type", flat=True)) == {"+"}
+
+
+def test_a_table_costs_a_fixed_number_of_queries(study):
+    """Validating and writing a table does not query per row: 50 rows and 400 rows cost the same."""
+    counts = []
+    for size, prefix in ((50, "A"), (400, "B")):
+        text = patients_csv(size).replace("\nP", f"\n{prefix}")
+        with CaptureQueriesContext(connection) as queries:
+            assert run_import(text, study, "patients.csv").ok
+        counts.append(len(queries))
+    assert counts[1] <= counts[0] + 5, counts
+
+
+def lp_csv(codes, day="2021-03-05") -> str:
+    lines = [f"{code},{day}T09:00:00Z,lumbar,120" for code in codes]
+    return "study_code,performed_at,route,opening_pressure_mmh2o\n" + "\n".join(lines) + "\n"
+
+
+def test_a_locked_section_refuses_its_rows_and_nothing_is_written(study):
+    assert run_import(patients_csv(20), study, "patients.csv").ok
+    locked = Patient.objects.get(study_code="P0007")
+    reviewer = f.UserFactory()
+    SectionReview.objects.create(
+        patient=locked,
+        section=Section.PROCEDURES,
+        status=ReviewStatus.LOCKED,
+        locked_by=reviewer,
+        locked_at=timezone.now(),
+    )
+    codes = [f"P{i:04d}" for i in range(20)]
+    result = run_import(lp_csv(codes), study, "lumbar_punctures.csv")
+    assert [(i.line, i.column) for i in result.issues] == [(9, "")]
+    assert "section is locked" in result.issues[0].message
+    assert not LumbarPuncture.objects.exists()
+
+
+def test_a_verified_section_changed_in_bulk_goes_back_to_submitted(study):
+    assert run_import(patients_csv(3), study, "patients.csv").ok
+    patient = Patient.objects.get(study_code="P0001")
+    SectionReview.objects.create(patient=patient, section=Section.PROCEDURES, status=ReviewStatus.VERIFIED)
+    result = run_import(lp_csv(["P0000", "P0001", "P0002"]), study, "lumbar_punctures.csv")
+    assert result.ok and LumbarPuncture.objects.count() == 3
+    assert SectionReview.objects.get(patient=patient).status == ReviewStatus.SUBMITTED
+    assert LumbarPuncture.history.filter(history_change_reason=result.batch.reason).count() == 3
+
+
+def test_rows_of_one_file_clash_with_each_other_as_if_saved_one_by_one(study):
+    assert run_import(patients_csv(2), study, "patients.csv").ok
+    text = "study_code,event_type,event_date\nP0000,last_contact,2022-01-01\nP0000,last_contact,2022-02-01\n"
+    result = run_import(text, study, "follow_up_events.csv")
+    assert [(i.line, i.message) for i in result.issues][0][0] == 3
+
+
+def test_changed_rows_are_saved_with_their_version_and_history(study):
+    assert run_import(patients_csv(3), study, "patients.csv").ok
+    changed = patients_csv(3).replace("P0001,north,F", "P0001,north,M")
+    result = run_import(changed, study, "patients.csv")
+    assert result.changes == ["changed patients line 3: sex F → M"]
+    patient = Patient.objects.get(study_code="P0001")
+    assert patient.sex == "M" and patient.version > 1 and patient.history.count() == 2
+    assert result.unchanged["patients"] == 2  # the other two wrote nothing

@@ -1,0 +1,141 @@
+"""Exports stream: the CSV zip is made while it is sent, a chunk of patients at a time, so memory
+does not grow with the study; large exports and imports run as jobs whose page leads to the result."""
+
+import io
+import tracemalloc
+import zipfile
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Role
+from accounts.services import system_user
+from analytics.deidentify import DateHandling
+from demo.common import ensure_sites_and_studies
+from demo.npsle import generate_npsle_cohort
+from exchange import export, jobs, views
+from exchange.export import ExportOptions, export_tables, stream_csv_zip
+from exchange.models import ImportBatch, ImportStatus
+from jobs.models import Job, JobStatus
+from registry.choices import DiseaseArea
+from registry.models import Patient, Study
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+IDENTIFIED = ExportOptions(identified=True, dates=DateHandling.EXACT, reason="streaming test")
+
+
+@pytest.fixture
+def cohorts():
+    """Two NPSLE studies, one three times the other's size."""
+    actor = system_user()
+    npsle = ensure_sites_and_studies(actor=actor)["npsle"]
+    made = {}
+    for code, size in (("small", 60), ("large", 180)):
+        study = Study.objects.create(code=code, disease_area=DiseaseArea.NPSLE, title=code)
+        study.sites.set(npsle.sites.all())
+        generate_npsle_cohort(study=study, actor=actor, patients=size, seed=7)
+        made[code] = study
+    return made
+
+
+def peak_while_streaming(study) -> tuple[int, int, int]:
+    """(peak bytes allocated while exporting, bytes sent, chunks sent)."""
+    tracemalloc.start()
+    sent = chunks = 0
+    for chunk in stream_csv_zip(
+        study, export_tables(study, user=None, options=IDENTIFIED, stream=True), IDENTIFIED
+    ):
+        sent, chunks = sent + len(chunk), chunks + 1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak, sent, chunks
+
+
+def test_memory_stays_flat_when_the_study_triples(cohorts, monkeypatch):
+    monkeypatch.setattr(export, "PATIENTS_PER_CHUNK", 30)
+    monkeypatch.setattr(export, "ROWS_PER_CHUNK", 50)
+    small_peak, small_sent, _ = peak_while_streaming(cohorts["small"])
+    large_peak, large_sent, large_chunks = peak_while_streaming(cohorts["large"])
+    assert large_sent > 1.7 * small_sent  # compressed, after the fixed data dictionary and ABOUT
+    assert large_chunks > 30  # handed on piece by piece, not as one file
+    assert large_peak < 1.5 * small_peak, (small_peak, large_peak)
+
+
+def test_the_page_streams_the_csv_zip(cohorts, client):
+    study = cohorts["small"]
+    researcher = f.UserFactory()
+    for site in study.sites.all():
+        f.MembershipFactory(user=researcher, site=site, role=Role.RESEARCHER)
+    client.force_login(researcher)
+    response = client.post(reverse("exchange:export"), {"study": study.pk, "format": "csv", "dates": "shift"})
+    assert response.status_code == 200 and response.streaming
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as archive:
+        patients = archive.read("patients.csv").decode().splitlines()
+    assert len(patients) == 1 + 60
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "sav"])
+def test_other_formats_are_sent_from_a_file(cohorts, client, fmt):
+    study = cohorts["small"]
+    researcher = f.UserFactory()
+    for site in study.sites.all():
+        f.MembershipFactory(user=researcher, site=site, role=Role.RESEARCHER)
+    client.force_login(researcher)
+    response = client.post(reverse("exchange:export"), {"study": study.pk, "format": fmt, "dates": "days"})
+    assert response.status_code == 200 and response.streaming
+    assert zipfile.is_zipfile(io.BytesIO(b"".join(response.streaming_content)))
+
+
+def test_a_large_export_is_a_job_whose_page_links_to_the_file(
+    cohorts, client, monkeypatch, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    monkeypatch.setattr(views, "EXPORT_JOB_MIN_PATIENTS", 100)
+    study = cohorts["large"]
+    researcher = f.UserFactory()
+    for site in study.sites.all():
+        f.MembershipFactory(user=researcher, site=site, role=Role.RESEARCHER)
+    client.force_login(researcher)
+    response = client.post(reverse("exchange:export"), {"study": study.pk, "format": "csv", "dates": "shift"})
+    job = Job.objects.get(requested_by=researcher)
+    assert response.status_code == 302 and response["Location"] == reverse("jobs:detail", args=[job.pk])
+    assert job.status == JobStatus.SUCCEEDED  # no broker in the tests: run in the request
+    page = client.get(reverse("jobs:detail", args=[job.pk])).content.decode()
+    download = reverse("exchange:export_download", args=[job.pk])
+    assert download in page
+    response = client.get(download)
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as archive:
+        assert len(archive.read("patients.csv").decode().splitlines()) == 1 + 180
+    other = f.UserFactory()
+    client.force_login(other)
+    assert client.get(download).status_code == 404  # only the person who asked
+
+
+def test_a_large_import_is_checked_and_applied_by_jobs(client, monkeypatch, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    monkeypatch.setattr(views, "IMPORT_JOB_MIN_ROWS", 10)
+    site = f.SiteFactory(code="north")
+    study = f.StudyFactory(code="imp", disease_area=DiseaseArea.NPSLE, sites=[site])
+    admin = f.UserFactory()
+    f.MembershipFactory(user=admin, site=site, role=Role.SITE_ADMIN)
+    client.force_login(admin)
+    lines = "".join(f"P{i:03d},north,F,1990,2021-03-01\n" for i in range(50))
+    upload = io.BytesIO(("study_code,site,sex,birth_year,index_admission_date\n" + lines).encode())
+    upload.name = "patients.csv"
+    response = client.post(reverse("exchange:import"), {"study": study.pk, "site": site.pk, "file": upload})
+    check = Job.objects.get(requested_by=admin)
+    assert response["Location"] == reverse("jobs:detail", args=[check.pk])
+    assert check.status == JobStatus.SUCCEEDED and not Patient.objects.exists()
+    result = client.get(check.result["url"])
+    assert "Apply this import" in result.content.decode() and result.context["result"].summary() == {
+        "patients": {"created": 50, "changed": 0, "unchanged": 0}
+    }
+    batch = result.context["batch"]
+    response = client.post(reverse("exchange:import_apply", args=[batch.pk]))
+    applied = Job.objects.filter(requested_by=admin).exclude(pk=check.pk).get()
+    assert response["Location"] == reverse("jobs:detail", args=[applied.pk])
+    assert Patient.objects.filter(study=study).count() == 50
+    assert ImportBatch.objects.get(pk=applied.result["batch"]).status == ImportStatus.APPLIED
+    assert jobs.IMPORT_JOB_MIN_ROWS > 10  # the module's default is untouched
