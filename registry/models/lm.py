@@ -120,7 +120,7 @@ class MutationFinding(RegistryRecord):
     def batch_check(cls, findings: list[MutationFinding]) -> dict[int, dict[str, list[str]]]:
         """The other results of each specimen, for a whole batch in one query: the saved ones and those
         earlier in the batch (as if saved one by one); ``clean()`` then judges each without a query."""
-        saved: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        saved: dict[tuple[int, str], list[tuple[int | None, str]]] = {}
         rows = cls.objects.filter(diagnosis_id__in={f.diagnosis_id for f in findings})
         for pk, diagnosis_id, specimen, mutation in rows.values_list(
             "pk", "diagnosis_id", "specimen", "mutation"

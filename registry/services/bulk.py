@@ -27,7 +27,12 @@ def _foreign_key_names(model: type[models.Model]) -> list[str]:
 
 @transaction.atomic
 def bulk_record_create(
-    objects: Sequence[models.Model], *, actor: User, reason: str, batch_size: int = 2000, validated: bool = False
+    objects: Sequence[models.Model],
+    *,
+    actor: User,
+    reason: str,
+    batch_size: int = 2000,
+    validated: bool = False,
 ) -> list[models.Model]:
     """Validate and insert objects of one model with their history; all or nothing.
 
