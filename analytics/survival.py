@@ -312,12 +312,15 @@ def logrank(df: pd.DataFrame, time: str, event: str, by: str, *, timefix: bool =
     covariance = np.einsum("t,tg,gh->gh", spread, share, np.eye(len(strata))) - np.einsum(
         "t,tg,th->gh", spread, share, share
     )
-    informative = expected > 0
-    if informative.sum() < 2:
-        raise AnalysisError(f"log-rank test needs at least two groups of {by!r} at risk at an event time")
-    kept = np.flatnonzero(informative)[:-1]
+    if len(strata) < 2:
+        raise AnalysisError(f"log-rank test needs at least two groups of {by!r}")
+    # As survdiff: groups with no expected events drop out; with fewer than two left the statistic
+    # is 0 on 0 degrees of freedom and p is 1 (an arm nobody of which was at risk at an event time).
+    kept = np.flatnonzero(expected > 0)[:-1]
     difference = (observed - expected)[kept]
-    statistic = float(difference @ np.linalg.solve(covariance[np.ix_(kept, kept)], difference))
+    statistic = (
+        float(difference @ np.linalg.solve(covariance[np.ix_(kept, kept)], difference)) if len(kept) else 0.0
+    )
     degrees = len(kept)
     table = pd.DataFrame(
         {
@@ -328,7 +331,14 @@ def logrank(df: pd.DataFrame, time: str, event: str, by: str, *, timefix: bool =
         }
     )
     return LogrankResult(
-        time, event, by, statistic, degrees, float(stats.chi2.sf(statistic, degrees)), table, n_excluded
+        time,
+        event,
+        by,
+        statistic,
+        degrees,
+        float(stats.chi2.sf(statistic, degrees)) if degrees else 1.0,
+        table,
+        n_excluded,
     )
 
 

@@ -198,3 +198,17 @@ def test_timefix_tolerance_is_relative_to_the_mean_time() -> None:
     times = np.array([20_000.0, 20_000.00001, 20_001.0])
     assert merge_near_ties(times).tolist() == [20_000.0, 20_000.0, 20_001.0]
     assert merge_near_ties(np.array([1.0, 1.001, 2.0])).tolist() == [1.0, 1.001, 2.0]
+
+
+def test_logrank_with_an_arm_never_at_risk_at_an_event_time_is_chisq_0_on_0_df() -> None:
+    """survdiff (survival 3.5-3) on this cohort: 'Chisq= 0 on 0 degrees of freedom, p= 1', E = 6 and 0."""
+    cohort = pd.DataFrame(
+        {
+            "t": [1, 2, 3, 4, 5, 6, 7, 8, 0.5, 0.5, 0.6, 0.7, 0.8],
+            "e": [1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0],
+            "g": ["a"] * 8 + ["b"] * 5,
+        }
+    )
+    result = logrank(cohort, "t", "e", "g")
+    assert (result.statistic, result.df, result.p) == (0.0, 0, 1.0)
+    assert result.table["expected"].tolist() == pytest.approx([6.0, 0.0])
