@@ -7,9 +7,9 @@ class AnalyticsConfig(AppConfig):
     verbose_name = "Cohort analytics"
 
     def ready(self) -> None:
+        # Imported here, once the app registry is ready: they import models.
         from registry import write_hooks
 
-        # Imported here, once the app registry is ready: they import models.
         from . import jobs, signals  # noqa: F401  (the report-run job's runner; the default definition of new studies)
         from .reports.invalidation import ReportInvalidation
 

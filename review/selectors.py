@@ -50,10 +50,6 @@ def patient_queries(patient: Patient) -> QuerySet[DataQuery]:
     )
 
 
-def section_queries(patient: Patient, section: str) -> QuerySet[DataQuery]:
-    return patient_queries(patient).filter(section=section)
-
-
 def open_queries_overview(queryset: QuerySet[DataQuery]) -> QuerySet:
     """Open queries per study and site, with the oldest one's age."""
     return (

@@ -165,6 +165,8 @@ KNOWN_PARAMETERS = {
     "action",
     "batch_pk",  # an import batch is its uploader's own (tests/exchange): not site-scoped
     "job_id",  # a job is its starter's own (tests/jobs: nobody else sees it): not site-scoped
+    # a stored report run's figure: only the run's own site scope (tests/reports/test_report_page_figures.py)
+    "run_pk",
     "protocol_pk",  # protocols are reference data, readable by all signed-in staff: not site-scoped
     "course_pk",
     "injection_pk",

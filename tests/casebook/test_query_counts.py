@@ -77,7 +77,8 @@ def test_lp_edit_page_costs_the_same_at_one_lp_or_six(client, study, site, nurse
     six = patient_with(study, site, nurse, 6)
     small = count(client, reverse("casebook:lp_edit", args=[one.pk, one.lumbar_punctures.first().pk]))
     large = count(client, reverse("casebook:lp_edit", args=[six.pk, six.lumbar_punctures.last().pk]))
-    assert small == large <= 22
+    # 24 (was 22) after the data-entry form changes of issue 19; still the same at one LP and at six.
+    assert small == large <= 24
 
 
 def test_patient_list_costs_the_same_at_one_patient_or_thirty(client, study, site, nurse):
@@ -85,7 +86,8 @@ def test_patient_list_costs_the_same_at_one_patient_or_thirty(client, study, sit
     small = count(client, reverse("casebook:patient_list"))
     for _ in range(29):
         patient_with(study, site, nurse, 0)
-    assert count(client, reverse("casebook:patient_list")) == small <= 12
+    # 14 (was 12) since the list pages and filters by study, site and review status (issue 19).
+    assert count(client, reverse("casebook:patient_list")) == small <= 14
     assert count(client, reverse("casebook:patient_list") + "?q=P") == small
 
 
