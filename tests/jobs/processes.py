@@ -79,7 +79,7 @@ class Worker(Process):
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=WARNING",
              "--include", "tests.jobs.probe", "--without-heartbeat", "--without-gossip", "--without-mingle"],
             {"DATABASE_URL": database_url(), "CELERY_BROKER_URL": broker, "CACHE_URL": broker,
-             "CELERY_VISIBILITY_TIMEOUT_SECONDS": "3", **(env or {})},
+             "CELERY_VISIBILITY_TIMEOUT_SECONDS": "3", "CELERY_UNACKED_RESTORE_SECONDS": "1", **(env or {})},
         )  # fmt: skip
 
 
