@@ -28,7 +28,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from registry import csf_limits
-from registry.action_events import Action, ActionKind, emit
+from registry.action_events import ActionKind
 from registry.choices import Attribution, DiseaseArea, FollowUpEventType
 from registry.models import (
     AdverseEvent,
@@ -54,6 +54,7 @@ from .models import (
     ReviewStatus,
     SectionReview,
 )
+from .query_events import query_event
 
 logger = logging.getLogger(__name__)
 RESOLVED = "Resolved: the data-quality rule no longer finds this."
@@ -369,24 +370,6 @@ def _due(patient: Patient) -> dict[tuple, Finding]:
     return found
 
 
-def _system_event(kind: ActionKind, query: DataQuery, old: str, text: str) -> None:
-    emit(
-        Action(
-            kind=kind,
-            actor=None,
-            patient_id=query.patient_id,
-            study_id=query.patient.study_id,
-            section=query.section,
-            record=query,
-            object_label=f"Query #{query.pk}: {query.message[:200]}",
-            old_state=old,
-            new_state=query.status,
-            reason=text,
-            detail={"origin": QueryOrigin.RULE, "rule": query.rule_code},
-        )
-    )
-
-
 @transaction.atomic
 def check_patient(patient: Patient) -> tuple[int, int]:
     """Open queries for new findings, close those whose finding has gone; returns (opened, closed)."""
@@ -413,7 +396,7 @@ def check_patient(patient: Patient) -> tuple[int, int]:
             rule_code=rule_code,
         )
         QueryMessage.objects.create(query=query, text=finding.message)
-        _system_event(ActionKind.QUERY_RAISED, query, "", finding.message)
+        query_event(ActionKind.QUERY_RAISED, query, actor=None, old="", text=finding.message)
         opened += 1
     for key, query in existing.items():
         if key not in found:
@@ -422,7 +405,7 @@ def check_patient(patient: Patient) -> tuple[int, int]:
             query.status, query.closed_at = QueryStatus.CLOSED, timezone.now()
             query._change_reason = "Resolved by the data-quality rule"  # type: ignore[attr-defined]  # simple-history's way
             query.save()
-            _system_event(ActionKind.QUERY_CLOSED, query, old, RESOLVED)
+            query_event(ActionKind.QUERY_CLOSED, query, actor=None, old=old, text=RESOLVED)
             closed += 1
     return opened, closed
 

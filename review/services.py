@@ -33,6 +33,7 @@ from .models import (
     SectionReview,
     SignatureMeaning,
 )
+from .query_events import query_event
 from .rules import schedule_check
 
 
@@ -77,25 +78,6 @@ def _section_event(
             signature_meaning=signature.get_meaning_display() if signature else "",
             signer=signature.printed_name if signature else "",
             detail={"signature": signature.pk} if signature else {},
-        )
-    )
-
-
-def _query_event(kind: ActionKind, query: DataQuery, *, actor: User, old: str, text: str = "") -> None:
-    """A query's step; ``actor`` None is the system (a data-quality rule raising or resolving it)."""
-    emit(
-        Action(
-            kind=kind,
-            actor=actor,
-            patient_id=query.patient_id,
-            study_id=query.patient.study_id,
-            section=query.section,
-            record=query,
-            object_label=f"Query #{query.pk}: {query.message[:200]}",
-            old_state=old,
-            new_state=query.status,
-            reason=text,
-            detail={"origin": query.origin, "rule": query.rule_code} if query.rule_code else {},
         )
     )
 
@@ -289,7 +271,7 @@ def query_raise(
         raised_by=actor,
     )
     QueryMessage.objects.create(query=query, author=actor, text=message)
-    _query_event(ActionKind.QUERY_RAISED, query, actor=actor, old="", text=message)
+    query_event(ActionKind.QUERY_RAISED, query, actor=actor, old="", text=message)
     return query
 
 
@@ -305,7 +287,7 @@ def query_answer(*, query: DataQuery, actor: User, text: str) -> DataQuery:
     old, query.status = query.status, QueryStatus.ANSWERED
     attribute(query, actor=actor, reason="Answered")
     query.save()
-    _query_event(ActionKind.QUERY_ANSWERED, query, actor=actor, old=old, text=text)
+    query_event(ActionKind.QUERY_ANSWERED, query, actor=actor, old=old, text=text)
     return query
 
 
@@ -321,7 +303,7 @@ def query_close(*, query: DataQuery, actor: User, text: str = "") -> DataQuery:
     query.status, query.closed_by, query.closed_at = QueryStatus.CLOSED, actor, timezone.now()
     attribute(query, actor=actor, reason="Closed")
     query.save()
-    _query_event(ActionKind.QUERY_CLOSED, query, actor=actor, old=old, text=text)
+    query_event(ActionKind.QUERY_CLOSED, query, actor=actor, old=old, text=text)
     return query
 
 
@@ -338,7 +320,7 @@ def query_reopen(*, query: DataQuery, actor: User, text: str) -> DataQuery:
     query.closed_by, query.closed_at = None, None
     attribute(query, actor=actor, reason="Reopened")
     query.save()
-    _query_event(ActionKind.QUERY_REOPENED, query, actor=actor, old=old, text=text)
+    query_event(ActionKind.QUERY_REOPENED, query, actor=actor, old=old, text=text)
     return query
 
 
