@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 
 from django.core.cache import cache
 from django.db import models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from registry.models import Patient, ScreeningLogEntry, Study
 from registry.write_hooks import WriteGuard
@@ -71,13 +72,40 @@ def _replace(keys: Iterable[str]) -> None:
     cache.set_many({key: uuid.uuid4().hex for key in keys}, timeout=None)
 
 
+class _OnCommit:
+    """The keys a transaction's writes touched, replaced once when it commits (not once per write)."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def __call__(self) -> None:
+        _replace(sorted(self.keys))
+
+
+def _pending(connection: BaseDatabaseWrapper) -> _OnCommit:
+    """This transaction's one on-commit replacement, scheduled by its first write.
+
+    A rolled-back transaction or savepoint drops its callbacks, so the one kept on the connection
+    is reused only while Django still holds it in ``run_on_commit``.
+    """
+    pending = getattr(connection, "_report_invalidation", None)
+    if pending is None or not any(func is pending for _, func, *_ in connection.run_on_commit):
+        pending = _OnCommit()
+        setattr(connection, "_report_invalidation", pending)  # noqa: B010 (not a declared attribute)
+        transaction.on_commit(pending, using=connection.alias)
+    return pending
+
+
 def invalidate(keys: Iterable[str]) -> None:
     """Replace these tokens now and again when the current transaction commits."""
     keys = sorted(set(keys))
     if not keys:
         return
     _replace(keys)
-    transaction.on_commit(lambda: _replace(keys))
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        return  # autocommit: the write is already committed, the replacement above is the last one
+    _pending(connection).keys.update(keys)
 
 
 def _patient_keys(owners: Iterable[tuple[int, int]]) -> set[str]:

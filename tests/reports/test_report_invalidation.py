@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.cache import cache
+from django.db import connection, transaction
 
 from accounts.models import Site
 from accounts.services import system_user
+from analytics.reports.invalidation import _OnCommit, invalidate, patients_key, site_key
 from analytics.reports.runner import report_run
 from protocols.models import Protocol
 from registry.models import LumbarPuncture, Patient
@@ -82,3 +85,46 @@ def test_bulk_writes_the_study_record_and_reference_data_invalidate_too(demo):
 
     touch(Protocol.objects.first())
     assert not cached(npsle), "reference data (protocols) feeds every report"
+
+
+def scheduled_replacements() -> list:
+    """The report-token replacements waiting for this transaction's commit."""
+    return [func for _, func, *_ in connection.run_on_commit if isinstance(func, _OnCommit)]
+
+
+def test_a_transaction_replaces_its_tokens_once_on_commit_whatever_it_wrote():
+    first, second, third = site_key(1, 1), site_key(1, 2), patients_key(1)
+    invalidate([first, third])
+    invalidate([second, third])
+    try:
+        with transaction.atomic():
+            invalidate([first])
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    invalidate([first])
+    replacements = scheduled_replacements()
+    assert len(replacements) == 1, "one replacement on commit, not one per write"
+    assert {first, second, third} <= replacements[0].keys
+    tokens = cache.get_many([first, second, third])
+    replacements[0]()
+    after = cache.get_many([first, second, third])
+    assert all(after[key] != tokens[key] for key in (first, second, third)), "every touched token is replaced"
+
+
+def test_a_rolled_back_savepoint_does_not_take_the_later_writes_replacement_with_it(monkeypatch):
+    # Start as a transaction whose first write is inside the savepoint (earlier fixtures may have written).
+    monkeypatch.setattr(connection, "_report_invalidation", None, raising=False)
+    before = scheduled_replacements()
+    try:
+        with transaction.atomic():
+            invalidate([site_key(2, 1)])
+            assert len(scheduled_replacements()) == len(before) + 1
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    assert scheduled_replacements() == before, "the rollback dropped the savepoint's replacement"
+    invalidate([site_key(2, 2)])
+    new = [func for func in scheduled_replacements() if func not in before]
+    assert len(new) == 1, "the write after the rollback schedules its own replacement"
+    assert new[0].keys == {site_key(2, 2)}
