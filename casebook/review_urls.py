@@ -15,6 +15,7 @@ urlpatterns = [
     path("patients/<int:pk>/review/submit-all/", views.patient_submit, name="patient_submit"),
     path("patients/<int:pk>/review/verify-all/", views.patient_verify, name="patient_verify"),
     path("patients/<int:pk>/review/<slug:key>/queries/new/", views.query_raise, name="query_raise"),
+    path("queries/checks/", views.quality_sweep, name="quality_sweep"),
     path("queries/<int:query_pk>/<slug:action>/", views.query_reply, name="query_reply"),
     path("queries/", views.query_list, name="query_list"),
     path("record-status/", status_views.record_status, name="record_status"),

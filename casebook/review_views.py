@@ -15,7 +15,8 @@ from accounts.access import Capability, get_scoped_or_404, has_capability, scope
 from accounts.models import Role, User
 from registry.models import Patient, Study
 from review import services
-from review.forms import LockForm, QueryListForm, QueryRaiseForm, QueryReplyForm, UnlockForm
+from review.forms import LockForm, QualitySweepForm, QueryListForm, QueryRaiseForm, QueryReplyForm, UnlockForm
+from review.jobs import quality_sweep_start
 from review.models import DataQuery, QueryStatus, ReviewStatus, SectionReview
 from review.selectors import age_in_days, open_queries_overview
 
@@ -283,5 +284,31 @@ def query_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "review/query_list.html",
-        {"form": form, "overview": overview, "rows": rows, "total": queries.count()},
+        {
+            "form": form,
+            "overview": overview,
+            "rows": rows,
+            "total": queries.count(),
+            "can_sweep": has_capability(user, Capability.REVIEW),
+            "sweep_study": form.cleaned_data.get("study") if form.is_valid() else None,
+        },
     )
+
+
+@login_required
+@require_POST
+def quality_sweep(request: HttpRequest) -> HttpResponse:
+    """Run the data-quality rules now, as a job, for the patients the reviewer reviews."""
+    user = request.user
+    if not has_capability(user, Capability.REVIEW):
+        raise PermissionDenied("Only a reviewer can run the data-quality checks.")
+    reviewed = Study.objects.filter(
+        pk__in=scope(Patient.objects.all(), user, Capability.REVIEW).values("study")
+    )
+    form = QualitySweepForm(request.POST, studies=reviewed)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["study"]))
+        return redirect("review:query_list")
+    study = form.cleaned_data["study"]
+    job = quality_sweep_start(user=user, study=study)
+    return redirect("jobs:detail", job_id=job.pk)

@@ -10,6 +10,7 @@ class ReviewConfig(AppConfig):
         # Imported here: guards import models, which are importable only once the apps are ready.
         from registry import write_hooks
 
+        from . import jobs  # noqa: F401 (registers the quality-sweep runner with the jobs app)
         from .guards import ReviewGuard
 
         write_hooks.register(ReviewGuard())

@@ -75,6 +75,16 @@ class QueryListForm(forms.Form):
         cast(forms.ModelChoiceField, self.fields["study"]).queryset = studies
 
 
+class QualitySweepForm(forms.Form):
+    """Which study a reviewer's data-quality sweep covers (blank: every study they review)."""
+
+    study = forms.ModelChoiceField(queryset=Study.objects.none(), required=False)
+
+    def __init__(self, *args, studies, **kwargs):
+        super().__init__(*args, **kwargs)
+        cast(forms.ModelChoiceField, self.fields["study"]).queryset = studies
+
+
 class RecordStatusForm(forms.Form):
     """Filters and order of the record-status grid."""
 

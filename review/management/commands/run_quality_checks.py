@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from registry.models import Patient
-from review.rules import check_patient
+from review.sweep import sweep
 
 
 class Command(BaseCommand):
@@ -16,15 +16,11 @@ class Command(BaseCommand):
         parser.add_argument("--study", help="Only this study's patients (its code).")
 
     def handle(self, *args, study: str | None, **options) -> None:
-        patients = Patient.objects.select_related("study").order_by("pk")
+        patients = Patient.objects.all()
         if study:
             patients = patients.filter(study__code=study)
-        opened = closed = 0
-        for patient in tqdm(
-            patients.iterator(), total=patients.count(), disable=not sys.stderr.isatty(), unit="patient"
-        ):
-            new, resolved = check_patient(patient)
-            opened, closed = opened + new, closed + resolved
+        with tqdm(total=patients.count(), disable=not sys.stderr.isatty(), unit="patient") as bar:
+            result = sweep(patients, lambda done, total: bar.update(1))
         self.stdout.write(
-            f"Data-quality checks: {opened} new queries opened, {closed} resolved queries closed."
+            f"Data-quality checks: {result.opened} new queries opened, {result.closed} resolved queries closed."
         )
