@@ -54,5 +54,6 @@ def run_quality_sweep(job: Job, report: Reporter) -> dict[str, Any]:
         "opened": result.opened,
         "closed": result.closed,
         "url": reverse("review:query_list"),
-        "link_text": f"{result.summary()} See the queries",
+        "summary": result.summary(),
+        "link_text": "See the queries",
     }

@@ -330,3 +330,22 @@ def test_the_record_status_grid_opens_the_section_clicked(page, screenshot, reco
     page.goto("/")
     worklist = page.locator("#review-worklist")
     assert "npsle: 1 section" in worklist.inner_text() and "NP-9 · Systemic therapy" in worklist.inner_text()
+
+
+def test_a_reviewer_runs_the_data_quality_checks_from_the_query_list(page, screenshot, record):
+    patient = record["patient"]
+    flagged = f.PatientFactory(study=patient.study, site=patient.site, study_code="NP-10")
+    f.LumbarPunctureFactory(patient=flagged, opening_pressure_mmh2o=450)
+    sign_in(page, Role.REVIEWER.value, PASSWORD)
+    page.goto("/queries/")
+    page.click("button:has-text('Run the data-quality checks')")
+    page.wait_for_url("**/jobs/*/")
+    status = page.locator(".job-progress[data-status='succeeded'] [role=status]")
+    status.wait_for()
+    assert "2 patients checked:" in status.inner_text()
+    screenshot("quality-sweep-job")
+    status.locator("a").click()
+    page.wait_for_url("**/queries/")
+    rows = page.locator("table").last.inner_text()
+    assert "NP-10" in rows and "Opening pressure" in rows, rows
+    assert DataQuery.objects.filter(patient=flagged, raised_by=None).exists()
