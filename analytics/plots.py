@@ -547,6 +547,52 @@ def swimmer_plot(key: str, lanes: Sequence[Lane], *, groups: Sequence[str], xlab
     return _render(figure, key)
 
 
+@_styled
+def swimmer_summary_plot(
+    key: str, followed: pd.DataFrame, injections: pd.DataFrame, *, groups: Sequence[str], xlabel: str
+) -> str:
+    """The swimmer plot of a cohort too large for one bar per patient: per month since the first dose
+    and per group, the patients still followed (top) and the intrathecal injections given (bottom).
+
+    ``followed`` and ``injections``: one row per month (the index), one column per group.
+    """
+    figure = _figure(9.0, 5.2)
+    top, bottom_ax = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1]})
+    colours = {group: PALETTE[index % len(PALETTE)] for index, group in enumerate(groups)}
+    for group in groups:
+        if group in followed:
+            (line,) = top.step(
+                followed.index.to_numpy(dtype=float),
+                followed[group].to_numpy(dtype=float),
+                where="post",
+                color=colours[group],
+                linewidth=1.6,
+                label=group,
+            )
+            line.set_gid(f"followed-{_ident(group)}")
+    top.set_ylabel("Patients followed")
+    top.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4)
+    _grid(top)
+    months = injections.index.to_numpy(dtype=float)
+    stacked = np.zeros(len(injections))
+    for group in groups:
+        if group not in injections:
+            continue
+        counts = injections[group].to_numpy(dtype=float)
+        bars = bottom_ax.bar(
+            months + 0.5, counts, bottom=stacked, width=0.9, color=colours[group], linewidth=0
+        )
+        if bars.patches:
+            bars.patches[0].set_gid(f"injections-{_ident(group)}")
+        stacked += counts
+    bottom_ax.set_ylabel("Injections per month")
+    bottom_ax.set_xlabel(xlabel)
+    bottom_ax.set_xlim(left=0)
+    _grid(bottom_ax)
+    bottom_ax.grid(False, axis="x")
+    return _render(figure, key)
+
+
 # --- dose timeline -------------------------------------------------------------------------------
 
 #: How each injection is drawn: (label, colour, filled).

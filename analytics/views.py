@@ -9,6 +9,7 @@ the filters in its query string, scoped to the user's sites, so a download match
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from analytics.forms import ReportFilterForm, SaveDefinitionForm
 from analytics.models import ReportDefinition, ReportRun
 from analytics.reports.base import OptionError
 from analytics.reports.definitions import report_definition_create
-from analytics.reports.display import display_report
+from analytics.reports.display import PAGE_PREFIX, display_report
 from analytics.reports.runner import (
     RunPlan,
     cached_run,
@@ -156,6 +157,15 @@ def report_index(request: HttpRequest) -> HttpResponse:
     return render(request, "reports/index.html", {"studies": studies})
 
 
+def _table_pages(request: HttpRequest) -> dict[str, int]:
+    """The page of each long table asked for (``rows-<table key>=N``); anything else shows page 1."""
+    return {
+        name.removeprefix(PAGE_PREFIX): int(value)
+        for name, value in request.GET.items()
+        if name.startswith(PAGE_PREFIX) and re.fullmatch(r"[0-9]{1,9}", value)
+    }
+
+
 @login_required
 @require_GET
 def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -171,7 +181,9 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "job": outcome.job,
         "progress": progress_of(outcome.job.pk) if outcome.job else None,
         "poll_ms": POLL_MS,
-        "report": display_report(outcome.run, report_class(definition.study)) if outcome.run else None,
+        "report": display_report(outcome.run, report_class(definition.study), pages=_table_pages(request))
+        if outcome.run
+        else None,
         "run_pk": outcome.run.pk if outcome.run else None,
         "query": request.GET.urlencode(),
         "dictionary": data_dictionary(definition.study),

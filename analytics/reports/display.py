@@ -72,6 +72,48 @@ def _needed_chars(cell: Cell) -> int:
     return max(min(len(cell.text), TEXT_WRAP_CHARS), longest_word)
 
 
+#: A report page shows a longer table a page of rows at a time (the downloads keep every row).
+TABLE_PAGE_ROWS = 50
+
+
+@dataclass(frozen=True)
+class TablePage:
+    """Which rows of a long table a page shows (1-based, inclusive), and its query parameter."""
+
+    param: str
+    number: int
+    count: int
+    first: int
+    last: int
+    total: int
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.count else None
+
+
+#: The query parameter of a table's page is this prefix and the table's key.
+PAGE_PREFIX = "rows-"
+
+
+def page_param(table_key: str) -> str:
+    return f"{PAGE_PREFIX}{table_key}"
+
+
+def table_page(key: str, total: int, asked: int) -> TablePage | None:
+    """The page ``asked`` (clamped to the table) of a table longer than a page; None for a short one."""
+    if total <= TABLE_PAGE_ROWS:
+        return None
+    count = -(-total // TABLE_PAGE_ROWS)
+    number = min(max(asked, 1), count)
+    first = (number - 1) * TABLE_PAGE_ROWS + 1
+    return TablePage(page_param(key), number, count, first, min(first + TABLE_PAGE_ROWS - 1, total), total)
+
+
 @dataclass(frozen=True)
 class DisplayTable:
     is_figure = False
@@ -81,6 +123,7 @@ class DisplayTable:
     headers: list[Cell]
     rows: list[list[Cell]]
     notes: list[str]
+    page: TablePage | None = None
 
     @property
     def width_chars(self) -> int:
@@ -107,8 +150,12 @@ class DisplayTable:
         return "wide" if width <= LANDSCAPE_FIT_CHARS else "wide fit"
 
 
-def display_table(table: Mapping[str, Any]) -> DisplayTable:
-    """The shown columns of a JSON table as text cells; a lower/upper pair becomes one CI cell."""
+def display_table(table: Mapping[str, Any], page: int | None = None) -> DisplayTable:
+    """The shown columns of a JSON table as text cells; a lower/upper pair becomes one CI cell.
+
+    ``page``: only that page of a table longer than ``TABLE_PAGE_ROWS`` (None: every row, for the
+    downloads); only the rows shown are formatted.
+    """
     columns = [column for column in table["columns"] if column["shown"]]
     plan: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
     for column in columns:
@@ -117,8 +164,10 @@ def display_table(table: Mapping[str, Any]) -> DisplayTable:
         else:
             plan.append((column, None))
     headers = [Cell(first["label"], first["kind"] in NUMERIC_KINDS) for first, _ in plan]
+    shown = table_page(table["key"], len(table["rows"]), page) if page is not None else None
+    records = table["rows"][shown.first - 1 : shown.last] if shown else table["rows"]
     rows = []
-    for record in table["rows"]:
+    for record in records:
         cells = []
         for first, upper in plan:
             if upper is None:
@@ -129,7 +178,7 @@ def display_table(table: Mapping[str, Any]) -> DisplayTable:
                 text = f"{number_text(record.get(first['key']), first)}–{number_text(record.get(upper['key']), upper)}"
             cells.append(Cell(text, first["kind"] in NUMERIC_KINDS))
         rows.append(cells)
-    return DisplayTable(table["key"], table["title"], headers, rows, list(table["notes"]))
+    return DisplayTable(table["key"], table["title"], headers, rows, list(table["notes"]), shown)
 
 
 #: A report page inlines a figure's SVG up to this size; a larger one is an image the browser fetches
@@ -176,11 +225,15 @@ class DisplaySection:
         return isinstance(first, DisplayTable) and bool(first.layout)
 
 
-def display_sections(numbers: Mapping[str, Any], figures: Mapping[str, str]) -> list[DisplaySection]:
+def display_sections(
+    numbers: Mapping[str, Any], figures: Mapping[str, str], pages: Mapping[str, int] | None = None
+) -> list[DisplaySection]:
+    """``pages``: the page of each long table to show, by table key (None: every row of every table)."""
     sections = []
     for section in numbers["sections"]:
         items: dict[str, DisplayTable | DisplayFigure] = {
-            table["key"]: display_table(table) for table in section["tables"]
+            table["key"]: display_table(table, None if pages is None else pages.get(table["key"], 1))
+            for table in section["tables"]
         }
         items |= {
             f["key"]: DisplayFigure(f["key"], f["title"], f["caption"], figures.get(f["key"], ""))
@@ -229,7 +282,10 @@ class DisplayReport:
     sections: list[DisplaySection]
 
 
-def display_report(run: ReportRun, report: type[StudyReport]) -> DisplayReport:
+def display_report(
+    run: ReportRun, report: type[StudyReport], *, pages: Mapping[str, int] | None = None
+) -> DisplayReport:
+    """The run as text and SVG; ``pages`` pages its long tables (the page), None keeps every row (downloads)."""
     numbers = run.numbers
     labels = {v.name: v.label for v in data_dictionary(run.study)}
     choices = {spec.name: (spec.label, dict(spec.choices)) for spec in report.option_specs}
@@ -251,5 +307,5 @@ def display_report(run: ReportRun, report: type[StudyReport]) -> DisplayReport:
         n_records=run.n_records,
         cohort_flow=cohort_flow,
         analysis_flow=analysis_flow,
-        sections=display_sections(numbers, run.figures),
+        sections=display_sections(numbers, run.figures, pages),
     )

@@ -74,6 +74,9 @@ ENDPOINTS = (("os_months", "os_event", "OS"), ("pfs_months", "pfs_event", "PFS")
 RISK_STEP_MONTHS = 3.0
 INCIDENCE_DAYS = (1, 2, 3, 5, 7, 14, 28)
 TRAJECTORY_STEP_HOURS = 12
+#: Above this many patients the spaghetti plot draws one patient in k (by study code) so that at most
+#: this many lines remain; the medians are still of every patient.
+TRAJECTORY_MAX_LINES = 200
 
 PATIENT_COLUMNS = [
     Column("study_code", "Patient", "text"),
@@ -531,6 +534,10 @@ class IcansReport(StudyReport):
         # The median is drawn only where at least half of the patients are still assessed: later marks
         # hold only the slowest to respond (the table keeps every mark, with its count).
         drawn = medians[medians["patients"] >= patients / 2]
+        codes = sorted(course["study_code"].unique())
+        step = -(-len(codes) // TRAJECTORY_MAX_LINES)  # every patient, or every step-th by study code
+        drawn_codes = set(codes[::step])
+        lined = course[course["study_code"].isin(drawn_codes)].sort_values(["study_code", "hours"])
         panels = []
         for column, label, ticks, median in (
             ("icans_grade", "ICANS grade (ASTCT)", (0, 1, 2, 3, 4), "median_grade"),
@@ -538,7 +545,7 @@ class IcansReport(StudyReport):
         ):
             lines = [
                 (code, part["hours"].tolist(), part[column].astype(float).tolist())
-                for code, part in course.sort_values(["study_code", "hours"]).groupby("study_code")
+                for code, part in lined.groupby("study_code")
             ]
             panels.append(
                 TrajectoryPanel(
@@ -551,8 +558,15 @@ class IcansReport(StudyReport):
             trajectory_plot(
                 b.key_for("spaghetti"), panels, xlabel="Hours since the first IDM", marker_label="First IDM"
             ),
-            "Thin lines: each patient from ICANS onset to the last assessment; thick line: the median of the "
-            "table above, where at least half of the patients are still assessed.",
+            (
+                "Thin lines: each patient from ICANS onset to the last assessment"
+                if step == 1
+                else f"Thin lines: {len(drawn_codes):,} of the {len(codes):,} patients (one in {step} by study "
+                f"code; more than {TRAJECTORY_MAX_LINES} lines are not readable), from ICANS onset to the last "
+                "assessment"
+            )
+            + "; thick line: the median of the table above (every patient), where at least half of the patients "
+            "are still assessed.",
         )
 
     # --- survival --------------------------------------------------------------------------------------

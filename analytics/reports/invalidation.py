@@ -91,7 +91,7 @@ def _pending(connection: BaseDatabaseWrapper) -> _OnCommit:
     pending = getattr(connection, "_report_invalidation", None)
     if pending is None or not any(func is pending for _, func, *_ in connection.run_on_commit):
         pending = _OnCommit()
-        setattr(connection, "_report_invalidation", pending)  # not a declared attribute of the wrapper
+        connection._report_invalidation = pending  # not a declared attribute of the wrapper
         transaction.on_commit(pending, using=connection.alias)
     return pending
 

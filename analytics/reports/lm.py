@@ -20,13 +20,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analytics.compare import chi_square_test, fisher_exact_test
 from analytics.datasets.lm import SYSTEMIC_REGIMENS
 from analytics.errors import AnalysisError
 from analytics.frames import level_text
-from analytics.plots import KmPanel, Lane, forest_plot, km_plot, swimmer_plot
+from analytics.plots import KmPanel, Lane, forest_plot, km_plot, swimmer_plot, swimmer_summary_plot
 from analytics.reports import records
 from analytics.reports.base import (
     TIES_CHOICES,
@@ -90,6 +91,9 @@ GROUP_LABELS = {
 }
 RISK_STEP_MONTHS = 6.0
 XLABEL = "Months since the first intrathecal dose"
+#: Above this many patients the swimmer plot shows, per month, the patients followed and the injections
+#: given by group instead of one bar each (the table beside it still lists every patient).
+SWIMMER_MAX_LANES = 200
 YLABEL = {"iPFS": "Free of LM progression or death", "OS": "Alive"}
 
 MEDIAN_CI_CHOICES = (("spss", "SPSS: median ± 1.96 SE (paper)"), ("survfit", "R survfit: log interval"))
@@ -551,29 +555,45 @@ class LmReport(StudyReport):
         origin = days.groupby(injections["patient_id"]).min()
         injections = injections.assign(months=_months_after(origin, injections["patient_id"], days))
         events = events.assign(months=_months_after(origin, events["patient_id"], events["event_date"]))
-        lanes = []
-        for row in frame.sort_values("os_months", ascending=False).itertuples():
-            mine = events[events["patient_id"] == row.patient_id]
-            lanes.append(
-                Lane(
-                    label=row.study_code,
-                    length=row.os_months,
-                    doses=injections.loc[injections["patient_id"] == row.patient_id, "months"].tolist(),
-                    progression=mine.loc[
-                        mine["event_type"] == FollowUpEventType.LM_PROGRESSION, "months"
-                    ].tolist(),
-                    death=row.os_months if row.os_event == 1 else None,
-                    last_contact=row.os_months if row.os_event == 0 else None,
-                    group=GROUP_LABELS[f"{DRUG}={row.it_drug}"],
-                )
+        dose_months = injections.groupby("patient_id")["months"].agg(list)
+        progressed = events[events["event_type"] == FollowUpEventType.LM_PROGRESSION]
+        progression_months = progressed.groupby("patient_id")["months"].agg(list)
+        lanes = [
+            Lane(
+                label=row.study_code,
+                length=row.os_months,
+                doses=dose_months.get(row.patient_id, []),
+                progression=progression_months.get(row.patient_id, []),
+                death=row.os_months if row.os_event == 1 else None,
+                last_contact=row.os_months if row.os_event == 0 else None,
+                group=GROUP_LABELS[f"{DRUG}={row.it_drug}"],
             )
+            for row in frame.sort_values("os_months", ascending=False).itertuples()
+        ]
         drugs = [GROUP_LABELS[f"{DRUG}={drug}"] for drug in sorted(frame[DRUG].unique())]
-        b.figure(
-            "swimmer",
-            "Swimmer plot",
-            swimmer_plot(b.key_for("swimmer"), lanes, groups=drugs, xlabel=XLABEL),
-            "One bar per patient (study code), from the first intrathecal dose to death or last contact.",
-        )
+        if len(lanes) > SWIMMER_MAX_LANES:
+            groups = frame[DRUG].map(lambda drug: GROUP_LABELS[f"{DRUG}={drug}"])
+            b.figure(
+                "swimmer",
+                "Swimmer plot",
+                swimmer_summary_plot(
+                    b.key_for("swimmer"),
+                    _followed_by_month(frame["os_months"], groups),
+                    _injections_by_month(injections, frame["patient_id"], groups),
+                    groups=drugs,
+                    xlabel=XLABEL,
+                ),
+                f"{len(lanes):,} patients are too many for one bar each (more than {SWIMMER_MAX_LANES}): per month "
+                "since the first intrathecal dose, the patients still followed (alive, before their last contact) "
+                "and the intrathecal injections given, by intrathecal drug; the table below lists every patient.",
+            )
+        else:
+            b.figure(
+                "swimmer",
+                "Swimmer plot",
+                swimmer_plot(b.key_for("swimmer"), lanes, groups=drugs, xlabel=XLABEL),
+                "One bar per patient (study code), from the first intrathecal dose to death or last contact.",
+            )
         b.table(
             "courses",
             "Courses",
@@ -1137,6 +1157,25 @@ def _myelosuppression_rows(
         row |= {f"n_{code}": sum(1 for pid in patients if regimen_of.get(pid) == code) for code in regimens}
         rows.append(row)
     return rows
+
+
+def _followed_by_month(os_months: pd.Series, groups: pd.Series) -> pd.DataFrame:
+    """Per whole month since the first dose (rows) and group (columns): patients whose follow-up
+    (``os_months``, to death or last contact) reaches that month."""
+    months = np.arange(0, int(np.ceil(os_months.max())) + 1, dtype=float)
+    followed = {}
+    for group, lengths in os_months.groupby(groups):
+        ordered = np.sort(lengths.to_numpy(dtype=float))
+        followed[group] = len(ordered) - np.searchsorted(ordered, months, side="left")
+    return pd.DataFrame(followed, index=months)
+
+
+def _injections_by_month(injections: pd.DataFrame, patient_ids: pd.Series, groups: pd.Series) -> pd.DataFrame:
+    """Per whole month since the first dose (rows) and group (columns): intrathecal injections given."""
+    group_of = pd.Series(groups.to_numpy(), index=patient_ids.to_numpy())
+    given = injections[injections["patient_id"].isin(group_of.index)]
+    month = np.floor(given["months"].to_numpy(dtype=float))
+    return pd.crosstab(month, given["patient_id"].map(group_of).to_numpy()).sort_index()
 
 
 def _months_after(origin: pd.Series, patient_ids: pd.Series, dates: pd.Series) -> pd.Series:

@@ -15,11 +15,14 @@ from django.db import transaction
 from accounts.services import system_user
 from analytics.competing_risks import cumulative_incidence
 from analytics.datasets import build_dataset
+from analytics.models import ReportRun
+from analytics.reports import icans as icans_report
 from analytics.reports.runner import report_run
 from analytics.survival import kaplan_meier
 from demo.common import ensure_sites_and_studies
 from demo.icans import load_icans_cohort
 from registry.choices import CarTTarget, HaematologicalMalignancy
+from registry.models import Study
 from tests.reports.conftest import rows_by, section, table
 
 pytestmark = pytest.mark.django_db
@@ -130,6 +133,21 @@ def test_trajectories_show_every_patient_by_hours_since_the_first_idm(icans):
     for code in ("IC01", "IC13"):
         assert f'id="trajectories-spaghetti-panel1-trajectory-{code}"' in svg
     assert 'id="trajectories-spaghetti-panel2-median"' in svg
+
+
+def test_a_cohort_too_large_for_a_line_each_draws_one_patient_in_k_and_the_median_of_all(icans, monkeypatch):
+    monkeypatch.setattr(icans_report, "TRAJECTORY_MAX_LINES", 5)
+    ReportRun.objects.all().delete()  # recompute (rolled back with the test)
+    run = report_run(study=Study.objects.get(code="icans"), filters={}, options={})[0]
+    svg = run.figures["trajectories.spaghetti"]
+    drawn = {code for code in (f"IC{n:02d}" for n in range(1, 14)) if f'panel1-trajectory-{code}"' in svg}
+    assert drawn == {"IC01", "IC04", "IC07", "IC10", "IC13"}, "one in 3 by study code, at most 5"
+    assert 'id="trajectories-spaghetti-panel2-median"' in svg
+    figure = next(
+        f for s in run.numbers["sections"] for f in s["figures"] if f["key"] == "trajectories.spaghetti"
+    )
+    assert "5 of the 13 patients (one in 3 by study code" in figure["caption"]
+    assert rows_by(table(run.numbers, "trajectories.medians"), "hours")[0.0]["patients"] == 13
 
 
 def test_csf_car_t_cells_fall_significantly_protein_and_il6_only_tend_to(icans):

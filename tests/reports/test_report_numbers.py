@@ -7,6 +7,7 @@ methotrexate; bevacizumab HR 0.404 (0.186–0.877), p = 0.022 with Breslow ties.
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from django.urls import reverse
 from django.utils.html import escape
@@ -16,6 +17,7 @@ from analytics.datasets import build_dataset
 from analytics.describe import table_one
 from analytics.matching import match_nearest
 from analytics.regression import multinomial_logistic
+from analytics.reports import lm as lm_report
 from analytics.reports import npsle
 from analytics.reports.common import needs_exact_test
 from analytics.reports.definitions import default_definition
@@ -102,6 +104,38 @@ def test_lm_swimmer_plot_has_one_lane_per_patient(reports):
     data = reports["lm"]["data"].set_index("study_code")
     for course in courses:
         assert course["injections"] == data.loc[course["study_code"], "it_dose_count"]
+
+
+def test_lm_swimmer_of_a_large_cohort_counts_followed_patients_and_injections_per_month(demo, monkeypatch):
+    """Above the lane limit the figure aggregates; its counts are those of the lanes it replaces."""
+    monkeypatch.setattr(lm_report, "SWIMMER_MAX_LANES", 10)
+    run, cached = report_run(
+        study=demo["lm"], filters={}, options={"ties": "breslow", "median_ci": "survfit"}
+    )
+    assert not cached
+    svg = run.figures[next(key for key in run.figures if key.endswith("swimmer"))]
+    figure = next(f for s in run.numbers["sections"] for f in s["figures"] if f["key"] == "swimmer.swimmer")
+    assert figure["caption"].startswith("41 patients are too many for one bar each (more than 10)")
+    assert "-lane-" not in svg and "followed-" in svg and "injections-" in svg
+    courses = table(run.numbers, "swimmer.courses")["rows"]
+    assert len(courses) == 41, "the table still lists every patient"
+
+    followed = lm_report._followed_by_month(
+        pd.Series([0.5, 2.0, 2.0, 7.3]), pd.Series(["IP", "IP", "IM", "IP"])
+    )
+    assert followed.loc[0.0].to_dict() == {"IM": 1, "IP": 3}
+    assert followed.loc[2.0].to_dict() == {"IM": 1, "IP": 2}, "follow-up of exactly 2 months reaches month 2"
+    assert followed.loc[3.0].to_dict() == {"IM": 0, "IP": 1} and followed.index.max() == 8.0
+    injections = lm_report._injections_by_month(
+        pd.DataFrame({"patient_id": [1, 1, 2, 3, 9], "months": [0.0, 0.99, 1.0, 0.2, 0.1]}),
+        pd.Series([1, 2, 3]),
+        pd.Series(["IP", "IP", "IM"]),
+    )
+    assert injections.loc[0.0].to_dict() == {"IM": 1, "IP": 2} and injections.loc[1.0].to_dict() == {
+        "IM": 0,
+        "IP": 1,
+    }
+    assert injections.to_numpy().sum() == 4, "an injection of a patient outside the cohort is not counted"
 
 
 # --- NPSLE ------------------------------------------------------------------------------------

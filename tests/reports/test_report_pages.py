@@ -4,6 +4,7 @@ they recompute; plus filters, empty and too-small cohorts, saved definitions and
 from __future__ import annotations
 
 import io
+import re
 import xml.etree.ElementTree as ET
 import zipfile
 
@@ -15,6 +16,7 @@ from accounts.models import Role, Site
 from accounts.services import system_user
 from analytics.datasets import build_dataset
 from analytics.models import ReportDefinition, ReportRun
+from analytics.reports import display
 from analytics.reports.definitions import default_definition
 from analytics.reports.lm import LmReport
 from registry.models import CsfResult, Patient, PatientIdentifier
@@ -209,3 +211,42 @@ def test_each_plot_downloads_as_an_svg_file(client, demo):
     root = ET.fromstring(response.content)
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert client.get(reverse("reports:figure", args=[definition.pk, "nothing.here"])).status_code == 404
+
+
+def test_a_long_table_is_shown_a_page_of_rows_at_a_time_keeping_the_filters(client, demo, monkeypatch):
+    monkeypatch.setattr(display, "TABLE_PAGE_ROWS", 15)
+    client.force_login(researcher("lm-researcher", "chest"))
+    filters = {"apply": "1", "ties": "breslow"}
+    response = client.get(detail_url(demo["lm"]), filters)
+    courses = next(
+        item for s in response.context["report"].sections for item in s.items if item.key == "swimmer.courses"
+    )
+    assert courses.page.total == 41 and courses.page.count == 3
+    assert len(courses.rows) == 15 and courses.page.first == 1
+    page = response.content.decode()
+    assert "Rows 1–15 of 41" in page
+    next_link = re.search(r'href="(\?[^"]*rows-swimmer\.courses=2[^"]*)#table-swimmer\.courses">Next', page).group(1)
+    assert "ties=breslow" in next_link, "the filters and options stay"
+
+    second = client.get(detail_url(demo["lm"]) + next_link.replace("&amp;", "&"))
+    courses_2 = next(i for s in second.context["report"].sections for i in s.items if i.key == "swimmer.courses")
+    assert courses_2.page.first == 16 and courses_2.page.last == 30
+    assert [row[0].text for row in courses_2.rows] != [row[0].text for row in courses.rows]
+    assert second.context["cached"], "paging reads the same stored run"
+
+    last = client.get(detail_url(demo["lm"]), {**filters, "rows-swimmer.courses": "999"})
+    courses_last = next(i for s in last.context["report"].sections for i in s.items if i.key == "swimmer.courses")
+    assert (courses_last.page.first, courses_last.page.last, len(courses_last.rows)) == (31, 41, 11)
+    for bad in ("-1", "x", "²", "9" * 50):
+        assert client.get(detail_url(demo["lm"]), {**filters, "rows-swimmer.courses": bad}).status_code == 200
+
+
+def test_the_downloads_keep_every_row_of_a_long_table(client, demo, monkeypatch):
+    monkeypatch.setattr(display, "TABLE_PAGE_ROWS", 15)
+    client.force_login(researcher("lm-researcher", "chest"))
+    definition = default_definition(demo["lm"])
+    html = client.get(reverse("reports:html", args=[definition.pk])).content.decode()
+    table_html = html[html.index('id="table-swimmer.courses"') :]
+    table_html = table_html[: table_html.index("</table>")]
+    assert table_html.count("<tr>") == 42, "the header and all 41 patients"
+    assert "Rows 1–15" not in html
