@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -45,9 +46,16 @@ class StaffRequest(HtmxHttpRequest):
     user: User
 
 
-def visible_patient(request: HttpRequest, pk: int, *, edit: bool = False) -> Patient:
-    """The patient if visible to the user (else 404); with ``edit``, 403 unless they may change it."""
-    patient: Patient = get_scoped_or_404(Patient.objects.select_related("study", "site"), request.user, pk=pk)
+def visible_patient(
+    request: HttpRequest, pk: int, *, edit: bool = False, queryset: QuerySet[Patient] | None = None
+) -> Patient:
+    """The patient if visible to the user (else 404); with ``edit``, 403 unless they may change it.
+
+    ``queryset``: what to read with the patient (default: its study and site).
+    """
+    if queryset is None:
+        queryset = Patient.objects.select_related("study", "site")
+    patient: Patient = get_scoped_or_404(queryset, request.user, pk=pk)
     if edit and not has_capability(request.user, Capability.EDIT_RECORDS, patient.site_id):
         raise PermissionDenied("Your role at this site does not allow changes to case records.")
     return patient

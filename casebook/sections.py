@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.urls import reverse
 
 from accounts.access import Capability, has_capability
-from protocols.models import SafetyOverride
+from protocols.choices import ProtocolStatus
+from protocols.models import Protocol, SafetyOverride
 from protocols.selectors import active_protocols, course_calendar, patient_courses
 from registry.choices import DiseaseArea
-from registry.models import IntrathecalDose, LumbarPuncture, NpsleDiagnosis, Patient, PatientIdentifier
+from registry.models import IntrathecalDose, LumbarPuncture, NpsleDiagnosis, Patient
 from registry.scoring import SLEDAI_2K_DESCRIPTORS
-from registry.selectors import cumulative_dose_mg
 from review.guards import locked_notice
 from review.models import DataQuery, ReviewStatus, SectionReview
 from review.rules import settle
@@ -46,6 +47,27 @@ def review_state(patient: Patient) -> ReviewState:
     for query in patient_queries(patient):
         queries[query.section].append(query)
     return ReviewState(section_reviews(patient), dict(queries))
+
+
+#: The one-to-one records the sections show, read with the patient on the whole case-record page.
+ONE_TO_ONE = ("npsle_diagnosis", "lm_diagnosis", "discharge")
+
+
+def case_record_patients(sees_identifiers: bool) -> QuerySet[Patient]:
+    """Patients with what every section of the case record reads once per patient: its study and
+    site, its one-to-one records (the identifier only for who may see it), and whether its disease
+    area has an active protocol (the *Start course* button)."""
+    related = ["study", "site", *ONE_TO_ONE, *(["identifier"] if sees_identifiers else [])]
+    active = Protocol.objects.filter(
+        status=ProtocolStatus.ACTIVE, disease_area=OuterRef("study__disease_area")
+    )
+    return Patient.objects.select_related(*related).annotate(has_active_protocol=Exists(active))
+
+
+def _read_with_patient(patient: Patient, relation: str) -> Any:
+    """A one-to-one record of the patient (None if it has none), read already when the page
+    selected it with the patient, else now."""
+    return getattr(patient, relation, None)
 
 
 def section_context(patient: Patient, key: str, user, state: ReviewState | None = None) -> dict[str, Any]:
@@ -92,9 +114,7 @@ def _add(patient: Patient, kind: str) -> str:
 
 
 def _identity(patient: Patient, context: dict) -> dict:
-    identifier = None
-    if context["sees_identifiers"]:
-        identifier = PatientIdentifier.objects.filter(patient=patient).first()
+    identifier = _read_with_patient(patient, "identifier") if context["sees_identifiers"] else None
     return {
         "identifier": identifier,
         "age": patient.age_at_index_years,
@@ -105,7 +125,7 @@ def _identity(patient: Patient, context: dict) -> dict:
 def _diagnosis(patient: Patient, context: dict) -> dict:
     area = patient.study.disease_area
     if area == DiseaseArea.NPSLE:
-        diagnosis = getattr(patient, "npsle_diagnosis", None)
+        diagnosis = _read_with_patient(patient, "npsle_diagnosis")
         assessments = list(KINDS["sledai"].records(patient).order_by("assessed_on"))
         for assessment in assessments:
             assessment.ticked = [d.label for d in SLEDAI_2K_DESCRIPTORS if getattr(assessment, d.field)]
@@ -125,7 +145,7 @@ def _diagnosis(patient: Patient, context: dict) -> dict:
             ],
         }
     if area == DiseaseArea.LM:
-        diagnosis = getattr(patient, "lm_diagnosis", None)
+        diagnosis = _read_with_patient(patient, "lm_diagnosis")
         return {
             "template": "casebook/sections/diagnosis_lm.html",
             "diagnosis": diagnosis,
@@ -158,16 +178,34 @@ def _procedures(patient: Patient, context: dict) -> dict:
     courses = patient_courses(patient)
     active = next((course for course in courses if course.is_active), None)
     actions = [("Add lumbar puncture", reverse("casebook:lp_create", args=[patient.pk]))]
-    if active is None and active_protocols(patient.study.disease_area).exists():
+    protocol_available = getattr(patient, "has_active_protocol", None)
+    if protocol_available is None:  # a section alone: not read with the patient
+        protocol_available = active_protocols(patient.study.disease_area).exists()
+    if active is None and protocol_available:
         actions.append(("Start course", reverse("protocols:course_create", args=[patient.pk])))
     if active is not None:
         actions.append(("Stop course", reverse("protocols:course_stop", args=[patient.pk, active.pk])))
+    punctures = list(punctures)
     return {
         "punctures": punctures,
-        "cumulative": cumulative_dose_mg(patient),
+        "cumulative": _cumulative_dose_mg(punctures),
         "courses": [(course, course_calendar(course)) for course in courses],
         "actions": actions,
     }
+
+
+def _cumulative_dose_mg(punctures: list[LumbarPuncture]) -> dict[str, Decimal | None]:
+    """Total intrathecal mg per drug, from the doses already read with the punctures (as SQL's SUM
+    adds them: a dose without mg adds nothing; a drug with none in mg totals None)."""
+    totals: dict[str, Decimal | None] = {}
+    for puncture in punctures:
+        for dose in puncture.doses.all():
+            before = totals.get(dose.drug)
+            if dose.dose_mg is None:
+                totals.setdefault(dose.drug, None)
+            else:
+                totals[dose.drug] = dose.dose_mg if before is None else before + dose.dose_mg
+    return dict(sorted(totals.items()))
 
 
 def _therapy(patient: Patient, context: dict) -> dict:
@@ -185,7 +223,7 @@ def _safety(patient: Patient, context: dict) -> dict:
 
 
 def _outcomes(patient: Patient, context: dict) -> dict:
-    discharge = KINDS["discharge"].records(patient).first()
+    discharge = _read_with_patient(patient, "discharge")
     actions = [
         ("Edit discharge" if discharge else "Add discharge", _add(patient, "discharge")),
         ("Add response assessment", _add(patient, "response")),

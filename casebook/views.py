@@ -58,7 +58,7 @@ from .pages import (
     visible_patient,
 )
 from .records import KINDS, SECTIONS, RecordKind
-from .sections import review_state, section_context
+from .sections import case_record_patients, review_state, section_context
 from .status_views import worklists
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -204,7 +204,8 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    patient = visible_patient(request, pk)
+    sees_identifiers = has_capability(request.user, Capability.VIEW_IDENTIFIERS)
+    patient = visible_patient(request, pk, queryset=case_record_patients(sees_identifiers))
     state = review_state(patient)  # every section's review and open queries, read once
     sections = [
         (

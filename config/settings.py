@@ -24,6 +24,7 @@ env = environ.Env(
     ALLOWED_HOSTS=(list, ["127.0.0.1", "localhost", "testserver"]),
     TIME_ZONE=(str, "UTC"),
     SESSION_IDLE_SECONDS=(int, 30 * 60),
+    SESSION_TOUCH_SECONDS=(int, 60),
 )
 # ENV_FILE names another file (or /dev/null for none); the default is .env in the project folder.
 environ.Env.read_env(env.str("ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
@@ -124,6 +125,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Inside the session middleware: idle expiry with a session write at most once a minute.
+    "accounts.sessions.IdleSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -277,7 +280,9 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 SESSION_COOKIE_AGE = env("SESSION_IDLE_SECONDS")
-SESSION_SAVE_EVERY_REQUEST = True  # idle expiry: every request pushes the deadline forward
+# Idle expiry: a request in use pushes the deadline forward, saving the session at most once per
+# SESSION_TOUCH_SECONDS (accounts/sessions.py) instead of on every request.
+SESSION_TOUCH_SECONDS = env("SESSION_TOUCH_SECONDS")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -8,7 +8,7 @@ from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from .choices import IntrathecalDrug
-from .models import IntrathecalDose, Patient
+from .models import Patient
 
 
 def patients_with_dose_summary(queryset: QuerySet[Patient] | None = None) -> QuerySet[Patient]:
@@ -26,14 +26,3 @@ def patients_with_dose_summary(queryset: QuerySet[Patient] | None = None) -> Que
             zero,
         ),
     )
-
-
-def cumulative_dose_mg(patient: Patient) -> dict[str, Decimal]:
-    """Total intrathecal mg per drug for one patient."""
-    rows = (
-        IntrathecalDose.objects.filter(lumbar_puncture__patient=patient)
-        .values("drug")
-        .annotate(total=Sum("dose_mg"))
-        .order_by("drug")
-    )
-    return {row["drug"]: row["total"] for row in rows}

@@ -293,6 +293,48 @@ def test_sign_in_is_throttled(client, settings):
     assert "Too many failed sign-ins" in response.content.decode()
 
 
-def test_sessions_expire_after_idle_time(settings):
-    assert settings.SESSION_SAVE_EVERY_REQUEST is True
-    assert settings.SESSION_COOKIE_AGE == 30 * 60
+def test_a_session_expires_after_idle_time_and_is_written_at_most_once_a_minute(client, monkeypatch):
+    """Idle expiry (30 minutes) without a session write on every request (accounts/sessions.py)."""
+    from django.contrib.sessions.models import Session
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts import sessions
+
+    clock = {"now": 1_000_000}
+    monkeypatch.setattr(sessions, "_now", lambda: clock["now"])
+    user = f.UserFactory(username="lin", password="a-long-password-1")
+    client.post(reverse("login"), {"username": "lin", "password": "a-long-password-1"})
+    home = reverse("home")
+
+    def visit_at(seconds: int) -> tuple[int, int]:
+        """Visit the home page at login + seconds: (status, session writes)."""
+        clock["now"] = 1_000_000 + seconds
+        with CaptureQueriesContext(connection) as queries:
+            status = client.get(home).status_code
+        writes = [
+            q
+            for q in queries.captured_queries
+            if q["sql"].startswith("UPDATE") and "django_session" in q["sql"]
+        ]
+        return status, len(writes)
+
+    assert visit_at(10) == (200, 0), "a page within the minute writes nothing"
+    assert visit_at(59) == (200, 0)
+    assert visit_at(60) == (200, 1), "a minute after the last write, the deadline moves"
+    assert visit_at(90) == (200, 0)
+    session = Session.objects.get()
+    assert 29 * 60 <= (session.expire_date - dt.datetime.now(dt.UTC)).total_seconds() <= 30 * 60
+    assert session.get_decoded()["_auth_user_id"] == str(user.pk)
+
+    session.expire_date = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)  # 30 idle minutes later
+    session.save()
+    response = client.get(home)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_a_visitor_who_has_not_signed_in_gets_no_session(client):
+    from django.contrib.sessions.models import Session
+
+    client.get(reverse("login"))
+    assert not Session.objects.exists()
