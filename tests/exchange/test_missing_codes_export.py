@@ -15,7 +15,7 @@ import pyreadstat
 import pytest
 
 from analytics.deidentify import DateHandling
-from exchange.export import ExportOptions, export_tables, stream_csv_zip, to_statistics_zip
+from exchange.export import ExportOptions, _user_missing, export_tables, stream_csv_zip, to_statistics_zip
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -149,3 +149,14 @@ def test_csv_carries_the_codes_in_the_labelled_column(study):
         r["label"] for r in dictionary if (r["table"], r["column"]) == ("intrathecal_doses", "missing_codes")
     )
     assert label.startswith("Missing-data codes: JSON {column: code}") and "ND not done" in label
+
+
+def test_a_real_value_in_the_range_kept_for_codes_is_refused_not_exported_as_missing():
+    frame = pd.DataFrame({"days": [-99992.0, None], "missing_codes": ["{}", json.dumps({"days": "ND"})]})
+    with pytest.raises(
+        ValueError, match="days: the value -99992.0 is in the range kept for missing-data codes"
+    ):
+        _user_missing(frame, {}, "sav")
+    frame.loc[0, "days"] = -12.0  # an ordinary value: kept as it is
+    assert _user_missing(frame, {}, "sav") == {"days": [{"lo": -99994, "hi": -99991}]}
+    assert frame["days"].tolist() == [-12.0, -99994.0]
