@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import math
 import tempfile
 import zipfile
@@ -577,35 +578,46 @@ def _xlsx_cell(value):
 
 
 def to_statistics_zip(study: Study, tables: list[ExportTable], options: ExportOptions, kind: str) -> bytes:
-    """One SPSS .sav or Stata .dta per table, with variable labels and (numeric) value labels."""
+    """One SPSS .sav or Stata .dta per table, with variable labels, (numeric) value labels, and the
+    missing-data codes as user-missing values (``_user_missing``)."""
     import pyreadstat  # imported here: only these two downloads need it
 
     files = {}
     with tempfile.TemporaryDirectory() as folder:
         for table in tables:
             frame, value_labels = _typed_frame(table)
+            declared = _user_missing(frame, value_labels, kind)
             path = Path(folder) / f"{table.name}.{kind}"
             labels = [table.labels.get(c, c)[:80] for c in frame.columns]
             if kind == "sav":
                 pyreadstat.write_sav(
-                    frame, str(path), column_labels=labels, variable_value_labels=value_labels
+                    frame,
+                    str(path),
+                    column_labels=labels,
+                    variable_value_labels=value_labels,
+                    missing_ranges=declared or None,
                 )
             else:
                 pyreadstat.write_dta(
-                    frame, str(path), column_labels=labels, variable_value_labels=value_labels
+                    frame,
+                    str(path),
+                    column_labels=labels,
+                    variable_value_labels=value_labels,
+                    missing_user_values=declared or None,
                 )
             files[path.name] = path.read_bytes()
     files["data_dictionary.csv"] = _csv_bytes(["table", "column", "label", "codes"], dictionary_rows(tables))
     files["ABOUT.txt"] = _about(study, options) + (
         b"Coded values are numbered 1, 2, ... in the order of data_dictionary.csv, with value labels.\n"
+        + _user_missing_note(kind).encode("utf-8")
     )
     return _zip(files)
 
 
-def _typed_frame(table: ExportTable) -> tuple[pd.DataFrame, dict[str, dict[int, str]]]:
+def _typed_frame(table: ExportTable) -> tuple[pd.DataFrame, dict[str, dict[Any, str]]]:
     """Numbers as numbers and codes as labelled integers, as SPSS and Stata expect."""
     frame = pd.DataFrame(table.rows, columns=table.columns)
-    value_labels: dict[str, dict[int, str]] = {}
+    value_labels: dict[str, dict[Any, str]] = {}
     for column in table.columns:
         codes = table.codes.get(column)
         if codes:
@@ -625,6 +637,103 @@ def _typed_frame(table: ExportTable) -> tuple[pd.DataFrame, dict[str, dict[int, 
         else:
             frame[column] = frame[column].fillna("").astype(str)
     return frame, value_labels
+
+
+# --- missing-data codes as user-missing values (SPSS, Stata) ----------------------------------
+
+#: SPSS: the n-th missing-data code (in ``MISSING_DATA_CODES`` order) is the value
+#: ``SPSS_MISSING_BASE - n`` (NA -99991, UNK -99992, NASK -99993, ND -99994), declared user-missing as
+#: one range. Far below any value of the registry, days from index included (-99991 days is 273
+#: years): a real value in the range is refused rather than read as missing.
+SPSS_MISSING_BASE = -99990
+#: SPSS counts dates and times in seconds from this moment: a date column's code is the same number
+#: of seconds, so one declaration fits every column.
+SPSS_EPOCH = dt.datetime(1582, 10, 14, tzinfo=dt.UTC)  # pyreadstat reads any datetime as UTC
+
+
+def _code_label(code: str) -> str:
+    return f"{code} {missing.meaning(code).lower()}"[:120]
+
+
+def _user_missing(frame: pd.DataFrame, value_labels: dict[str, dict[Any, str]], kind: str):
+    """Put each missing-data code of the ``missing_codes`` column into its (empty) value cell, as an
+    SPSS user-missing value or a Stata extended missing value, each labelled with its code and meaning.
+
+    Returns what the writer declares: SPSS ``missing_ranges`` or Stata ``missing_user_values``.
+    Numbers, coded choices, dates and times take codes; a text column keeps its cell empty (neither
+    format has a labelled missing value for text) and the ``missing_codes`` column still says why.
+    The ``missing_codes`` column itself stays, so CSV, workbook and these files say the same.
+    """
+    if "missing_codes" not in frame.columns:
+        return {}
+    order = {code: number for number, code in enumerate(missing.codes(), start=1)}
+    if kind == "dta" and len(order) > 26:
+        raise ValueError("Stata has 26 extended missing values (.a to .z); configure at most 26 codes.")
+    given: dict[str, dict[int, str]] = {}
+    for row, text in frame["missing_codes"].items():
+        for column, code in (json.loads(text) if text else {}).items():
+            if column in frame.columns and code in order:
+                given.setdefault(column, {})[row] = code
+    declared: dict[str, list[Any]] = {}
+    for column, cells in given.items():
+        values = frame[column]
+        is_date = pd.api.types.is_datetime64_any_dtype(values)
+        if not (is_date or pd.api.types.is_float_dtype(values)):
+            continue  # text: no labelled missing value for strings in either format
+        marks = _marks(kind, order, is_date)
+        if kind == "sav" and not is_date:
+            lowest, highest = SPSS_MISSING_BASE - len(order), SPSS_MISSING_BASE - 1
+            clash = values[(values >= lowest) & (values <= highest)]
+            if len(clash):
+                raise ValueError(
+                    f"{column}: the value {clash.iloc[0]} is in the range kept for missing-data codes."
+                )
+        # An object column of Python values, empty cells None: pyreadstat tells the marks apart
+        # from the values only there (a datetime64 or float column cannot hold a letter).
+        cells_as = pd.Series(
+            [None if pd.isna(v) else (v.to_pydatetime() if is_date else float(v)) for v in values],
+            index=values.index,
+            dtype=object,
+        )
+        for row, code in cells.items():
+            cells_as.at[row] = marks[code]
+        frame[column] = cells_as
+        labels = value_labels.setdefault(column, {})
+        for code in sorted(set(cells.values()), key=order.__getitem__):
+            labels[marks[code]] = _code_label(code)
+        if kind == "sav":
+            lowest, highest = SPSS_MISSING_BASE - len(order), SPSS_MISSING_BASE - 1
+            declared[column] = [{"lo": lowest, "hi": highest}]
+        else:
+            declared[column] = sorted({marks[code] for code in cells.values()})
+    return declared
+
+
+def _marks(kind: str, order: dict[str, int], is_date: bool) -> dict[str, Any]:
+    """What stands in a cell for each code: SPSS its number (or that many seconds from SPSS's
+    epoch, in a date column), Stata its extended missing value's letter (.a for the first code)."""
+    if kind == "dta":
+        return {code: chr(ord("a") + number - 1) for code, number in order.items()}
+    numbers = {code: SPSS_MISSING_BASE - number for code, number in order.items()}
+    if is_date:
+        return {code: SPSS_EPOCH + dt.timedelta(seconds=value) for code, value in numbers.items()}
+    return {code: float(value) for code, value in numbers.items()}
+
+
+def _user_missing_note(kind: str) -> str:
+    """ABOUT.txt: how the missing-data codes appear in these files."""
+    codes = list(missing.codes())
+    if kind == "dta":
+        marks = ", ".join(f".{chr(ord('a') + n)} {code}" for n, code in enumerate(codes))
+        return (
+            f"Missing-data codes are Stata extended missing values with value labels ({marks}); "
+            "a plain . is not entered.\n"
+        )
+    marks = ", ".join(f"{SPSS_MISSING_BASE - n} {code}" for n, code in enumerate(codes, start=1))
+    return (
+        f"Missing-data codes are SPSS user-missing values with value labels ({marks}; in a date "
+        "column as many seconds from 14 Oct 1582); a system-missing value is not entered.\n"
+    )
 
 
 def _as_number(values: pd.Series) -> pd.Series | None:

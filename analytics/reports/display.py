@@ -63,6 +63,13 @@ LANDSCAPE_FIT_CHARS = 190
 TEXT_WRAP_CHARS = 32
 #: Tables of at most this many rows are not split across pages in the PDF.
 KEEP_TOGETHER_ROWS = 12
+#: On the report page a table shares the width with the cohort filter (827 px at 1366 px): measured
+#: with the demo reports, tables up to 114 characters fit (the ICANS CSF comparison), the schedule
+#: and dose-intensity table (167) needed 1,240 px and its last five columns were off the card.
+SCREEN_CHARS = 150
+#: A table wider than ``SCREEN_CHARS`` with at most this many rows (a few groups compared on many
+#: measures) is shown turned on the page: its columns as rows. Longer tables keep their shape.
+TURN_MAX_ROWS = 4
 
 
 def _needed_chars(cell: Cell) -> int:
@@ -148,6 +155,21 @@ class DisplayTable:
         if width <= PORTRAIT_CHARS:
             return ""
         return "wide" if width <= LANDSCAPE_FIT_CHARS else "wide fit"
+
+    @property
+    def on_screen(self) -> DisplayTable:
+        """The table as the report page shows it: turned (each column a row, each row a column headed
+        by its first cell) when it is too wide for the page and has few rows; otherwise as it is.
+        The PDF and the HTML download print it as it is (a wide table gets a landscape page)."""
+        if self.width_chars <= SCREEN_CHARS or not 0 < len(self.rows) <= TURN_MAX_ROWS:
+            return self
+        headers = [Cell("", False), *(Cell(row[0].text, True) for row in self.rows)]
+        rows = [
+            [Cell(header.text, False), *(row[index] for row in self.rows)]
+            for index, header in enumerate(self.headers)
+            if index > 0
+        ]
+        return DisplayTable(self.key, self.title, headers, rows, self.notes)
 
 
 def display_table(table: Mapping[str, Any], page: int | None = None) -> DisplayTable:

@@ -239,7 +239,7 @@ class PathogenTest(RegistryRecord):
             raise ValidationError(errors)
 
 
-class IntrathecalDose(RegistryRecord):
+class IntrathecalDose(MissingCodes, RegistryRecord):
     """One drug injected into the CSF during a lumbar puncture or Ommaya tap."""
 
     review_section = Section.PROCEDURES
@@ -257,6 +257,7 @@ class IntrathecalDose(RegistryRecord):
         blank=True,
         help_text="Which course of intrathecal therapy this injection belongs to (1, 2, …).",
     )
+    missing_codes = missing_codes_field()
 
     class Meta:
         verbose_name = "intrathecal dose"

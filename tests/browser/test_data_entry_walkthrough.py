@@ -4,7 +4,8 @@ Only what a nurse does: clicks, typing (dates typed into the native pickers, or 
 buttons) and choosing from lists. On every form the test asserts that no input's value is cut off
 (at 1366 px, and the LP form again at 1024 px), that no field which does not apply is offered (CSF
 CAR-T cells and IL-6 only in ICANS, the other drug's name only for "Other", the organism only for a
-positive test), and it carries one missing-data code from entry through the export to the report's
+positive test), and it carries a missing-data code from entry through the exports (the CSV's
+``missing_codes`` column, an SPSS user-missing and a Stata extended missing value) to the report's
 cohort flow.
 """
 
@@ -15,6 +16,7 @@ import io
 import json
 import zipfile
 
+import pyreadstat
 import pytest
 from playwright.sync_api import expect
 
@@ -160,6 +162,8 @@ def _lumbar_puncture(page, *, icans: bool) -> None:
         _code(page, "opening_pressure_mmh2o", "ND")
     page.select_option("#id_doses-0-drug", "methotrexate")
     page.fill("#id_doses-0-dose_mg", "10.00")
+    if not icans:
+        _code(page, "doses-0-volume_ml", "UNK")  # a dose row's optional field takes a code too
     page.select_option("#id_doses-1-drug", "dexamethasone")
     page.fill("#id_doses-1-dose_mg", "10.00")
     page.select_option("#id_doses-1-timing", "after")
@@ -195,7 +199,7 @@ def _record(page, section: str, button: str, message: str, fill) -> None:
     _save(page, section, message)
 
 
-def test_a_nurse_enters_an_npsle_and_an_icans_patient(nurse_page, people, live_server):
+def test_a_nurse_enters_an_npsle_and_an_icans_patient(nurse_page, people, live_server, tmp_path):
     page = nurse_page
     sign_in(page, "nurse", PASSWORD)
 
@@ -218,9 +222,10 @@ def test_a_nurse_enters_an_npsle_and_an_icans_patient(nurse_page, people, live_s
     _record(page, "diagnosis", "Add SLEDAI-2K", "SLEDAI-2K assessment added.", sledai)
 
     _lumbar_puncture(page, icans=False)
-    expect(page.locator("#section-procedures [data-missing-codes]")).to_contain_text(
+    expect(page.locator("#section-procedures [data-missing-codes]").first).to_contain_text(
         "Opening pressure (mmH2O) — ND"
     )
+    expect(page.locator("#section-procedures")).to_contain_text("Volume (mL) — UNK")
 
     def therapy():
         page.select_option("#id_category", index=1)
@@ -250,6 +255,8 @@ def test_a_nurse_enters_an_npsle_and_an_icans_patient(nurse_page, people, live_s
 
     lp = LumbarPuncture.objects.get(patient=patient)
     assert lp.opening_pressure_mmh2o is None and lp.missing_codes == {"opening_pressure_mmh2o": "ND"}
+    dose = lp.doses.get(drug="methotrexate")
+    assert dose.volume_ml is None and dose.missing_codes == {"volume_ml": "UNK"}
 
     # --- ICANS -------------------------------------------------------------------------------------
     patient = _enrol(page, "icans: IDM for ICANS", "Haematology Centre", "IC-0007", "1970-02-02")
@@ -301,6 +308,19 @@ def test_a_nurse_enters_an_npsle_and_an_icans_patient(nurse_page, people, live_s
     assert rows[0]["opening_pressure_mmh2o"] == ""
     dictionary = archive.read(next(n for n in names if n.endswith("data_dictionary.csv"))).decode("utf-8-sig")
     assert "Missing-data codes" in dictionary and "ND not done" in dictionary
+    # SPSS and Stata: the same code as a labelled user-missing value (SPSS) / extended missing (Stata).
+    for kind, expected, label in (("sav", -99994, "ND not done"), ("dta", "d", "ND not done")):
+        page.select_option("#id_format", kind)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download").click()
+        archive = zipfile.ZipFile(io.BytesIO(download.value.path().read_bytes()))
+        member = next(n for n in archive.namelist() if n.endswith(f"lumbar_punctures.{kind}"))
+        path = tmp_path / member.rsplit("/", 1)[-1]
+        path.write_bytes(archive.read(member))
+        reader = pyreadstat.read_sav if kind == "sav" else pyreadstat.read_dta
+        frame, meta = reader(str(path), user_missing=True)
+        assert frame["opening_pressure_mmh2o"].tolist() == [expected], kind
+        assert meta.variable_value_labels["opening_pressure_mmh2o"] == {expected: label}, kind
 
     page.set_default_timeout(90_000)  # the first view computes the report
     page.goto("/reports/")

@@ -1,5 +1,6 @@
-"""A researcher reads the ICANS report on a 1366 px laptop screen: its own tables fit the page (the
-patient listing used to be cut at the right edge) and the paper's figures are on it."""
+"""A researcher reads the ICANS report on a 1366 px laptop screen: every table fits the page (the
+patient listing, then the schedule and dose-intensity table, used to be cut at the right edge) and
+the paper's figures are on it."""
 
 from io import StringIO
 
@@ -42,6 +43,29 @@ def test_icans_tables_fit_a_1366_px_screen(page, screenshot):
         expect(table).to_be_visible()
         overflow = table.evaluate("t => t.scrollWidth - t.parentElement.clientWidth")
         assert overflow <= 0, f"{key} is {overflow} px wider than its place on the page"
+    # Every table of the page, not only those named above (the schedule's too): its last column
+    # ends inside its card, and the page itself never scrolls sideways.
+    overflowing = page.evaluate(
+        """() => [...document.querySelectorAll('main table')]
+            .filter(t => t.offsetParent)
+            .map(t => [t.id || t.querySelector('th')?.textContent.trim(),
+                       t.scrollWidth - t.parentElement.clientWidth,
+                       t.querySelector('tr:first-child > :last-child').getBoundingClientRect().right
+                         - t.parentElement.getBoundingClientRect().right])
+            .filter(([, wider, past]) => wider > 0 || past > 1)"""
+    )
+    assert not overflowing, f"tables wider than their place: {overflowing}"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.locator("main table").count() > len(ICANS_TABLES)
+    # The schedule table (2 groups × 14 measures; its last five columns were off the card) is shown
+    # turned: a row per measure, its last measure and both groups on the card.
+    intensity = page.locator("[id='table-doses.intensity']")
+    expect(intensity.locator("thead th")).to_have_count(3)
+    last = intensity.locator("tbody tr").last
+    expect(last).to_contain_text("Median cumulative dexamethasone (mg)")
+    assert last.locator("td").last.evaluate(
+        "c => c.getBoundingClientRect().right <= c.closest('.table-wrap').getBoundingClientRect().right"
+    )
     course = page.locator("[id='table-patients.course']")
     expect(course.locator("tbody tr")).to_have_count(13)
     expect(course).to_contain_text("Yes (7.0)")

@@ -1,0 +1,66 @@
+"""The patient list a nurse pages through: 50 a page, filters by study, site and review status,
+an order to choose, and a review cell per section."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Role
+from review.models import ReviewStatus, SectionReview
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def nurse_client(client):
+    north, south = f.SiteFactory(code="north"), f.SiteFactory(code="south")
+    npsle = f.StudyFactory(code="npsle", sites=[north, south])
+    lm = f.StudyFactory(code="lm", sites=[north])
+    nurse = f.UserFactory()
+    for site in (north, south):
+        f.MembershipFactory(user=nurse, site=site, role=Role.DATA_ENTRY)
+    for n in range(50):
+        f.PatientFactory(study=npsle, site=north, study_code=f"NP-{n:03d}")
+    f.PatientFactory(study=npsle, site=south, study_code="NP-900", index_admission_date=dt.date(2024, 1, 5))
+    submitted = f.PatientFactory(study=lm, site=north, study_code="LM-001")
+    f.PatientFactory(study=lm, site=north, study_code="LM-002")
+    SectionReview.objects.create(
+        patient=submitted, section="procedures", status=ReviewStatus.SUBMITTED,
+        submitted_by=nurse, submitted_at=timezone.now(),
+    )  # fmt: skip
+    client.force_login(nurse)
+    client.sites = {"north": north, "south": south}
+    client.studies = {"npsle": npsle, "lm": lm}
+    return client
+
+
+def codes(client, **params) -> list[str]:
+    response = client.get(reverse("casebook:patient_list"), params)
+    assert response.status_code == 200
+    return [p.study_code for p in response.context["patients"]]
+
+
+def test_fifty_a_page_in_study_code_order(nurse_client):
+    first = codes(nurse_client)
+    assert len(first) == 50 and first[:3] == ["LM-001", "LM-002", "NP-000"]
+    assert codes(nurse_client, page=2) == ["NP-048", "NP-049", "NP-900"]
+
+
+def test_filters_by_study_site_and_review_status(nurse_client):
+    assert codes(nurse_client, study=nurse_client.studies["lm"].pk) == ["LM-001", "LM-002"]
+    assert codes(nurse_client, site=nurse_client.sites["south"].pk) == ["NP-900"]
+    assert codes(nurse_client, status=ReviewStatus.SUBMITTED) == ["LM-001"]
+
+
+def test_ordered_as_chosen_with_a_review_cell_per_section(nurse_client):
+    assert codes(nurse_client, sort="-admission")[0] == "NP-900"
+    response = nurse_client.get(reverse("casebook:patient_list"), {"study": nurse_client.studies["lm"].pk})
+    rows = {
+        row.patient.study_code: {c.section: c.status for c in row.cells} for row in response.context["rows"]
+    }
+    assert rows["LM-001"]["procedures"] == ReviewStatus.SUBMITTED
+    assert set(rows["LM-002"].values()) == {ReviewStatus.DRAFT}
+    assert 'class="cell status-submitted"' in response.content.decode()
