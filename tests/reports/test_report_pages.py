@@ -225,17 +225,23 @@ def test_a_long_table_is_shown_a_page_of_rows_at_a_time_keeping_the_filters(clie
     assert len(courses.rows) == 15 and courses.page.first == 1
     page = response.content.decode()
     assert "Rows 1–15 of 41" in page
-    next_link = re.search(r'href="(\?[^"]*rows-swimmer\.courses=2[^"]*)#table-swimmer\.courses">Next', page).group(1)
+    next_link = re.search(
+        r'href="(\?[^"]*rows-swimmer\.courses=2[^"]*)#table-swimmer\.courses">Next', page
+    ).group(1)
     assert "ties=breslow" in next_link, "the filters and options stay"
 
     second = client.get(detail_url(demo["lm"]) + next_link.replace("&amp;", "&"))
-    courses_2 = next(i for s in second.context["report"].sections for i in s.items if i.key == "swimmer.courses")
+    courses_2 = next(
+        i for s in second.context["report"].sections for i in s.items if i.key == "swimmer.courses"
+    )
     assert courses_2.page.first == 16 and courses_2.page.last == 30
     assert [row[0].text for row in courses_2.rows] != [row[0].text for row in courses.rows]
     assert second.context["cached"], "paging reads the same stored run"
 
     last = client.get(detail_url(demo["lm"]), {**filters, "rows-swimmer.courses": "999"})
-    courses_last = next(i for s in last.context["report"].sections for i in s.items if i.key == "swimmer.courses")
+    courses_last = next(
+        i for s in last.context["report"].sections for i in s.items if i.key == "swimmer.courses"
+    )
     assert (courses_last.page.first, courses_last.page.last, len(courses_last.rows)) == (31, 41, 11)
     for bad in ("-1", "x", "²", "9" * 50):
         assert client.get(detail_url(demo["lm"]), {**filters, "rows-swimmer.courses": bad}).status_code == 200
