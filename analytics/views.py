@@ -10,7 +10,7 @@ the filters in its query string, scoped to the user's sites, so a download match
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -22,6 +22,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from accounts.access import Capability, has_capability, sites_with
+from accounts.models import User
 from analytics import exports
 from analytics.datasets import data_dictionary
 from analytics.deidentify import DateHandling, deidentified_dataset, deidentified_dictionary
@@ -72,7 +73,7 @@ class _Requested:
 def _requested(request: HttpRequest, definition: ReportDefinition) -> _Requested:
     """The definition's filters, or (with ``apply`` in the query) the filters the person chose."""
     study = definition.study
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "study": study,
         "sites": sites_with(request.user, Capability.RUN_REPORTS).filter(studies=study),
         "report": report_class(study),
@@ -100,7 +101,7 @@ def _report_job(request: HttpRequest, definition: ReportDefinition, plan: RunPla
     """The job computing this run for this person: the one already under way, or a new one."""
     pending = Job.objects.filter(
         kind=JobKind.REPORT_RUN,
-        requested_by=request.user,
+        requested_by=cast(User, request.user),  # the pages are behind login_required
         status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
         parameters__cache_key=plan.cache_key,
     ).first()
@@ -190,9 +191,10 @@ def report_save(request: HttpRequest, pk: int) -> HttpResponse:
     back = f"{definition.get_absolute_url()}?{request.GET.urlencode()}"
     if requested.problem or not save_form.is_valid():
         errors = [requested.problem] if requested.problem else []
-        errors += [message for field in save_form.errors.values() for message in field]
+        errors += [str(message) for field in save_form.errors.values() for message in field]
         messages.error(request, " ".join(errors))
         return redirect(back)
+    assert requested.filters is not None and requested.options is not None  # no problem: both were read
     try:
         saved = report_definition_create(
             study=definition.study,
@@ -290,6 +292,7 @@ def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
     requested = _requested(request, definition)
     if requested.problem:
         raise Http404(requested.problem)
+    assert requested.filters is not None  # no problem: the filters were read
     try:
         dates = DateHandling(request.GET.get("dates", DateHandling.SHIFT))
     except ValueError:
