@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -173,9 +174,7 @@ def _categorical_rows(
         row |= {
             "test": _categorical_test_name(counts, exact),
             "p": p,
-            "smd": _or_note(
-                name, notes, lambda t=treated, c=control: standardized_mean_difference(t, c, name)
-            ),
+            "smd": _or_note(name, notes, partial(standardized_mean_difference, treated, control, name)),
         }
         rows.append(row)
     return rows
@@ -214,7 +213,8 @@ def table_one(
         raise AnalysisError(f"table_one compares two groups; {by!r} has {len(levels)} levels")
     suffixes = [level_text(level) for level in levels]
 
-    rows, notes = [], {}
+    rows: list[dict[str, Any]] = []
+    notes: dict[str, str] = {}
     for name in continuous:
         present = grouped[grouped[name].notna()]
         if present.empty:

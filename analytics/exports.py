@@ -13,7 +13,7 @@ import json
 import re
 import zipfile
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from django.contrib.staticfiles import finders
@@ -45,7 +45,8 @@ def report_html(run: ReportRun, *, name: str, images: bool = False) -> str:
 
     ``images`` embeds each figure as a data-URI image instead of an ``<svg>`` element (for the PDF).
     """
-    with open(finders.find("css/reports.css"), encoding="utf-8") as stylesheet:
+    stylesheet_path = cast(str, finders.find("css/reports.css"))  # the app's own static file
+    with open(stylesheet_path, encoding="utf-8") as stylesheet:
         css = stylesheet.read()
     context = {
         "report": display_report(run, report_class(run.study)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -58,7 +58,9 @@ class ReportFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.study = study
         self.dictionary = data_dictionary(study)
-        self.fields["site"].choices = [(site.code, site.name) for site in sites]
+        cast(forms.MultipleChoiceField, self.fields["site"]).choices = [
+            (site.code, site.name) for site in sites
+        ]
         if study.disease_area != DiseaseArea.NPSLE:
             del self.fields["syndromes"]
         if "it_drug" not in {variable.name for variable in self.dictionary}:
@@ -76,7 +78,8 @@ class ReportFilterForm(forms.Form):
         return initial | {"conditions": "\n".join(others)} | dict(options)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what Form.clean() returns
         start, end = data.get("index_from"), data.get("index_to")
         if start and end and start > end:
             self.add_error("index_to", "The end of the index-date range is before its start.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,9 @@ class Result:
     Subclasses are declared ``@dataclass(frozen=True, eq=False)``: they hold DataFrames, whose
     element-wise ``==`` would make a generated ``__eq__``/``__hash__`` raise.
     """
+
+    #: Set on each subclass by ``@dataclass`` (what ``dataclasses.fields`` reads).
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON-serialisable data (DataFrames as lists of records, NaN as None)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -23,6 +23,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from accounts.access import Capability, has_capability, sites_with
+from accounts.models import User
 from analytics import exports
 from analytics.datasets import data_dictionary
 from analytics.deidentify import DateHandling, deidentified_dataset, deidentified_dictionary
@@ -73,7 +74,7 @@ class _Requested:
 def _requested(request: HttpRequest, definition: ReportDefinition) -> _Requested:
     """The definition's filters, or (with ``apply`` in the query) the filters the person chose."""
     study = definition.study
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "study": study,
         "sites": sites_with(request.user, Capability.RUN_REPORTS).filter(studies=study),
         "report": report_class(study),
@@ -101,7 +102,7 @@ def _report_job(request: HttpRequest, definition: ReportDefinition, plan: RunPla
     """The job computing this run for this person: the one already under way, or a new one."""
     pending = Job.objects.filter(
         kind=JobKind.REPORT_RUN,
-        requested_by=request.user,
+        requested_by=cast(User, request.user),  # the pages are behind login_required
         status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
         parameters__cache_key=plan.cache_key,
     ).first()
@@ -159,10 +160,11 @@ def report_index(request: HttpRequest) -> HttpResponse:
 
 def _table_pages(request: HttpRequest) -> dict[str, int]:
     """The page of each long table asked for (``rows-<table key>=N``); anything else shows page 1."""
+    asked = {name: request.GET.get(name, "") for name in request.GET if name.startswith(PAGE_PREFIX)}
     return {
         name.removeprefix(PAGE_PREFIX): int(value)
-        for name, value in request.GET.items()
-        if name.startswith(PAGE_PREFIX) and re.fullmatch(r"[0-9]{1,9}", value)
+        for name, value in asked.items()
+        if re.fullmatch(r"[0-9]{1,9}", value)
     }
 
 
@@ -202,9 +204,10 @@ def report_save(request: HttpRequest, pk: int) -> HttpResponse:
     back = f"{definition.get_absolute_url()}?{request.GET.urlencode()}"
     if requested.problem or not save_form.is_valid():
         errors = [requested.problem] if requested.problem else []
-        errors += [message for field in save_form.errors.values() for message in field]
+        errors += [str(message) for field in save_form.errors.values() for message in field]
         messages.error(request, " ".join(errors))
         return redirect(back)
+    assert requested.filters is not None and requested.options is not None  # no problem: both were read
     try:
         saved = report_definition_create(
             study=definition.study,
@@ -302,6 +305,7 @@ def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
     requested = _requested(request, definition)
     if requested.problem:
         raise Http404(requested.problem)
+    assert requested.filters is not None  # no problem: the filters were read
     try:
         dates = DateHandling(request.GET.get("dates", DateHandling.SHIFT))
     except ValueError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 
 from protocols.choices import CourseStatus
@@ -21,8 +23,9 @@ class CourseStartForm(RecordForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["protocol"].queryset = active_protocols(self.instance.patient.study.disease_area)
-        self.fields["protocol"].empty_label = None
+        field = cast(forms.ModelChoiceField, self.fields["protocol"])
+        field.queryset = active_protocols(self.instance.patient.study.disease_area)
+        field.empty_label = None
 
 
 class CourseStopForm(RecordForm):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from concurrency.exceptions import RecordModifiedError
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
@@ -23,6 +23,7 @@ from registry.models import Patient
 
 from . import course_forms as forms
 from .pages import (
+    StaffRequest,
     apply_errors,
     ensure_unlocked,
     form_response,
@@ -34,14 +35,14 @@ from .pages import (
 
 
 @login_required
-def protocol_list(request: HttpRequest) -> HttpResponse:
+def protocol_list(request: StaffRequest) -> HttpResponse:
     """Every protocol version (reference data, readable by all signed-in staff)."""
     protocols = Protocol.objects.order_by("disease_area", "code", "-revision")
     return render(request, "protocols/protocol_list.html", {"protocols": protocols})
 
 
 @login_required
-def protocol_detail(request: HttpRequest, protocol_pk: int) -> HttpResponse:
+def protocol_detail(request: StaffRequest, protocol_pk: int) -> HttpResponse:
     protocol = get_object_or_404(Protocol, pk=protocol_pk)
     state_phases = protocol.ordered_phases()
     return render(
@@ -65,7 +66,7 @@ def _course(patient: Patient, course_pk: int) -> Course:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def course_start(request: HttpRequest, pk: int) -> HttpResponse:
+def course_start(request: StaffRequest, pk: int) -> HttpResponse:
     patient = visible_patient(request, pk, edit=True)
     form = require_reason(
         forms.CourseStartForm(
@@ -101,7 +102,7 @@ def course_start(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def course_stop(request: HttpRequest, pk: int, course_pk: int) -> HttpResponse:
+def course_stop(request: StaffRequest, pk: int, course_pk: int) -> HttpResponse:
     patient = visible_patient(request, pk, edit=True)
     course = _course(patient, course_pk)
     if course.status != CourseStatus.ACTIVE:
@@ -138,7 +139,7 @@ def course_stop(request: HttpRequest, pk: int, course_pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def injection_missed(request: HttpRequest, pk: int, course_pk: int, injection_pk: int) -> HttpResponse:
+def injection_missed(request: StaffRequest, pk: int, course_pk: int, injection_pk: int) -> HttpResponse:
     patient = visible_patient(request, pk, edit=True)
     course = _course(patient, course_pk)
     injection = (

@@ -7,10 +7,11 @@ the importers give.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db import models
+from django.forms.models import ModelFormMetaclass
 from django.utils import timezone
 
 from accounts.access import Capability, scope, sites_with
@@ -154,7 +155,7 @@ def chosen_missing_codes(form: forms.ModelForm) -> dict[str, str]:
     return codes
 
 
-class NativeDatesMetaclass(type(VersionedForm)):  # type: ignore[misc]
+class NativeDatesMetaclass(ModelFormMetaclass):
     """Gives every case-record form's ``Meta`` the native date pickers.
 
     Django reads ``formfield_callback`` from the form's own ``Meta`` only, so a base class cannot
@@ -241,8 +242,10 @@ class PatientCreateForm(RecordForm):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         sites = scope(Site.objects.all(), user, Capability.EDIT_RECORDS)
-        self.fields["site"].queryset = sites
-        self.fields["study"].queryset = Study.objects.filter(sites__in=sites).distinct()
+        cast(forms.ModelChoiceField, self.fields["site"]).queryset = sites
+        cast(forms.ModelChoiceField, self.fields["study"]).queryset = Study.objects.filter(
+            sites__in=sites
+        ).distinct()
         self.fields.pop("change_reason")
 
     def clean(self) -> dict[str, Any]:
@@ -277,7 +280,7 @@ class PatientMoveForm(forms.Form):
 
     def __init__(self, *args, patient: Patient, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["site"].queryset = scope(
+        cast(forms.ModelChoiceField, self.fields["site"]).queryset = scope(
             patient.study.sites.all(), user, Capability.MOVE_PATIENTS
         ).exclude(pk=patient.site_id)
 
@@ -465,6 +468,11 @@ class LumbarPunctureForm(RecordForm):
         ]
 
 
+def _model_field(model: type[models.Model], name: str) -> models.Field:
+    """A concrete field of the model (a form's fields are among them, never a reverse relation)."""
+    return cast(models.Field, model._meta.get_field(name))
+
+
 class CsfResultForm(CaseForm):
     class Meta:
         model = CsfResult
@@ -489,7 +497,7 @@ class CsfResultForm(CaseForm):
     def is_blank(self) -> bool:
         """Nothing entered: no CSF result to save (the cytology default alone is not a result)."""
         return not any(
-            self.cleaned_data.get(name) not in (None, "", CsfResult._meta.get_field(name).default)
+            self.cleaned_data.get(name) not in (None, "", _model_field(CsfResult, name).default)
             for name in self.fields
             if name != "version" and not name.endswith(MISSING_SUFFIX)
         ) and not any(self.cleaned_data.get(name) for name in self.fields if name.endswith(MISSING_SUFFIX))
@@ -525,10 +533,17 @@ class DoseForm(CaseForm):
             self.initial.setdefault("formulation", record.formulation_id)
 
 
+class PlannedInjectionField(forms.ModelChoiceField):
+    """A planned injection named by its sequence, phase and date."""
+
+    def label_from_instance(self, obj: PlannedInjection) -> str:
+        return f"Injection {obj.sequence} ({obj.phase.name}), planned for {obj.planned_date:%Y-%m-%d}"
+
+
 class InjectionPlanForm(forms.Form):
     """Which planned injection of the patient's course this lumbar puncture gives, and why it differs."""
 
-    planned_injection = forms.ModelChoiceField(
+    planned_injection = PlannedInjectionField(
         queryset=PlannedInjection.objects.none(),
         required=False,
         label="Gives",
@@ -543,12 +558,9 @@ class InjectionPlanForm(forms.Form):
 
     def __init__(self, *args, offered: list[PlannedInjection], chosen: PlannedInjection | None, **kwargs):
         super().__init__(*args, **kwargs)
-        field = self.fields["planned_injection"]
+        field = cast(forms.ModelChoiceField, self.fields["planned_injection"])
         field.queryset = PlannedInjection.objects.filter(pk__in=[i.pk for i in offered]).select_related(
             "phase"
-        )
-        field.label_from_instance = lambda i: (
-            f"Injection {i.sequence} ({i.phase.name}), planned for {i.planned_date:%Y-%m-%d}"
         )
         if chosen is not None:
             field.initial = chosen.pk
@@ -566,8 +578,9 @@ class SafetyOverrideForm(forms.Form):
                 required=False, max_length=300, label="Reason for overriding"
             )
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data  # what Form.clean() returns
         for code in SafetyCheck.values:
             if cleaned.get(code) and not cleaned.get(f"{code}_reason", "").strip():
                 self.add_error(f"{code}_reason", "Give the reason for overriding this check.")
@@ -626,7 +639,9 @@ class AdverseEventForm(RecordForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         patient = self.instance.patient
-        self.fields["lumbar_puncture"].queryset = LumbarPuncture.objects.filter(patient=patient)
+        cast(forms.ModelChoiceField, self.fields["lumbar_puncture"]).queryset = LumbarPuncture.objects.filter(
+            patient=patient
+        )
 
 
 class DischargeOutcomeForm(RecordForm):
@@ -659,9 +674,10 @@ class FollowUpEventForm(RecordForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["event_type"].choices = [
-            choice for choice in self.fields["event_type"].choices if choice[0] != FollowUpEventType.DEATH
-        ]
+        field = cast(forms.ChoiceField, self.fields["event_type"])
+        # A model field's choices are a list of (value, label) pairs once the form field is built.
+        choices = cast(list[tuple[str, str]], field.choices)
+        field.choices = [choice for choice in choices if choice[0] != FollowUpEventType.DEATH]
 
 
 class DeleteForm(forms.Form):
@@ -693,5 +709,9 @@ class PatientSearchForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["study"].queryset = scope(Study.objects.all(), user, Capability.VIEW_RECORDS)
-        self.fields["site"].queryset = sites_with(user, Capability.VIEW_RECORDS).order_by("name")
+        cast(forms.ModelChoiceField, self.fields["study"]).queryset = scope(
+            Study.objects.all(), user, Capability.VIEW_RECORDS
+        )
+        cast(forms.ModelChoiceField, self.fields["site"]).queryset = sites_with(
+            user, Capability.VIEW_RECORDS
+        ).order_by("name")

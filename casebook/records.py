@@ -42,7 +42,7 @@ class RecordKind:
         return self.areas is None or patient.study.disease_area in self.areas
 
     def records(self, patient: Patient) -> models.QuerySet:
-        return self.model.objects.filter(patient=patient)
+        return self.model._default_manager.filter(patient=patient)
 
 
 KINDS: dict[str, RecordKind] = {

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -14,17 +14,19 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.access import Capability, get_scoped_or_404, has_capability, scope
 from accounts.models import Role, User
 from registry.models import Patient, Study
+from registry.models.base import RegistryRecord
 from review import services
 from review.forms import LockForm, QualitySweepForm, QueryListForm, QueryRaiseForm, QueryReplyForm, UnlockForm
 from review.jobs import quality_sweep_start
 from review.models import DataQuery, QueryStatus, ReviewStatus, SectionReview
 from review.selectors import age_in_days, open_queries_overview
 
+from .pages import StaffRequest
 from .records import SECTIONS
 from .sections import section_context
 
 
-def _patient(request: HttpRequest, pk: int) -> Patient:
+def _patient(request: StaffRequest, pk: int) -> Patient:
     return get_scoped_or_404(Patient.objects.select_related("study", "site"), request.user, pk=pk)
 
 
@@ -34,7 +36,7 @@ def _section_or_404(key: str) -> str:
     return key
 
 
-def _back_to_section(request: HttpRequest, patient: Patient, key: str, message: str, *, error: bool = False):
+def _back_to_section(request: StaffRequest, patient: Patient, key: str, message: str, *, error: bool = False):
     """The refreshed section in place (htmx), or the patient page with a message."""
     if request.htmx:
         context = section_context(patient, key, request.user)
@@ -50,7 +52,7 @@ def _errors(error: ValidationError) -> str:
 
 @login_required
 @require_POST
-def section_submit(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+def section_submit(request: StaffRequest, pk: int, key: str) -> HttpResponse:
     patient = _patient(request, pk)
     try:
         services.section_submit(patient=patient, section=_section_or_404(key), actor=request.user)
@@ -61,7 +63,7 @@ def section_submit(request: HttpRequest, pk: int, key: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def section_verify(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+def section_verify(request: StaffRequest, pk: int, key: str) -> HttpResponse:
     patient = _patient(request, pk)
     try:
         services.section_verify(patient=patient, section=_section_or_404(key), actor=request.user)
@@ -72,7 +74,7 @@ def section_verify(request: HttpRequest, pk: int, key: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def patient_submit(request: HttpRequest, pk: int) -> HttpResponse:
+def patient_submit(request: StaffRequest, pk: int) -> HttpResponse:
     patient = _patient(request, pk)
     submitted = services.patient_submit(patient=patient, actor=request.user)
     names = ", ".join(SECTIONS[s] for s in submitted) or "nothing (no section was a draft)"
@@ -82,7 +84,7 @@ def patient_submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def patient_verify(request: HttpRequest, pk: int) -> HttpResponse:
+def patient_verify(request: StaffRequest, pk: int) -> HttpResponse:
     patient = _patient(request, pk)
     verified, held = services.patient_verify(patient=patient, actor=request.user)
     if verified:
@@ -96,7 +98,7 @@ def patient_verify(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def lock(request: HttpRequest, pk: int) -> HttpResponse:
+def lock(request: StaffRequest, pk: int) -> HttpResponse:
     """Lock verified sections with the reviewer's password (an electronic signature)."""
     patient = _patient(request, pk)
     if not has_capability(request.user, Capability.REVIEW, patient.site_id):
@@ -135,7 +137,7 @@ def lock(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def unlock(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+def unlock(request: StaffRequest, pk: int, key: str) -> HttpResponse:
     """A reviewer signs the unlock; anyone else who may see the record learns whom to ask."""
     patient = _patient(request, pk)
     _section_or_404(key)
@@ -172,7 +174,7 @@ def unlock(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     )
 
 
-def _unlock_request(request: HttpRequest, patient: Patient, key: str) -> HttpResponse:
+def _unlock_request(request: StaffRequest, patient: Patient, key: str) -> HttpResponse:
     reviewers = (
         User.objects.filter(
             memberships__site=patient.site_id, memberships__role=Role.REVIEWER, is_active=True
@@ -197,7 +199,7 @@ def _unlock_request(request: HttpRequest, patient: Patient, key: str) -> HttpRes
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def query_raise(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+def query_raise(request: StaffRequest, pk: int, key: str) -> HttpResponse:
     patient = _patient(request, pk)
     _section_or_404(key)
     record = None
@@ -206,7 +208,9 @@ def query_raise(request: HttpRequest, pk: int, key: str) -> HttpResponse:
         object_id = request.GET.get("object") or request.POST.get("object")
         try:
             model = ContentType.objects.get(app_label="registry", model=model_name).model_class()
-            record = model.objects.get(pk=object_id)
+            if model is None or not issubclass(model, RegistryRecord):  # gone, or a history table
+                raise Http404("No such record.")
+            record = model._default_manager.get(pk=object_id)
         except (ContentType.DoesNotExist, ValueError, LookupError) as missing:
             raise Http404("No such record.") from missing
         except Exception as missing:  # the record's DoesNotExist
@@ -238,7 +242,7 @@ def query_raise(request: HttpRequest, pk: int, key: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def query_reply(request: HttpRequest, query_pk: int, action: str) -> HttpResponse:
+def query_reply(request: StaffRequest, query_pk: int, action: str) -> HttpResponse:
     """Answer (data entry), close or reopen (reviewer) a query."""
     query = get_scoped_or_404(
         DataQuery.objects.select_related("patient__site", "patient__study"), request.user, pk=query_pk
@@ -264,7 +268,7 @@ def query_reply(request: HttpRequest, query_pk: int, action: str) -> HttpRespons
 
 
 @login_required
-def query_list(request: HttpRequest) -> HttpResponse:
+def query_list(request: StaffRequest) -> HttpResponse:
     """Open queries per study and site with their ages, and the queries themselves."""
     user = request.user
     visible = scope(DataQuery.objects.select_related("patient__study", "patient__site", "raised_by"), user)
@@ -297,7 +301,7 @@ def query_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def quality_sweep(request: HttpRequest) -> HttpResponse:
+def quality_sweep(request: StaffRequest) -> HttpResponse:
     """Run the data-quality rules now, as a job, for the patients the reviewer reviews."""
     user = request.user
     if not has_capability(user, Capability.REVIEW):
@@ -307,7 +311,7 @@ def quality_sweep(request: HttpRequest) -> HttpResponse:
     )
     form = QualitySweepForm(request.POST, studies=reviewed)
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors["study"]))
+        messages.error(request, " ".join(str(error) for error in form.errors["study"]))
         return redirect("review:query_list")
     study = form.cleaned_data["study"]
     job = quality_sweep_start(user=user, study=study)

@@ -36,8 +36,9 @@ def _choice(data: QueryDict, name: str, enum) -> int:
 
 
 def _decimal(data: QueryDict, name: str) -> Decimal | None:
+    value = data.get(name)
     try:
-        return Decimal(data[name]) if data.get(name) not in (None, "") else None
+        return Decimal(value) if value else None  # None or "" is no value
     except InvalidOperation:
         return None
 

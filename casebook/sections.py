@@ -166,7 +166,7 @@ def _diagnosis(patient: Patient, context: dict) -> dict:
 
 
 def _procedures(patient: Patient, context: dict) -> dict:
-    punctures = (
+    read = (
         LumbarPuncture.objects.filter(patient=patient)
         .select_related("csf", "planned_injection")
         .prefetch_related(
@@ -185,7 +185,7 @@ def _procedures(patient: Patient, context: dict) -> dict:
         actions.append(("Start course", reverse("protocols:course_create", args=[patient.pk])))
     if active is not None:
         actions.append(("Stop course", reverse("protocols:course_stop", args=[patient.pk, active.pk])))
-    punctures = list(punctures)
+    punctures = list(read)
     return {
         "punctures": punctures,
         "cumulative": _cumulative_dose_mg(punctures),

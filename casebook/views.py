@@ -48,6 +48,7 @@ from . import forms, scores
 from .lp_entry import TEMPLATE as LP_TEMPLATE
 from .lp_entry import LumbarPunctureEntry
 from .pages import (
+    StaffRequest,
     apply_errors,
     ensure_unlocked,
     form_response,
@@ -73,7 +74,7 @@ def _posted(request: HttpRequest):
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: StaffRequest) -> HttpResponse:
     """My work (a reviewer's worklist; data entry's drafts and queries to answer), my studies and
     recently changed patients, within my sites."""
     user = request.user
@@ -145,7 +146,7 @@ def _searched(form: forms.PatientSearchForm, patients, user):
 
 
 @login_required
-def patient_list(request: HttpRequest) -> HttpResponse:
+def patient_list(request: StaffRequest) -> HttpResponse:
     """Search by study code (names and MRNs only where the user may see identifiers), filter by
     study, site and review status, order, and page through; each row shows its sections' review."""
     user = request.user
@@ -175,7 +176,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def patient_create(request: HttpRequest) -> HttpResponse:
+def patient_create(request: StaffRequest) -> HttpResponse:
     if not has_capability(request.user, Capability.EDIT_RECORDS):
         raise PermissionDenied("Your role does not allow enrolling patients.")
     form = forms.PatientCreateForm(_posted(request), user=request.user)
@@ -203,7 +204,7 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def patient_detail(request: StaffRequest, pk: int) -> HttpResponse:
     sees_identifiers = has_capability(request.user, Capability.VIEW_IDENTIFIERS)
     patient = visible_patient(request, pk, queryset=case_record_patients(sees_identifiers))
     state = review_state(patient)  # every section's review and open queries, read once
@@ -228,7 +229,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def section(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+def section(request: StaffRequest, pk: int, key: str) -> HttpResponse:
     if key not in SECTIONS:
         raise Http404("No such section.")
     return render_section(request, visible_patient(request, pk), key)
@@ -239,7 +240,7 @@ def section(request: HttpRequest, pk: int, key: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def identity_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def identity_edit(request: StaffRequest, pk: int) -> HttpResponse:
     patient = visible_patient(request, pk, edit=True)
     sees_identifiers = has_capability(request.user, Capability.VIEW_IDENTIFIERS, patient.site_id)
     data = request.POST if request.method == "POST" else None
@@ -268,7 +269,7 @@ def identity_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def patient_move(request: HttpRequest, pk: int) -> HttpResponse:
+def patient_move(request: StaffRequest, pk: int) -> HttpResponse:
     """Move the patient to another site of the study: the move right is needed here and there."""
     patient = visible_patient(request, pk)
     if not has_capability(request.user, Capability.MOVE_PATIENTS, patient.site_id):
@@ -304,7 +305,7 @@ def patient_move(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def death_record(request: HttpRequest, pk: int) -> HttpResponse:
+def death_record(request: StaffRequest, pk: int) -> HttpResponse:
     patient = visible_patient(request, pk, edit=True)
     form = require_reason(
         forms.DeathForm(_posted(request), instance=Patient.objects.get(pk=patient.pk)), patient, "outcomes"
@@ -340,7 +341,7 @@ def death_record(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def diagnosis_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def diagnosis_edit(request: StaffRequest, pk: int) -> HttpResponse:
     patient = visible_patient(request, pk, edit=True)
     area = patient.study.disease_area
     if area == DiseaseArea.NPSLE:
@@ -350,7 +351,7 @@ def diagnosis_edit(request: HttpRequest, pk: int) -> HttpResponse:
     raise Http404("ICANS studies record CAR-T infusions and assessments instead of one diagnosis form.")
 
 
-def _npsle_diagnosis(request: HttpRequest, patient: Patient) -> HttpResponse:
+def _npsle_diagnosis(request: StaffRequest, patient: Patient) -> HttpResponse:
     diagnosis = NpsleDiagnosis.objects.filter(patient=patient).first() or NpsleDiagnosis(patient=patient)
     data = request.POST if request.method == "POST" else None
     form = require_reason(forms.NpsleDiagnosisForm(data, instance=diagnosis), patient, "diagnosis")
@@ -384,7 +385,7 @@ def _npsle_diagnosis(request: HttpRequest, patient: Patient) -> HttpResponse:
     )
 
 
-def _lm_diagnosis(request: HttpRequest, patient: Patient) -> HttpResponse:
+def _lm_diagnosis(request: StaffRequest, patient: Patient) -> HttpResponse:
     diagnosis = LmDiagnosis.objects.filter(patient=patient).first() or LmDiagnosis(patient=patient)
     form = require_reason(forms.LmDiagnosisForm(_posted(request), instance=diagnosis), patient, "diagnosis")
     if request.method == "POST" and form.is_valid():
@@ -419,7 +420,7 @@ def _kind(patient: Patient, slug: str) -> RecordKind:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def record_edit(request: HttpRequest, pk: int, kind: str, record_pk: int | None = None) -> HttpResponse:
+def record_edit(request: StaffRequest, pk: int, kind: str, record_pk: int | None = None) -> HttpResponse:
     """Add (no ``record_pk``) or edit one repeating record of a patient."""
     patient = visible_patient(request, pk, edit=True)
     spec = _kind(patient, kind)
@@ -430,9 +431,10 @@ def record_edit(request: HttpRequest, pk: int, kind: str, record_pk: int | None 
             )
         instance = spec.model(patient=patient)
     else:
-        instance = spec.records(patient).filter(pk=record_pk).first()
-        if instance is None:
+        found = spec.records(patient).filter(pk=record_pk).first()
+        if found is None:
             raise Http404(f"No {spec.label} with that id for this patient.")
+        instance = found
     form = require_reason(spec.form(_posted(request), instance=instance), patient, spec.section)
     if request.method == "POST" and form.is_valid():
         verb = "added" if instance.pk is None else "saved"
@@ -458,7 +460,7 @@ def record_edit(request: HttpRequest, pk: int, kind: str, record_pk: int | None 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def record_delete(request: HttpRequest, pk: int, kind: str, record_pk: int) -> HttpResponse:
+def record_delete(request: StaffRequest, pk: int, kind: str, record_pk: int) -> HttpResponse:
     patient = visible_patient(request, pk, edit=True)
     if kind == "lumbar-puncture":
         section_key, label = "procedures", "lumbar puncture"
@@ -488,7 +490,7 @@ def record_delete(request: HttpRequest, pk: int, kind: str, record_pk: int) -> H
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None) -> HttpResponse:
+def lumbar_puncture_edit(request: StaffRequest, pk: int, lp_pk: int | None = None) -> HttpResponse:
     """An LP with its CSF result, pathogen tests and intrathecal doses, in one form and one save.
 
     With an active course the form offers the course's next injection (its doses pre-filled). Saving
@@ -506,7 +508,7 @@ def lumbar_puncture_edit(request: HttpRequest, pk: int, lp_pk: int | None = None
 
 @login_required
 @require_POST
-def score(request: HttpRequest, kind: str) -> JsonResponse:
+def score(request: StaffRequest, kind: str) -> JsonResponse:
     """The score or grade the ticked items imply, computed by the same code the models use on save."""
     calculator = scores.CALCULATORS.get(kind)
     if calculator is None:

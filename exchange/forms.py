@@ -1,6 +1,9 @@
 """Forms of the import and export pages."""
 
+from typing import Any, cast
+
 from django import forms
+from django.db.models import QuerySet
 
 from accounts.access import Capability, has_capability, scope
 from accounts.models import Site
@@ -8,7 +11,7 @@ from analytics.deidentify import DateHandling
 from registry.models import Study
 
 
-def _studies_at(sites) -> forms.ModelChoiceField:
+def _studies_at(sites) -> QuerySet[Study]:
     return Study.objects.filter(sites__in=sites).distinct()
 
 
@@ -27,11 +30,12 @@ class ImportForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         sites = scope(Site.objects.all(), user, Capability.MANAGE_SITE)
-        self.fields["site"].queryset = sites
-        self.fields["study"].queryset = _studies_at(sites)
+        cast(forms.ModelChoiceField, self.fields["site"]).queryset = sites
+        cast(forms.ModelChoiceField, self.fields["study"]).queryset = _studies_at(sites)
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data  # what Form.clean() returns
         if bool(data.get("redcap_dictionary")) != bool(data.get("redcap_mapping")):
             raise forms.ValidationError(
                 "A REDCap import needs both its data dictionary and the mapping file."
@@ -80,12 +84,15 @@ class ExportForm(forms.Form):
         ids = set()
         for capability in (Capability.VIEW_RECORDS, Capability.RUN_REPORTS):
             ids |= set(scope(Site.objects.all(), user, capability).values_list("pk", flat=True))
-        self.fields["study"].queryset = _studies_at(ids)
+        #: The studies this user may export (none: the page is refused).
+        self.studies = _studies_at(ids)
+        cast(forms.ModelChoiceField, self.fields["study"]).queryset = self.studies
         if not has_capability(user, Capability.EXPORT_IDENTIFIERS):
             del self.fields["identified"], self.fields["reason"]
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data  # what Form.clean() returns
         if data.get("identified") and not (data.get("reason") or "").strip():
             self.add_error("reason", "Give the reason for taking identified data out of the registry.")
         return data

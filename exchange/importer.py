@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
+from typing import Any, cast
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -101,7 +101,8 @@ def _csv_rows(content: bytes, *, table: str, limits: ImportLimits) -> Rows:
         raise ImportFileError(f"{table}: the CSV file is not UTF-8 text.") from None
     rows: Rows = []
     try:
-        reader = csv.DictReader(io.StringIO(text), restval=_SHORT)
+        # typeshed types ``restval`` as text; csv fills short rows with any object, here a sentinel.
+        reader = csv.DictReader(io.StringIO(text), restval=_SHORT)  # type: ignore[call-overload]
         for number, row in enumerate(reader, start=2):
             limits.check_rows(table, number - 1)
             if None in row:
@@ -200,6 +201,7 @@ def read_upload(upload: bytes, name: str, dictionary: bytes | None, mapping: byt
     file in the exchange layout; bounded by the page's limits."""
     limits = ImportLimits.for_page()
     if dictionary is not None:
+        assert mapping is not None, "a REDCap upload comes with its mapping (ImportForm.clean)"
         tables, notes = redcap_tables(upload, dictionary, mapping, limits=limits)
         return tables, notes, "redcap"
     tables, notes = read_tables(name, upload, limits=limits)
@@ -459,8 +461,10 @@ class Importer:
         return m.Patient(study=self.study, study_code=study_code), False
 
     def _key_of(self, table: Table, column: str, text: str, c: Candidate) -> Any:
+        model_field = table.key_field(column)
+        assert model_field is not None, f"{column} is a key column of {table.name} or of its parents"
         try:
-            return from_text(table.key_field(column), text)
+            return from_text(model_field, text)
         except ValueError as error:
             c.add(column, str(error))
             return None
@@ -510,7 +514,10 @@ class Importer:
         except ValueError as error:
             c.add(column, str(error))
             return None
-        lp = self.index.find(BY_NAME["lumbar_punctures"], (patient_id, performed))
+        # The lumbar_punctures table's records are lumbar punctures.
+        lp = cast(
+            m.LumbarPuncture | None, self.index.find(BY_NAME["lumbar_punctures"], (patient_id, performed))
+        )
         if lp is None:
             c.add(column, f"no lumbar puncture of this patient at {text}")
         return lp

@@ -17,6 +17,7 @@ from django.db import models
 
 from protocols import models as pm
 from registry import models as m
+from registry.models.base import RegistryRecord
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Table:
     """One exchange table: its model, natural key, columns, and how a row finds its parent record."""
 
     name: str
-    model: type[models.Model]
+    model: type[RegistryRecord]
     keys: tuple[str, ...]
     #: How the model reaches the patient, and the parent table whose key columns this row repeats.
     parent: str | None = None

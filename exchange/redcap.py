@@ -40,9 +40,13 @@ def _csv_records(content: bytes, what: str, limits: ImportLimits) -> list[dict[s
     return rows
 
 
-def _dictionary(content: bytes, limits: ImportLimits) -> dict[str, dict[str, str]]:
+#: Field name → {"type": ..., "choices": {code: label}}; a row without a field name is keyed None.
+Dictionary = dict[str | None, dict[str, Any]]
+
+
+def _dictionary(content: bytes, limits: ImportLimits) -> Dictionary:
     """Field name → {"type": ..., "choices": {code: label}} from a REDCap data dictionary CSV."""
-    fields = {}
+    fields: Dictionary = {}
     for row in _csv_records(content, "data dictionary", limits):
         name = row.get("Variable / Field Name") or row.get("field_name")
         kind = row.get("Field Type") or row.get("field_type") or ""
@@ -51,7 +55,7 @@ def _dictionary(content: bytes, limits: ImportLimits) -> dict[str, dict[str, str
             or row.get("select_choices_or_calculations")
             or ""
         )
-        choices = {}
+        choices: dict[str, str] = {}
         if kind in ("radio", "dropdown", "checkbox", "yesno", "truefalse"):
             if kind == "yesno":
                 choices = {"1": "Yes", "0": "No"}
@@ -68,7 +72,7 @@ def _dictionary(content: bytes, limits: ImportLimits) -> dict[str, dict[str, str
     return fields
 
 
-def _check_mapping(mapping: dict, dictionary: dict[str, dict]) -> list[str]:
+def _check_mapping(mapping: dict, dictionary: Dictionary) -> list[str]:
     problems = []
     record_id = mapping.get("record_id", "record_id")
     if record_id not in dictionary:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
@@ -69,7 +69,7 @@ class RecordIndex:
 
     @staticmethod
     def key(table: Table, obj: models.Model) -> tuple:
-        parent = obj._meta.get_field(table.parent_field).attname
+        parent = _attname(obj, table.parent_field)
         return (getattr(obj, parent), *(getattr(obj, name) for name in table.model_keys()))
 
     def records(self, table: Table) -> dict[tuple, models.Model]:
@@ -138,6 +138,7 @@ class TableImport:
         if self.table.name == "patients":
             c.instance, c.existing = self.importer.patient_instance(row, values, c)
         else:
+            assert patient is not None, "row_patient reports a child row that names no patient"
             parent = self.importer.parent_of(self.table, patient, row, c)
             if c.errors:
                 return c
@@ -238,7 +239,7 @@ class TableImport:
             stored = self.importer.index.records(self.table).values()
         others = [obj for obj in stored if obj.pk not in writing]
         for fields, condition, constraint in self._unique_rules():
-            attnames = [self.model._meta.get_field(name).attname for name in fields]
+            attnames = [_attname(self.model, name) for name in fields]
 
             def value(obj, attnames=attnames, condition=condition):
                 if condition is not None and evaluate(condition, obj) is not True:
@@ -283,6 +284,12 @@ class TableImport:
             self.importer.patients.update({p.study_code: p for p in written})
         else:
             self.importer.index.add(self.table, written)
+
+
+def _attname(model: models.Model | type[models.Model], name: str) -> str:
+    """The attribute a concrete field is stored under (a link's ``…_id``); the layout and the unique
+    rules name concrete fields only, never a reverse relation."""
+    return cast(models.Field, model._meta.get_field(name)).attname
 
 
 def _differs(instance: models.Model, model_field: models.Field, value: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from typing import cast
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -15,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import Capability, has_capability
+from accounts.models import User
 from analytics.deidentify import DateHandling
 from jobs.models import Job, JobKind, JobStatus
 
@@ -51,6 +53,11 @@ CONTENT_TYPES = {
 }
 
 
+def _signed_in(request: HttpRequest) -> User:
+    """The user of a page behind ``login_required``: a signed-in account."""
+    return cast(User, request.user)
+
+
 def _require_site_admin(request: HttpRequest) -> None:
     if not has_capability(request.user, Capability.MANAGE_SITE):
         raise PermissionDenied("Imports are for site administrators.")
@@ -60,7 +67,7 @@ def _upload_page(
     request: HttpRequest, form: ImportForm, *, status: int = 200, refused: str = ""
 ) -> HttpResponse:
     batches_mark_interrupted()  # so "your recent imports" never shows a dead import as running
-    recent = ImportBatch.objects.filter(started_by=request.user)[:10]
+    recent = ImportBatch.objects.filter(started_by=_signed_in(request))[:10]
     context = {"form": form, "recent": recent, "refused": refused}
     return render(request, "exchange/import.html", context, status=status)
 
@@ -140,9 +147,9 @@ def import_apply(request: HttpRequest, batch_pk: int) -> HttpResponse:
     """Apply a file that passed its dry run: the same bytes, all or nothing (a large one as a job)."""
     _require_site_admin(request)
     checked = ImportBatch.objects.filter(
-        pk=batch_pk, started_by=request.user, status=ImportStatus.DRY_RUN
+        pk=batch_pk, started_by=_signed_in(request), status=ImportStatus.DRY_RUN
     ).first()
-    if checked is None or checked.errors or not checked.stored_file:
+    if checked is None or checked.errors or not checked.stored_file.name:  # a file has a name
         raise Http404("No dry run of yours to apply.")
     content = checked.stored_file.open("rb").read()
     redcap = request.session.get(f"import-{batch_pk}")
@@ -178,7 +185,7 @@ def import_apply(request: HttpRequest, batch_pk: int) -> HttpResponse:
 def _own_finished_job(request: HttpRequest, job_id: uuid.UUID, kind: JobKind) -> Job:
     """A finished job of this kind started by this person (anyone else finds nothing)."""
     job = Job.objects.filter(
-        pk=job_id, kind=kind, requested_by=request.user, status=JobStatus.SUCCEEDED
+        pk=job_id, kind=kind, requested_by=_signed_in(request), status=JobStatus.SUCCEEDED
     ).first()
     if job is None:
         raise Http404("No such job of yours.")
@@ -198,11 +205,11 @@ def import_job_result(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def export(request: HttpRequest) -> HttpResponse:
+def export(request: HttpRequest) -> HttpResponseBase:
     """The export, streamed as it is made; above ``EXPORT_JOB_MIN_PATIENTS`` patients, a job whose
     page links to the file when it is ready."""
     form = ExportForm(request.POST or None, user=request.user)
-    if not form.fields["study"].queryset.exists():
+    if not form.studies.exists():
         raise PermissionDenied("Your role does not include exports.")
     if request.method != "POST" or not form.is_valid():
         return render(request, "exchange/export.html", {"form": form}, status=400 if form.is_bound else 200)

@@ -10,7 +10,7 @@ and each analysis states how many rows it excluded.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -71,7 +71,7 @@ def build_dataset(
         frame = _add_common(frame, source, doses)
         frame = _add_schedule(frame, source, doses)
         builder = {DiseaseArea.NPSLE: _add_npsle, DiseaseArea.LM: _add_lm, DiseaseArea.ICANS: _add_icans}
-        frame = builder[study.disease_area](frame, source, doses)
+        frame = builder[cast(DiseaseArea, study.disease_area)](frame, source, doses)  # one of the choices
         frame = _add_therapy_flags(frame, source)
         if study.disease_area == DiseaseArea.NPSLE:
             frame = add_npsle_regimen(frame)

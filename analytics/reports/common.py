@@ -22,7 +22,15 @@ from analytics.frames import level_text
 from analytics.plots import DoseLane, Effect, dose_rate_plot, dose_timeline_plot
 from analytics.reports import records
 from analytics.reports.base import Column, SectionBuilder
-from analytics.survival import KaplanMeierResult, LogrankResult, cox, kaplan_meier, logrank, univariable_cox
+from analytics.survival import (
+    KaplanMeierResult,
+    LogrankResult,
+    Ties,
+    cox,
+    kaplan_meier,
+    logrank,
+    univariable_cox,
+)
 from registry.choices import CtcaeTerm, IntrathecalDrug
 
 # --- describing two groups ("Table 1") -------------------------------------------------------------
@@ -287,7 +295,7 @@ def univariable_cox_rows(
     covariates: Sequence[str],
     labels: Mapping[str, str],
     *,
-    ties: str,
+    ties: Ties,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """One Cox model per covariate; a covariate the data cannot support is noted, not fatal."""
     rows, notes = [], []
@@ -316,7 +324,7 @@ def multivariable_cox_rows(
     covariates: Sequence[str],
     labels: Mapping[str, str],
     *,
-    ties: str,
+    ties: Ties,
 ) -> list[dict[str, Any]]:
     model = cox(frame, time, event, covariates, ties=ties)
     ph = model.proportional_hazards.set_index("term")["p"]
@@ -508,6 +516,7 @@ def adverse_event_table(
             "patients_grade3plus": part.loc[part["grade"] >= 3, "patient_id"].nunique(),
         }
         for level in levels:
+            assert group_of is not None  # levels come from the grouping column
             suffix = level_text(level)
             count = sum(1 for pid in patients if group_of[pid] == level)
             result |= {

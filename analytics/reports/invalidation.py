@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from weakref import WeakKeyDictionary
 
 from django.core.cache import cache
 from django.db import models, transaction
@@ -82,16 +83,19 @@ class _OnCommit:
         _replace(sorted(self.keys))
 
 
+#: Each connection's replacement for its current transaction (a connection is one thread's).
+_PENDING: WeakKeyDictionary[BaseDatabaseWrapper, _OnCommit] = WeakKeyDictionary()
+
+
 def _pending(connection: BaseDatabaseWrapper) -> _OnCommit:
     """This transaction's one on-commit replacement, scheduled by its first write.
 
-    A rolled-back transaction or savepoint drops its callbacks, so the one kept on the connection
+    A rolled-back transaction or savepoint drops its callbacks, so the one kept for the connection
     is reused only while Django still holds it in ``run_on_commit``.
     """
-    pending = getattr(connection, "_report_invalidation", None)
+    pending = _PENDING.get(connection)
     if pending is None or not any(func is pending for _, func, *_ in connection.run_on_commit):
-        pending = _OnCommit()
-        connection._report_invalidation = pending  # not a declared attribute of the wrapper
+        pending = _PENDING[connection] = _OnCommit()
         transaction.on_commit(pending, using=connection.alias)
     return pending
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -56,7 +56,7 @@ from analytics.reports.common import (
     risk_times,
 )
 from analytics.reports.display import p_text
-from analytics.survival import cox, kaplan_meier, logrank
+from analytics.survival import MedianCI, Ties, cox, kaplan_meier, logrank
 from registry.choices import (
     ClinicalResponse,
     CtcaeTerm,
@@ -224,7 +224,7 @@ class LmReport(StudyReport):
                     Column("median_lower", "95% CI lower", digits=3, shown=False),
                     Column("median_upper", "95% CI upper", digits=3, shown=False),
                 ],
-                _follow_up_rows(frame, self.options["median_ci"]),
+                _follow_up_rows(frame, cast(MedianCI, self.options["median_ci"])),
                 [
                     "Reverse Kaplan–Meier: the OS times with censoring as the event (a death censors). "
                     + MEDIAN_CI_NOTES[self.options["median_ci"]].split(" (")[0]
@@ -313,7 +313,7 @@ class LmReport(StudyReport):
     def _survival(self, b: SectionBuilder, groupings: list[str]) -> None:
         needed = [column for time, event, _ in ENDPOINTS for column in (time, event)]
         data = b.analysed(self.frame, [*needed, *groupings[:1]])
-        method = self.options["median_ci"]
+        method = cast(MedianCI, self.options["median_ci"])  # one of its choices (resolve_options)
         summary, tests, risks, panels = [], [], [], []
         for index, by in enumerate(groupings or [None]):
             part = data.dropna(subset=[by]) if by else data
@@ -415,7 +415,7 @@ class LmReport(StudyReport):
                 key,
                 title,
                 _group_columns("Assessment"),
-                _level_rows(data, column, [(c.value, c.label) for c in choices], variable=column),
+                _level_rows(data, column, [(c.value, str(c.label)) for c in choices], variable=column),
                 [
                     "At the first assessment after intrathecal therapy: patients per drug, and n (%) of all patients."
                 ],
@@ -427,7 +427,7 @@ class LmReport(StudyReport):
         """Univariable models of the paper's eight factors, then the multivariable model by its procedure."""
 
         def build(b: SectionBuilder) -> None:
-            ties = self.options["ties"]
+            ties = cast(Ties, self.options["ties"])  # one of its choices (resolve_options)
             data = b.analysed(self.frame, [time, event])
             rows = [_cox_row(data, time, event, factor, ties) for factor in PAPER_FACTORS]
             other, name = next(g for g in GROUPINGS.values() if g[0] != self.grouping)
@@ -468,7 +468,9 @@ class LmReport(StudyReport):
             return
         with b.attempt("Multivariable model"):
             labels = {factor.term: factor.label for factor in PAPER_FACTORS}
-            model = multivariable_cox_rows(data, time, event, chosen, labels, ties=self.options["ties"])
+            model = multivariable_cox_rows(
+                data, time, event, chosen, labels, ties=cast(Ties, self.options["ties"])
+            )
             coding = {factor.term: factor.coding for factor in PAPER_FACTORS}
             model = [row | {"coding": coding[row["term"]], "status": "ok"} for row in model]
             if len(chosen) == 1:
@@ -757,7 +759,7 @@ def _months_text(value: Any) -> str:
     return "NR" if pd.isna(value) else f"{value:.1f}"
 
 
-def _follow_up_rows(frame: pd.DataFrame, method: str) -> list[dict[str, Any]]:
+def _follow_up_rows(frame: pd.DataFrame, method: MedianCI) -> list[dict[str, Any]]:
     data = frame.dropna(subset=["os_months", "os_event"])
     reverse = data.assign(censoring=1 - data["os_event"])
     km = kaplan_meier(reverse, "os_months", "censoring", median_ci=method)
@@ -981,7 +983,7 @@ _COX_TABLE_COLUMNS = [
 ]
 
 
-def _cox_row(data: pd.DataFrame, time: str, event: str, factor: CoxFactor, ties: str) -> dict[str, Any]:
+def _cox_row(data: pd.DataFrame, time: str, event: str, factor: CoxFactor, ties: Ties) -> dict[str, Any]:
     """One factor's univariable model; a factor the data cannot support keeps its row, saying why."""
     row: dict[str, Any] = {"term": factor.term, "label": factor.label, "coding": factor.coding}
     values = data[factor.term].dropna().unique()

@@ -9,6 +9,7 @@ regression against exacerbation on the covariates R used; Cox models of death or
 from __future__ import annotations
 
 from functools import cached_property
+from typing import cast
 
 import pandas as pd
 
@@ -53,7 +54,7 @@ from analytics.reports.common import (
     univariable_cox_rows,
 )
 from analytics.reports.display import p_text
-from analytics.survival import cox, kaplan_meier
+from analytics.survival import Ties, cox, kaplan_meier
 from registry.choices import DeathCause, DischargeOutcomeCode, ExclusionReason, NpsleSyndrome, ScreeningStep
 
 TREATMENT = "intrathecal"
@@ -630,6 +631,7 @@ class NpsleReport(StudyReport):
     def _survival(self, b: SectionBuilder, data: pd.DataFrame, cohort: str) -> None:
         """Kaplan–Meier curves with numbers at risk, then medians, log-rank and survival at 1/3/5 years."""
         comparison = compare_survival(data, TIME, EVENT, TREATMENT, risk_step=RISK_STEP_YEARS)
+        assert comparison.logrank is not None  # compared by treatment, so tested
         panel = KmPanel(
             title=f"{cohort} cohort",
             curve=comparison.km.curve,
@@ -679,7 +681,7 @@ class NpsleReport(StudyReport):
         self._survival(b, b.analysed(matched, [TIME, EVENT, TREATMENT]), "Matched")
 
     def _hazard_ratio(self, frame: pd.DataFrame) -> dict:
-        row = cox(frame, TIME, EVENT, [TREATMENT], ties=self.options["ties"]).table.iloc[0]
+        row = cox(frame, TIME, EVENT, [TREATMENT], ties=cast(Ties, self.options["ties"])).table.iloc[0]
         return {"hr": row["hr"], "lower": row["lower"], "upper": row["upper"], "p": row["p"]}
 
     def _subgroup_rows(self, b: SectionBuilder, data: pd.DataFrame, panels: list | None) -> list[dict]:
@@ -688,6 +690,7 @@ class NpsleReport(StudyReport):
             part = data[data[variable] == value]
             with b.attempt(label):
                 comparison = compare_survival(part, TIME, EVENT, TREATMENT, risk_step=RISK_STEP_YEARS)
+                assert comparison.logrank is not None  # compared by treatment, so tested
                 summary = comparison.km.summary.set_index("group")
                 rows.append(
                     {
@@ -803,6 +806,7 @@ class NpsleReport(StudyReport):
         )
 
     def _sensitivity_row(self, label: str, frame: pd.DataFrame, comparison: SurvivalComparison) -> dict:
+        assert comparison.logrank is not None  # compared by treatment, so tested
         return {
             "label": label,
             "n": len(frame),
@@ -812,6 +816,7 @@ class NpsleReport(StudyReport):
         }
 
     def _sensitivity_panel(self, title: str, comparison: SurvivalComparison) -> KmPanel:
+        assert comparison.logrank is not None  # compared by treatment, so tested
         return KmPanel(
             title=title,
             curve=comparison.km.curve,
@@ -825,7 +830,7 @@ class NpsleReport(StudyReport):
     # --- Cox models and rates --------------------------------------------------------------------
 
     def cox_univariable(self, b: SectionBuilder) -> None:
-        ties = self.options["ties"]
+        ties = cast(Ties, self.options["ties"])  # one of its choices (resolve_options)
         data = b.analysed(self.frame, [TIME, EVENT])
         parts = [("unmatched", "", data)]
         with b.attempt("Matched cohort"):
@@ -861,7 +866,7 @@ class NpsleReport(StudyReport):
         b.table("table_three", "Table 3: univariable Cox models of death or relapse", columns, rows, notes)
 
     def cox_multivariable(self, b: SectionBuilder) -> None:
-        ties = self.options["ties"]
+        ties = cast(Ties, self.options["ties"])  # one of its choices (resolve_options)
         data = b.analysed(self.frame, [TIME, EVENT, *COX_MULTIVARIABLE])
         rows = multivariable_cox_rows(data, TIME, EVENT, COX_MULTIVARIABLE, self.labels, ties=ties)
         b.table(
@@ -963,10 +968,10 @@ class NpsleReport(StudyReport):
 
     def safety(self, b: SectionBuilder) -> None:
         frame = b.analysed(self.frame, [TREATMENT])
-        rows = [Characteristic(name) for name in ("low_icp", "post_lp_headache", "ae_grade3plus")]
-        described = self._describe(frame, rows)
+        characteristics = [Characteristic(name) for name in ("low_icp", "post_lp_headache", "ae_grade3plus")]
+        described = self._describe(frame, characteristics)
         columns, table = side_by_side(
-            [("unmatched", "", described)], rows, self.labels, self.units, GROUP_LABELS, TREATMENT
+            [("unmatched", "", described)], characteristics, self.labels, self.units, GROUP_LABELS, TREATMENT
         )
         b.table(
             "complications",

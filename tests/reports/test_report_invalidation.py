@@ -10,6 +10,7 @@ from django.db import connection, transaction
 
 from accounts.models import Site
 from accounts.services import system_user
+from analytics.reports import invalidation
 from analytics.reports.invalidation import _OnCommit, invalidate, patients_key, site_key
 from analytics.reports.runner import report_run
 from protocols.models import Protocol
@@ -114,7 +115,7 @@ def test_a_transaction_replaces_its_tokens_once_on_commit_whatever_it_wrote():
 
 def test_a_rolled_back_savepoint_does_not_take_the_later_writes_replacement_with_it(monkeypatch):
     # Start as a transaction whose first write is inside the savepoint (earlier fixtures may have written).
-    monkeypatch.setattr(connection, "_report_invalidation", None, raising=False)
+    monkeypatch.delitem(invalidation._PENDING, transaction.get_connection(), raising=False)
     before = scheduled_replacements()
     try:
         with transaction.atomic():

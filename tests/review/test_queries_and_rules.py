@@ -110,6 +110,23 @@ def test_query_thread_through_the_pages(client):
     assert query.status == QueryStatus.CLOSED and query.messages.count() == 3
 
 
+def test_a_query_names_only_a_case_record_not_its_history_row(client):
+    """A history table is a registry model too, but no record to ask about: "not found", no query."""
+    site = f.SiteFactory()
+    reviewer = f.UserFactory()
+    f.MembershipFactory(user=reviewer, site=site, role=Role.REVIEWER)
+    therapy = f.SystemicTherapyFactory(
+        patient=f.PatientFactory(study=f.StudyFactory(sites=[site]), site=site)
+    )
+    client.force_login(reviewer)
+    response = client.get(
+        reverse("review:query_raise", args=[therapy.patient_id, "therapy"]),
+        {"model": "historicalsystemictherapy", "object": therapy.history.get().pk},
+    )
+    assert response.status_code == 404
+    assert not DataQuery.objects.exists()
+
+
 def test_rule_codes_fit_their_column():
     patient = f.PatientFactory(area=DiseaseArea.LM)
     f.LmDiagnosisFactory(patient=patient, ecog=None)

@@ -8,7 +8,9 @@ JSON. Filters use the report page's syntax: ``site=north,south``, ``index_from=2
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
@@ -87,14 +89,15 @@ class Command(BaseCommand):
             except (AnalysisError, OptionError) as exc:
                 raise CommandError(str(exc)) from None
         name = f"{study_obj.code} · command line"
-        content: str | bytes = {
+        makers: dict[str, Callable[[], str | bytes]] = {
             "html": lambda: exports.report_html(run, name=name),
             "pdf": lambda: exports.report_pdf(run, name=name),
             "xlsx": lambda: exports.report_xlsx(run, name=name),
             "json": lambda: exports.report_json(run),
-        }[format]()
+        }
+        content = makers[format]()
         if output is None and format in ("html", "json"):
-            self.stdout.write(content, ending="")
+            self.stdout.write(cast(str, content), ending="")  # HTML and JSON are text
             return
         path = Path(output or f"{study_obj.code}-report.{format}")
         if isinstance(content, bytes):
