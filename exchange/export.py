@@ -43,10 +43,10 @@ from audit.models import SecurityEventKind
 from audit.services import action_event_record, security_event_record
 from registry import missing
 from registry.action_events import Action, ActionKind
-from registry.formatting import spreadsheet_safe
+from registry.formatting import FORMULA_PREFIXES, plain, spreadsheet_safe
 from registry.models import Patient, Study
 
-from .codec import _natural_keys, to_text
+from .codec import FALSE, TRUE, _natural_keys, to_text
 from .layout import BY_NAME, TABLES, Table
 
 #: A fixed timestamp inside the zip files, so the same data give the same bytes.
@@ -283,42 +283,68 @@ def missing_codes_label() -> str:
 
 def _layout_rows(spec: _Spec, patients: list[ExportPatient], dates: _Dates) -> Iterator[dict[str, Any]]:
     """The table's rows as text, in key order, a chunk of patients (in study-code order) at a time,
-    read with ``values()``: no model objects, one query per chunk."""
+    read with ``values_list()``: no model objects, one query per chunk, and each column's way to
+    text chosen once per table rather than per cell."""
     table, paths = spec.table, spec.paths()
-    by_path = {path: column for column, path in paths.items()}
-    model_fields = {f.name: f for f in table.model._meta.concrete_fields}
-    key_fields = {k: table.key_field(k) for k in spec.keys[1:]}
+    columns = list(paths)
+    position = {column: index for index, column in enumerate(columns)}
     links, owner = _Links(), _owner_chain(table)
+    formatted = [
+        (key, position[key], _formatter(table.key_field(key), dates, links)) for key in spec.keys[1:]
+    ] + [(f.name, position[f.name], _formatter(f, dates, links)) for f in spec.fields]
+    patient_at = position["_patient"]
     for start in range(0, len(patients), PATIENTS_PER_CHUNK):
         chunk = {p.pk: p for p in patients[start : start + PATIENTS_PER_CHUNK]}
         found = table.model._default_manager.filter(**{f"{owner or 'pk'}__in": list(chunk)})
         rows = []
-        for values in found.order_by().values(*by_path).iterator(chunk_size=PATIENTS_PER_CHUNK):
-            read = {by_path[path]: value for path, value in values.items()}
-            rows.append(
-                _layout_row(spec, read, chunk[read["_patient"]], dates, links, key_fields, model_fields)
-            )
+        for values in found.order_by().values_list(*paths.values()).iterator(chunk_size=PATIENTS_PER_CHUNK):
+            patient = chunk[values[patient_at]]
+            row: dict[str, Any] = {"study_code": patient.study_code}
+            for column, index, as_text in formatted:
+                row[column] = as_text(values[index], patient.pk)
+            if table.references or spec.drop_birth:
+                _layout_extras(spec, dict(zip(columns, values, strict=True)), patient, dates, row)
+            rows.append(row)
         rows.sort(key=lambda r: tuple(r[k] for k in spec.keys))
         yield from rows
 
 
-def _layout_row(
-    spec: _Spec, read: dict[str, Any], patient: ExportPatient, dates: _Dates, links, key_fields, model_fields
-):
-    row: dict[str, Any] = {"study_code": patient.study_code}
-    for key, key_field in key_fields.items():
-        value = read[key]
-        if isinstance(key_field, models.DateField):
-            value = dates.convert(patient.pk, value)
-        row[key] = _text(key_field, value)
-    for model_field in spec.fields:
-        value = read[model_field.name]
-        if isinstance(model_field, models.ForeignKey):
-            row[model_field.name] = links.text(model_field, value)
-            continue
-        if isinstance(model_field, models.DateField):
-            value = dates.convert(patient.pk, value)
-        row[model_field.name] = _text(model_field, value)
+#: How one column's value of a patient becomes text: (value, patient pk) -> text.
+Formatter = Callable[[Any, int], str]
+
+
+def _formatter(field: models.Field | None, dates: _Dates, links: _Links) -> Formatter:
+    """The column's way to text (as ``codec.to_text`` writes it), picked once from the field's type."""
+    if isinstance(field, models.ForeignKey):
+        return lambda value, _: links.text(field, value)
+    if isinstance(field, models.DateField):  # DateTimeField too
+        return _date_formatter(field, dates)
+    if isinstance(field, models.JSONField):
+        return lambda value, _: "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(field, models.BooleanField):
+        return lambda value, _: "" if value is None else (TRUE if value else FALSE)
+    if isinstance(field, models.DecimalField):
+        return lambda value, _: "" if value is None else plain(value)
+    if isinstance(field, (models.CharField, models.TextField, models.IntegerField)):
+        return lambda value, _: "" if value is None else str(value)
+    return lambda value, _: to_text(field or models.Field(), value)
+
+
+def _date_formatter(field: models.DateField, dates: _Dates) -> Formatter:
+    """Dates as they are, shifted per patient, or as days from the patient's index admission."""
+    if dates.options.dates == DateHandling.EXACT:
+        return lambda value, _: to_text(field, value)
+    if dates.options.dates == DateHandling.SHIFT:
+        shift = dates.shift
+        return lambda value, pk: "" if value is None else to_text(field, value + shift[pk])
+    return lambda value, pk: "" if value is None else str(dates.convert(pk, value))
+
+
+def _layout_extras(
+    spec: _Spec, read: dict[str, Any], patient: ExportPatient, dates: _Dates, row: dict[str, Any]
+) -> None:
+    """The columns not read from the table's own fields: links to planned injections, and the capped
+    age that replaces the birth date in de-identified exports."""
     for column, field_name in spec.table.references:
         value = read[column]
         if field_name == "phase":
@@ -333,7 +359,6 @@ def _layout_row(
         ).age_at_index_years
         capped = capped_age(age)
         row["age_at_index"] = "" if capped is None else str(capped)
-    return row
 
 
 def export_record(
@@ -460,10 +485,13 @@ ROWS_PER_CHUNK = 2000
 def _csv_chunks(columns: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """A CSV file as UTF-8 chunks of ``ROWS_PER_CHUNK`` rows (the header first)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    known = set(columns)
     for number, row in enumerate(rows, start=1):
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        if len(row) > len(known) or not known.issuperset(row):
+            raise ValueError(f"A row has columns the file does not: {sorted(set(row) - known)}")
+        writer.writerow([_cell(row.get(column)) for column in columns])
         if number % ROWS_PER_CHUNK == 0:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
@@ -471,9 +499,15 @@ def _csv_chunks(columns: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[
     yield buffer.getvalue().encode("utf-8")
 
 
+#: The first characters a spreadsheet reads as the start of a formula (``spreadsheet_safe``'s).
+_FORMULA_STARTS = frozenset(FORMULA_PREFIXES)
+
+
 def _cell(value) -> str:
     if value is None:
         return ""
+    if type(value) is str:
+        return "'" + value if value and value[0] in _FORMULA_STARTS else value
     if isinstance(value, str):
         return spreadsheet_safe(value)
     if isinstance(value, float) and value.is_integer():
