@@ -157,10 +157,10 @@ COMMON_VARIABLES = [
 def _frame(queryset, columns: list[str], **renamed) -> pd.DataFrame:
     """The queryset's values as columns, in the queryset's order.
 
-    The readers below order by patient first (or not at all) rather than by the models' default
-    orderings, which join the study and sort by its code and the patients' study codes: a text sort
-    that costs more than the rest of the query at 100,000 patients. Every derivation works per
-    patient, so only the order within a patient matters, and that is kept.
+    The readers below ask for no order (``order_by()``), or for one by patient where the first record
+    counts, rather than for the models' default orderings: those join the study and sort by its code
+    and the patients' study codes, a text sort that cost more than the rest of the query. Every
+    derivation works per patient and sorts by time itself where the order matters.
     """
     rows = list(queryset.values_list(*columns, *renamed.values()))
     return pd.DataFrame(rows, columns=[*columns, *renamed.keys()])
@@ -193,7 +193,7 @@ def _first_last(values: pd.DataFrame, column: str) -> tuple[pd.Series, pd.Series
 
 def _lumbar_punctures(source) -> pd.DataFrame:
     return _frame(
-        LumbarPuncture.objects.filter(patient__in=source).order_by("patient_id", "performed_at"),
+        LumbarPuncture.objects.filter(patient__in=source).order_by(),
         ["patient_id", "performed_at", "opening_pressure_mmh2o", "low_icp"],
         protein="csf__protein_g_per_l",
         car_t="csf__car_t_cells_per_ul",
@@ -203,9 +203,7 @@ def _lumbar_punctures(source) -> pd.DataFrame:
 
 def _doses(source) -> pd.DataFrame:
     doses = _frame(
-        IntrathecalDose.objects.filter(lumbar_puncture__patient__in=source).order_by(
-            "lumbar_puncture__patient_id", "lumbar_puncture__performed_at", "drug"
-        ),
+        IntrathecalDose.objects.filter(lumbar_puncture__patient__in=source).order_by(),
         ["drug", "dose_mg", "timing"],
         patient_id="lumbar_puncture__patient_id",
         lp_id="lumbar_puncture_id",
@@ -256,7 +254,7 @@ def _add_schedule(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFr
     # The proposed doses as JSON text: the plans of a protocol repeat, so each is decoded once below.
     injections = _frame(
         PlannedInjection.objects.filter(course__patient__in=source)
-        .order_by("course__patient_id", "course__start_date", "sequence")
+        .order_by()
         .annotate(proposed_text=Cast("proposed_doses", TextField())),
         ["status", "proposed_text", "lumbar_puncture_id"],
         patient_id="course__patient_id",
