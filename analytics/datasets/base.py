@@ -381,9 +381,19 @@ def _add_therapy_flags(frame: pd.DataFrame, source) -> pd.DataFrame:
     start, end = pd.to_datetime(therapies["start_date"]), pd.to_datetime(therapies["end_date"])
     overlaps = (start <= therapies["window_end"]) & (end.isna() | (end >= therapies["window_start"]))
     given = therapies[overlaps.fillna(False)]
-    for category in SystemicTherapyCategory:
-        ids = set(given.loc[given["category"] == category.value, "patient_id"])
-        frame[category.value] = frame.index.isin(ids).astype(int)
+    frame = _add_presence(frame, given, "category", [category.value for category in SystemicTherapyCategory])
+    return frame
+
+
+def _add_presence(frame: pd.DataFrame, records: pd.DataFrame, column: str, values: list[str]) -> pd.DataFrame:
+    """A 0/1 column per value: 1 if the patient has a record with that value in ``column``.
+
+    One grouping for all the values, rather than one comparison of the whole column per value.
+    """
+    counts = records.groupby(["patient_id", column]).size().unstack(fill_value=0)
+    for value in values:
+        present = counts[value] if value in counts.columns else pd.Series(0, index=counts.index)
+        frame[value] = (present.reindex(frame.index, fill_value=0) > 0).astype(int)
     return frame
 
 

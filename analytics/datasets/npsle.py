@@ -23,7 +23,7 @@ from registry.models import (
 )
 from registry.timeline import DAYS_PER_YEAR
 
-from .base import ADMISSION_WINDOW_DAYS, _events, _frame, _local_days, _time_to_event, _v
+from .base import ADMISSION_WINDOW_DAYS, _add_presence, _events, _frame, _local_days, _time_to_event, _v
 
 NPSLE_VARIABLES = [
     *(_v(s.value, s.label, "0/1", "1 if this ACR-1999 syndrome is recorded") for s in NpsleSyndrome),
@@ -123,9 +123,7 @@ def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame
         ["syndrome"],
         patient_id="diagnosis__patient_id",
     )
-    for syndrome in NpsleSyndrome:
-        ids = set(syndromes.loc[syndromes["syndrome"] == syndrome.value, "patient_id"])
-        frame[syndrome.value] = frame.index.isin(ids).astype(int)
+    frame = _add_presence(frame, syndromes, "syndrome", [syndrome.value for syndrome in NpsleSyndrome])
     counts = syndromes.groupby("patient_id").size().reindex(frame.index, fill_value=0)
     frame["n_syndromes"] = counts
     frame["multiple_syndromes"] = (counts >= 2).astype(int)
