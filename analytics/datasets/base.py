@@ -390,7 +390,7 @@ def _add_presence(frame: pd.DataFrame, records: pd.DataFrame, column: str, value
 
     One grouping for all the values, rather than one comparison of the whole column per value.
     """
-    counts = records.groupby(["patient_id", column]).size().unstack(fill_value=0)
+    counts = records.reset_index(drop=True).groupby(["patient_id", column]).size().unstack(fill_value=0)
     for value in values:
         present = counts[value] if value in counts.columns else pd.Series(0, index=counts.index)
         frame[value] = (present.reindex(frame.index, fill_value=0) > 0).astype(int)
