@@ -4,12 +4,15 @@ readers that turn records into frames (one query per kind of record), and the co
 from __future__ import annotations
 
 import datetime as dt
+import json
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from analytics.errors import AnalysisError
 from protocols.choices import DUE, FULFILLED, CourseStatus, InjectionStatus
@@ -152,6 +155,13 @@ COMMON_VARIABLES = [
 
 
 def _frame(queryset, columns: list[str], **renamed) -> pd.DataFrame:
+    """The queryset's values as columns, in the queryset's order.
+
+    The readers below ask for no order (``order_by()``), or for one by patient where the first record
+    counts, rather than for the models' default orderings: those join the study and sort by its code
+    and the patients' study codes, a text sort that cost more than the rest of the query. Every
+    derivation works per patient and sorts by time itself where the order matters.
+    """
     rows = list(queryset.values_list(*columns, *renamed.values()))
     return pd.DataFrame(rows, columns=[*columns, *renamed.keys()])
 
@@ -183,7 +193,7 @@ def _first_last(values: pd.DataFrame, column: str) -> tuple[pd.Series, pd.Series
 
 def _lumbar_punctures(source) -> pd.DataFrame:
     return _frame(
-        LumbarPuncture.objects.filter(patient__in=source),
+        LumbarPuncture.objects.filter(patient__in=source).order_by(),
         ["patient_id", "performed_at", "opening_pressure_mmh2o", "low_icp"],
         protein="csf__protein_g_per_l",
         car_t="csf__car_t_cells_per_ul",
@@ -193,7 +203,7 @@ def _lumbar_punctures(source) -> pd.DataFrame:
 
 def _doses(source) -> pd.DataFrame:
     doses = _frame(
-        IntrathecalDose.objects.filter(lumbar_puncture__patient__in=source),
+        IntrathecalDose.objects.filter(lumbar_puncture__patient__in=source).order_by(),
         ["drug", "dose_mg", "timing"],
         patient_id="lumbar_puncture__patient_id",
         lp_id="lumbar_puncture_id",
@@ -229,8 +239,10 @@ def _add_common(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFram
     frame["first_it_at"] = first_dose.reindex(frame.index)
     frame["last_it_at"] = last_dose.reindex(frame.index)
 
-    severe = AdverseEvent.objects.filter(patient__in=source, grade__gte=3).values_list(
-        "patient_id", flat=True
+    severe = (
+        AdverseEvent.objects.filter(patient__in=source, grade__gte=3)
+        .order_by()
+        .values_list("patient_id", flat=True)
     )
     frame["ae_grade3plus"] = frame.index.isin(set(severe)).astype(int)
     return frame
@@ -239,9 +251,12 @@ def _add_common(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFram
 def _add_schedule(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame:
     """Planned against given: the courses' injections by status, dose intensity, reductions, ending."""
 
+    # The proposed doses as JSON text: the plans of a protocol repeat, so each is decoded once below.
     injections = _frame(
-        PlannedInjection.objects.filter(course__patient__in=source),
-        ["status", "proposed_doses", "lumbar_puncture_id"],
+        PlannedInjection.objects.filter(course__patient__in=source)
+        .order_by()
+        .annotate(proposed_text=Cast("proposed_doses", TextField())),
+        ["status", "proposed_text", "lumbar_puncture_id"],
         patient_id="course__patient_id",
     )
     by_status = injections.groupby(["patient_id", "status"]).size().unstack(fill_value=0)
@@ -260,26 +275,9 @@ def _add_schedule(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFr
     frame["missed_injections"] = count(InjectionStatus.MISSED).astype(int)
     due = frame["planned_injections"]
     frame["adherence"] = (frame["given_injections"] / due).where(due > 0)
-
-    # Relative dose intensity: mg given against mg proposed, over the injections due.
-    given_mg = doses.groupby(["lp_id", "drug"])["dose_mg"].sum()
-    proposed_total: dict[int, float] = {}
-    given_total: dict[int, float] = {}
-    for row in injections[injections["status"].isin([s.value for s in DUE])].itertuples():
-        proposed = row.proposed_doses or []
-        drugs = {d["drug"] for d in proposed}
-        counted = drugs - {IntrathecalDrug.DEXAMETHASONE.value} or drugs
-        proposed_total[row.patient_id] = proposed_total.get(row.patient_id, 0.0) + sum(
-            float(d["dose_mg"]) for d in proposed if d["drug"] in counted
-        )
-        if pd.notna(row.lumbar_puncture_id):
-            given_total[row.patient_id] = given_total.get(row.patient_id, 0.0) + sum(
-                float(given_mg.get((int(row.lumbar_puncture_id), drug), 0.0)) for drug in counted
-            )
-    proposed_series = pd.Series(proposed_total, dtype=float).reindex(frame.index)
-    frame["relative_dose_intensity"] = (
-        pd.Series(given_total, dtype=float).reindex(frame.index).fillna(0.0) / proposed_series
-    ).where(proposed_series > 0)
+    frame["relative_dose_intensity"] = _relative_dose_intensity(
+        injections[injections["status"].isin([s.value for s in DUE])], doses, frame.index
+    )
 
     ordered = doses.sort_values(["patient_id", "drug", "timing", "when"])
     lower = ordered.groupby(["patient_id", "drug", "timing"])["dose_mg"].diff() < 0
@@ -303,9 +301,50 @@ def _add_schedule(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFr
     return frame.copy()  # one block again: the study's columns are added one by one after this
 
 
+def _relative_dose_intensity(due: pd.DataFrame, doses: pd.DataFrame, patients: pd.Index) -> pd.Series:
+    """mg given / mg proposed over the injections due, for the counted drugs of each injection's plan.
+
+    The counted drugs are the plan's drugs other than dexamethasone, or dexamethasone when it is the
+    only one; given mg are the doses of those drugs at the injection's lumbar puncture.
+    """
+    plans = due["proposed_text"].drop_duplicates().tolist()
+    proposed_mg: dict[str, float] = {}
+    counted_drugs: list[tuple[str, str]] = []
+    for text in plans:
+        proposed = json.loads(text) or []
+        drugs = {d["drug"] for d in proposed}
+        counted = drugs - {IntrathecalDrug.DEXAMETHASONE.value} or drugs
+        proposed_mg[text] = sum(float(d["dose_mg"]) for d in proposed if d["drug"] in counted)
+        counted_drugs.extend((text, drug) for drug in counted)
+    proposed = due["proposed_text"].map(proposed_mg).groupby(due["patient_id"]).sum()
+
+    given_mg = doses.groupby(["lp_id", "drug"], as_index=False)["dose_mg"].sum()
+    fulfilled = due.loc[
+        due["lumbar_puncture_id"].notna(), ["patient_id", "proposed_text", "lumbar_puncture_id"]
+    ]
+    fulfilled = fulfilled.assign(lp_id=fulfilled["lumbar_puncture_id"].astype("int64"))
+    counted_frame = pd.DataFrame(counted_drugs, columns=["proposed_text", "drug"])
+    given = fulfilled.merge(counted_frame, on="proposed_text").merge(
+        given_mg, on=["lp_id", "drug"], how="left"
+    )
+    given_total = given["dose_mg"].fillna(0.0).groupby(given["patient_id"]).sum()
+
+    proposed_series = proposed.astype(float).reindex(patients)
+    return (given_total.astype(float).reindex(patients).fillna(0.0) / proposed_series).where(
+        proposed_series > 0
+    )
+
+
 def _local_day(value) -> dt.date | None:
     """The date of a dose time (as the iPFS and OS origin takes it)."""
     return value.date() if pd.notna(value) else None
+
+
+def _local_days(moments: pd.Series) -> pd.Series:
+    """``_local_day`` of a column of dose times, as datetime64 (vectorised for a time-zone-aware column)."""
+    if isinstance(moments.dtype, pd.DatetimeTZDtype):
+        return moments.dt.tz_localize(None).dt.normalize()
+    return pd.to_datetime(moments.map(_local_day))
 
 
 def _flag(condition: pd.Series, source: pd.Series) -> pd.Series:
@@ -315,7 +354,8 @@ def _flag(condition: pd.Series, source: pd.Series) -> pd.Series:
 
 def _events(source) -> pd.DataFrame:
     return _frame(
-        FollowUpEvent.objects.filter(patient__in=source), ["patient_id", "event_type", "event_date"]
+        FollowUpEvent.objects.filter(patient__in=source).order_by(),
+        ["patient_id", "event_type", "event_date"],
     )
 
 
@@ -334,16 +374,26 @@ def _time_to_event(
 
 def _add_therapy_flags(frame: pd.DataFrame, source) -> pd.DataFrame:
     therapies = _frame(
-        SystemicTherapy.objects.filter(patient__in=source),
+        SystemicTherapy.objects.filter(patient__in=source).order_by(),
         ["patient_id", "category", "start_date", "end_date"],
     )
     therapies = therapies.merge(frame[["window_start", "window_end"]], left_on="patient_id", right_index=True)
     start, end = pd.to_datetime(therapies["start_date"]), pd.to_datetime(therapies["end_date"])
     overlaps = (start <= therapies["window_end"]) & (end.isna() | (end >= therapies["window_start"]))
     given = therapies[overlaps.fillna(False)]
-    for category in SystemicTherapyCategory:
-        ids = set(given.loc[given["category"] == category.value, "patient_id"])
-        frame[category.value] = frame.index.isin(ids).astype(int)
+    frame = _add_presence(frame, given, "category", [category.value for category in SystemicTherapyCategory])
+    return frame
+
+
+def _add_presence(frame: pd.DataFrame, records: pd.DataFrame, column: str, values: list[str]) -> pd.DataFrame:
+    """A 0/1 column per value: 1 if the patient has a record with that value in ``column``.
+
+    One grouping for all the values, rather than one comparison of the whole column per value.
+    """
+    counts = records.reset_index(drop=True).groupby(["patient_id", column]).size().unstack(fill_value=0)
+    for value in values:
+        present = counts[value] if value in counts.columns else pd.Series(0, index=counts.index)
+        frame[value] = (present.reindex(frame.index, fill_value=0) > 0).astype(int)
     return frame
 
 

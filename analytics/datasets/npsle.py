@@ -19,12 +19,11 @@ from registry.models import (
     LumbarPuncture,
     NpsleDiagnosis,
     NpsleManifestation,
-    Patient,
     Sledai2kAssessment,
 )
 from registry.timeline import DAYS_PER_YEAR
 
-from .base import ADMISSION_WINDOW_DAYS, _events, _frame, _local_day, _time_to_event, _v
+from .base import ADMISSION_WINDOW_DAYS, _add_presence, _events, _frame, _local_days, _time_to_event, _v
 
 NPSLE_VARIABLES = [
     *(_v(s.value, s.label, "0/1", "1 if this ACR-1999 syndrome is recorded") for s in NpsleSyndrome),
@@ -120,20 +119,19 @@ NPSLE_VARIABLES = [
 
 def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame:
     syndromes = _frame(
-        NpsleManifestation.objects.filter(diagnosis__patient__in=source),
+        NpsleManifestation.objects.filter(diagnosis__patient__in=source).order_by(),
         ["syndrome"],
         patient_id="diagnosis__patient_id",
     )
-    for syndrome in NpsleSyndrome:
-        ids = set(syndromes.loc[syndromes["syndrome"] == syndrome.value, "patient_id"])
-        frame[syndrome.value] = frame.index.isin(ids).astype(int)
+    frame = _add_presence(frame, syndromes, "syndrome", [syndrome.value for syndrome in NpsleSyndrome])
     counts = syndromes.groupby("patient_id").size().reindex(frame.index, fill_value=0)
     frame["n_syndromes"] = counts
     frame["multiple_syndromes"] = (counts >= 2).astype(int)
     frame["headache_only"] = ((counts == 1) & (frame[NpsleSyndrome.HEADACHE.value] == 1)).astype(int)
 
     sledai = _frame(
-        Sledai2kAssessment.objects.filter(patient__in=source).order_by("assessed_on"), ["patient_id", "total"]
+        Sledai2kAssessment.objects.filter(patient__in=source).order_by("patient_id", "assessed_on"),
+        ["patient_id", "total"],
     )
     frame["sledai"] = sledai.groupby("patient_id")["total"].first().reindex(frame.index).astype(float)
 
@@ -176,10 +174,11 @@ def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame
         pd.to_datetime(discharge["discharge_date"]) - pd.to_datetime(frame["index_date"])
     ).dt.days
     _add_csf_and_injections(frame, source, doses)
-    first_dose_day = pd.to_datetime(frame["first_it_at"].map(_local_day))
+    first_dose_day = _local_days(frame["first_it_at"])
     frame["days_to_first_it"] = (first_dose_day - pd.to_datetime(frame["index_date"])).dt.days
 
     events = _events(source)
+    events["event_date"] = pd.to_datetime(events["event_date"])  # min and max on datetime64, not on objects
     relapses = (
         events[events["event_type"] == FollowUpEventType.NPSLE_RELAPSE]
         .groupby("patient_id")["event_date"]
@@ -188,9 +187,7 @@ def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame
     deaths = frame["death_date"].dropna()
     frame["relapse"] = frame.index.isin(relapses.index).astype(int)
     frame["death"] = frame["death_date"].notna().astype(int)
-    causes = dict(
-        Patient.objects.filter(pk__in=frame.index).exclude(death_cause="").values_list("pk", "death_cause")
-    )
+    causes = dict(source.exclude(death_cause="").order_by().values_list("pk", "death_cause"))
     frame["death_cause"] = pd.Series(causes, dtype=object).reindex(frame.index)
     first_event = pd.concat([pd.to_datetime(relapses), pd.to_datetime(deaths)]).groupby(level=0).min()
     contact = (
@@ -222,7 +219,7 @@ def _add_csf_and_injections(frame: pd.DataFrame, source, doses: pd.DataFrame) ->
         patient_id="lumbar_puncture__patient_id",
         when="lumbar_puncture__performed_at",
     ).sort_values(["patient_id", "when"])
-    first = csf.groupby("patient_id").first().reindex(frame.index)
+    cytology = csf.groupby("patient_id")["cytology"].first().reindex(frame.index)
     wbc = csf.dropna(subset=["wbc_1e6_per_l"]).groupby("patient_id")["wbc_1e6_per_l"].first()
     frame["wbc_baseline"] = wbc.reindex(frame.index).astype(float)
     abnormal = {
@@ -230,20 +227,17 @@ def _add_csf_and_injections(frame: pd.DataFrame, source, doses: pd.DataFrame) ->
         CsfCytology.MALIGNANT.value: 1.0,
         CsfCytology.NORMAL.value: 0.0,
     }
-    frame["cytology_abnormal"] = first["cytology"].map(abnormal)
+    frame["cytology_abnormal"] = cytology.map(abnormal)
     headache = set(
-        LumbarPuncture.objects.filter(patient__in=source, post_lp_headache=True).values_list(
-            "patient_id", flat=True
-        )
+        LumbarPuncture.objects.filter(patient__in=source, post_lp_headache=True)
+        .order_by()
+        .values_list("patient_id", flat=True)
     )
     frame["post_lp_headache"] = frame.index.isin(headache).astype(int)
-    drugs = doses.groupby("lp_id")["drug"].agg(set)
     owner = doses.groupby("lp_id")["patient_id"].first()
-    dex_only = drugs.map(
-        lambda given: (
-            IntrathecalDrug.DEXAMETHASONE.value in given and IntrathecalDrug.METHOTREXATE.value not in given
-        )
-    )
+    dexamethasone = (doses["drug"] == IntrathecalDrug.DEXAMETHASONE.value).groupby(doses["lp_id"]).any()
+    methotrexate = (doses["drug"] == IntrathecalDrug.METHOTREXATE.value).groupby(doses["lp_id"]).any()
+    dex_only = dexamethasone & ~methotrexate
     counts = dex_only.groupby(owner).sum() if len(dex_only) else pd.Series(dtype=int)
     frame["dex_only_injections"] = counts.reindex(frame.index, fill_value=0).astype(int)
     treated = frame["it_dose_count"] > 0
