@@ -10,17 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import transaction
 
-from accounts.services import system_user
 from analytics.competing_risks import cumulative_incidence
 from analytics.datasets import build_dataset
 from analytics.models import ReportRun
 from analytics.reports import icans as icans_report
 from analytics.reports.runner import report_run
 from analytics.survival import kaplan_meier
-from demo.common import ensure_sites_and_studies
-from demo.icans import load_icans_cohort
 from registry.choices import CarTTarget, HaematologicalMalignancy
 from registry.models import Study
 from tests.reports.conftest import rows_by, section, table
@@ -33,15 +29,12 @@ R_OUTPUT = json.loads(
 
 
 @pytest.fixture(scope="module")
-def icans(django_db_setup, django_db_blocker) -> Iterator[tuple[dict, object, object]]:
-    """The ICANS demo loaded once for the module; its report numbers, figures and dataset."""
-    with django_db_blocker.unblock(), transaction.atomic():
-        actor = system_user()
-        study = ensure_sites_and_studies(actor=actor)["icans"]
-        load_icans_cohort(study=study, actor=actor)
+def icans(demo, django_db_blocker) -> Iterator[tuple[dict, object, object]]:
+    """The ICANS demo series (of the package's demo studies); its report numbers, figures and dataset."""
+    with django_db_blocker.unblock():
+        study = demo["icans"]
         run = report_run(study=study, filters={}, options={})[0]
         yield run.numbers, run.figures, build_dataset(study)
-        transaction.set_rollback(True)
 
 
 def test_every_section_computes_in_the_papers_order(icans):
