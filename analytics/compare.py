@@ -159,7 +159,8 @@ def _fisher_2x2(table: np.ndarray) -> float:
     first_row, first_column, n = int(table[0].sum()), int(table[:, 0].sum()), int(table.sum())
     low, high = max(0, first_column - (n - first_row)), min(first_row, first_column)
     support = np.arange(low, high + 1)
-    log_density = stats.hypergeom.logpmf(support, n, first_row, first_column)
+    # stats.hypergeom.logpmf up to a constant, which the ratios below cancel.
+    log_density = _log_choose(first_row, support) + _log_choose(n - first_row, first_column - support)
     density = np.exp(log_density - log_density.max())
     observed = density[table[0, 0] - low]
     return float(density[density <= observed * (1 + FISHER_RELATIVE_TOLERANCE)].sum() / density.sum())

@@ -96,6 +96,20 @@ def _or_note(name: str, notes: dict[str, str], compute: Callable[[], float]) -> 
         return float("nan")
 
 
+def _quartiles(values: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, QUARTILES)`` (R's type 7: linear between order statistics), with
+    numpy's own interpolation, without its per-call overhead."""
+    position = (len(values) - 1) * np.asarray(QUARTILES)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, len(values) - 1)
+    ordered = np.partition(values, np.union1d(below, above))
+    fraction = position - below
+    low, high = ordered[below], ordered[above]
+    step = high - low
+    # numpy's _lerp: from the nearer end, so the result is monotone in the fraction
+    return np.where(fraction >= 0.5, high - step * (1 - fraction), low + step * fraction)
+
+
 def _continuous_row(
     name: str, groups: list[np.ndarray], suffixes: list[str], digits: int, notes: dict[str, str]
 ) -> dict:
@@ -106,7 +120,7 @@ def _continuous_row(
             q1 = median = q3 = float("nan")
             summary = "no values"
         else:
-            q1, median, q3 = np.quantile(values, QUARTILES)  # numpy's default is R's type 7
+            q1, median, q3 = _quartiles(values)
             summary = f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"
         row |= {
             f"summary_{suffix}": summary,
@@ -150,18 +164,19 @@ def _categorical_rows(
     exact: bool,
     notes: dict[str, str],
 ) -> list[dict]:
-    """Rows of a categorical variable; ``group_codes`` is each row's group (0 control, 1 treated,
-    -1 for rows without a value of the variable)."""
-    codes, distinct = pd.factorize(column, sort=True)  # -1 where missing, as in group_codes' rows
+    """Rows of a categorical variable; ``group_codes`` is each row's group (0 control, 1 treated)."""
+    codes, distinct = pd.factorize(column, sort=True)  # -1 where missing
+    distinct = np.asarray(distinct)
     present = codes >= 0
     if not present.any():
         raise AnalysisError(f"variable {name!r} has no values; nothing to test")
-    zero_one = _is_zero_one(column, np.asarray(distinct))
+    zero_one = _is_zero_one(column, distinct)
     if zero_one:
         values: list[Any] = [0, 1]
-        codes = np.where(present, column.to_numpy(dtype=float, na_value=0.0), -1).astype(int)
+        codes = distinct.astype(float).astype(int)[codes]  # a value's code is the value
     else:
         values = distinct.tolist()
+    n_missing = len(codes) - int(present.sum())
     groups = group_codes[present]
     codes = codes[present]
     counts = np.bincount(codes * 2 + groups, minlength=2 * len(values)).reshape(len(values), 2)
@@ -191,6 +206,7 @@ def _categorical_rows(
                 notes,
                 lambda i=indicator: standardized_mean_difference(i[treated], i[~treated], name),
             ),
+            "n_missing": n_missing,
         }
         rows.append(row)
     return rows
@@ -223,8 +239,8 @@ def table_one(
     if by in continuous or by in categorical:
         raise AnalysisError(f"the group variable {by!r} cannot also be described")
     require_columns(df, [by, *continuous, *categorical])
-    used = df[[by, *continuous, *categorical]]
-    grouped = used[used[by].notna()] if used[by].isna().any() else used
+    has_group = df[by].notna()
+    grouped = df if has_group.all() else df.loc[has_group, [by, *continuous, *categorical]]
     levels = group_levels(grouped[by], by)
     if len(levels) != 2:
         raise AnalysisError(f"table_one compares two groups; {by!r} has {len(levels)} levels")
@@ -245,10 +261,7 @@ def table_one(
             | {"n_missing": len(grouped) - int(present.sum())}
         )
     for name in categorical:
-        column = grouped[name]
-        n_missing = int(column.isna().sum())
-        for row in _categorical_rows(name, column, group_codes, levels, name in exact, notes):
-            rows.append(row | {"n_missing": n_missing})
+        rows.extend(_categorical_rows(name, grouped[name], group_codes, levels, name in exact, notes))
 
     sizes = {suffix: int((group_codes == code).sum()) for code, suffix in enumerate(suffixes)}
     order = [
@@ -266,10 +279,14 @@ def table_one(
             continue
         values = [row.get(column, np.nan) for row in rows]
         if column.startswith(("n_", "count_")):  # whole numbers, <NA> on rows of the other kind
-            columns[column] = pd.array([None if v is np.nan else v for v in values], dtype="Int64")
+            missing = np.array([v is np.nan for v in values])
+            whole = np.array([0 if v is np.nan else v for v in values], dtype=np.int64)
+            columns[column] = pd.arrays.IntegerArray(whole, missing)
+        elif column in ("variable", "level", "test") or column.startswith("summary_"):
+            columns[column] = np.array(values, dtype=object)
         else:
-            columns[column] = values
-    table = pd.DataFrame(columns)
+            columns[column] = np.array(values, dtype=float)
+    table = pd.DataFrame(columns, copy=False)
     return TableOne(
         by,
         tuple(levels),
