@@ -1,7 +1,8 @@
 # R's side of benchmarks/bench_stats_vs_r.py: the same analysis steps on the same CSV files.
 # Usage: Rscript --vanilla bench_stats_vs_r.R cohort_386.csv cohort_2000.csv ...
-# Prints one JSON object {"<n>": {"<step>": seconds}}. Each step is timed with proc.time() around
-# the call alone (not R's start-up, package loading or reading the CSV): one warm-up call, then the
+# Prints one JSON object {"<n>": {"<step>": seconds}}. Each step is timed in CPU seconds (user +
+# system, from proc.time(); on a shared machine wall-clock time would count other processes' turns)
+# around the call alone (not R's start-up, package loading or reading the CSV): one warm-up call, then the
 # median of 3 measurements, each repeating the call until it takes 0.1 s or more (proc.time ticks
 # in milliseconds) and dividing by the repetitions; a warm-up of 1 s or more counts as the first
 # measurement. The Python side is timed the same way.
@@ -11,10 +12,12 @@ have_matchit <- suppressWarnings(requireNamespace("MatchIt", quietly = TRUE))
 COVARIATES <- c("age", "sledai", "male", "headache", "psychosis", "mpp")
 MODEL <- paste(COVARIATES, collapse = " + ")
 
+cpu <- function() sum(proc.time()[c("user.self", "sys.self")])
+
 once <- function(f, reps) {
-  start <- proc.time()[["elapsed"]]
+  start <- cpu()
   for (i in seq_len(reps)) f()
-  proc.time()[["elapsed"]] - start
+  cpu() - start
 }
 
 timed <- function(f) {

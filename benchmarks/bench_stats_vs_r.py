@@ -1,11 +1,13 @@
 """Each statistics step in Python beside the same step in R, on the same synthetic NPSLE cohorts.
 
 Run from the project root: ``python -m benchmarks.bench_stats_vs_r [--sizes 386 2000 20000 100000]``.
-For each size a cohort is generated once and written to CSV; Python times the library's public
-functions on it, and one ``Rscript`` process (benchmarks/bench_stats_vs_r.R) times R's own
-functions (survival, nnet, MatchIt, stats) on the same file. Both sides time the call alone (no
-start-up, import or CSV reading): a warm-up call, then the median of 3 measurements, each
-repeating the call until it takes 0.1 s or more. Without ``Rscript`` (or without MatchIt, for
+For each size a cohort is generated once and written to CSV; an ``Rscript`` process
+(benchmarks/bench_stats_vs_r.R) times R's own functions (survival, nnet, MatchIt, stats) on the
+file, then Python times the library's public functions on the same data. Both sides time the call
+alone (no start-up, import or CSV reading) in CPU seconds of the process (user + system: on a
+shared machine wall-clock time counts other processes' turns): a warm-up call, then the median
+of 3 measurements, each repeating the call until it takes 0.1 s or more; a warm-up of a second
+or more counts as the first measurement. Without ``Rscript`` (or without MatchIt, for
 matching) the R columns are left empty with a message. The figures are printed, not asserted.
 
 R here does its linear algebra with the reference BLAS, on one core; numpy is given one BLAS
@@ -109,36 +111,24 @@ STEPS: dict[str, Callable[[pd.DataFrame], object]] = {
 
 
 def timed(call: Callable[[], object]) -> float:
-    """Seconds per call: a warm-up, then the median of 3 runs of ≥ 0.1 s each (as the R side).
+    """CPU seconds per call: a warm-up, then the median of 3 runs of ≥ 0.1 s each (as the R side).
 
     A warm-up of a second or more is itself the first run (what it would warm is lost in it).
     """
-    start = time.perf_counter()
-    call()
-    warm_up = time.perf_counter() - start
+
+    def run(reps: int) -> float:
+        start = time.process_time()
+        for _ in range(reps):
+            call()
+        return time.process_time() - start
+
+    warm_up = run(1)
     if warm_up >= 1:
-        runs = [warm_up]
-        for _ in range(2):
-            start = time.perf_counter()
-            call()
-            runs.append(time.perf_counter() - start)
-        return statistics.median(runs)
+        return statistics.median([warm_up, run(1), run(1)])
     reps = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(reps):
-            call()
-        elapsed = time.perf_counter() - start
-        if elapsed >= 0.1:
-            break
+    while (elapsed := run(reps)) < 0.1:
         reps *= 10 if elapsed <= 0.01 else 2
-    runs = [elapsed]
-    for _ in range(2):
-        start = time.perf_counter()
-        for _ in range(reps):
-            call()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs) / reps
+    return statistics.median([elapsed, run(reps), run(reps)]) / reps
 
 
 def r_timings(paths: list[Path]) -> tuple[dict[str, dict[str, float]], str | None]:
@@ -162,39 +152,41 @@ def main() -> int:
     parser.add_argument("--steps", nargs="+", choices=list(STEPS), default=list(STEPS))
     parser.add_argument("--no-r", action="store_true", help="time Python only")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        cohorts, paths = {}, []
-        for n in args.sizes:
-            cohorts[n] = npsle_cohort(n)
-            paths.append(Path(folder) / f"cohort_{n}.csv")
-            cohorts[n].to_csv(paths[-1], index=False)
-        r, note = ({}, "R columns skipped (--no-r)") if args.no_r else r_timings(paths)
     print(f"{'step':<18} {'n':>7} {'python s':>9} {'R s':>9} {'python/R':>9}", flush=True)
-    totals: dict[int, list[float]] = {}
+    notes = set()
     for n in args.sizes:
+        cohort = npsle_cohort(n)
+        if args.no_r:
+            r, note = {}, "R columns skipped (--no-r)"
+        else:  # R right before Python on each size, so both meet the machine in the same state
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / f"cohort_{n}.csv"
+                cohort.to_csv(path, index=False)
+                r, note = r_timings([path])
+        if note:
+            notes.add(note)
+        python_total = r_total = 0.0
         for step in args.steps:
-            python = timed(lambda s=step, d=cohorts[n]: STEPS[s](d))
+            python = timed(lambda s=step, d=cohort: STEPS[s](d))
+            python_total += python
             r_seconds = r.get(str(n), {}).get(step)
-            totals.setdefault(n, [0.0, 0.0])
-            totals[n][0] += python
             if r_seconds is None:
+                if not note and step == "matching":
+                    notes.add(
+                        "MatchIt is not installed in R: no R time for matching (apt-get install r-cran-matchit)"
+                    )
                 print(f"{step:<18} {n:>7} {python:>9.4f} {'-':>9} {'-':>9}", flush=True)
                 continue
-            totals[n][1] += r_seconds
+            r_total += r_seconds
             print(
                 f"{step:<18} {n:>7} {python:>9.4f} {r_seconds:>9.4f} {python / r_seconds:>9.2f}", flush=True
             )
-        python_total, r_total = totals[n]
         ratio = f"{python_total / r_total:>9.2f}" if r_total else f"{'-':>9}"
         print(
             f"{'total':<18} {n:>7} {python_total:>9.4f} {r_total or float('nan'):>9.4f} {ratio}", flush=True
         )
-    if note:
+    for note in sorted(notes):
         print(note)
-    elif "matching" in args.steps and not any("matching" in steps for steps in r.values()):
-        print(
-            "MatchIt is not installed in R: the matching row has no R column (apt-get install r-cran-matchit)"
-        )
     return 0
 
 
