@@ -165,7 +165,8 @@ def _interval(
         return np.maximum(survival - half_width, 0.0), np.minimum(survival + half_width, 1.0)
 
 
-def _km_curve(times: np.ndarray, events: np.ndarray, conf_type: ConfType) -> pd.DataFrame:
+def _km_curve(times: np.ndarray, events: np.ndarray, conf_type: ConfType) -> dict[str, np.ndarray]:
+    """The curve's columns (``KaplanMeierResult.curve`` without ``group``) as arrays."""
     distinct, index = np.unique(times, return_inverse=True)
     deaths = np.bincount(index, weights=events)
     leaving = np.bincount(index)
@@ -175,18 +176,16 @@ def _km_curve(times: np.ndarray, events: np.ndarray, conf_type: ConfType) -> pd.
     survival = np.cumprod(1 - deaths / at_risk)
     std_err = np.sqrt(greenwood)
     lower, upper = _interval(survival, std_err, conf_type)
-    return pd.DataFrame(
-        {
-            "time": distinct,
-            "at_risk": at_risk,
-            "events": deaths.astype(int),
-            "censored": (leaving - deaths).astype(int),
-            "survival": survival,
-            "std_err": std_err,
-            "lower": lower,
-            "upper": upper,
-        }
-    )
+    return {
+        "time": distinct,
+        "at_risk": at_risk,
+        "events": deaths.astype(int),
+        "censored": (leaving - deaths).astype(int),
+        "survival": survival,
+        "std_err": std_err,
+        "lower": lower,
+        "upper": upper,
+    }
 
 
 def _first_at_or_below_half(times: np.ndarray, curve: np.ndarray) -> float:
@@ -201,19 +200,19 @@ def _first_at_or_below_half(times: np.ndarray, curve: np.ndarray) -> float:
     return float(times[0])
 
 
-def _spss_median_interval(curve: pd.DataFrame, median: float) -> tuple[float, float]:
+def _spss_median_interval(curve: dict[str, np.ndarray], median: float) -> tuple[float, float]:
     """SPSS's median ± 1.96·SE; NaN limits when S never falls to 0.45 (no density estimate)."""
-    event_rows = curve[curve["events"] > 0]
-    times = np.concatenate([[0.0], event_rows["time"].to_numpy()])
-    survival = np.concatenate([[1.0], event_rows["survival"].to_numpy()])
+    event_rows = curve["events"] > 0
+    times = np.concatenate([[0.0], curve["time"][event_rows]])
+    survival = np.concatenate([[1.0], curve["survival"][event_rows]])
     below = survival <= 0.5 - SPSS_DENSITY_WINDOW
     if np.isnan(median) or not below.any():
         return float("nan"), float("nan")
     last_above = np.flatnonzero(survival >= 0.5 + SPSS_DENSITY_WINDOW)[-1]  # time 0 qualifies
     first_below = np.argmax(below)
     density = (survival[last_above] - survival[first_below]) / (times[first_below] - times[last_above])
-    at_median = curve.iloc[np.searchsorted(curve["time"].to_numpy(), median, side="right") - 1]
-    se_survival = at_median["survival"] * at_median["std_err"]
+    at_median = np.searchsorted(curve["time"], median, side="right") - 1
+    se_survival = curve["survival"][at_median] * curve["std_err"][at_median]
     se_median = se_survival / density
     return float(median - Z_95 * se_median), float(median + Z_95 * se_median)
 
@@ -240,16 +239,15 @@ def kaplan_meier(
     if median_ci not in MEDIAN_CI_METHODS:
         raise AnalysisError(f"median_ci must be 'survfit' or 'spss', not {median_ci!r}")
     data, times, events, n_excluded = _survival_data(df, time, event, [by] if by else [], timefix)
-    summaries, curves = [], []
+    summaries, curves, labels = [], [], []
     for group, members in _strata(data, by):
         curve = _km_curve(times[members], events[members], conf_type)
-        curve_times = curve["time"].to_numpy()
-        median = _first_at_or_below_half(curve_times, curve["survival"].to_numpy())
+        median = _first_at_or_below_half(curve["time"], curve["survival"])
         if median_ci == "spss":
             lower, upper = _spss_median_interval(curve, median)
         else:
-            lower = _first_at_or_below_half(curve_times, curve["lower"].to_numpy())
-            upper = _first_at_or_below_half(curve_times, curve["upper"].to_numpy())
+            lower = _first_at_or_below_half(curve["time"], curve["lower"])
+            upper = _first_at_or_below_half(curve["time"], curve["upper"])
         summaries.append(
             {
                 "group": group,
@@ -260,9 +258,13 @@ def kaplan_meier(
                 "median_upper": upper,
             }
         )
-        curves.append(curve.assign(group=group))
-    curve = pd.concat(curves, ignore_index=True)
-    curve = curve[["group", *curve.columns.drop("group")]]
+        curves.append(curve)
+        labels.append(np.full(len(curve["time"]), group, dtype=object))
+    curve = pd.DataFrame(
+        {"group": np.concatenate(labels)}
+        | {column: np.concatenate([part[column] for part in curves]) for column in curves[0]},
+        copy=False,
+    )
     return KaplanMeierResult(
         time, event, by, conf_type, MEDIAN_CI_METHODS[median_ci], pd.DataFrame(summaries), curve, n_excluded
     )
