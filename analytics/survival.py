@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from analytics.errors import AnalysisError
 from analytics.frames import binary, complete_cases, design_matrix, group_label, group_levels, numeric
@@ -555,7 +555,7 @@ def cox(
             "lower": np.exp(beta - Z_95 * se),
             "upper": np.exp(beta + Z_95 * se),
             "z": z,
-            "p": 2 * stats.norm.sf(np.abs(z)),
+            "p": 2 * special.ndtr(-np.abs(z)),  # stats.norm.sf, without its per-call overhead,
         }
     )
     ph_table, ph_note = _proportional_hazards_test(prepared, fit, covariates)
