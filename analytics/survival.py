@@ -372,6 +372,7 @@ class _CoxData:
     risk_start: np.ndarray  # first sorted row at risk at each distinct event time
     death_rows: np.ndarray  # sorted rows of the events, by time
     death_block: np.ndarray  # event-time block of each event
+    death_start: np.ndarray  # first event of each block (events are sorted by block)
     efron_fraction: np.ndarray  # r/d for the r-th of d tied events (0 for Breslow)
     event_times: np.ndarray
     times: np.ndarray
@@ -381,32 +382,42 @@ class _CoxData:
         order = np.argsort(times, kind="stable")
         times, events, x = times[order], events[order], x[order] - x.mean(axis=0)
         death_rows = np.flatnonzero(events == 1)
-        event_times, death_block, tied = np.unique(times[death_rows], return_inverse=True, return_counts=True)
-        rank_in_tie = np.arange(len(death_rows)) - np.searchsorted(death_block, death_block)
+        event_times, death_start, death_block, tied = np.unique(
+            times[death_rows], return_index=True, return_inverse=True, return_counts=True
+        )
+        rank_in_tie = np.arange(len(death_rows)) - death_start[death_block]
         fraction = rank_in_tie / tied[death_block] if ties == "efron" else np.zeros(len(death_rows))
         risk_start = np.searchsorted(times, event_times, side="left")
-        return cls(x, risk_start, death_rows, death_block, fraction, event_times, times)
+        return cls(x, risk_start, death_rows, death_block, death_start, fraction, event_times, times)
+
+    def _at_risk_sums(self, values: np.ndarray) -> np.ndarray:
+        """Σ of ``values`` over the rows at risk at each event time: the rows from one event
+        time to the next are summed once, then those sums are added up from the last."""
+        first = self.risk_start[0]
+        between = np.add.reduceat(values[first:], self.risk_start - first, axis=0)
+        return np.cumsum(between[::-1], axis=0)[::-1]
 
     def evaluate(self, beta: np.ndarray) -> _PartialLikelihood:
         eta = self.x @ beta
         eta -= eta.max()  # guards exp() against overflow; the partial likelihood is unchanged
         weight = np.exp(eta)
         wx = weight[:, None] * self.x
-        wxx = wx[:, :, None] * self.x[:, None, :]
-        s0, s1, s2 = (np.cumsum(a[::-1], axis=0)[::-1][self.risk_start] for a in (weight, wx, wxx))
-        n_blocks = len(self.event_times)
-        d0, d1, d2 = (np.zeros((n_blocks, *a.shape[1:])) for a in (weight, wx, wxx))
-        for total, values in ((d0, weight), (d1, wx), (d2, wxx)):
-            np.add.at(total, self.death_block, values[self.death_rows])
+        # x xᵀ is symmetric: only its upper triangle (i ≤ j) is summed, then mirrored.
+        first, second_index = np.triu_indices(self.x.shape[1])
+        wxx = wx[:, first] * self.x[:, second_index]
+        s0, s1, s2 = (self._at_risk_sums(a) for a in (weight, wx, wxx))
+        rows, start = self.death_rows, self.death_start
+        d0, d1, d2 = (np.add.reduceat(a[rows], start, axis=0) for a in (weight, wx, wxx))
         block, fraction = self.death_block, self.efron_fraction
         denominator = s0[block] - fraction * d0[block]
         mean = (s1[block] - fraction[:, None] * d1[block]) / denominator[:, None]
-        second = (s2[block] - fraction[:, None, None] * d2[block]) / denominator[:, None, None]
-        block_score = np.zeros((n_blocks, self.x.shape[1]))
-        np.add.at(block_score, block, self.x[self.death_rows] - mean)
-        block_information = np.zeros((n_blocks, self.x.shape[1], self.x.shape[1]))
-        np.add.at(block_information, block, second - mean[:, :, None] * mean[:, None, :])
-        loglik = float(eta[self.death_rows].sum() - np.log(denominator).sum())
+        second = (s2[block] - fraction[:, None] * d2[block]) / denominator[:, None]
+        block_score = np.add.reduceat(self.x[rows] - mean, start, axis=0)
+        triangle = np.add.reduceat(second - mean[:, first] * mean[:, second_index], start, axis=0)
+        block_information = np.empty((len(start), self.x.shape[1], self.x.shape[1]))
+        block_information[:, first, second_index] = triangle
+        block_information[:, second_index, first] = triangle
+        loglik = float(eta[rows].sum() - np.log(denominator).sum())
         return _PartialLikelihood(loglik, block_score, block_information)
 
 
