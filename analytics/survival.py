@@ -88,7 +88,8 @@ def _survival_data(
 def _strata(data: pd.DataFrame, by: str | None) -> list[tuple[str, np.ndarray]]:
     if by is None:
         return [("all", np.ones(len(data), dtype=bool))]
-    return [(group_label(by, level), (data[by] == level).to_numpy()) for level in group_levels(data[by], by)]
+    values = data[by].to_numpy()
+    return [(group_label(by, level), values == level) for level in group_levels(data[by], by)]
 
 
 # --- Kaplan–Meier --------------------------------------------------------------------------
@@ -338,7 +339,7 @@ def logrank(df: pd.DataFrame, time: str, event: str, by: str, *, timefix: bool =
         by,
         statistic,
         degrees,
-        float(stats.chi2.sf(statistic, degrees)) if degrees else 1.0,
+        float(special.chdtrc(degrees, statistic)) if degrees else 1.0,  # stats.chi2.sf
         table,
         n_excluded,
     )
@@ -490,16 +491,21 @@ def _proportional_hazards_test(
         [[fit.information, cross], [cross, np.einsum("k,kij->ij", g**2, fit.block_information)]]
     )
     score = np.concatenate([np.zeros(p), g @ fit.block_score])
-    rows = []
-    for j, term in enumerate(terms):
+    chisq = []
+    for j in range(p):
         keep = [*range(p), p + j]
-        rows.append(
-            {"term": term, "chisq": _score_statistic(score[keep], information[np.ix_(keep, keep)]), "df": 1}
-        )
-    rows.append({"term": "GLOBAL", "chisq": _score_statistic(score, information), "df": p})
-    table = pd.DataFrame(rows)
-    table["p"] = stats.chi2.sf(table["chisq"], table["df"])
-    if not table["chisq"].isna().any():
+        chisq.append(_score_statistic(score[keep], information[np.ix_(keep, keep)]))
+    chisq.append(_score_statistic(score, information))
+    degrees = np.array([1] * p + [p])
+    table = pd.DataFrame(
+        {
+            "term": [*terms, "GLOBAL"],
+            "chisq": chisq,
+            "df": degrees,
+            "p": special.chdtrc(degrees, chisq),  # stats.chi2.sf, without its per-call overhead
+        }
+    )
+    if not np.isnan(chisq).any():
         return table, None
     if len(data.event_times) < 2:
         why = "every event is at one time, so survival does not change between events"
@@ -605,16 +611,20 @@ def univariable_cox(
 ) -> UnivariableCoxResult:
     """A separate Cox model for each covariate, each on its own complete cases (as R would)."""
     models = tuple(cox(df, time, event, [covariate], ties=ties, timefix=timefix) for covariate in covariates)
-    table = pd.concat(
-        [
-            model.table.assign(
-                n=model.n,
-                events=model.events,
-                n_excluded=model.n_excluded,
-                ph_p=model.proportional_hazards["p"].iloc[0],
-            )
-            for model in models
-        ],
-        ignore_index=True,
+    each = {
+        "n": [model.n for model in models],
+        "events": [model.events for model in models],
+        "n_excluded": [model.n_excluded for model in models],
+        "ph_p": [float(model.proportional_hazards["p"].iloc[0]) for model in models],
+    }
+    table = pd.DataFrame(
+        {
+            column: np.concatenate([model.table[column].to_numpy() for model in models])
+            for column in models[0].table
+        }
+        | {
+            column: np.repeat(values, [len(model.table) for model in models])
+            for column, values in each.items()
+        }
     )
     return UnivariableCoxResult(ties, table, models)
