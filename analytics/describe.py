@@ -48,8 +48,10 @@ class TableOne(Result):
     notes: dict[str, str]
 
 
-def _weighted_moments(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-    """Mean and unbiased variance with reliability weights (the sample variance for unit weights)."""
+def _weighted_moments(values: np.ndarray, weights: np.ndarray | None) -> tuple[float, float]:
+    """Mean and unbiased variance with reliability weights (the sample variance without weights)."""
+    if weights is None:
+        return float(values.mean()), float(values.var(ddof=1))
     mean = float(np.average(values, weights=weights))
     total = weights.sum()
     variance = float(np.sum(weights * (values - mean) ** 2) / (total - np.sum(weights**2) / total))
@@ -71,21 +73,18 @@ def standardized_mean_difference(
     """
     if len(treated) < 2 or len(control) < 2:
         raise AnalysisError(f"standardized difference of {name!r} needs two values per group")
-    mean_treated, var_treated = _weighted_moments(
-        treated, np.ones(len(treated)) if treated_weights is None else treated_weights
-    )
-    mean_control, var_control = _weighted_moments(
-        control, np.ones(len(control)) if control_weights is None else control_weights
-    )
+    mean_treated, var_treated = _weighted_moments(treated, treated_weights)
+    mean_control, var_control = _weighted_moments(control, control_weights)
     pooled_sd = np.sqrt((var_treated + var_control) / 2)
     if pooled_sd == 0:
         raise AnalysisError(f"standardized difference of {name!r} is undefined: no variation")
     return float((mean_treated - mean_control) / pooled_sd)
 
 
-def _is_zero_one(values: pd.Series) -> bool:
+def _is_zero_one(values: pd.Series, distinct: np.ndarray) -> bool:
+    """Numeric or boolean values, all 0 or 1 (``distinct``: the values' distinct values)."""
     return (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)) and set(
-        values.astype(float).unique()
+        distinct.astype(float).tolist()
     ) <= {0.0, 1.0}
 
 
@@ -98,6 +97,20 @@ def _or_note(name: str, notes: dict[str, str], compute: Callable[[], float]) -> 
         return float("nan")
 
 
+def _quartiles(values: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, QUARTILES)`` (R's type 7: linear between order statistics), with
+    numpy's own interpolation, without its per-call overhead."""
+    position = (len(values) - 1) * np.asarray(QUARTILES)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, len(values) - 1)
+    ordered = np.partition(values, np.union1d(below, above))
+    fraction = position - below
+    low, high = ordered[below], ordered[above]
+    step = high - low
+    # numpy's _lerp: from the nearer end, so the result is monotone in the fraction
+    return np.where(fraction >= 0.5, high - step * (1 - fraction), low + step * fraction)
+
+
 def _continuous_row(
     name: str, groups: list[np.ndarray], suffixes: list[str], digits: int, notes: dict[str, str]
 ) -> dict:
@@ -108,7 +121,7 @@ def _continuous_row(
             q1 = median = q3 = float("nan")
             summary = "no values"
         else:
-            q1, median, q3 = np.quantile(values, QUARTILES)  # numpy's default is R's type 7
+            q1, median, q3 = _quartiles(values)
             summary = f"{median:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"
         row |= {
             f"summary_{suffix}": summary,
@@ -124,43 +137,59 @@ def _continuous_row(
     }
 
 
-def _categorical_test_name(counts: pd.DataFrame, exact: bool) -> str:
+def _categorical_test_name(counts: np.ndarray, exact: bool) -> str:
     if exact:
         return FISHER
     return CHI_SQUARE_YATES if (counts.sum(axis=1) > 0).sum() == 2 and counts.shape[1] == 2 else CHI_SQUARE
 
 
-def _categorical_test(name: str, counts: pd.DataFrame, exact: bool) -> float:
-    present = counts[counts.sum(axis=1) > 0]
-    if len(present) < 2:
+def _categorical_test(name: str, counts: np.ndarray, values: Sequence[Any], exact: bool) -> float:
+    """The variable's test on its counts (values × groups; ``values`` label the rows)."""
+    nonempty = counts.sum(axis=1) > 0
+    if nonempty.sum() < 2:
         raise AnalysisError(
-            f"variable {name!r} has a single value ({level_text(present.index[0])}); nothing to test"
+            f"variable {name!r} has a single value ({level_text(values[int(np.argmax(nonempty))])}); "
+            "nothing to test"
         )
-    if (present.sum(axis=0) == 0).any():
+    table = counts[nonempty]
+    if (table.sum(axis=0) == 0).any():
         raise AnalysisError(f"variable {name!r} has no values in a group; nothing to test")
-    table = present.to_numpy()
     return fisher_exact_test(table).p if exact else chi_square_test(table).p
 
 
 def _categorical_rows(
-    name: str, values: pd.Series, group: pd.Series, levels: Sequence[Any], exact: bool, notes: dict[str, str]
+    name: str,
+    column: pd.Series,
+    group_codes: np.ndarray,
+    levels: Sequence[Any],
+    exact: bool,
+    notes: dict[str, str],
 ) -> list[dict]:
-    zero_one = _is_zero_one(values)
-    if zero_one:
-        values = values.astype(int)
-    counts = pd.crosstab(values, group).reindex(columns=levels, fill_value=0)
-    if counts.empty:
+    """Rows of a categorical variable; ``group_codes`` is each row's group (0 control, 1 treated)."""
+    codes, distinct = pd.factorize(column, sort=True)  # -1 where missing
+    distinct = np.asarray(distinct)
+    present = codes >= 0
+    if not present.any():
         raise AnalysisError(f"variable {name!r} has no values; nothing to test")
+    zero_one = _is_zero_one(column, distinct)
     if zero_one:
-        counts = counts.reindex([0, 1], fill_value=0)
-    p = _or_note(name, notes, lambda: _categorical_test(name, counts, exact))
-    shown = [1] if zero_one else counts.index.tolist()
+        values: list[Any] = [0, 1]
+        codes = distinct.astype(float).astype(int)[codes]  # a value's code is the value
+    else:
+        values = distinct.tolist()
+    n_missing = len(codes) - int(present.sum())
+    groups = group_codes[present]
+    codes = codes[present]
+    counts = np.bincount(codes * 2 + groups, minlength=2 * len(values)).reshape(len(values), 2)
+    p = _or_note(name, notes, lambda: _categorical_test(name, counts, values, exact))
+    test = _categorical_test_name(counts, exact)
     totals = counts.sum(axis=0)
+    treated = groups == 1
     rows = []
-    for value in shown:
-        row: dict[str, Any] = {"variable": name, "level": None if zero_one else level_text(value)}
-        for level in levels:
-            count, total = int(counts.loc[value, level]), int(totals[level])
+    for index in [1] if zero_one else range(len(values)):
+        row: dict[str, Any] = {"variable": name, "level": None if zero_one else level_text(values[index])}
+        for group, level in enumerate(levels):
+            count, total = int(counts[index, group]), int(totals[group])
             suffix = level_text(level)
             percent = 100 * count / total if total else float("nan")
             row |= {
@@ -169,12 +198,16 @@ def _categorical_rows(
                 f"count_{suffix}": count,
                 f"percent_{suffix}": percent,
             }
-        indicator = (values == value).astype(float)
-        treated, control = indicator[group == levels[1]].to_numpy(), indicator[group == levels[0]].to_numpy()
+        indicator = (codes == index).astype(float)
         row |= {
-            "test": _categorical_test_name(counts, exact),
+            "test": test,
             "p": p,
-            "smd": _or_note(name, notes, partial(standardized_mean_difference, treated, control, name)),
+            "smd": _or_note(
+                name,
+                notes,
+                partial(standardized_mean_difference, indicator[treated], indicator[~treated], name),
+            ),
+            "n_missing": n_missing,
         }
         rows.append(row)
     return rows
@@ -207,35 +240,32 @@ def table_one(
     if by in continuous or by in categorical:
         raise AnalysisError(f"the group variable {by!r} cannot also be described")
     require_columns(df, [by, *continuous, *categorical])
-    grouped = df[df[by].notna()]
+    has_group = df[by].notna()
+    grouped = df if has_group.all() else df.loc[has_group, [by, *continuous, *categorical]]
     levels = group_levels(grouped[by], by)
     if len(levels) != 2:
         raise AnalysisError(f"table_one compares two groups; {by!r} has {len(levels)} levels")
     suffixes = [level_text(level) for level in levels]
 
+    group_values = grouped[by].to_numpy()
+    group_codes = (group_values == levels[1]).astype(int)  # every row is in one of the two levels
     rows: list[dict[str, Any]] = []
     notes: dict[str, str] = {}
     for name in continuous:
-        present = grouped[grouped[name].notna()]
-        if present.empty:
+        column = grouped[name]
+        present = column.notna().to_numpy()
+        if not present.any():
             raise AnalysisError(f"variable {name!r} has no values; nothing to describe")
-        values = numeric(present[name], name)
-        groups = [values[(present[by] == level).to_numpy()] for level in levels]
+        values = numeric(column if present.all() else column[present], name)
+        treated = group_codes[present] == 1
         rows.append(
-            _continuous_row(name, groups, suffixes, digits, notes)
-            | {"n_missing": len(grouped) - len(present)}
+            _continuous_row(name, [values[~treated], values[treated]], suffixes, digits, notes)
+            | {"n_missing": len(grouped) - int(present.sum())}
         )
     for name in categorical:
-        present = grouped[grouped[name].notna()]
-        for row in _categorical_rows(name, present[name], present[by], levels, name in exact, notes):
-            rows.append(row | {"n_missing": len(grouped) - len(present)})
+        rows.extend(_categorical_rows(name, grouped[name], group_codes, levels, name in exact, notes))
 
-    sizes = {
-        suffix: int((grouped[by] == level).sum()) for level, suffix in zip(levels, suffixes, strict=True)
-    }
-    table = pd.DataFrame(rows)
-    counts = [c for c in table.columns if c.startswith(("n_", "count_"))]
-    table[counts] = table[counts].astype("Int64")  # whole numbers, <NA> on rows of the other kind
+    sizes = {suffix: int((group_codes == code).sum()) for code, suffix in enumerate(suffixes)}
     order = [
         "variable",
         "level",
@@ -245,11 +275,25 @@ def table_one(
         "smd",
         "n_missing",
     ]
+    columns: dict[str, Any] = {}
+    for column in order:
+        if not any(column in row for row in rows):
+            continue
+        cells = [row.get(column, np.nan) for row in rows]
+        if column.startswith(("n_", "count_")):  # whole numbers, <NA> on rows of the other kind
+            missing = np.array([v is np.nan for v in cells])
+            whole = np.array([0 if v is np.nan else v for v in cells], dtype=np.int64)
+            columns[column] = pd.arrays.IntegerArray(whole, missing)
+        elif column in ("variable", "level", "test") or column.startswith("summary_"):
+            columns[column] = np.array(cells, dtype=object)
+        else:
+            columns[column] = np.array(cells, dtype=float)
+    table = pd.DataFrame(columns, copy=False)
     return TableOne(
         by,
         tuple(levels),
         sizes,
-        table[[c for c in order if c in table.columns]],
+        table,
         len(df) - len(grouped),
         notes,
     )

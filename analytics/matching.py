@@ -139,19 +139,24 @@ def _turn_order(ps: np.ndarray, treated: np.ndarray, order: Order) -> np.ndarray
     return rows[np.argsort(key, kind="stable")]
 
 
-def _weights(positions: pd.DataFrame, n_rows: int, treated: np.ndarray) -> np.ndarray:
+def _weights(
+    treated_rows: np.ndarray, control_rows: np.ndarray, n_rows: int, treated: np.ndarray
+) -> np.ndarray:
     """MatchIt's weights: 1 for a matched treated unit; for a control, 1 / (number of controls
     its treated unit got), rescaled so the control weights sum to the number of matched controls.
     With 1:1 matching every weight is 1; unmatched rows weigh 0."""
     weights = np.zeros(n_rows)
-    set_size = positions.groupby("treated_row")["control_row"].transform("size").to_numpy()
-    weights[positions["treated_row"].to_numpy()] = 1.0
-    weights[positions["control_row"].to_numpy()] = 1.0 / set_size
-    weights[~treated] *= len(positions) / weights[~treated].sum()
+    set_size = np.bincount(treated_rows, minlength=n_rows)[treated_rows]
+    weights[treated_rows] = 1.0
+    weights[control_rows] = 1.0 / set_size
+    weights[~treated] *= len(control_rows) / weights[~treated].sum()
     return weights
 
 
-def _smd(values: np.ndarray, treated: np.ndarray, weights: np.ndarray, name: str) -> float:
+def _smd(values: np.ndarray, treated: np.ndarray, weights: np.ndarray | None, name: str) -> float:
+    """SMD of the rows with a positive weight (every row when ``weights`` is None, unweighted)."""
+    if weights is None:
+        return standardized_mean_difference(values[treated], values[~treated], name)
     used = weights > 0
     return standardized_mean_difference(
         values[used & treated],
@@ -166,7 +171,7 @@ def _balance_row(name: str, values: np.ndarray, treated: np.ndarray, weights: np
     """SMD over all analysed rows, and over the matched rows with their matching weights."""
     return {
         "covariate": name,
-        "smd_before": _smd(values, treated, np.ones(len(values)), name),
+        "smd_before": _smd(values, treated, None, name),
         "smd_after": _smd(values, treated, weights, name),
     }
 
@@ -210,21 +215,22 @@ def match_nearest(
     found = _greedy_matches(distance, treated, _turn_order(ps, treated, order), width, ratio)
     if not found:
         raise AnalysisError("no treated unit has a control within the caliper")
-    positions = pd.DataFrame(found, columns=["treated_row", "control_row"])
-    positions["subclass"] = pd.factorize(positions["treated_row"])[0] + 1
+    treated_rows, control_rows = np.array(found).T
+    subclass_of_pair = pd.factorize(treated_rows)[0] + 1  # 1, 2, … in matching order
     ids = data[id_col].to_numpy()
+    in_order = np.argsort(subclass_of_pair, kind="stable")
     pairs = pd.DataFrame(
         {
-            "treated": ids[positions["treated_row"]],
-            "control": ids[positions["control_row"]],
-            "subclass": positions["subclass"],
+            "treated": ids[treated_rows[in_order]],
+            "control": ids[control_rows[in_order]],
+            "subclass": subclass_of_pair[in_order],
         }
-    ).sort_values("subclass", kind="stable", ignore_index=True)
+    )
 
-    weights = _weights(positions, len(data), treated)
+    weights = _weights(treated_rows, control_rows, len(data), treated)
     subclass = np.zeros(len(data), dtype=int)
-    subclass[positions["treated_row"]] = positions["subclass"]
-    subclass[positions["control_row"]] = positions["subclass"]
+    subclass[treated_rows] = subclass_of_pair
+    subclass[control_rows] = subclass_of_pair
     in_match = weights > 0
     matched = df.iloc[data.index[in_match]].assign(subclass=subclass[in_match], weight=weights[in_match])
 
@@ -245,7 +251,7 @@ def match_nearest(
         model=model,
         n_treated=int(treated.sum()),
         n_control=int((~treated).sum()),
-        n_treated_matched=int(positions["treated_row"].nunique()),
-        n_control_matched=len(positions),
+        n_treated_matched=int(subclass_of_pair.max()),
+        n_control_matched=len(control_rows),
         n_excluded=n_excluded,
     )

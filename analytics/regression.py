@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from analytics.errors import AnalysisError
 from analytics.frames import binary, complete_cases, design_matrix, group_levels
@@ -41,11 +41,12 @@ class LogisticResult(Result):
     def linear_predictor(self, df: pd.DataFrame) -> pd.Series:
         """Log-odds for each row of ``df`` under the fitted coefficients (NaN where a covariate is
         missing: this predicts, it does not analyse)."""
-        coefficients = self.table.set_index("term")["coef"]
-        predictor = pd.Series(coefficients[INTERCEPT], index=df.index)
-        for term, coefficient in coefficients.drop(INTERCEPT).items():
-            predictor += coefficient * df[term].astype(float)
-        return predictor
+        terms, coefficients = self.table["term"].tolist(), self.table["coef"].to_numpy()
+        predictor = np.full(len(df), coefficients[terms.index(INTERCEPT)])
+        for term, coefficient in zip(terms, coefficients, strict=True):
+            if term != INTERCEPT:
+                predictor += coefficient * df[term].to_numpy(dtype=float, na_value=np.nan)
+        return pd.Series(predictor, index=df.index)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,7 +71,7 @@ def _wald_table(terms: Sequence[str], coefficients: np.ndarray, se: np.ndarray) 
             "lower": np.exp(coefficients - Z_95 * se),
             "upper": np.exp(coefficients + Z_95 * se),
             "z": z,
-            "p": 2 * stats.norm.sf(np.abs(z)),
+            "p": 2 * special.ndtr(-np.abs(z)),  # stats.norm.sf, without its per-call overhead,
         }
     )
 

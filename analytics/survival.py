@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from analytics.errors import AnalysisError
 from analytics.frames import binary, complete_cases, design_matrix, group_label, group_levels, numeric
@@ -88,7 +88,8 @@ def _survival_data(
 def _strata(data: pd.DataFrame, by: str | None) -> list[tuple[str, np.ndarray]]:
     if by is None:
         return [("all", np.ones(len(data), dtype=bool))]
-    return [(group_label(by, level), (data[by] == level).to_numpy()) for level in group_levels(data[by], by)]
+    values = data[by].to_numpy()
+    return [(group_label(by, level), values == level) for level in group_levels(data[by], by)]
 
 
 # --- Kaplan–Meier --------------------------------------------------------------------------
@@ -165,7 +166,8 @@ def _interval(
         return np.maximum(survival - half_width, 0.0), np.minimum(survival + half_width, 1.0)
 
 
-def _km_curve(times: np.ndarray, events: np.ndarray, conf_type: ConfType) -> pd.DataFrame:
+def _km_curve(times: np.ndarray, events: np.ndarray, conf_type: ConfType) -> dict[str, np.ndarray]:
+    """The curve's columns (``KaplanMeierResult.curve`` without ``group``) as arrays."""
     distinct, index = np.unique(times, return_inverse=True)
     deaths = np.bincount(index, weights=events)
     leaving = np.bincount(index)
@@ -175,18 +177,16 @@ def _km_curve(times: np.ndarray, events: np.ndarray, conf_type: ConfType) -> pd.
     survival = np.cumprod(1 - deaths / at_risk)
     std_err = np.sqrt(greenwood)
     lower, upper = _interval(survival, std_err, conf_type)
-    return pd.DataFrame(
-        {
-            "time": distinct,
-            "at_risk": at_risk,
-            "events": deaths.astype(int),
-            "censored": (leaving - deaths).astype(int),
-            "survival": survival,
-            "std_err": std_err,
-            "lower": lower,
-            "upper": upper,
-        }
-    )
+    return {
+        "time": distinct,
+        "at_risk": at_risk,
+        "events": deaths.astype(int),
+        "censored": (leaving - deaths).astype(int),
+        "survival": survival,
+        "std_err": std_err,
+        "lower": lower,
+        "upper": upper,
+    }
 
 
 def _first_at_or_below_half(times: np.ndarray, curve: np.ndarray) -> float:
@@ -201,19 +201,19 @@ def _first_at_or_below_half(times: np.ndarray, curve: np.ndarray) -> float:
     return float(times[0])
 
 
-def _spss_median_interval(curve: pd.DataFrame, median: float) -> tuple[float, float]:
+def _spss_median_interval(curve: dict[str, np.ndarray], median: float) -> tuple[float, float]:
     """SPSS's median ± 1.96·SE; NaN limits when S never falls to 0.45 (no density estimate)."""
-    event_rows = curve[curve["events"] > 0]
-    times = np.concatenate([[0.0], event_rows["time"].to_numpy()])
-    survival = np.concatenate([[1.0], event_rows["survival"].to_numpy()])
+    event_rows = curve["events"] > 0
+    times = np.concatenate([[0.0], curve["time"][event_rows]])
+    survival = np.concatenate([[1.0], curve["survival"][event_rows]])
     below = survival <= 0.5 - SPSS_DENSITY_WINDOW
     if np.isnan(median) or not below.any():
         return float("nan"), float("nan")
     last_above = np.flatnonzero(survival >= 0.5 + SPSS_DENSITY_WINDOW)[-1]  # time 0 qualifies
     first_below = np.argmax(below)
     density = (survival[last_above] - survival[first_below]) / (times[first_below] - times[last_above])
-    at_median = curve.iloc[np.searchsorted(curve["time"].to_numpy(), median, side="right") - 1]
-    se_survival = at_median["survival"] * at_median["std_err"]
+    at_median = np.searchsorted(curve["time"], median, side="right") - 1
+    se_survival = curve["survival"][at_median] * curve["std_err"][at_median]
     se_median = se_survival / density
     return float(median - Z_95 * se_median), float(median + Z_95 * se_median)
 
@@ -240,16 +240,15 @@ def kaplan_meier(
     if median_ci not in MEDIAN_CI_METHODS:
         raise AnalysisError(f"median_ci must be 'survfit' or 'spss', not {median_ci!r}")
     data, times, events, n_excluded = _survival_data(df, time, event, [by] if by else [], timefix)
-    summaries, curves = [], []
+    summaries, curves, labels = [], [], []
     for group, members in _strata(data, by):
         curve = _km_curve(times[members], events[members], conf_type)
-        curve_times = curve["time"].to_numpy()
-        median = _first_at_or_below_half(curve_times, curve["survival"].to_numpy())
+        median = _first_at_or_below_half(curve["time"], curve["survival"])
         if median_ci == "spss":
             lower, upper = _spss_median_interval(curve, median)
         else:
-            lower = _first_at_or_below_half(curve_times, curve["lower"].to_numpy())
-            upper = _first_at_or_below_half(curve_times, curve["upper"].to_numpy())
+            lower = _first_at_or_below_half(curve["time"], curve["lower"])
+            upper = _first_at_or_below_half(curve["time"], curve["upper"])
         summaries.append(
             {
                 "group": group,
@@ -260,9 +259,13 @@ def kaplan_meier(
                 "median_upper": upper,
             }
         )
-        curves.append(curve.assign(group=group))
-    curve = pd.concat(curves, ignore_index=True)
-    curve = curve[["group", *curve.columns.drop("group")]]
+        curves.append(curve)
+        labels.append(np.full(len(curve["time"]), group, dtype=object))
+    curve = pd.DataFrame(
+        {"group": np.concatenate(labels)}
+        | {column: np.concatenate([part[column] for part in curves]) for column in curves[0]},
+        copy=False,
+    )
     return KaplanMeierResult(
         time, event, by, conf_type, MEDIAN_CI_METHODS[median_ci], pd.DataFrame(summaries), curve, n_excluded
     )
@@ -336,7 +339,7 @@ def logrank(df: pd.DataFrame, time: str, event: str, by: str, *, timefix: bool =
         by,
         statistic,
         degrees,
-        float(stats.chi2.sf(statistic, degrees)) if degrees else 1.0,
+        float(special.chdtrc(degrees, statistic)) if degrees else 1.0,  # stats.chi2.sf
         table,
         n_excluded,
     )
@@ -370,6 +373,7 @@ class _CoxData:
     risk_start: np.ndarray  # first sorted row at risk at each distinct event time
     death_rows: np.ndarray  # sorted rows of the events, by time
     death_block: np.ndarray  # event-time block of each event
+    death_start: np.ndarray  # first event of each block (events are sorted by block)
     efron_fraction: np.ndarray  # r/d for the r-th of d tied events (0 for Breslow)
     event_times: np.ndarray
     times: np.ndarray
@@ -379,32 +383,42 @@ class _CoxData:
         order = np.argsort(times, kind="stable")
         times, events, x = times[order], events[order], x[order] - x.mean(axis=0)
         death_rows = np.flatnonzero(events == 1)
-        event_times, death_block, tied = np.unique(times[death_rows], return_inverse=True, return_counts=True)
-        rank_in_tie = np.arange(len(death_rows)) - np.searchsorted(death_block, death_block)
+        event_times, death_start, death_block, tied = np.unique(
+            times[death_rows], return_index=True, return_inverse=True, return_counts=True
+        )
+        rank_in_tie = np.arange(len(death_rows)) - death_start[death_block]
         fraction = rank_in_tie / tied[death_block] if ties == "efron" else np.zeros(len(death_rows))
         risk_start = np.searchsorted(times, event_times, side="left")
-        return cls(x, risk_start, death_rows, death_block, fraction, event_times, times)
+        return cls(x, risk_start, death_rows, death_block, death_start, fraction, event_times, times)
+
+    def _at_risk_sums(self, values: np.ndarray) -> np.ndarray:
+        """Σ of ``values`` over the rows at risk at each event time: the rows from one event
+        time to the next are summed once, then those sums are added up from the last."""
+        first = self.risk_start[0]
+        between = np.add.reduceat(values[first:], self.risk_start - first, axis=0)
+        return np.cumsum(between[::-1], axis=0)[::-1]
 
     def evaluate(self, beta: np.ndarray) -> _PartialLikelihood:
         eta = self.x @ beta
         eta -= eta.max()  # guards exp() against overflow; the partial likelihood is unchanged
         weight = np.exp(eta)
         wx = weight[:, None] * self.x
-        wxx = wx[:, :, None] * self.x[:, None, :]
-        s0, s1, s2 = (np.cumsum(a[::-1], axis=0)[::-1][self.risk_start] for a in (weight, wx, wxx))
-        n_blocks = len(self.event_times)
-        d0, d1, d2 = (np.zeros((n_blocks, *a.shape[1:])) for a in (weight, wx, wxx))
-        for total, values in ((d0, weight), (d1, wx), (d2, wxx)):
-            np.add.at(total, self.death_block, values[self.death_rows])
+        # x xᵀ is symmetric: only its upper triangle (i ≤ j) is summed, then mirrored.
+        first, second_index = np.triu_indices(self.x.shape[1])
+        wxx = wx[:, first] * self.x[:, second_index]
+        s0, s1, s2 = (self._at_risk_sums(a) for a in (weight, wx, wxx))
+        rows, start = self.death_rows, self.death_start
+        d0, d1, d2 = (np.add.reduceat(a[rows], start, axis=0) for a in (weight, wx, wxx))
         block, fraction = self.death_block, self.efron_fraction
         denominator = s0[block] - fraction * d0[block]
         mean = (s1[block] - fraction[:, None] * d1[block]) / denominator[:, None]
-        second = (s2[block] - fraction[:, None, None] * d2[block]) / denominator[:, None, None]
-        block_score = np.zeros((n_blocks, self.x.shape[1]))
-        np.add.at(block_score, block, self.x[self.death_rows] - mean)
-        block_information = np.zeros((n_blocks, self.x.shape[1], self.x.shape[1]))
-        np.add.at(block_information, block, second - mean[:, :, None] * mean[:, None, :])
-        loglik = float(eta[self.death_rows].sum() - np.log(denominator).sum())
+        second = (s2[block] - fraction[:, None] * d2[block]) / denominator[:, None]
+        block_score = np.add.reduceat(self.x[rows] - mean, start, axis=0)
+        triangle = np.add.reduceat(second - mean[:, first] * mean[:, second_index], start, axis=0)
+        block_information = np.empty((len(start), self.x.shape[1], self.x.shape[1]))
+        block_information[:, first, second_index] = triangle
+        block_information[:, second_index, first] = triangle
+        loglik = float(eta[rows].sum() - np.log(denominator).sum())
         return _PartialLikelihood(loglik, block_score, block_information)
 
 
@@ -477,16 +491,21 @@ def _proportional_hazards_test(
         [[fit.information, cross], [cross, np.einsum("k,kij->ij", g**2, fit.block_information)]]
     )
     score = np.concatenate([np.zeros(p), g @ fit.block_score])
-    rows = []
-    for j, term in enumerate(terms):
+    chisq = []
+    for j in range(p):
         keep = [*range(p), p + j]
-        rows.append(
-            {"term": term, "chisq": _score_statistic(score[keep], information[np.ix_(keep, keep)]), "df": 1}
-        )
-    rows.append({"term": "GLOBAL", "chisq": _score_statistic(score, information), "df": p})
-    table = pd.DataFrame(rows)
-    table["p"] = stats.chi2.sf(table["chisq"], table["df"])
-    if not table["chisq"].isna().any():
+        chisq.append(_score_statistic(score[keep], information[np.ix_(keep, keep)]))
+    chisq.append(_score_statistic(score, information))
+    degrees = np.array([1] * p + [p])
+    table = pd.DataFrame(
+        {
+            "term": [*terms, "GLOBAL"],
+            "chisq": chisq,
+            "df": degrees,
+            "p": special.chdtrc(degrees, chisq),  # stats.chi2.sf, without its per-call overhead
+        }
+    )
+    if not np.isnan(chisq).any():
         return table, None
     if len(data.event_times) < 2:
         why = "every event is at one time, so survival does not change between events"
@@ -553,7 +572,7 @@ def cox(
             "lower": np.exp(beta - Z_95 * se),
             "upper": np.exp(beta + Z_95 * se),
             "z": z,
-            "p": 2 * stats.norm.sf(np.abs(z)),
+            "p": 2 * special.ndtr(-np.abs(z)),  # stats.norm.sf, without its per-call overhead,
         }
     )
     ph_table, ph_note = _proportional_hazards_test(prepared, fit, covariates)
@@ -592,16 +611,20 @@ def univariable_cox(
 ) -> UnivariableCoxResult:
     """A separate Cox model for each covariate, each on its own complete cases (as R would)."""
     models = tuple(cox(df, time, event, [covariate], ties=ties, timefix=timefix) for covariate in covariates)
-    table = pd.concat(
-        [
-            model.table.assign(
-                n=model.n,
-                events=model.events,
-                n_excluded=model.n_excluded,
-                ph_p=model.proportional_hazards["p"].iloc[0],
-            )
-            for model in models
-        ],
-        ignore_index=True,
+    each: dict[str, list[int] | list[float]] = {
+        "n": [model.n for model in models],
+        "events": [model.events for model in models],
+        "n_excluded": [model.n_excluded for model in models],
+        "ph_p": [float(model.proportional_hazards["p"].iloc[0]) for model in models],
+    }
+    table = pd.DataFrame(
+        {
+            column: np.concatenate([model.table[column].to_numpy() for model in models])
+            for column in models[0].table
+        }
+        | {
+            column: np.repeat(values, [len(model.table) for model in models])
+            for column, values in each.items()
+        }
     )
     return UnivariableCoxResult(ties, table, models)

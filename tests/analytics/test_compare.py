@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from analytics.compare import chi_square_test, fisher_exact_test, rank_sum_test, signed_rank_test
+from analytics.errors import AnalysisError
 
 
 def test_rank_sum_is_exact_for_small_samples_without_ties() -> None:
@@ -81,13 +82,34 @@ def test_fisher_four_by_two_at_two_thousand_as_r_network_algorithm() -> None:
 
 def test_fisher_simulated_p_value_is_r_simulate_p_value() -> None:
     # R: fisher.test(matrix(c(3, 1, 4, 1, 5, 9, 2, 6, 5), 3)) exact p 0.28236; with
-    # simulate.p.value = TRUE, B = 1e5 it printed 0.28286. A 3×3 table is only simulated here.
+    # simulate.p.value = TRUE, B = 1e5 it printed 0.28286.
     table = np.array([[3, 1, 2], [1, 5, 6], [4, 9, 5]])
     result = fisher_exact_test(table, simulate_p_value=True, replicates=20_000, seed=1)
     assert result.p == pytest.approx(0.282360228768355, abs=0.01)  # ±3 binomial SDs at B = 20,000
     assert result.method == "simulated (20000 replicates)"
     again = fisher_exact_test(table, simulate_p_value=True, replicates=20_000, seed=1)
     assert again.p == result.p
+
+
+@pytest.mark.parametrize(
+    ("table", "r_p"),
+    [
+        # R 4.2.2: fisher.test(m, workspace = 2e8)$p.value, printed with %.15g
+        ([[3, 1, 2], [1, 5, 6], [4, 9, 5]], 0.282360228768355),
+        ([[3, 4, 3], [7, 1, 8], [6, 6, 1]], 0.0413705036396561),
+        ([[6, 8, 2, 9], [1, 17, 6, 3], [4, 12, 1, 3]], 0.0241080523216522),
+    ],
+)
+def test_fisher_r_by_c_is_exact_as_r_network_algorithm(table: list[list[int]], r_p: float) -> None:
+    result = fisher_exact_test(np.array(table))
+    assert result.method == "exact"
+    assert result.p == pytest.approx(r_p, rel=1e-6)
+    assert fisher_exact_test(np.array(table).T).p == pytest.approx(r_p, rel=1e-6)
+
+
+def test_fisher_r_by_c_beyond_the_enumeration_cap_names_the_simulated_option() -> None:
+    with pytest.raises(AnalysisError, match="simulate_p_value=True"):
+        fisher_exact_test(np.array([[10, 12, 9, 11], [8, 14, 10, 9], [12, 7, 11, 10], [9, 11, 8, 13]]))
 
 
 def test_chi_square_applies_yates_only_to_two_by_two() -> None:
