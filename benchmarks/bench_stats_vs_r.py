@@ -34,6 +34,8 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run directly as well as from run_all
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
