@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from simple_history.utils import bulk_create_with_history
 
 from accounts.audited import audited_bulk_write
@@ -19,6 +19,7 @@ from accounts.models import User
 
 from .. import write_hooks
 from ..models.base import ComputedScoreMixin
+from .history_copy import copy_history
 
 
 def _foreign_key_names(model: type[models.Model]) -> list[str]:
@@ -52,9 +53,14 @@ def bulk_record_create(
         _validate(model, objects)
         write_hooks.check_batch(model, objects)  # a validating caller asked ``batch_refusals`` per row
     with audited_bulk_write():
-        return bulk_create_with_history(
-            list(objects), model, batch_size=batch_size, default_user=actor, default_change_reason=reason
-        )
+        if connection.vendor != "postgresql":
+            return bulk_create_with_history(
+                list(objects), model, batch_size=batch_size, default_user=actor, default_change_reason=reason
+            )
+        # PostgreSQL returns the new keys from the INSERT; the history rows then go in by COPY.
+        created = model._default_manager.bulk_create(list(objects), batch_size=batch_size)
+        copy_history(model, created, actor=actor, reason=reason)
+        return created
 
 
 def _validate(model: type[models.Model], objects: Sequence[models.Model]) -> None:
