@@ -32,6 +32,39 @@ def pytest_configure(config):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def shared_fixture_group(item: pytest.Item) -> str | None:
+    """The package or module whose tests share a fixture this test uses, built once for them.
+
+    A package-scoped fixture of ours (the demo studies of tests/reports) groups its whole package; a
+    module-scoped one (a report run, the R oracle's batch, the access matrix's world) the module.
+    Fixtures of plugins (pytest-django's) do not count: their ``baseid`` is empty.
+    """
+    module = item.nodeid.split("::")[0]
+    group = None
+    for fixturedefs in item._fixtureinfo.name2fixturedefs.values():
+        fixturedef = fixturedefs[-1]
+        if not fixturedef.baseid:
+            continue
+        if fixturedef.scope == "package":
+            return fixturedef.baseid
+        if fixturedef.scope in ("module", "class"):
+            group = module
+    return group
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks into the node ids
+def pytest_collection_modifyitems(config, items):
+    """Under ``--dist loadgroup`` (pyproject.toml) the tests sharing a module- or package-scoped
+    fixture run on one xdist worker, so the fixture is built once, not once per worker that
+    happened to receive some of them (plain ``--dist load`` split the report-PDF module, the
+    R-oracle batch and the demo studies between both workers, each building them). xdist sends the
+    largest groups first; the other tests are balanced one by one."""
+    for item in items:
+        group = shared_fixture_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True)
 def _axes_only_where_tested(request, settings):
     """django-axes needs the request in authenticate(); tests that sign in with client.login() turn
