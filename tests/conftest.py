@@ -52,17 +52,30 @@ def shared_fixture_group(item: pytest.Item) -> str | None:
     return group
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks into the node ids
-def pytest_collection_modifyitems(config, items):
+def pytest_itemcollected(item):
     """Under ``--dist loadgroup`` (pyproject.toml) the tests sharing a module- or package-scoped
     fixture run on one xdist worker, so the fixture is built once, not once per worker that
     happened to receive some of them (plain ``--dist load`` split the report-PDF module, the
     R-oracle batch and the demo studies between both workers, each building them). xdist sends the
     largest groups first; the other tests are balanced one by one."""
+    group = shared_fixture_group(item)
+    if group is not None:
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """xdist 3.8 tells its scheduler a test's group by appending ``@group`` to ``item._nodeid``, which
+    pytest 9 no longer reads (the node id is ``item._id``), so no group reached the scheduler and
+    loadgroup balanced test by test. Until xdist follows, the suffix is written where pytest 9 keeps it."""
+    if not getattr(config.option, "loadgroup", False):  # set in xdist workers under --dist loadgroup
+        return
+    from _pytest.nodeid import NodeId  # imported here: only xdist workers under pytest 9 need it
+
     for item in items:
-        group = shared_fixture_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+        mark = item.get_closest_marker("xdist_group")
+        if mark is not None and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{mark.args[0]}")
 
 
 @pytest.fixture(autouse=True)
