@@ -1,5 +1,6 @@
 """Shared fixtures: paths to the shared reference material."""
 
+import collections
 import os
 from pathlib import Path
 
@@ -30,6 +31,60 @@ def pytest_configure(config):
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def shared_fixture_group(item: pytest.Item) -> str | None:
+    """The package or module whose tests share a fixture this test uses, built once for them.
+
+    A package-scoped fixture of ours (the demo studies of tests/reports) groups its whole package; a
+    module-scoped one (a report run, the R oracle's batch, the access matrix's world) the module.
+    Fixtures of plugins (pytest-django's) do not count: their ``baseid`` is empty.
+    """
+    module = item.nodeid.split("::")[0]
+    group = None
+    for fixturedefs in item._fixtureinfo.name2fixturedefs.values():
+        fixturedef = fixturedefs[-1]
+        if not fixturedef.baseid:
+            continue
+        if fixturedef.scope == "package":
+            return fixturedef.baseid
+        if fixturedef.scope in ("module", "class"):
+            group = module
+    return group
+
+
+def pytest_itemcollected(item):
+    """Under ``--dist loadgroup`` (pyproject.toml) the tests sharing a module- or package-scoped
+    fixture run on one xdist worker, so the fixture is built once, not once per worker that
+    happened to receive some of them (plain ``--dist load`` split the report-PDF module, the
+    R-oracle batch and the demo studies between both workers, each building them). xdist sends the
+    largest groups first; the other tests are balanced one by one."""
+    group = shared_fixture_group(item)
+    if group is not None:
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """xdist 3.8 tells its scheduler a test's group by appending ``@group`` to ``item._nodeid``, which
+    pytest 9 no longer reads (the node id is ``item._id``), so no group reached the scheduler and
+    loadgroup balanced test by test. Until xdist follows, the suffix is written where pytest 9 keeps it."""
+    if not getattr(config.option, "loadgroup", False):  # set in xdist workers under --dist loadgroup
+        return
+    from _pytest.nodeid import NodeId  # imported here: only xdist workers under pytest 9 need it
+
+    seen = collections.Counter(item.nodeid for item in items)
+    for item in items:
+        nodeid = item.nodeid
+        if seen[nodeid] > 1:
+            # schemathesis 4.32 gives every operation of a test one node id under pytest 9; xdist's
+            # group scheduler keys tests by node id and would run one of them: the name tells them apart.
+            nodeid = f"{nodeid.split('::')[0]}::{item.name}"
+        mark = item.get_closest_marker("xdist_group")
+        if mark is not None:
+            nodeid = f"{nodeid}@{mark.args[0]}"
+        if nodeid != item.nodeid:
+            item._id = NodeId.parse(nodeid)
 
 
 @pytest.fixture(autouse=True)
