@@ -77,46 +77,66 @@ def record():
     return {"patient": patient, "people": people, "asked": asked, "answered": answered}
 
 
+#: What ``_fill`` reads of the fields, all in one round trip to the browser rather than six a field.
+FIELD_FACTS = """elements => elements.map(e => ({
+    kind: (e.getAttribute('type') || '').toLowerCase(), tag: e.tagName.toLowerCase(),
+    name: e.getAttribute('name') || '', value: e.value, disabled: e.disabled,
+    coded: e.hasAttribute('data-missing-code'),
+    choices: e.tagName === 'SELECT' ? [...e.options].map(o => o.value).filter(v => v) : [],
+}))"""
+
+
 def _fill(form, password: str) -> None:
-    """Fill what a person must: every empty visible field (the password for a signature)."""
+    """Fill what a person must: every empty visible field (the password for a signature).
+
+    The fields are typed one after another; in a form with live scores, the score it asks for (120 ms
+    after the last keystroke) is awaited once at the end, before anything is sent: SQLite's test
+    database cannot take two requests at once. Waiting after every field of every form cost these
+    tests half their time.
+    """
     page = form.page
     _quiet(page)
     fields = form.locator("input:visible, textarea:visible, select:visible")
-    for index in range(fields.count()):
-        field = fields.nth(index)
-        kind = (field.get_attribute("type") or "").lower()
-        tag = field.evaluate("element => element.tagName").lower()
-        if kind in ("hidden", "submit", "button", "checkbox", "radio", "file"):
-            continue
-        # A person cannot fill a disabled field, and gives a missing-data code only when a value is
-        # missing for a reason: neither is "what a person must" fill.
-        if field.is_disabled() or field.get_attribute("data-missing-code") is not None:
-            continue
-        if tag == "select":
-            if not field.input_value():
-                options = field.locator("option")
-                values = [options.nth(i).get_attribute("value") for i in range(options.count())]
-                choices = [v for v in values if v]
-                if choices:
-                    field.select_option(choices[0])
-                    _typed(page)
-            continue
-        if field.input_value():
-            continue
-        name = field.get_attribute("name") or ""
-        value = {
-            "password": password,
-            "date": "2024-03-06",
-            "datetime-local": "2024-03-06T10:00",
-            "number": "1",
-        }.get(kind)
-        if value is None and name.endswith("_at"):
-            value = "2024-03-06 10:00"
-        elif value is None and ("date" in name or name.endswith("_on")):
-            value = "2024-03-06"
-        value = value or "Checked in the browser test"
-        field.fill(value)
+    filled: set[tuple[int, str]] = set()
+    while True:
+        # Read again after each field: a choice may show or hide others (branching logic).
+        facts = fields.evaluate_all(FIELD_FACTS)
+        index = next((i for i, fact in enumerate(facts) if _must_fill(fact)), None)
+        if index is None:
+            break
+        key = (index, facts[index]["name"])
+        assert key not in filled, f"{key} stays empty after it was filled"
+        filled.add(key)
+        if facts[index]["tag"] == "select":
+            fields.nth(index).select_option(facts[index]["choices"][0])
+        else:
+            fields.nth(index).fill(_value_for(facts[index]["kind"], facts[index]["name"], password))
+    if filled and form.evaluate("f => !!f.closest('[data-score-url]')"):
         _typed(page)
+
+
+def _must_fill(fact: dict) -> bool:
+    """An empty field a person can fill: not a button, box or file; not disabled; and not one that
+    offers a missing-data code, which a person gives only when a value is missing for a reason."""
+    if fact["kind"] in ("hidden", "submit", "button", "checkbox", "radio", "file"):
+        return False
+    if fact["disabled"] or fact["coded"] or fact["value"]:
+        return False
+    return fact["tag"] != "select" or bool(fact["choices"])
+
+
+def _value_for(kind: str, name: str, password: str) -> str:
+    value = {
+        "password": password,
+        "date": "2024-03-06",
+        "datetime-local": "2024-03-06T10:00",
+        "number": "1",
+    }.get(kind)
+    if value is None and name.endswith("_at"):
+        value = "2024-03-06 10:00"
+    elif value is None and ("date" in name or name.endswith("_on")):
+        value = "2024-03-06"
+    return value or "Checked in the browser test"
 
 
 def _own_request(response) -> bool:
@@ -127,12 +147,16 @@ def _own_request(response) -> bool:
     )
 
 
+#: htmx marks what it is requesting, swapping and settling with these classes until it is done.
+HTMX_SETTLED = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+
+
 def _click_and_wait(page, target) -> None:
     """Click, wait for the answer to the request it makes, and for htmx to swap it in."""
     with page.expect_response(_own_request):
         target.click()
     page.wait_for_load_state("domcontentloaded")
-    page.wait_for_timeout(150)
+    page.wait_for_function(HTMX_SETTLED)
 
 
 def _quiet(page) -> None:
@@ -156,10 +180,9 @@ def _send(page, form, password: str) -> None:
     _click_and_wait(page, form.locator("button[type=submit]").first)
 
 
-def _key(element) -> str:
-    section = element.evaluate("e => (e.closest('section.card') || {id: 'page'}).id")
-    label = " ".join(element.inner_text().split())
-    return f"{section}: {label}"
+#: Each action's key, "<section id>: <label>", read for all actions in one round trip.
+ACTION_KEYS = """elements => elements.map(e =>
+    (e.closest('section.card') || {id: 'page'}).id + ': ' + e.innerText.split(/\\s+/).filter(w => w).join(' '))"""
 
 
 #: Actions that end what others need come later: a stopped course offers no "Mark missed", a closed
@@ -185,7 +208,7 @@ def _click_everything(page, patient, password: str) -> list[str]:
     for _ in range(MAX_CLICKS):
         assert page.goto(f"/patients/{patient.pk}/").status == 200, f"after {done[-1:]}"
         actions = page.locator(ACTIONS)
-        pending = [(i, _key(actions.nth(i))) for i in range(actions.count())]
+        pending = list(enumerate(actions.evaluate_all(ACTION_KEYS)))
         pending = sorted(
             [(i, key) for i, key in pending if key not in done], key=lambda item: _order(item[1])
         )
