@@ -10,12 +10,14 @@ from jobs.progress import Reporter
 from jobs.runners import register
 from registry.models import Study
 
-from .reports.runner import report_run
-
 
 @register(JobKind.REPORT_RUN)
 def run_report(job: Job, report: Reporter) -> dict[str, Any]:
     """Compute (or find cached) the run the page asked for, as the person who asked, then send them back."""
+    # Imported when a report runs: the report code loads pandas, matplotlib and lifelines (2.5 s),
+    # which every process starting Django (each command, web and worker process) would pay otherwise.
+    from .reports.runner import report_run
+
     parameters = job.parameters
     viewer = User.objects.get(pk=parameters["viewer"]) if parameters.get("viewer") else None
 
