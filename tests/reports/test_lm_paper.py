@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
-def run_lm(lm_demo, django_db_blocker):
+def run_lm(demo, django_db_blocker):
     """The LM report's numbers for some options (each computed once for the module)."""
     computed: dict[tuple, dict] = {}
 

@@ -196,7 +196,7 @@ PUBLISHED: list[tuple[str, dict, dict[str, str]]] = [
 
 
 @pytest.fixture(scope="module")
-def downloads(lm_demo, django_db_blocker) -> dict:
+def downloads(demo, django_db_blocker) -> dict:
     """The page, PDF and workbook of the default LM report, and its JSON, fetched once."""
     from django.test import Client
 
