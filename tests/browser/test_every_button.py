@@ -13,6 +13,7 @@ verified, unlocked, answered, closed, reopened, deleted, course stopped) are che
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 
@@ -89,15 +90,15 @@ FIELD_FACTS = """elements => elements.map(e => ({
 def _fill(form, password: str) -> None:
     """Fill what a person must: every empty visible field (the password for a signature).
 
-    The fields are typed one after another; in a form with live scores, the score it asks for (120 ms
-    after the last keystroke) is awaited once at the end, before anything is sent: SQLite's test
-    database cannot take two requests at once. Waiting after every field of every form cost these
-    tests half their time.
+    The fields are typed one after another; in a form with live scores, the score asked for after the
+    last keystroke is awaited once at the end, before anything is sent. (Waiting a fixed 150 ms after
+    every field of every form cost these tests half their time.)
     """
     page = form.page
     _quiet(page)
     fields = form.locator("input:visible, textarea:visible, select:visible")
     filled: set[tuple[int, str]] = set()
+    last_typed = time.monotonic()
     while True:
         # Read again after each field: a choice may show or hide others (branching logic).
         facts = fields.evaluate_all(FIELD_FACTS)
@@ -111,8 +112,9 @@ def _fill(form, password: str) -> None:
             fields.nth(index).select_option(facts[index]["choices"][0])
         else:
             fields.nth(index).fill(_value_for(facts[index]["kind"], facts[index]["name"], password))
+        last_typed = time.monotonic()
     if filled and form.evaluate("f => !!f.closest('[data-score-url]')"):
-        _typed(page)
+        _await_live_score(page, since=last_typed)
 
 
 def _must_fill(fact: dict) -> bool:
@@ -167,11 +169,16 @@ def _quiet(page) -> None:
         page.wait_for_timeout(100)
 
 
-def _typed(page) -> None:
-    """After a value is typed, let the live score it asks for (120 ms later) come back, as a person
-    reading it would: SQLite's test database cannot take two requests' session writes at once."""
-    page.wait_for_timeout(150)
-    _quiet(page)
+def _await_live_score(page, since: float) -> None:
+    """Wait for the live score asked for after the last keystroke to come back, as a person reading it
+    would: SQLite's test database cannot take it and the form's submission at once. The page asks 120
+    ms after the last keystroke (later on a busy machine), so a request *started* after ``since`` is
+    that one; an earlier one was asked while typing went on."""
+    for _ in range(250):
+        if any(started > since and done for started, done in page.score_requests.values()):
+            return
+        page.wait_for_timeout(20)
+    raise AssertionError("the live score asked for after the last field never came back")
 
 
 def _send(page, form, password: str) -> None:
@@ -196,6 +203,15 @@ def _order(key: str) -> int:
     return 3 if where == "page" else LATER.get(label, LAST.get(label, 0))
 
 
+def _score_event(page, request, *, started: bool) -> None:
+    if "/scores/" not in request.url:
+        return
+    if started:
+        page.score_requests[request] = [time.monotonic(), False]
+    elif request in page.score_requests:
+        page.score_requests[request][1] = True
+
+
 def _click_everything(page, patient, password: str) -> list[str]:
     """Click each action once (by section and label), completing the forms it opens."""
     failures: list[str] = []
@@ -204,6 +220,10 @@ def _click_everything(page, patient, password: str) -> list[str]:
     page.on("request", lambda r: page.in_flight.add(r))
     page.on("requestfinished", lambda r: page.in_flight.discard(r))
     page.on("requestfailed", lambda r: page.in_flight.discard(r))
+    page.score_requests = {}  # live-score request -> [when it started, whether it ended]
+    page.on("request", lambda r: _score_event(page, r, started=True))
+    page.on("requestfinished", lambda r: _score_event(page, r, started=False))
+    page.on("requestfailed", lambda r: _score_event(page, r, started=False))
     done: list[str] = []
     for _ in range(MAX_CLICKS):
         assert page.goto(f"/patients/{patient.pk}/").status == 200, f"after {done[-1:]}"
