@@ -259,26 +259,35 @@ class _Lines:
     def tail_share(self, line: np.ndarray, room: np.ndarray, ranges: Ranges) -> np.ndarray:
         """Share of each line's weight on points with log weight ≤ ``room``, for lines whose mode
         is above it. The points below form two tails, found by bisection on either side of the
-        (unimodal) mode; whichever is shorter, the tails or the middle between them, is summed."""
-        mode = self.mode[line]
+        (unimodal) mode. The shorter of the tails and the middle between them is summed; a share
+        taken as 1 − middle that comes out below 1e-6 is summed from its tails after all (the
+        difference would have lost its relative precision)."""
 
         def holds(y: np.ndarray) -> np.ndarray:
             return self.log_weight(y, line) <= room
 
-        rising = _boundary(holds, self.low[line] - 1, mode)
-        falling = _boundary(holds, self.high[line] + 1, mode)
+        rising = _boundary(holds, self.low[line] - 1, self.mode[line])
+        falling = _boundary(holds, self.high[line] + 1, self.mode[line])
         tails = (rising - self.low[line] + 1) + (self.high[line] - falling + 1) <= falling - rising - 1
-        pieces = (
-            (tails, self.low[line], rising),
-            (tails, falling, self.high[line]),
-            (~tails, rising + 1, falling - 1),
+        share = 1.0 - self.mass_between(
+            line, np.where(tails, 0, rising + 1), np.where(tails, -1, falling - 1), ranges
         )
-        share = np.where(tails, 0.0, 1.0)
-        for chosen, start, end in pieces:
-            which, y = ranges(np.where(chosen, start, 0), np.where(chosen, end, -1))
-            mass = np.exp(self.log_weight(y, line[which]) - self.log_mass[line[which]])
-            share += np.bincount(which, weights=mass, minlength=len(line)) * np.where(tails, 1.0, -1.0)
-        return np.maximum(share, 0.0)
+        tails |= share < 1e-6
+        low_tail = self.mass_between(
+            line, np.where(tails, self.low[line], 0), np.where(tails, rising, -1), ranges
+        )
+        high_tail = self.mass_between(
+            line, np.where(tails, falling, 0), np.where(tails, self.high[line], -1), ranges
+        )
+        return np.where(tails, low_tail + high_tail, share)
+
+    def mass_between(
+        self, line: np.ndarray, start: np.ndarray, end: np.ndarray, ranges: Ranges
+    ) -> np.ndarray:
+        """Each line's share of its weight on start..end (0 where end < start)."""
+        which, y = ranges(start, np.maximum(end, start - 1))
+        mass = np.exp(self.log_weight(y, line[which]) - self.log_mass[line[which]])
+        return np.bincount(which, weights=mass, minlength=len(line))
 
 
 def _oriented(table: np.ndarray) -> np.ndarray:
