@@ -1,9 +1,10 @@
 """Fisher's exact test on r×c tables (both dimensions 3 or more), as R's ``fisher.test`` computes it.
 
 Mehta and Patel's network algorithm in the form R's FEXACT gives it. The table is turned to have
-fewer rows than columns, and its columns are filled one at a time, smallest total first. A *node*
-is the sorted multiset of the row totals still to fill: rows with equal remaining totals are
-exchangeable, so every partial table reaching a node has the same completions. A node carries the
+fewer rows than columns (a square one the cheaper way), and its columns are filled one at a time,
+smallest total first. A *node* is the sorted multiset of the row totals still to fill: rows with
+equal remaining totals are exchangeable, so every partial table reaching a node has the same
+completions. A node carries the
 distinct likelihoods of the partial tables reaching it (their "pasts", −Σ log x! over the filled
 cells) with their counts.
 
@@ -13,14 +14,16 @@ all its completions (their total is a multinomial coefficient); one whose least 
 is more likely is dropped; only pasts in between go on to the next column. The bounds are a
 memoized recursion over (column, node) — the best and worst, over the column's fillings, of the
 filling's likelihood plus the child node's bound — with two columns left in closed form. They are
-computed only for nodes where cheap bounds leave some past undecided; the cheap ones decide the
-rest exactly as the exact ones would, so the pasts kept are the same.
+computed only for nodes where cheap bounds leave some past undecided (the cheap ones decide the
+rest exactly as the exact ones would, so the pasts kept are the same), and within the recursion
+only for the children that can decide their parent's best or worst (branch and bound).
 
 Where numpy changes the bookkeeping (FEXACT visits one past at a time): a node's pasts are kept
 sorted, so the counted ones are a prefix and are summed from prefix sums; with two columns left a
 node's completions are lines (cells of all rows but the two largest fixed) along which the last two
-rows follow a hypergeometric law, whose total is known and whose tails are hypergeometric tail
-sums; a node with many pasts sorts its completions once instead.
+rows follow a hypergeometric law: a line's total is known (Vandermonde), its mode too, and the
+pasts of a node fall in three sorted runs per line — counting all of it, crossing it (two tails,
+found by bisection), none of it; a node whose crossings would cost more sorts its completions once.
 """
 
 from __future__ import annotations
@@ -412,20 +415,24 @@ class _Network:
         if stage == self.last_stage:
             return self.exact_bounds(stage, codes)
         starts, inverse, steps = fillings
+        sizes = np.diff(np.r_[starts, len(steps)])
+
+        def per_parent(best: np.ufunc, values: np.ndarray) -> np.ndarray:
+            """Each parent's best value, repeated over its fillings."""
+            return np.repeat(best.reduceat(values, starts), sizes)
+
         most, least = self.cheap_bounds(stage, codes)
         known = np.zeros(len(codes), dtype=bool)
-        for _ in range(2):
+        for round_ in ("the most promising", "any that could still win"):
             high, low = steps + most[inverse], steps + least[inverse]
-            if not known.any():  # first round: the best candidates by cheap bounds
-                need = high == np.repeat(
-                    np.maximum.reduceat(high, starts), np.diff(np.r_[starts, len(steps)])
-                )
-                need |= low == np.repeat(np.minimum.reduceat(low, starts), np.diff(np.r_[starts, len(steps)]))
+            if round_ == "the most promising":
+                need = (high == per_parent(np.maximum, high)) | (low == per_parent(np.minimum, low))
             else:
-                sizes = np.diff(np.r_[starts, len(steps)])
-                best = np.repeat(np.maximum.reduceat(np.where(known[inverse], high, -np.inf), starts), sizes)
-                worst = np.repeat(np.minimum.reduceat(np.where(known[inverse], low, np.inf), starts), sizes)
-                need = ~known[inverse] & ((high > best) | (low < worst))
+                exact = known[inverse]
+                need = ~exact & (
+                    (high > per_parent(np.maximum, np.where(exact, high, -np.inf)))
+                    | (low < per_parent(np.minimum, np.where(exact, low, np.inf)))
+                )
             chosen = np.zeros(len(codes), dtype=bool)
             chosen[inverse[need]] = True
             chosen &= ~known
