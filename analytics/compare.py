@@ -10,7 +10,6 @@ probability count as "as extreme").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ import pandas as pd
 from scipy import special, stats
 
 from analytics.errors import AnalysisError
+from analytics.fisher_network import fisher_rxc_p
 from analytics.frames import complete_cases, group_label, group_levels, numeric
 from analytics.results import Result
 
@@ -250,92 +250,6 @@ def _fisher_2xk(table: np.ndarray) -> float:
     return min(p, 1.0)
 
 
-FISHER_MAX_PARTIAL = 200_000  # column fillings and partial tables per column, r×c (about a second)
-
-
-def _column_fillings(total: int, room: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
-    """Every column of cells x with Σx = ``total`` and 0 ≤ x_i ≤ room_i."""
-    if len(room) == 1:
-        if total <= room[0]:
-            yield (total,)
-        return
-    rest = sum(room[1:])
-    for first in range(max(0, total - rest), min(room[0], total) + 1):
-        for tail in _column_fillings(total - first, room[1:]):
-            yield (first, *tail)
-
-
-def _log_factorials_bound(total: int, room: tuple[int, ...]) -> float:
-    """max −Σ log x_i! over Σx = ``total``, 0 ≤ x ≤ room: the cells as even as the room allows
-    (−log x! has decreasing increments, so the ``total`` largest increments are taken)."""
-    steps = np.concatenate([np.arange(1, r + 1) for r in room]) if room else np.zeros(0)
-    return float(-np.log(np.sort(steps)[:total]).sum())
-
-
-def _fisher_rxc(table: np.ndarray) -> float:
-    """Two-sided p of an r×c table by a network algorithm (Mehta & Patel's, as R's FEXACT):
-    columns are filled one at a time; a node is the multiset of row margins still to fill (the
-    rows are exchangeable), carrying the distinct likelihoods of the partial tables that reach
-    it. A partial table whose every completion is at most as likely as the observed table is
-    counted whole (the completions' total is a multinomial coefficient); one whose every
-    completion is more likely is dropped; the rest go on to the next column."""
-    if table.shape[0] > table.shape[1]:
-        table = table.T  # fewer rows: fewer fillings per column
-    table = table[:, np.argsort(table.sum(axis=0), kind="stable")[::-1]]  # largest columns first
-    rows, columns = table.sum(axis=1), table.sum(axis=0)
-    log_factorial = special.gammaln(np.arange(int(table.sum()) + 1) + 1)
-
-    def log_ways(margins: tuple[int, ...], rest: np.ndarray) -> float:
-        """log Σ over tables with these margins of Π 1/x!: n!/(Π r! Π c!)."""
-        return float(
-            log_factorial[sum(margins)] - log_factorial[list(margins)].sum() - log_factorial[rest].sum()
-        )
-
-    threshold = float(-log_factorial[table].sum()) + np.log1p(FISHER_RELATIVE_TOLERANCE)
-    log_all = log_ways(tuple(int(r) for r in rows), columns)
-    p = 0.0
-    nodes: dict[tuple[int, ...], dict[float, list[float]]] = {
-        tuple(sorted(int(r) for r in rows)): {0.0: [0.0, 1.0]}
-    }
-    for index, size in enumerate(columns[:-1]):
-        rest = columns[index + 1 :]
-        following: dict[tuple[int, ...], dict[float, list[float]]] = {}
-        held = 0
-        for margins, pasts in nodes.items():
-            for cells in _column_fillings(int(size), margins):
-                held += 1  # each filling costs work too, however few partial tables it keeps
-                step = float(-log_factorial[list(cells)].sum())
-                left = tuple(sorted(m - x for m, x in zip(margins, cells, strict=True)))
-                # Bounds on a completion's −Σ log x!: above by each remaining column as even as
-                # its rows allow, below by the whole of each row (or column) in one cell.
-                highest = sum(_log_factorials_bound(int(c), left) for c in rest)
-                lowest = max(-log_factorial[list(left)].sum(), -log_factorial[rest].sum())
-                ways = log_ways(left, rest)
-                for past, count in pasts.values():
-                    likelihood = past + step
-                    if likelihood + highest <= threshold:
-                        p += count * np.exp(likelihood + ways - log_all)
-                    elif likelihood + lowest <= threshold:
-                        # Equal likelihoods (to 1e-9) share one entry and add their counts.
-                        entry = following.setdefault(left, {}).setdefault(
-                            round(likelihood, 9), [likelihood, 0.0]
-                        )
-                        entry[1] += count
-                        held += 1
-                if held > FISHER_MAX_PARTIAL:
-                    raise AnalysisError(
-                        f"table {table.shape} of {int(table.sum())} too large for exact enumeration here "
-                        "(R's fisher.test may need simulate.p.value too); use simulate_p_value=True"
-                    )
-        nodes = following
-    for margins, pasts in nodes.items():  # one column left: its cells are the margins themselves
-        step = float(-log_factorial[list(margins)].sum())
-        for past, count in pasts.values():
-            if past + step <= threshold:
-                p += count * np.exp(past + step - log_all)
-    return min(p, 1.0)
-
-
 def _fisher_simulated(table: np.ndarray, replicates: int, seed: int | None) -> float:
     """R's ``simulate.p.value``: random tables with the observed margins; p = (1 + number no more
     likely than the observed) / (B + 1), likelihood compared as −Σ log x! with R's 64-ε slack."""
@@ -353,9 +267,10 @@ def fisher_exact_test(
     """Fisher's exact test, two-sided, as R's ``fisher.test``.
 
     2×2: the hypergeometric p-value at any n. 2×k (or k×2): the exact p-value by a network
-    algorithm, as R's FEXACT. r×c: the exact p-value by a network over row margins (small
-    tables; beyond ``FISHER_MAX_PARTIAL`` steps per column it refuses and names
-    ``simulate_p_value``). Tables count as "as extreme" within R's relative 1e-7 of the
+    algorithm, as R's FEXACT. r×c: the exact p-value by Mehta and Patel's network algorithm as
+    FEXACT runs it, with exact bounds (``analytics.fisher_network``); every table R answers at
+    its default workspace is answered, and beyond about a second of work (``MAX_WORK``) it refuses
+    and names ``simulate_p_value``. Tables count as "as extreme" within R's relative 1e-7 of the
     observed probability. ``simulate_p_value=True`` is R's ``simulate.p.value`` (``B =
     replicates``, any r×c table; the p-value then depends on ``seed``).
     """
@@ -375,7 +290,7 @@ def fisher_exact_test(
     elif table.shape[0] == 2:
         p = _fisher_2xk(table)
     else:
-        p = _fisher_rxc(table)
+        p = fisher_rxc_p(table, FISHER_RELATIVE_TOLERANCE)
     return HypothesisTest(FISHER, None, p, "exact", n)
 
 

@@ -22,6 +22,7 @@ def main() -> int:
             [sys.executable, "-m", "benchmarks.bench_matching", "--sizes", "25000", "100000"],
         ),
         ("statistics, python beside R", [sys.executable, "-m", "benchmarks.bench_stats_vs_r"]),
+        ("Fisher r×c, python beside R", [sys.executable, "-m", "benchmarks.bench_fisher_vs_r"]),
         ("NPSLE demo generator", [sys.executable, "benchmarks/bench_demo_npsle.py", "--patients", patients]),
         ("dataset and NPSLE report", [sys.executable, "benchmarks/bench_dataset.py", "--patients", patients]),
         ("study export and import", [sys.executable, "benchmarks/bench_exchange.py", "--patients", patients]),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 from analytics.compare import chi_square_test, fisher_exact_test, rank_sum_test, signed_rank_test
 from analytics.errors import AnalysisError
@@ -107,9 +108,77 @@ def test_fisher_r_by_c_is_exact_as_r_network_algorithm(table: list[list[int]], r
     assert fisher_exact_test(np.array(table).T).p == pytest.approx(r_p, rel=1e-6)
 
 
-def test_fisher_r_by_c_beyond_the_enumeration_cap_names_the_simulated_option() -> None:
-    with pytest.raises(AnalysisError, match="simulate_p_value=True"):
-        fisher_exact_test(np.array([[10, 12, 9, 11], [8, 14, 10, 9], [12, 7, 11, 10], [9, 11, 8, 13]]))
+@pytest.mark.parametrize(
+    ("table", "r_p"),
+    [
+        # Issue 14: refused here (beyond 200,000 steps per column) though R answers them at its
+        # default workspace. R 4.2.2: fisher.test(m)$p.value, printed with %.15g, where
+        # m <- matrix(c(...), nrow = length(table), byrow = TRUE) holds the rows below.
+        ([[9, 9, 5, 8], [9, 9, 5, 3], [10, 12, 5, 2], [4, 11, 6, 9]], 0.343142454897644),
+        ([[91, 14, 2], [31, 6, 70], [16, 38, 30]], 2.36024766281343e-36),
+        ([[17, 23, 33, 26], [15, 21, 22, 30], [23, 17, 17, 23]], 0.315299728045323),
+        ([[7, 8, 7, 7], [2, 1, 7, 5], [8, 11, 7, 12], [2, 0, 1, 3]], 0.394345818586349),
+        ([[7, 0, 4, 2, 3], [2, 3, 3, 5, 2], [1, 1, 5, 2, 1], [5, 5, 3, 4, 2]], 0.337162487989602),
+        (
+            [[2, 3, 3, 3, 2], [6, 2, 2, 1, 1], [3, 5, 4, 1, 2], [2, 5, 2, 5, 3], [3, 5, 3, 1, 3]],
+            0.81471039199954,
+        ),
+    ],
+)
+def test_fisher_r_by_c_answers_every_table_r_answers_at_its_default_workspace(
+    table: list[list[int]], r_p: float
+) -> None:
+    # Relative agreement, tiny p included (1 − the share of the rest loses it: 7e-5 off once).
+    result = fisher_exact_test(np.array(table))
+    assert result.method == "exact"
+    assert result.p == pytest.approx(r_p, rel=1e-6, abs=0)
+    assert fisher_exact_test(np.array(table).T).p == pytest.approx(r_p, rel=1e-6, abs=0)
+
+
+def test_fisher_r_by_c_beyond_r_default_workspace_as_r_with_more() -> None:
+    # R: fisher.test(m) stops ("FEXACT error 6. LDKEY=621 is too small"); with
+    # fisher.test(m, workspace = 2e8)$p.value it prints 0.8716492870214.
+    table = np.array([[10, 12, 9, 11], [8, 14, 10, 9], [12, 7, 11, 10], [9, 11, 8, 13]])
+    assert fisher_exact_test(table).p == pytest.approx(0.8716492870214, rel=1e-6)
+
+
+def _all_tables(rows: list[int], columns: list[int]) -> Iterator[np.ndarray]:
+    """Every table with these margins: each row's cells, by brute force."""
+    if len(rows) == 1:
+        yield np.array([columns])
+        return
+    for first in itertools.product(*(range(min(c, rows[0]) + 1) for c in columns)):
+        if sum(first) == rows[0]:
+            rest = [c - x for c, x in zip(columns, first, strict=True)]
+            for below in _all_tables(rows[1:], rest):
+                yield np.vstack([first, below])
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        [[2, 0, 1], [0, 3, 1], [1, 1, 2]],
+        [[4, 0, 0], [0, 4, 0], [0, 0, 4]],  # ties: the permuted diagonals are as likely
+        [[1, 2, 0, 3], [2, 0, 2, 1], [0, 1, 3, 0]],
+        [[3, 1, 0, 0], [0, 2, 1, 1], [1, 0, 2, 1], [0, 1, 1, 2]],
+        [[2, 0, 1, 1, 0], [0, 1, 1, 0, 2], [1, 1, 0, 2, 0]],
+    ],
+)
+def test_fisher_r_by_c_sums_every_table_no_more_likely_than_the_observed(table: list[list[int]]) -> None:
+    observed = np.array(table)
+    rows, columns = observed.sum(axis=1).tolist(), observed.sum(axis=0).tolist()
+    log_likelihood = [-special.gammaln(t + 1).sum() for t in _all_tables(rows, columns)]
+    mine = -special.gammaln(observed + 1).sum()
+    weights = np.exp(np.array(log_likelihood) - mine)
+    expected = weights[weights <= 1 + 1e-7].sum() / weights.sum()
+    assert fisher_exact_test(observed).p == pytest.approx(expected, rel=1e-9)
+    assert fisher_exact_test(observed.T).p == pytest.approx(expected, rel=1e-9)
+
+
+def test_fisher_r_by_c_beyond_about_a_second_of_work_names_the_simulated_option() -> None:
+    # R stops too: fisher.test(matrix(20, 5, 5)) ("FEXACT error 501. The hash table key cannot be computed").
+    with pytest.raises(AnalysisError, match="too large for exact enumeration.*simulate_p_value=True"):
+        fisher_exact_test(np.full((5, 5), 20))
 
 
 def test_chi_square_applies_yates_only_to_two_by_two() -> None:

@@ -1,0 +1,568 @@
+"""Fisher's exact test on r×c tables (both dimensions 3 or more), as R's ``fisher.test`` computes it.
+
+Mehta and Patel's network algorithm in the form R's FEXACT gives it. The table is turned to have
+fewer rows than columns (a square one the cheaper way), and its columns are filled one at a time,
+smallest total first. A *node* is the sorted multiset of the row totals still to fill: rows with
+equal remaining totals are exchangeable, so every partial table reaching a node has the same
+completions. A node carries the
+distinct likelihoods of the partial tables reaching it (their "pasts", −Σ log x! over the filled
+cells) with their counts.
+
+Each node has an exact most likely and least likely completion (FEXACT's longest and shortest
+paths). A past whose most likely completion is no more likely than the observed table counts with
+all its completions (their total is a multinomial coefficient); one whose least likely completion
+is more likely is dropped; only pasts in between go on to the next column. The bounds are a
+memoized recursion over (column, node) — the best and worst, over the column's fillings, of the
+filling's likelihood plus the child node's bound — with two columns left in closed form. They are
+computed only for nodes where cheap bounds leave some past undecided (the cheap ones decide the
+rest exactly as the exact ones would, so the pasts kept are the same), and within the recursion
+only for the children that can decide their parent's best or worst (branch and bound).
+
+Where numpy changes the bookkeeping (FEXACT visits one past at a time): a node's pasts are kept
+sorted, so the counted ones are a prefix and are summed from prefix sums; with two columns left a
+node's completions are lines (cells of all rows but the two largest fixed) along which the last two
+rows follow a hypergeometric law: a line's total is known (Vandermonde), its mode too, and the
+pasts of a node fall in three sorted runs per line — counting all of it, crossing it (two tails,
+found by bisection), none of it; a node whose crossings would cost more sorts its completions once.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from analytics.errors import AnalysisError
+
+MERGE_TOLERANCE = 1e-9  # pasts closer than this (log scale) are one past: sums in another order
+MAX_WORK = 4_000_000  # fillings, pasts and completions handled (about a second at most); beyond: refuse
+DENSE_CODES = 1 << 22  # node codes indexed through a lookup array up to this many possible codes
+SORTING_COST = 4  # sorting a completion costs about this many points summed along a crossed line
+
+
+def _ranges(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every integer of low[i]..high[i], for every i: (i, value) pairs, i non-decreasing."""
+    sizes = high - low + 1
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    return owner, low[owner] + np.arange(len(owner)) - (np.cumsum(sizes) - sizes)[owner]
+
+
+Ranges = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _fillings(room: np.ndarray, total: int, ranges: Ranges = _ranges) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every way to put ``total`` into cells under each row of ``room`` (cells ≤ room): the row of
+    ``room`` each filling came from (non-decreasing) and its cells, one array per column of room.
+    Built cell by cell, each partial filling repeated once per value its next cell can take."""
+    width = room.shape[1]
+    room_after = np.zeros_like(room)
+    room_after[:, :-1] = np.cumsum(room[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    owner, left = np.arange(len(room)), np.full(len(room), total, dtype=np.int64)
+    levels = []
+    for cell in range(width - 1):
+        low = np.maximum(0, left - room_after[owner, cell])
+        repeat, value = ranges(low, np.minimum(room[owner, cell], left))
+        levels.append((repeat, value))
+        owner, left = owner[repeat], left[repeat] - value
+    cells, index = [left], np.arange(len(left))
+    for repeat, value in reversed(levels):
+        cells.append(value[index])
+        index = repeat[index]
+    return owner, cells[::-1]
+
+
+def _sorted_columns(columns: list[np.ndarray]) -> list[np.ndarray]:
+    """Sort values across equal-length arrays, elementwise (a bubble-sort network: r ≤ 5)."""
+    columns = list(columns)
+    for end in range(len(columns) - 1, 0, -1):
+        for i in range(end):
+            low, high = columns[i], columns[i + 1]
+            columns[i], columns[i + 1] = np.minimum(low, high), np.maximum(low, high)
+    return columns
+
+
+def _even_log_factorials(total: np.ndarray, parts: int, log_factorial: np.ndarray) -> np.ndarray:
+    """min Σ log x! over ``parts`` cells summing to ``total``: the cells as even as possible."""
+    share, extra = np.divmod(total, parts)
+    return np.asarray((parts - extra) * log_factorial[share] + extra * log_factorial[share + 1])
+
+
+def _two_column_bounds(
+    rows: np.ndarray, first: int, log_factorial: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact most and least likely completions of each node with two columns left, the first of
+    total ``first``: max and min over x (Σx = first, x ≤ m) of Σ −log x! − log (m − x)!. Each row's
+    term is concave in its cell, so the maximum takes the ``first`` largest increments, and the
+    minimum is at a vertex: every row's cell 0 or full but one row's, which takes the rest."""
+    width = rows.shape[1]
+    base = -log_factorial[rows].sum(axis=1)
+    cell = np.arange(int(rows.max()))
+    with np.errstate(divide="ignore"):  # log 0 where a cell cannot grow
+        increments = np.log(np.maximum(rows[:, :, None] - cell, 0) / (cell + 1.0)).reshape(len(rows), -1)
+    most = base - np.partition(-increments, first - 1, axis=1)[:, :first].sum(axis=1)
+    vertices = [
+        (free, np.insert(full, free, 0))
+        for free in range(width)
+        for full in itertools.product((0, 1), repeat=width - 1)
+    ]
+    free = np.array([vertex[0] for vertex in vertices])
+    full = np.array([vertex[1] for vertex in vertices])
+    held, room = first - rows @ full.T, rows[:, free]  # what the free row's cell takes
+    inside = (held >= 0) & (held <= room)
+    held = np.clip(held, 0, room)
+    split = log_factorial[room] - log_factorial[held] - log_factorial[room - held]
+    return most, base + np.where(inside, split, np.inf).min(axis=1)
+
+
+def _segment_cumsum(values: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """Cumulative sums restarting at each segment (``position`` = index within its segment), by
+    doubling: no subtraction across segments, so small sums keep their relative precision."""
+    total, shift = values.copy(), 1
+    longest = int(position.max()) + 1 if len(position) else 0
+    while shift < longest:
+        total[shift:] += np.where(position[shift:] >= shift, total[:-shift], 0.0)
+        shift *= 2
+    return total
+
+
+class _SortedSegments:
+    """Values sorted within segments (segment s holds ``start[s]`` .. ``start[s] + size[s] − 1``):
+    per query, how many values of its segment are ≤ it, and running sums over them. A query goes
+    through one global search on the key segment·scale + value; that key's rounding (≈ 1e-8 at
+    worst) could only confuse a value and a query that close, well inside the relative tolerance
+    by which tables count as extreme anyway."""
+
+    def __init__(self, values: np.ndarray, segment: np.ndarray, segments: int) -> None:
+        self.values, self.segment = values, segment
+        self.size = np.bincount(segment, minlength=segments)
+        self.start = np.cumsum(self.size) - self.size
+        self.position = np.arange(len(values)) - self.start[segment]
+        self.low = float(values.min()) if len(values) else 0.0
+        self.scale = 2.0 ** np.ceil(np.log2(float(values.max()) - self.low + 2.0)) if len(values) else 2.0
+        self.keys = segment * self.scale + (values - self.low)
+
+    @classmethod
+    def sorting(
+        cls, values: np.ndarray, segment: np.ndarray, segments: int
+    ) -> tuple[_SortedSegments, np.ndarray]:
+        """Sort values within their segments (by the same keys); the order comes back too."""
+        order = np.argsort(cls(values, segment, segments).keys)
+        return cls(values[order], segment[order], segments), order
+
+    def largest(self) -> np.ndarray:
+        """Each segment's largest value (0 for an empty one)."""
+        if not len(self.values):
+            return np.zeros(len(self.size))
+        last = np.clip(self.start + self.size - 1, 0, len(self.values) - 1)
+        return np.where(self.size > 0, self.values[last], 0.0)
+
+    def running_mass(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Running sums within segments of count·exp(value − the segment's largest value), and
+        those largest values: the scale keeps every term ≤ count, with no overflow."""
+        top = self.largest()
+        return _segment_cumsum(counts * np.exp(self.values - top[self.segment]), self.position), top
+
+    def first_mass(self, prefix: np.ndarray, segment: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """The running sum over the ``first`` values of ``segment`` (0 for none)."""
+        if not len(prefix):
+            return np.zeros(len(first))
+        return np.where(first > 0, prefix[np.maximum(self.start[segment] + first - 1, 0)], 0.0)
+
+    def count_at_most(self, segment: np.ndarray, query: np.ndarray) -> np.ndarray:
+        shifted = np.clip(query - self.low, -0.5, self.scale - 1.0)
+        found = np.searchsorted(self.keys, segment * self.scale + shifted, side="right")
+        return np.asarray(found - self.start[segment])
+
+
+@dataclass(frozen=True)
+class _Pasts:
+    """The pasts kept at one column: ``nodes`` (codes, sorted) and, per past, its node's index in
+    ``nodes`` (non-decreasing), its log likelihood (ascending within a node) and its count."""
+
+    nodes: np.ndarray
+    node: np.ndarray
+    value: np.ndarray
+    count: np.ndarray
+
+
+def _merged(nodes: np.ndarray, child: np.ndarray, value: np.ndarray, count: np.ndarray) -> _Pasts:
+    """Pasts reaching ``nodes[child]``, sorted, equal ones (within MERGE_TOLERANCE) counted once."""
+    order = _SortedSegments.sorting(value, child, int(child.max()) + 1 if len(child) else 0)[1]
+    child, value, count = child[order], value[order], count[order]
+    new = np.ones(len(child), dtype=bool)
+    new[1:] = (child[1:] != child[:-1]) | (np.diff(value) > MERGE_TOLERANCE)
+    first = np.flatnonzero(new)
+    used, node = np.unique(child[first], return_inverse=True)
+    return _Pasts(nodes[used], node, value[first], np.add.reduceat(count, first) if len(first) else count)
+
+
+def _boundary(
+    holds: Callable[[np.ndarray], np.ndarray], inside: np.ndarray, outside: np.ndarray
+) -> np.ndarray:
+    """The last point, walking from ``inside`` towards ``outside``, where a predicate that changes
+    once holds, by bisection. ``holds`` is false at ``outside``; ``inside`` may lie one step
+    beyond the range (then nothing holds and ``inside`` comes back)."""
+    while True:
+        open_ = np.abs(outside - inside) > 1
+        if not open_.any():
+            return inside
+        middle = (inside + outside) // 2
+        good = holds(np.where(open_, middle, outside)) & open_
+        inside = np.where(good, middle, inside)
+        outside = np.where(open_ & ~good, middle, outside)
+
+
+class _Lines:
+    """The completions of nodes with two columns left, as lines: the first column's cells in all
+    rows but the two largest are fixed (``fixed`` = their −Σ log x! in both columns); the last two
+    rows, of totals ``big``/``bigger``, share the ``shared`` cells left, y and shared − y, y in
+    ``low``..``high``. Along a line the weight Π 1/x! is C(big, y)·C(bigger, shared − y) up to a
+    constant: hypergeometric, so its total (Vandermonde), mode and tails have closed forms."""
+
+    def __init__(self, rows: np.ndarray, first: int, log_factorial: np.ndarray, ranges: Ranges) -> None:
+        width = rows.shape[1]
+        merged = np.column_stack([rows[:, : width - 2], rows[:, -2] + rows[:, -1]])
+        self.owner, cells = _fillings(merged, first, ranges)
+        self.log_factorial = log_factorial
+        self.fixed = -sum(
+            (
+                log_factorial[cells[i]] + log_factorial[rows[self.owner, i] - cells[i]]
+                for i in range(width - 2)
+            ),
+            start=np.zeros(len(self.owner)),
+        )
+        self.big, self.bigger, self.shared = rows[self.owner, -2], rows[self.owner, -1], cells[-1]
+        self.excess = self.bigger - self.shared  # the second column's cell in the largest row, less y
+        self.low = np.maximum(0, self.shared - self.bigger)
+        self.high = np.minimum(self.big, self.shared)
+        mode = (self.shared + 1) * (self.big + 1) // (self.big + self.bigger + 2)
+        self.mode = np.clip(mode, self.low, self.high)
+        f, total, every = log_factorial, self.big + self.bigger, np.arange(len(self.owner))
+        self.log_mass = (
+            self.fixed + f[total] - f[self.shared] - f[total - self.shared] - f[self.big] - f[self.bigger]
+        )
+        self.top = self.log_weight(self.mode, every)
+        self.bottom = np.minimum(self.log_weight(self.low, every), self.log_weight(self.high, every))
+        self.length = self.high - self.low + 1
+
+    def log_weight(self, y: np.ndarray, line: np.ndarray) -> np.ndarray:
+        """−Σ log x! of the completion at ``y`` on ``line``: the fixed cells and the last two rows."""
+        f = self.log_factorial
+        return np.asarray(
+            self.fixed[line]
+            - f[y]
+            - f[self.big[line] - y]
+            - f[self.shared[line] - y]
+            - f[self.excess[line] + y]
+        )
+
+    def tail_share(self, line: np.ndarray, room: np.ndarray, ranges: Ranges) -> np.ndarray:
+        """Share of each line's weight on points with log weight ≤ ``room``, for lines whose mode
+        is above it. The points below form two tails, found by bisection on either side of the
+        (unimodal) mode. The shorter of the tails and the middle between them is summed; a share
+        taken as 1 − middle that comes out below 1e-6 is summed from its tails after all (the
+        difference would have lost its relative precision)."""
+
+        def holds(y: np.ndarray) -> np.ndarray:
+            return self.log_weight(y, line) <= room
+
+        rising = _boundary(holds, self.low[line] - 1, self.mode[line])
+        falling = _boundary(holds, self.high[line] + 1, self.mode[line])
+        tails = (rising - self.low[line] + 1) + (self.high[line] - falling + 1) <= falling - rising - 1
+        share = 1.0 - self.mass_between(
+            line, np.where(tails, 0, rising + 1), np.where(tails, -1, falling - 1), ranges
+        )
+        tails |= share < 1e-6
+        low_tail = self.mass_between(
+            line, np.where(tails, self.low[line], 0), np.where(tails, rising, -1), ranges
+        )
+        high_tail = self.mass_between(
+            line, np.where(tails, falling, 0), np.where(tails, self.high[line], -1), ranges
+        )
+        return np.where(tails, low_tail + high_tail, share)
+
+    def mass_between(
+        self, line: np.ndarray, start: np.ndarray, end: np.ndarray, ranges: Ranges
+    ) -> np.ndarray:
+        """Each line's share of its weight on start..end (0 where end < start)."""
+        which, y = ranges(start, np.maximum(end, start - 1))
+        mass = np.exp(self.log_weight(y, line[which]) - self.log_mass[line[which]])
+        return np.bincount(which, weights=mass, minlength=len(line))
+
+
+def _oriented(table: np.ndarray) -> np.ndarray:
+    """The table turned so that its columns are the better stages. Fewer rows than columns, as
+    FEXACT: shorter nodes, fewer fillings per column (measured: the other turn is many times
+    slower). A square table can go either way; most of the work is filling the columns before
+    the last two (those are closed form), and a column of total c over r rows has
+    C(c + r − 1, r − 1) fillings at most, so the turn with the smaller sum of these is taken."""
+    if table.shape[0] != table.shape[1]:
+        return table if table.shape[0] < table.shape[1] else table.T
+
+    def fillings(turned: np.ndarray) -> float:
+        rows, columns = len(turned), np.sort(turned.sum(axis=0))[:-2]
+        return float(special.comb(columns + rows - 1, rows - 1).sum())
+
+    return table if fillings(table) <= fillings(table.T) else table.T
+
+
+class _Network:
+    """One table's network: its nodes' fillings and exact bounds, memoized by (column, node code)."""
+
+    def __init__(self, table: np.ndarray, relative_tolerance: float) -> None:
+        self.shape, self.n = table.shape, int(table.sum())
+        self.rows, self.columns = np.sort(table.sum(axis=1)), np.sort(table.sum(axis=0))
+        self.log_factorial = special.gammaln(np.arange(self.n + 2) + 1.0)
+        f = self.log_factorial
+        self.threshold = float(-f[table].sum()) + float(np.log1p(relative_tolerance))
+        self.log_total = float(f[self.n] - f[self.rows].sum() - f[self.columns].sum())  # Σ Π 1/x!
+        self.last_stage = len(self.columns) - 2
+        self.left = np.cumsum(self.columns[::-1])[::-1]  # row totals left to fill at each column
+        # A sorted node is coded by its r − 1 smallest entries; the i-th is at most the i-th row total.
+        radix = self.rows[:-1] + 1
+        self.place = np.concatenate([[1], np.cumprod(radix)[:-1]]).astype(np.int64)
+        self.code_space = int(np.prod(radix))
+        self.lookup = np.full(self.code_space, -1, dtype=np.int64) if self.code_space <= DENSE_CODES else None
+        self.bounds: list[dict[int, tuple[float, float]]] = [{} for _ in self.columns]
+        self.filled: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in self.columns]
+        self.work = 0
+
+    def ranges(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``_ranges``, counted against MAX_WORK before anything is built."""
+        self.spend(int((high - low + 1).sum()))
+        return _ranges(low, high)
+
+    def spend(self, amount: int) -> None:
+        self.work += amount
+        if self.work > MAX_WORK:
+            shape = "×".join(map(str, self.shape))
+            raise AnalysisError(
+                f"table {shape} of {self.n} too large for exact enumeration here (more than about "
+                "a second of work; R's fisher.test runs out of workspace first); use simulate_p_value=True"
+            )
+
+    def decode(self, codes: np.ndarray, stage: int) -> np.ndarray:
+        rows = np.empty((len(codes), len(self.rows)), dtype=np.int64)
+        rest = codes
+        for i in range(len(self.rows) - 2, -1, -1):
+            rows[:, i], rest = np.divmod(rest, self.place[i])
+        rows[:, -1] = self.left[stage] - rows[:, :-1].sum(axis=1)
+        return rows
+
+    def distinct(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct codes (sorted) and each code's index among them, through the lookup array
+        when the code space is small (no sort)."""
+        if self.lookup is None:
+            found, inverse = np.unique(codes, return_inverse=True)
+            return found, inverse
+        self.lookup[codes] = 0
+        found = np.flatnonzero(self.lookup >= 0)
+        self.lookup[found] = np.arange(len(found))
+        inverse = self.lookup[codes]
+        self.lookup[found] = -1
+        return found, inverse
+
+    def fill(self, stage: int, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every filling of column ``stage`` from these nodes: the node's index, the child's code and
+        the filling's −Σ log x!. Memoized: bounds and pasts use the same fillings."""
+        cache = self.filled[stage]
+        missing = np.array([code for code in codes.tolist() if code not in cache], dtype=np.int64)
+        if len(missing):
+            rows = self.decode(missing, stage)
+            owner, cells = _fillings(rows, int(self.columns[stage]), self.ranges)
+            steps = -sum((self.log_factorial[cell] for cell in cells), start=np.zeros(len(owner)))
+            children = _sorted_columns([rows[owner, i] - cell for i, cell in enumerate(cells)])
+            child = sum(
+                (c * p for c, p in zip(children[:-1], self.place, strict=True)), start=np.zeros_like(owner)
+            )
+            edges = np.searchsorted(owner, np.arange(len(missing) + 1))
+            for i, code in enumerate(missing.tolist()):
+                cache[code] = (child[edges[i] : edges[i + 1]], steps[edges[i] : edges[i + 1]])
+        parts = [cache[code] for code in codes.tolist()]
+        owner = np.repeat(np.arange(len(parts)), [len(part[0]) for part in parts])
+        return owner, np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+
+    def exact_bounds(self, stage: int, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The most and least likely completions' −Σ log x! of distinct nodes at column ``stage``:
+        max and min over the column's fillings of the filling's plus the child's (memoized)."""
+        if stage == self.last_stage:
+            return _two_column_bounds(self.decode(codes, stage), int(self.columns[stage]), self.log_factorial)
+        known = self.bounds[stage]
+        missing = np.array([code for code in codes.tolist() if code not in known], dtype=np.int64)
+        if len(missing):
+            owner, child, steps = self.fill(stage, missing)
+            found, inverse = self.distinct(child)
+            starts = np.searchsorted(owner, np.arange(len(missing)))
+            most, least = self.deciding_bounds(stage + 1, found, (starts, inverse, steps))
+            node_most = np.maximum.reduceat(steps + most[inverse], starts)
+            node_least = np.minimum.reduceat(steps + least[inverse], starts)
+            known.update(
+                zip(missing.tolist(), zip(node_most.tolist(), node_least.tolist(), strict=True), strict=True)
+            )
+        pairs = np.array([known[code] for code in codes.tolist()]).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
+
+    def deciding_bounds(
+        self, stage: int, codes: np.ndarray, fillings: tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Children's bounds that give their parents' exact bounds (branch and bound): exact ones
+        for each parent's most promising children by the cheap bounds; then exact ones only where
+        a child's cheap bound could still beat the best exact value found for its parent. The
+        other children keep cheap bounds, which cannot change the parents' maximum or minimum."""
+        if stage == self.last_stage:
+            return self.exact_bounds(stage, codes)
+        starts, inverse, steps = fillings
+        sizes = np.diff(np.r_[starts, len(steps)])
+
+        def per_parent(best: np.ufunc, values: np.ndarray) -> np.ndarray:
+            """Each parent's best value, repeated over its fillings."""
+            return np.repeat(best.reduceat(values, starts), sizes)
+
+        most, least = self.cheap_bounds(stage, codes)
+        known = np.zeros(len(codes), dtype=bool)
+        for round_ in ("the most promising", "any that could still win"):
+            high, low = steps + most[inverse], steps + least[inverse]
+            if round_ == "the most promising":
+                need = (high == per_parent(np.maximum, high)) | (low == per_parent(np.minimum, low))
+            else:
+                exact = known[inverse]
+                need = ~exact & (
+                    (high > per_parent(np.maximum, np.where(exact, high, -np.inf)))
+                    | (low < per_parent(np.minimum, np.where(exact, low, np.inf)))
+                )
+            chosen = np.zeros(len(codes), dtype=bool)
+            chosen[inverse[need]] = True
+            chosen &= ~known
+            if chosen.any():
+                most[chosen], least[chosen] = self.exact_bounds(stage, codes[chosen])
+                known |= chosen
+        return most, least
+
+    def cheap_bounds(self, stage: int, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds without search: above, each column's (or each row's) cells as even as possible;
+        below, each column (or row) in one cell (log x! is superadditive)."""
+        rows, columns, f = self.decode(codes, stage), self.columns[stage:], self.log_factorial
+        by_columns = -_even_log_factorials(columns, rows.shape[1], f).sum()
+        by_rows = -_even_log_factorials(rows, len(columns), f).sum(axis=1)
+        return np.minimum(by_columns, by_rows), np.maximum(-f[columns].sum(), -f[rows].sum(axis=1))
+
+    def child_bounds(
+        self, stage: int, codes: np.ndarray, undecided: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds good enough to decide every past: exact ones for the nodes where the cheap ones
+        leave a past ``undecided``, the cheap ones elsewhere."""
+        if stage == self.last_stage:
+            return self.exact_bounds(stage, codes)
+        most, least = self.cheap_bounds(stage, codes)
+        open_ = undecided(most, least)
+        if open_.any():
+            most[open_], least[open_] = self.exact_bounds(stage, codes[open_])
+        return most, least
+
+    def advance(self, stage: int, pasts: _Pasts) -> tuple[float, _Pasts]:
+        """Fill column ``stage`` from every node holding pasts: the probability of the tables
+        counted whole, and the pasts the next column must look at."""
+        owner, child, steps = self.fill(stage, pasts.nodes)
+        self.filled[stage].clear()  # nothing asks for this column's fillings again
+        found, inverse = self.distinct(child)
+        index = _SortedSegments(pasts.value, pasts.node, len(pasts.nodes))
+        room = self.threshold - steps  # the most a child's completion may add and still count
+
+        def undecided(most: np.ndarray, least: np.ndarray) -> np.ndarray:
+            open_ = index.count_at_most(owner, room - least[inverse]) > index.count_at_most(
+                owner, room - most[inverse]
+            )
+            flagged = np.zeros(len(found), dtype=bool)
+            flagged[inverse[open_]] = True
+            return flagged
+
+        most, least = self.child_bounds(stage + 1, found, undecided)
+        counted = index.count_at_most(owner, room - most[inverse])
+        kept = index.count_at_most(owner, room - least[inverse])
+        p = self.counted_mass(stage + 1, found, pasts, index, (owner, inverse, steps, counted))
+        band, past = self.ranges(index.start[owner] + counted, index.start[owner] + kept - 1)
+        value = pasts.value[past] + steps[band]
+        return p, _merged(found, inverse[band], value, pasts.count[past])
+
+    def counted_mass(
+        self,
+        stage: int,
+        found: np.ndarray,
+        pasts: _Pasts,
+        index: _SortedSegments,
+        fillings: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ) -> float:
+        """Probability of the tables counted whole: for each filling, its parent's ``counted``
+        least likely pasts (a prefix: prefix sums, each node's scaled by its largest past) times
+        all completions of the child, Σ Π 1/x! = (Σ rows)! / (Π rows! Π columns!)."""
+        owner, inverse, steps, counted = fillings
+        f = self.log_factorial
+        prefix, top = index.running_mass(pasts.count)
+        rows = self.decode(found, stage)
+        ways = f[self.left[stage]] - f[rows].sum(axis=1) - f[self.columns[stage:]].sum()
+        log_scale = top[owner] + steps + ways[inverse] - self.log_total
+        return float((index.first_mass(prefix, owner, counted) * np.exp(log_scale)).sum())
+
+    def last_two_columns(self, pasts: _Pasts) -> float:
+        """Probability of the tables counted from pasts with two columns left. Along a node's
+        lines, its sorted pasts fall in three runs: those counting the whole line (below the line's
+        least likely point: prefix sums), those crossing it (two hypergeometric tails each) and
+        those counting none. A node whose crossings would cost more than sorting its completions
+        once is summed from the sorted completions instead."""
+        lines = _Lines(
+            self.decode(pasts.nodes, self.last_stage), int(self.columns[-2]), self.log_factorial, self.ranges
+        )
+        index = _SortedSegments(pasts.value, pasts.node, len(pasts.nodes))
+        whole = index.count_at_most(lines.owner, self.threshold - lines.top)
+        crossing = index.count_at_most(lines.owner, self.threshold - lines.bottom) - whole
+        nodes = len(pasts.nodes)
+        sort_cost = SORTING_COST * np.bincount(lines.owner, weights=lines.length, minlength=nodes)
+        by_sorting = np.bincount(lines.owner, weights=crossing * lines.length, minlength=nodes) > sort_cost
+        along = ~by_sorting[lines.owner]
+        prefix, top = index.running_mass(pasts.count)
+        counted = index.first_mass(prefix, lines.owner[along], whole[along])
+        log_scale = top[lines.owner[along]] + lines.log_mass[along] - self.log_total
+        p = float((counted * np.exp(log_scale)).sum())
+        line, past = self.ranges(
+            np.where(along, index.start[lines.owner] + whole, 0),
+            np.where(along, index.start[lines.owner] + whole + crossing - 1, -1),
+        )
+        value = pasts.value[past]
+        share = lines.tail_share(line, self.threshold - value, self.ranges)
+        p += float((pasts.count[past] * np.exp(value + lines.log_mass[line] - self.log_total) * share).sum())
+        return p + self.by_sorting(lines, pasts, by_sorting)
+
+    def by_sorting(self, lines: _Lines, pasts: _Pasts, chosen: np.ndarray) -> float:
+        """The chosen nodes' completions, sorted within each node: each past counts a prefix."""
+        line = np.flatnonzero(chosen[lines.owner])
+        which, y = self.ranges(lines.low[line], lines.high[line])
+        line = line[which]
+        completions, order = _SortedSegments.sorting(
+            lines.log_weight(y, line), lines.owner[line], len(chosen)
+        )
+        prefix, top = completions.running_mass(np.ones(len(order)))
+        mine = chosen[pasts.node]
+        node, value, count = pasts.node[mine], pasts.value[mine], pasts.count[mine]
+        mass = completions.first_mass(prefix, node, completions.count_at_most(node, self.threshold - value))
+        return float((count * mass * np.exp(value + top[node] - self.log_total)).sum())
+
+    def p_value(self) -> float:
+        root = int(self.rows[:-1] @ self.place)
+        pasts = _Pasts(np.array([root]), np.zeros(1, dtype=np.int64), np.zeros(1), np.ones(1))
+        p = 0.0
+        for stage in range(self.last_stage):
+            counted, pasts = self.advance(stage, pasts)
+            p += counted
+            if not len(pasts.value):
+                return min(p, 1.0)
+        return min(p + self.last_two_columns(pasts), 1.0)
+
+
+def fisher_rxc_p(table: np.ndarray, relative_tolerance: float) -> float:
+    """Two-sided p of an r×c table (both dimensions ≥ 3): the probability, given the margins, of
+    the tables at most (1 + ``relative_tolerance``) times as likely as ``table``."""
+    table = np.asarray(table, dtype=np.int64)
+    return _Network(_oriented(table), relative_tolerance).p_value()
