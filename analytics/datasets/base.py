@@ -31,6 +31,8 @@ from registry.models import (
 )
 from registry.timeline import DAYS_PER_YEAR
 
+from .fetch import values_frame
+
 #: The study definitions of raised ICP and raised CSF protein (registry.csf_limits), as numbers pandas compares.
 RAISED_ICP_MMH2O = csf_limits.RAISED_ICP_MMH2O
 RAISED_PROTEIN_G_PER_L = float(csf_limits.RAISED_PROTEIN_G_PER_L)
@@ -162,8 +164,7 @@ def _frame(queryset, columns: list[str], **renamed) -> pd.DataFrame:
     and the patients' study codes, a text sort that cost more than the rest of the query. Every
     derivation works per patient and sorts by time itself where the order matters.
     """
-    rows = list(queryset.values_list(*columns, *renamed.values()))
-    return pd.DataFrame(rows, columns=[*columns, *renamed.keys()])
+    return values_frame(queryset.values_list(*columns, *renamed.values()), [*columns, *renamed.keys()])
 
 
 def _patients(source) -> pd.DataFrame:
