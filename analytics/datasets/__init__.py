@@ -25,6 +25,7 @@ from .base import (
     _add_schedule,
     _add_therapy_flags,
     _doses,
+    _lumbar_punctures,
     _patients,
     apply_filters,
 )
@@ -67,11 +68,13 @@ def build_dataset(
     source = Patient.objects.filter(study=study) if patients is None else patients.filter(study=study)
     frame = _patients(source)
     if not frame.empty:
-        doses = _doses(source)
-        frame = _add_common(frame, source, doses)
+        lps = _lumbar_punctures(source)
+        doses = _doses(source, lps)
+        frame = _add_common(frame, source, lps, doses)
         frame = _add_schedule(frame, source, doses)
         builder = {DiseaseArea.NPSLE: _add_npsle, DiseaseArea.LM: _add_lm, DiseaseArea.ICANS: _add_icans}
-        frame = builder[cast(DiseaseArea, study.disease_area)](frame, source, doses)  # one of the choices
+        area = cast(DiseaseArea, study.disease_area)  # one of the choices
+        frame = builder[area](frame, source, doses, lps)
         frame = _add_therapy_flags(frame, source)
         if study.disease_area == DiseaseArea.NPSLE:
             frame = add_npsle_regimen(frame)
@@ -80,7 +83,8 @@ def build_dataset(
     screened = len(frame)
     if filters:
         frame = apply_filters(frame, filters)
-    frame = frame.reset_index(drop=True)
+    # A new index in place: reset_index() copied the 85 blocks of a 100,000-patient frame (0.35 s).
+    frame.index = pd.RangeIndex(len(frame))
     frame.attrs.update(
         study=study.code,
         disease_area=study.disease_area,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from django.db.models import TextField
+from django.db.models import Case, TextField, When
 from django.db.models.functions import Cast
 
 from analytics.errors import AnalysisError
@@ -30,6 +30,8 @@ from registry.models import (
     SystemicTherapy,
 )
 from registry.timeline import DAYS_PER_YEAR
+
+from .fetch import values_frame
 
 #: The study definitions of raised ICP and raised CSF protein (registry.csf_limits), as numbers pandas compares.
 RAISED_ICP_MMH2O = csf_limits.RAISED_ICP_MMH2O
@@ -162,8 +164,7 @@ def _frame(queryset, columns: list[str], **renamed) -> pd.DataFrame:
     and the patients' study codes, a text sort that cost more than the rest of the query. Every
     derivation works per patient and sorts by time itself where the order matters.
     """
-    rows = list(queryset.values_list(*columns, *renamed.values()))
-    return pd.DataFrame(rows, columns=[*columns, *renamed.keys()])
+    return values_frame(queryset.values_list(*columns, *renamed.values()), [*columns, *renamed.keys()])
 
 
 def _patients(source) -> pd.DataFrame:
@@ -192,29 +193,36 @@ def _first_last(values: pd.DataFrame, column: str) -> tuple[pd.Series, pd.Series
 
 
 def _lumbar_punctures(source) -> pd.DataFrame:
+    """Every LP of the patients with its CSF results: the one read of the LPs' times, which the doses
+    and the CSF results take from here by ``lp_id``. At 100,000 patients that is 0.4 million fewer
+    datetimes to parse, and two queries fewer (the CSF results, the post-LP headaches)."""
     return _frame(
         LumbarPuncture.objects.filter(patient__in=source).order_by(),
-        ["patient_id", "performed_at", "opening_pressure_mmh2o", "low_icp"],
+        ["patient_id", "performed_at", "opening_pressure_mmh2o", "low_icp", "post_lp_headache"],
+        lp_id="pk",
+        csf_id="csf__pk",
         protein="csf__protein_g_per_l",
+        wbc="csf__wbc_1e6_per_l",
+        cytology="csf__cytology",
         car_t="csf__car_t_cells_per_ul",
         il6="csf__il6_pg_per_ml",
     ).rename(columns={"performed_at": "when"})
 
 
-def _doses(source) -> pd.DataFrame:
+def _doses(source, lps: pd.DataFrame) -> pd.DataFrame:
     doses = _frame(
         IntrathecalDose.objects.filter(lumbar_puncture__patient__in=source).order_by(),
         ["drug", "dose_mg", "timing"],
         patient_id="lumbar_puncture__patient_id",
         lp_id="lumbar_puncture_id",
-        when="lumbar_puncture__performed_at",
     )
     doses["dose_mg"] = doses["dose_mg"].astype(float)
+    # Without doses the column stays the empty object column a read of the rows gave.
+    doses["when"] = doses["lp_id"].map(lps.set_index("lp_id")["when"]) if len(doses) else doses["lp_id"]
     return doses
 
 
-def _add_common(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame:
-    lps = _lumbar_punctures(source)
+def _add_common(frame: pd.DataFrame, source, lps: pd.DataFrame, doses: pd.DataFrame) -> pd.DataFrame:
     for name, column in (("icp", "opening_pressure_mmh2o"), ("protein", "protein")):
         first, last = _first_last(lps, column)
         frame[f"{name}_baseline"] = first
@@ -252,10 +260,13 @@ def _add_schedule(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFr
     """Planned against given: the courses' injections by status, dose intensity, reductions, ending."""
 
     # The proposed doses as JSON text: the plans of a protocol repeat, so each is decoded once below.
+    # Only the injections due need them (the dose intensity's); at 100,000 patients 56% are
+    # cancelled ones, whose 38 MB of text the database then neither writes nor sends.
+    due_text = When(status__in=[s.value for s in DUE], then=Cast("proposed_doses", TextField()))
     injections = _frame(
         PlannedInjection.objects.filter(course__patient__in=source)
         .order_by()
-        .annotate(proposed_text=Cast("proposed_doses", TextField())),
+        .annotate(proposed_text=Case(due_text, default=None, output_field=TextField())),
         ["status", "proposed_text", "lumbar_puncture_id"],
         patient_id="course__patient_id",
     )

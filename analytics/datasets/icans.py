@@ -14,7 +14,7 @@ from registry.choices import FollowUpEventType
 from registry.models import CarTInfusion, CrsAssessment, IcansAssessment, ResponseAssessment
 from registry.timeline import DAYS_PER_MONTH
 
-from .base import _events, _frame, _lumbar_punctures, _time_to_event, _v
+from .base import _events, _frame, _time_to_event, _v
 
 HOURS_PER_DAY = 24.0
 #: Remission status codes of ``remission_status`` (the competing-risks coding).
@@ -145,7 +145,7 @@ def _hours(later: pd.Series, earlier: pd.Series) -> pd.Series:
     return (later - earlier).dt.total_seconds() / 3600
 
 
-def _add_icans(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame:
+def _add_icans(frame: pd.DataFrame, source, doses: pd.DataFrame, lps: pd.DataFrame) -> pd.DataFrame:
     infusions = _infusions(frame, source)
     assessments = icans_assessments(source)
     crs = _frame(CrsAssessment.objects.filter(patient__in=source), ["patient_id", "crs_grade"])
@@ -170,7 +170,7 @@ def _add_icans(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame
     frame["remission_recorded"] = frame.index.isin(set(recorded.values_list("patient_id", flat=True))).astype(
         int
     )
-    _add_csf(frame, source)
+    _add_csf(frame, lps)
     _add_survival(frame, source, infusions)
 
     remitted_day = (first_idm + pd.to_timedelta(frame["days_idm_to_remission"], unit="D")).map(
@@ -270,10 +270,9 @@ def _add_course(frame: pd.DataFrame, assessments: pd.DataFrame) -> None:
     frame["remission_status"] = status.astype(float).where(frame["remission_time_days"].notna())
 
 
-def _add_csf(frame: pd.DataFrame, source) -> None:
+def _add_csf(frame: pd.DataFrame, lps: pd.DataFrame) -> None:
     """Each CSF value at the last LP up to the first IDM and at the last LP after it."""
-    lps = _lumbar_punctures(source)
-    lps["when"] = pd.to_datetime(lps["when"], utc=True)
+    lps = lps.assign(when=pd.to_datetime(lps["when"], utc=True))
     lps = lps.merge(frame["first_it_at"].rename("idm").dropna(), left_on="patient_id", right_index=True)
     lps = lps.sort_values(["patient_id", "when"], kind="stable")
     for name in ("car_t", "protein", "il6"):

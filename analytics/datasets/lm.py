@@ -393,7 +393,7 @@ def _regimen_text(therapies: pd.DataFrame, it_drug) -> str:
     return " + ".join(dict.fromkeys(parts))
 
 
-def _add_lm(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame:
+def _add_lm(frame: pd.DataFrame, source, doses: pd.DataFrame, lps: pd.DataFrame) -> pd.DataFrame:
     frame["it_drug"] = _main_drug(doses).reindex(frame.index)
     pemetrexed = doses[doses["drug"] == IntrathecalDrug.PEMETREXED]
     frame["max_pemetrexed_mg"] = pemetrexed.groupby("patient_id")["dose_mg"].max().reindex(frame.index)

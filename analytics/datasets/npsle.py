@@ -14,9 +14,7 @@ from registry.choices import (
     TestResult,
 )
 from registry.models import (
-    CsfResult,
     DischargeOutcome,
-    LumbarPuncture,
     NpsleDiagnosis,
     NpsleManifestation,
     Sledai2kAssessment,
@@ -117,7 +115,7 @@ NPSLE_VARIABLES = [
 ]
 
 
-def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame:
+def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame, lps: pd.DataFrame) -> pd.DataFrame:
     syndromes = _frame(
         NpsleManifestation.objects.filter(diagnosis__patient__in=source).order_by(),
         ["syndrome"],
@@ -173,7 +171,7 @@ def _add_npsle(frame: pd.DataFrame, source, doses: pd.DataFrame) -> pd.DataFrame
     frame["hospital_days"] = (
         pd.to_datetime(discharge["discharge_date"]) - pd.to_datetime(frame["index_date"])
     ).dt.days
-    _add_csf_and_injections(frame, source, doses)
+    _add_csf_and_injections(frame, lps, doses)
     first_dose_day = _local_days(frame["first_it_at"])
     frame["days_to_first_it"] = (first_dose_day - pd.to_datetime(frame["index_date"])).dt.days
 
@@ -211,16 +209,11 @@ IMMUNOSUPPRESSANTS = (
 )
 
 
-def _add_csf_and_injections(frame: pd.DataFrame, source, doses: pd.DataFrame) -> None:
+def _add_csf_and_injections(frame: pd.DataFrame, lps: pd.DataFrame, doses: pd.DataFrame) -> None:
     """CSF white cells and cytology of the first LP, post-LP headache, injections without methotrexate."""
-    csf = _frame(
-        CsfResult.objects.filter(lumbar_puncture__patient__in=source),
-        ["wbc_1e6_per_l", "cytology"],
-        patient_id="lumbar_puncture__patient_id",
-        when="lumbar_puncture__performed_at",
-    ).sort_values(["patient_id", "when"])
+    csf = lps[lps["csf_id"].notna()].sort_values(["patient_id", "when"])
     cytology = csf.groupby("patient_id")["cytology"].first().reindex(frame.index)
-    wbc = csf.dropna(subset=["wbc_1e6_per_l"]).groupby("patient_id")["wbc_1e6_per_l"].first()
+    wbc = csf.dropna(subset=["wbc"]).groupby("patient_id")["wbc"].first()
     frame["wbc_baseline"] = wbc.reindex(frame.index).astype(float)
     abnormal = {
         CsfCytology.ABNORMAL.value: 1.0,
@@ -228,11 +221,7 @@ def _add_csf_and_injections(frame: pd.DataFrame, source, doses: pd.DataFrame) ->
         CsfCytology.NORMAL.value: 0.0,
     }
     frame["cytology_abnormal"] = cytology.map(abnormal)
-    headache = set(
-        LumbarPuncture.objects.filter(patient__in=source, post_lp_headache=True)
-        .order_by()
-        .values_list("patient_id", flat=True)
-    )
+    headache = set(lps.loc[lps["post_lp_headache"].astype(bool), "patient_id"])
     frame["post_lp_headache"] = frame.index.isin(headache).astype(int)
     owner = doses.groupby("lp_id")["patient_id"].first()
     dexamethasone = (doses["drug"] == IntrathecalDrug.DEXAMETHASONE.value).groupby(doses["lp_id"]).any()
