@@ -27,7 +27,7 @@ def scratch_database(tmp_path, transactional_db):
     child process took 20 s): SQLite's backup API into a file, or PostgreSQL's CREATE DATABASE …
     TEMPLATE, which needs the template's connections closed. Transactional, so that nothing of the
     test's own is open while it is copied."""
-    from django.db import connection
+    from django.db import connection, connections
 
     config = settings.DATABASES["default"]
     if connection.vendor == "sqlite":
@@ -51,10 +51,31 @@ def scratch_database(tmp_path, transactional_db):
     }
     admin = psycopg2.connect(**params)
     admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE {name} TEMPLATE "{connection.settings_dict["NAME"]}"')
+    template = connection.settings_dict["NAME"]
+    connections.close_all()
+    _wait_for_template_to_be_free(admin.cursor(), template)
+    admin.cursor().execute(f'CREATE DATABASE {name} TEMPLATE "{template}"')
     yield f"postgres://{config['USER']}@{params['host']}:{params['port']}/{name}"
     admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.close()
+
+
+def _wait_for_template_to_be_free(cursor, template: str, patience_s: float = 15.0) -> None:
+    """CREATE DATABASE … TEMPLATE refuses while anyone else is connected to the template. Earlier
+    tests of this xdist worker start processes on its test database (a Celery worker, gunicorn) that
+    may still be closing, and live-server threads may hold a connection: give them time to go, then
+    end the sessions that remain — nothing outside this worker uses its test database."""
+    others = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    deadline, terminated = time.monotonic() + patience_s, False
+    while True:
+        cursor.execute(others, [template])
+        if not cursor.fetchall():
+            return
+        if time.monotonic() > deadline:
+            assert not terminated, f"sessions on {template} outlived pg_terminate_backend"
+            cursor.execute(f"SELECT pg_terminate_backend(pid) FROM ({others}) AS lingering", [template])
+            deadline, terminated = time.monotonic() + 5.0, True
+        time.sleep(0.2)
 
 
 def manage(url: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
