@@ -139,3 +139,31 @@ def test_a_large_import_is_checked_and_applied_by_jobs(client, monkeypatch, sett
     assert Patient.objects.filter(study=study).count() == 50
     assert ImportBatch.objects.get(pk=applied.result["batch"]).status == ImportStatus.APPLIED
     assert jobs.IMPORT_JOB_MIN_ROWS > 10  # the module's default is untouched
+
+
+def test_a_one_site_export_in_small_chunks_holds_only_that_sites_patients(cohorts, monkeypatch):
+    """Chunks are id ranges (the dataset) and id lists written into the SQL (the tables): with chunks
+    of a few patients, other sites' patients fall inside every range and must still stay out."""
+    study = cohorts["small"]
+    site = study.sites.order_by("code").first()
+    researcher = f.UserFactory()
+    f.MembershipFactory(user=researcher, site=site, role=Role.RESEARCHER)
+    options = ExportOptions(dates=DateHandling.DAYS)
+    at_site = set(Patient.objects.filter(study=study, site=site).values_list("study_code", flat=True))
+    assert 0 < len(at_site) < Patient.objects.filter(study=study).count()
+
+    def tables() -> dict[str, list[dict]]:
+        return {
+            t.name: list(t.rows) for t in export_tables(study, user=researcher, options=options, stream=True)
+        }
+
+    whole = tables()
+    monkeypatch.setattr(export, "PATIENTS_PER_CHUNK", 3)
+    monkeypatch.setattr(export, "DATASET_PATIENTS_PER_CHUNK", 4)
+    chunked = tables()
+    assert chunked == whole
+    assert {row["study_code"] for row in chunked["dataset"]} == at_site
+    assert len(chunked["dataset"]) == len(at_site)
+    for name, rows in chunked.items():
+        assert {row["study_code"] for row in rows} <= at_site, name
+    assert {row["study_code"] for row in chunked["patients"]} == at_site
