@@ -347,7 +347,10 @@ def _formatter(field: models.Field | None, dates: _Dates, links: _Links) -> Form
         return _date_formatter(field, dates)
     if isinstance(field, models.JSONField):
         dumps = partial(json.dumps, ensure_ascii=False, sort_keys=True)
-        return lambda values, _: ["" if value is None else dumps(value) for value in values]
+        # Most records' missing-data codes are {}: written without a call to the encoder.
+        return lambda values, _: [
+            "" if value is None else "{}" if value == {} else dumps(value) for value in values
+        ]
     if isinstance(field, models.BooleanField):
         return lambda values, _: ["" if value is None else (TRUE if value else FALSE) for value in values]
     if isinstance(field, models.DecimalField):
