@@ -52,6 +52,11 @@ def _natural_keys() -> dict[type[models.Model], tuple]:
     }
 
 
+def datetime_text(moment: dt.datetime) -> str:
+    """A moment as the exchange files write it: UTC, to the second, with Z."""
+    return moment.astimezone(dt.UTC).strftime(DATETIME_FORMAT)
+
+
 def to_text(model_field: models.Field, value: Any) -> str:
     if value is None:
         return ""
@@ -65,7 +70,7 @@ def to_text(model_field: models.Field, value: Any) -> str:
     if isinstance(value, bool):
         return TRUE if value else FALSE
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime(DATETIME_FORMAT)
+        return datetime_text(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):

@@ -46,7 +46,7 @@ from registry.action_events import Action, ActionKind
 from registry.formatting import FORMULA_PREFIXES, plain, spreadsheet_safe
 from registry.models import Patient, Study
 
-from .codec import DATETIME_FORMAT, FALSE, TRUE, _natural_keys, to_text
+from .codec import FALSE, TRUE, _natural_keys, datetime_text, to_text
 from .layout import BY_NAME, TABLES, Table
 
 #: A fixed timestamp inside the zip files, so the same data give the same bytes.
@@ -173,16 +173,6 @@ class _Dates:
             return value + self.shift[patient_id]
         day = value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
         return (day - self.index[patient_id]).days
-
-
-#: The field a reference's time is written as (made once: a field per row cost 3 s at 100,000).
-_A_DATETIME = models.DateTimeField()
-
-
-def _text(model_field, value) -> str:
-    if isinstance(value, int) and isinstance(model_field, models.DateField):
-        return str(value)  # days from index
-    return to_text(model_field, value)
 
 
 class _Rows:
@@ -363,7 +353,7 @@ def _formatter(field: models.Field | None, dates: _Dates, links: _Links) -> Form
 
 def _date_formatter(field: models.DateField, dates: _Dates) -> Formatter:
     """Dates as they are, shifted per patient, or as days from the patient's index admission."""
-    as_text = _datetime_text if isinstance(field, models.DateTimeField) else dt.date.isoformat
+    as_text = datetime_text if isinstance(field, models.DateTimeField) else dt.date.isoformat
     if dates.options.dates == DateHandling.EXACT:
         return lambda values, _: ["" if value is None else as_text(value) for value in values]
     if dates.options.dates == DateHandling.SHIFT:
@@ -376,10 +366,6 @@ def _date_formatter(field: models.DateField, dates: _Dates) -> Formatter:
     ]
 
 
-def _datetime_text(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime(DATETIME_FORMAT)
-
-
 def _layout_extras(
     spec: _Spec, read: dict[str, Any], patient: ExportPatient, dates: _Dates, row: dict[str, Any]
 ) -> None:
@@ -390,7 +376,10 @@ def _layout_extras(
         if field_name == "phase":
             row[column] = "" if value is None else str(value)
         else:
-            row[column] = _text(_A_DATETIME, dates.convert(patient.pk, value))
+            moment = dates.convert(patient.pk, value)  # an int: days from index
+            row[column] = (
+                "" if moment is None else str(moment) if isinstance(moment, int) else datetime_text(moment)
+            )
     if spec.drop_birth:
         age = Patient(
             birth_date=read["birth_date"],
