@@ -28,7 +28,9 @@ found by bisection), none of it; a node whose crossings would cost more sorts it
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +43,7 @@ MERGE_TOLERANCE = 1e-9  # pasts closer than this (log scale) are one past: sums 
 MAX_WORK = 4_000_000  # fillings, pasts and completions handled (about a second at most); beyond: refuse
 DENSE_CODES = 1 << 22  # node codes indexed through a lookup array up to this many possible codes
 SORTING_COST = 4  # sorting a completion costs about this many points summed along a crossed line
+EVERY_TABLE_LIMIT = 50_000  # grid points up to which every table is enumerated outright (small tables)
 
 
 def _ranges(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +93,21 @@ def _even_log_factorials(total: np.ndarray, parts: int, log_factorial: np.ndarra
     return np.asarray((parts - extra) * log_factorial[share] + extra * log_factorial[share + 1])
 
 
+@functools.lru_cache(maxsize=8)
+def _vertices(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The vertices of the filling polytope of ``width`` rows: the free row of each, and which rows
+    are full (the free one marked empty). Built once per width (building them cost 0.25 ms a call)."""
+    vertices = [
+        (free, np.insert(full, free, 0))
+        for free in range(width)
+        for full in itertools.product((0, 1), repeat=width - 1)
+    ]
+    free = np.array([vertex[0] for vertex in vertices])
+    full = np.array([vertex[1] for vertex in vertices])
+    free.flags.writeable = full.flags.writeable = False
+    return free, full
+
+
 def _two_column_bounds(
     rows: np.ndarray, first: int, log_factorial: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -103,13 +121,7 @@ def _two_column_bounds(
     with np.errstate(divide="ignore"):  # log 0 where a cell cannot grow
         increments = np.log(np.maximum(rows[:, :, None] - cell, 0) / (cell + 1.0)).reshape(len(rows), -1)
     most = base - np.partition(-increments, first - 1, axis=1)[:, :first].sum(axis=1)
-    vertices = [
-        (free, np.insert(full, free, 0))
-        for free in range(width)
-        for full in itertools.product((0, 1), repeat=width - 1)
-    ]
-    free = np.array([vertex[0] for vertex in vertices])
-    full = np.array([vertex[1] for vertex in vertices])
+    free, full = _vertices(width)
     held, room = first - rows @ full.T, rows[:, free]  # what the free row's cell takes
     inside = (held >= 0) & (held <= room)
     held = np.clip(held, 0, room)
@@ -315,7 +327,7 @@ class _Network:
     def __init__(self, table: np.ndarray, relative_tolerance: float) -> None:
         self.shape, self.n = table.shape, int(table.sum())
         self.rows, self.columns = np.sort(table.sum(axis=1)), np.sort(table.sum(axis=0))
-        self.log_factorial = special.gammaln(np.arange(self.n + 2) + 1.0)
+        self.log_factorial = _log_factorials(self.n)
         f = self.log_factorial
         self.threshold = float(-f[table].sum()) + float(np.log1p(relative_tolerance))
         self.log_total = float(f[self.n] - f[self.rows].sum() - f[self.columns].sum())  # Σ Π 1/x!
@@ -561,8 +573,56 @@ class _Network:
         return min(p + self.last_two_columns(pasts), 1.0)
 
 
+def _free_cell_sizes(table: np.ndarray) -> list[int]:
+    """How many values each free cell can take (all rows but the largest, all columns but the
+    largest; the others follow from the margins), for a table with rows and columns ascending."""
+    rows, columns = table.sum(axis=1).tolist(), table.sum(axis=0).tolist()
+    return [min(row, column) + 1 for row in rows[:-1] for column in columns[:-1]]
+
+
+def _every_table_p(table: np.ndarray, relative_tolerance: float) -> float:
+    """The p-value summed over every table with the margins, as one broadcast grid: one axis per
+    free cell, the last row's and column's cells derived, impossible ones (a cell out of
+    0..n) weighted −∞ through padding of the log-factorial table. No network, no bounds: a
+    handful of numpy calls, which is what a small table needs (3×3 of n = 36: 0.11 ms against the
+    network's 0.8 ms and R's 0.15 ms)."""
+    rows, columns = table.sum(axis=1).tolist(), table.sum(axis=0).tolist()
+    sizes, (r, c), n = _free_cell_sizes(table), table.shape, sum(rows)
+    f = _log_factorials(n)
+    pad = n + 1  # a derived cell lies in −n..n + Σ sizes
+    padded = np.concatenate([np.full(pad, np.inf), f[: n + 1], np.full(sum(sizes) + 1, np.inf)])
+    weight: np.ndarray | float = 0.0
+    row_used: list[np.ndarray | int] = [0] * (r - 1)
+    column_used: list[np.ndarray | int] = [0] * (c - 1)
+    for axis, size in enumerate(sizes):
+        i, j = divmod(axis, c - 1)
+        cell = np.arange(size).reshape([size if k == axis else 1 for k in range(len(sizes))])
+        weight = weight - f[cell]
+        row_used[i], column_used[j] = row_used[i] + cell, column_used[j] + cell
+    for total, used in zip(rows[:-1] + columns[:-1], row_used + column_used, strict=True):
+        weight = weight - padded[total + pad - used]
+    corner = columns[-1] - sum(rows[:-1]) + pad + sum(row_used, start=np.zeros(1, dtype=np.int64))
+    weight = np.asarray(weight - padded[corner])
+    threshold = float(-f[table].sum()) + float(np.log1p(relative_tolerance))
+    log_total = float(f[n] - f[rows].sum() - f[columns].sum())
+    return min(float(np.exp(weight[weight <= threshold] - log_total).sum()), 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _log_factorials(n: int) -> np.ndarray:
+    """log 0! .. log (n + 1)!, shared by the calls on tables of the same n (read only)."""
+    table = np.asarray(special.gammaln(np.arange(n + 2) + 1.0))
+    table.flags.writeable = False
+    return table
+
+
 def fisher_rxc_p(table: np.ndarray, relative_tolerance: float) -> float:
     """Two-sided p of an r×c table (both dimensions ≥ 3): the probability, given the margins, of
-    the tables at most (1 + ``relative_tolerance``) times as likely as ``table``."""
+    the tables at most (1 + ``relative_tolerance``) times as likely as ``table``. Small tables are
+    enumerated outright; the others go through the network."""
     table = np.asarray(table, dtype=np.int64)
+    rows, columns = np.argsort(table.sum(axis=1), kind="stable"), np.argsort(table.sum(axis=0), kind="stable")
+    table = table[rows][:, columns]  # ascending margins: the largest row and column are derived
+    if math.prod(_free_cell_sizes(table)) <= EVERY_TABLE_LIMIT:
+        return _every_table_p(table, relative_tolerance)
     return _Network(_oriented(table), relative_tolerance).p_value()
