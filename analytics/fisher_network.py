@@ -44,6 +44,8 @@ MAX_WORK = 4_000_000  # fillings, pasts and completions handled (about a second 
 DENSE_CODES = 1 << 22  # node codes indexed through a lookup array up to this many possible codes
 SORTING_COST = 4  # sorting a completion costs about this many points summed along a crossed line
 EVERY_TABLE_LIMIT = 50_000  # grid points up to which every table is enumerated outright (small tables)
+PARTIAL_LIMIT = 20_000  # grid points of the columns before the last two, for sorted completions
+COMPLETIONS_PER_STAGE = 15_000  # completions to sort, per column before the last two (sorted completions)
 
 
 def _ranges(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -561,7 +563,37 @@ class _Network:
         mass = completions.first_mass(prefix, node, completions.count_at_most(node, self.threshold - value))
         return float((count * mass * np.exp(value + top[node] - self.log_total)).sum())
 
+    def sorted_completions_p(self) -> float | None:
+        """The p-value of a small network without bounds: every partial table of the columns
+        before the last two, each counted against its node's completions, sorted once per node
+        (``by_sorting``). Fewer numpy calls than the network's stages where both sides are small
+        (3×4 of n = 72: 1.3 ms against 2.0; 0.2–0.8 of the network's time on 50 random tables
+        that take it); None where the partial tables could exceed PARTIAL_LIMIT or the
+        completions COMPLETIONS_PER_STAGE per column the network would fill (beyond, a 3×3 with
+        its single stage was up to 2.4× slower this way)."""
+        rows, columns = self.rows.tolist(), self.columns.tolist()
+        if math.prod(min(row, column) + 1 for row in rows[:-1] for column in columns[:-2]) > PARTIAL_LIMIT:
+            return None
+        left, value = self.rows[None, :], np.zeros(1)
+        for total in columns[:-2]:
+            owner, cells = _fillings(left, total, self.ranges)
+            value = value[owner] - sum(
+                (self.log_factorial[cell] for cell in cells), start=np.zeros(len(owner))
+            )
+            left = left[owner] - np.column_stack(cells)
+        found, node = self.distinct(np.sort(left, axis=1)[:, :-1] @ self.place)
+        nodes = self.decode(found, self.last_stage)
+        completions = np.prod(np.minimum(nodes[:, :-1], columns[-2]) + 1, axis=1).sum()
+        if completions > COMPLETIONS_PER_STAGE * self.last_stage:
+            return None
+        lines = _Lines(nodes, columns[-2], self.log_factorial, self.ranges)
+        pasts = _Pasts(found, node, value, np.ones(len(value)))
+        return min(self.by_sorting(lines, pasts, np.ones(len(found), dtype=bool)), 1.0)
+
     def p_value(self) -> float:
+        small = self.sorted_completions_p()
+        if small is not None:
+            return small
         root = int(self.rows[:-1] @ self.place)
         pasts = _Pasts(np.array([root]), np.zeros(1, dtype=np.int64), np.zeros(1), np.ones(1))
         p = 0.0
