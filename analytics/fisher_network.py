@@ -592,8 +592,10 @@ class _Network:
 
     def p_value(self) -> float:
         small = self.sorted_completions_p()
-        if small is not None:
-            return small
+        return self.network_p() if small is None else small
+
+    def network_p(self) -> float:
+        """The p-value through the network: column by column, pasts decided by exact bounds."""
         root = int(self.rows[:-1] @ self.place)
         pasts = _Pasts(np.array([root]), np.zeros(1, dtype=np.int64), np.zeros(1), np.ones(1))
         p = 0.0
