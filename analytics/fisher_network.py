@@ -24,6 +24,12 @@ node's completions are lines (cells of all rows but the two largest fixed) along
 rows follow a hypergeometric law: a line's total is known (Vandermonde), its mode too, and the
 pasts of a node fall in three sorted runs per line — counting all of it, crossing it (two tails,
 found by bisection), none of it; a node whose crossings would cost more sorts its completions once.
+
+Small tables skip the network, whose cost there is its number of numpy calls (about a
+microsecond each): up to EVERY_TABLE_LIMIT grid points every table is summed as one broadcast
+grid (``_every_table_p``); a network whose partial tables before the last two columns and whose
+completions are few is summed without bounds against completions sorted once per node
+(``_Network.sorted_completions_p``).
 """
 
 from __future__ import annotations
