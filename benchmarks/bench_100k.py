@@ -27,6 +27,7 @@ import re
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -70,14 +71,11 @@ class Row:
 
 
 def run_measured(command: list[str], env: dict[str, str]) -> Measured:
-    """Run a command to its end and read its own resource usage (not this process's)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
-    return Measured(time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    """Run a command to its end and read its own resource usage (``measured.py`` says why it forks it)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as figures:
+        wrapped = [sys.executable, str(ROOT / "benchmarks" / "measured.py"), figures.name, "--", *command]
+        subprocess.run(wrapped, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=True)
+        return Measured(**json.loads(Path(figures.name).read_text()))
 
 
 def manage(*arguments: str) -> list[str]:
