@@ -133,8 +133,10 @@ def ensure_cohort(name: str, patients: int, env: dict[str, str], load_log: str |
     found = patients_in(env)
     if found == patients:
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
-        if load_log:
+        if load_log:  # kept, so later runs without the log still print the load_demo rows
             record = {"load_demo": read_time_log(Path(load_log)), "source": load_log}
+            RECORDS.mkdir(parents=True, exist_ok=True)
+            record_path.write_text(json.dumps(record))
         print(f"{name}: {found:,} patients, reused (built before: {describe_build(record)})", flush=True)
         return record
     if found:
@@ -462,7 +464,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "registry_bench_100k"))
     parser.add_argument("--patients", type=int, default=100_000)
-    parser.add_argument("--load-log", help="/usr/bin/time -v log of the load that built --database")
+    parser.add_argument(
+        "--load-log",
+        default=os.environ.get("BENCH_LOAD_LOG"),
+        help="/usr/bin/time -v log of the load that built --database (kept for later runs)",
+    )
     parser.add_argument("--cache-url", default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/7"))
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn processes (4 threads each)")
     parser.add_argument("--clients", type=int, default=16)
