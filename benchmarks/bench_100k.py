@@ -200,6 +200,8 @@ def production_environment(database_url: str, cache_url: str) -> dict[str, str]:
 
 
 # --- the rows ----------------------------------------------------------------------------------------
+# Each row imports the registry's code inside its function: Django is set up only in main(), once the
+# environment of the chosen database is written (as bench_exchange.py does).
 
 
 def met_text(met: bool | None) -> str:
