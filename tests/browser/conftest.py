@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,34 @@ def chromium():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(live_server):
+    """pytest-django's live server, serving one request at a time on SQLite.
+
+    With SQLite's in-memory test database every server thread shares the test's one connection, and
+    the browser sends requests in parallel (htmx's live score while a form posts): two requests then
+    interleave savepoints on that connection ("no such savepoint", a 500 seen under load). A lock
+    around each request, response body included, keeps the threads (and kept-alive connections) but
+    runs one request at a time. PostgreSQL gives each thread its own connection and is left as it is.
+    """
+    thread = live_server.thread
+    if thread.connections_override:
+        application = thread.httpd.get_app()
+        one_at_a_time = threading.Lock()
+
+        def serialised(environ, start_response):
+            with one_at_a_time:
+                response = application(environ, start_response)
+                try:
+                    return [b"".join(response)]
+                finally:
+                    if hasattr(response, "close"):
+                        response.close()
+
+        thread.httpd.set_app(serialised)
+    return live_server
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ PATIENTS = 150_000  # the set-based importer writes 6,000 patients in about a se
 
 @pytest.fixture
 def scratch_database(tmp_path, transactional_db):
-    """A copy of this worker's migrated, empty test database (running the migrations again in a
+    """A copy of this worker's empty test database (running the migrations again in a
     child process took 20 s): SQLite's backup API into a file, or PostgreSQL's CREATE DATABASE …
     TEMPLATE, which needs the template's connections closed. Transactional, so that nothing of the
     test's own is open while it is copied."""
