@@ -20,9 +20,10 @@ Why the bytes are the same (``tests/exchange/test_copied_csv.py`` compares both 
   their key columns' texts (``COLLATE "C"`` compares UTF-8 bytes, i.e. the code points Python does);
 - a value holding a carriage return: the chunk is read back and written by the csv module, which
   leaves it unquoted;
-- JSON as ``json.dumps(…, ensure_ascii=False, sort_keys=True)``: ``{}`` and ``[]`` as they are, an
-  object of strings put together in SQL (``jsonb`` escapes a string as ``json`` does but orders keys
-  by length); any other value comes marked, and Python decodes and encodes it again.
+- JSON as ``json.dumps(…, ensure_ascii=False, sort_keys=True)``: ``{}`` and ``[]`` as they are,
+  objects of strings, yes/no and nulls (and arrays of them) put together in SQL (``jsonb`` escapes a
+  string as ``json`` does but orders keys by length); any other value comes marked, and Python
+  decodes and encodes it again.
 """
 
 from __future__ import annotations
@@ -257,12 +258,18 @@ def _written_again(data: bytes, json_at: list[int]) -> bytes:
     again: as the rows path writes them. The csv module (Python 3.11) leaves a carriage return
     unquoted where COPY quotes it."""
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    encoded: dict[str, str] = {}  # a chunk's JSON repeats (a protocol's proposed doses): each once
     for row in rows:
         for number in json_at:
-            if row[number].startswith(MARK):
-                value = json.loads(row[number][len(MARK) :])
-                text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-                row[number] = "" if value is None else spreadsheet_safe(text)
+            text = row[number]
+            if text.startswith(MARK):
+                if text not in encoded:
+                    encoded[text] = _json_cell(json.loads(text[len(MARK) :]))
+                row[number] = encoded[text]
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue().encode("utf-8")
+
+
+def _json_cell(value) -> str:
+    return "" if value is None else spreadsheet_safe(json.dumps(value, ensure_ascii=False, sort_keys=True))

@@ -122,7 +122,7 @@ def members(study: Study, options: ExportOptions) -> tuple[dict[str, bytes], int
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: f"{o.identified}-{o.dates}-{o.free_text}")
 @pytest.mark.parametrize("code", ["npsle", "lm", "icans"])
 def test_copy_writes_the_bytes_the_rows_path_writes(studies, monkeypatch, code, options):
-    monkeypatch.setattr(export, "PATIENTS_PER_CHUNK", 7)
+    monkeypatch.setattr(export, "PATIENTS_PER_COPY", 7)
     copied, written_by_postgresql = members(studies[code], options)
     monkeypatch.setattr(copied_csv, "COPY_CSV", False)
     rows, none = members(studies[code], options)
