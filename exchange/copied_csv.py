@@ -92,6 +92,23 @@ class Column:
     key: bool = False
     #: A link's natural keys by the linked record's id.
     links: Mapping[int, str] = field(default_factory=dict)
+    #: Whether a text may start as a formula does (else SQL need not look: codes, counts).
+    formula_like: bool = True
+
+
+def formula_like(model_field: models.Field | None, links: Mapping[int, str]) -> bool:
+    """Whether the field's text may start with a character a spreadsheet reads as a formula: not a
+    code of a list that has none such, a whole number that cannot be negative, or a link's key
+    that does not."""
+    if model_field is None:
+        return True
+    starts = tuple(FORMULA_PREFIXES)
+    if links:
+        return any(text.startswith(starts) for text in links.values())
+    if model_field.choices:
+        return any(str(code).startswith(starts) for code, _ in model_field.flatchoices)
+    positive = (models.PositiveIntegerField, models.PositiveSmallIntegerField, models.PositiveBigIntegerField)
+    return not isinstance(model_field, positive)
 
 
 @dataclass(frozen=True)
@@ -247,6 +264,8 @@ def _output(text: str, column: Column, dates: Dates) -> str:
     ):
         return text
     cell = f"nullif({text}, '')"
+    if not column.formula_like and column.kind in (Kind.TEXT, Kind.LINK):
+        return cell
     return f"CASE WHEN left({cell}, 1) IN ({_FORMULA}) THEN '''' || {cell} ELSE {cell} END"
 
 

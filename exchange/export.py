@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 from django.db import models
 from django.db.models import F
@@ -306,15 +307,12 @@ def _copied_rows(spec: _Spec, patients: list[ExportPatient], dates: _Dates) -> I
     table, links, paths = spec.table, _Links(), spec.paths()
     read = [(paths[key], table.key_field(key), True) for key in spec.keys[1:]]
     read += [(paths[f.name], f, False) for f in spec.fields]
-    columns = [
-        copied_csv.Column(
-            path,
-            copied_csv.kind_of(model_field) or copied_csv.Kind.TEXT,
-            key=key,
-            links=links.every_text(model_field) if isinstance(model_field, models.ForeignKey) else {},
-        )
-        for path, model_field, key in read
-    ]
+    columns = []
+    for path, model_field, key in read:
+        known = links.every_text(model_field) if isinstance(model_field, models.ForeignKey) else {}
+        kind = copied_csv.kind_of(model_field) or copied_csv.Kind.TEXT
+        formula_like = copied_csv.formula_like(model_field, known)
+        columns.append(copied_csv.Column(path, kind, key=key, links=known, formula_like=formula_like))
     for column, field_name in table.references:
         kind = copied_csv.Kind.TEXT if field_name == "phase" else copied_csv.Kind.DATETIME
         columns.append(copied_csv.Column(paths[column], kind))
@@ -461,7 +459,8 @@ def export_record(
             kind=ActionKind.IDENTIFIED_EXPORT if options.identified else ActionKind.EXPORT,
             actor=user if user is not None else getattr(request, "user", None),
             study_id=study.pk,
-            patient_codes=[p.study_code for p in covered],
+            # By id: the export has them, and 100,000 study codes cost a query of as many parameters.
+            patient_ids=[p.pk for p in covered],
             object_label=f"{study.code} export ({fmt}): {patients} patients",
             reason=options.describe().get("reason", ""),
             detail={"format": fmt, "tables": [table.name for table in tables], "patients": patients},
@@ -523,25 +522,69 @@ def _dataset_table(study: Study, patients: list[ExportPatient], options: ExportO
     columns = list(_dataset_frame(study, covered.filter(pk__in=ids[:1]), options).columns)
     dictionary = {v.name: v for v in data_dictionary(study)}
 
-    def rows() -> Iterator[dict[str, Any]]:
+    def frames() -> Iterator[pd.DataFrame]:
         for start in range(0, len(ids), DATASET_PATIENTS_PER_CHUNK):
             chunk = ids[start : start + DATASET_PATIENTS_PER_CHUNK]
-            frame = _dataset_frame(study, covered.filter(pk__gte=chunk[0], pk__lte=chunk[-1]), options)
+            yield _dataset_frame(study, covered.filter(pk__gte=chunk[0], pk__lte=chunk[-1]), options)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for frame in frames():
             yield from _frame_rows(frame)
 
     labels = {name: dictionary[name].label for name in columns if name in dictionary}
-    return ExportTable("dataset", columns, _Rows(rows), labels, {})
+    return ExportTable(
+        "dataset",
+        columns,
+        _Rows(rows),
+        labels,
+        {},
+        csv_rows=lambda: (_frame_csv(frame, columns) for frame in frames()),
+    )
+
+
+def _frame_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """The frame's columns as lists of Python values, missing ones (NaN, NaT, NA) as None."""
+    frame = frame.copy(deep=False)
+    frame.attrs = {}  # else every column taken from the frame deep-copies the data dictionary
+    return {
+        name: frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in frame.columns
+    }
 
 
 def _frame_rows(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    """The frame's rows as dicts of Python values, missing ones (NaN, NaT, NA) as None — converted a
-    column at a time (``to_dict`` and a test per cell took 16 s of a 100,000-patient export)."""
+    """The frame's rows as dicts of Python values — converted a column at a time (``to_dict`` and a
+    test per cell took 16 s of a 100,000-patient export)."""
+    columns = _frame_columns(frame)
+    names = list(columns)
+    for values in zip(*columns.values(), strict=True):
+        yield dict(zip(names, values, strict=True))
+
+
+def _frame_csv(frame: pd.DataFrame, names: list[str]) -> bytes:
+    """The frame's CSV rows (no header) with the cells ``_csv_chunks`` writes, made a column at a
+    time and written by the csv module at once: no dict, and no list made in Python, per row."""
     frame = frame.copy(deep=False)
     frame.attrs = {}  # else every column taken from the frame deep-copies the data dictionary
-    names = list(frame.columns)
-    columns = [frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in names]
-    for values in zip(*columns, strict=True):
-        yield dict(zip(names, values, strict=True))
+    if not set(frame.columns) <= set(names):
+        raise ValueError(f"A row has columns the file does not: {sorted(set(frame.columns) - set(names))}")
+    blank = [""] * len(frame)
+    texts = [_column_cells(frame[name]) if name in frame.columns else blank for name in names]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(zip(*texts, strict=True))
+    return buffer.getvalue().encode("utf-8")
+
+
+def _column_cells(values: pd.Series) -> Sequence[str]:
+    """A column's cells as ``_csv_chunks`` writes its Python values. Numbers, dates, yes/no and
+    categories repeat: each distinct value's text is made once and spread by its codes (a missing
+    value's code is -1: the empty text put last). Text (object) columns are written value by value,
+    as distinct objects that compare equal (1, 1.0, True) must keep their own texts."""
+    if values.dtype == object:
+        listed = values.where(values.notna(), None).tolist()
+        return [v if type(v) is str and not (v and v[0] in _FORMULA_STARTS) else _cell(v) for v in listed]
+    codes, uniques = values.factorize()
+    texts = [_cell(value) for value in pd.Series(uniques).astype(object).tolist()]
+    return np.array([*texts, ""], dtype=object)[codes]
 
 
 # --- file formats --------------------------------------------------------------------------
