@@ -173,7 +173,10 @@ class _Dates:
     def __init__(self, study: Study, options: ExportOptions, patients: Iterable[ExportPatient]):
         self.options = options
         self.index = {p.pk: p.index_admission_date for p in patients}
-        self.shift = {pk: dt.timedelta(days=date_shift_days(study.code, pk)) for pk in self.index}
+        # Only shifted exports read the shifts (a keyed hash per patient; 100,000 of them kept).
+        shifted = options.dates == DateHandling.SHIFT
+        self.shift_days = {pk: date_shift_days(study.code, pk) for pk in self.index} if shifted else {}
+        self.shift = {pk: dt.timedelta(days=days) for pk, days in self.shift_days.items()}
 
     def convert(self, patient_id: int, value):
         if value is None or self.options.dates == DateHandling.EXACT:
@@ -316,9 +319,7 @@ def _copied_rows(spec: _Spec, patients: list[ExportPatient], dates: _Dates) -> I
     for column, field_name in table.references:
         kind = copied_csv.Kind.TEXT if field_name == "phase" else copied_csv.Kind.DATETIME
         columns.append(copied_csv.Column(paths[column], kind))
-    how = copied_csv.Dates(
-        dates.options.dates, {pk: shift.days for pk, shift in dates.shift.items()}, dates.index
-    )
+    how = copied_csv.Dates(dates.options.dates, dates.shift_days, dates.index)
     chunks = (
         [p.pk for p in patients[start : start + PATIENTS_PER_COPY]]
         for start in range(0, len(patients), PATIENTS_PER_COPY)
