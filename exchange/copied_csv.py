@@ -178,7 +178,8 @@ def _statement(
         return None
     maps = _maps(read.db, columns, ids, dates)
     texts = [_text(number, column, dates) for number, column in enumerate(columns)]
-    output = ['t."copy_code"', *(_output(text, c, dates) for text, c in zip(texts, columns, strict=True))]
+    code = _formula_safe("""nullif(t."copy_code", '')""")  # the rows path tests every text
+    output = [code, *(_output(text, c, dates) for text, c in zip(texts, columns, strict=True))]
     order = ['t."copy_code" COLLATE "C"']
     order += [f"coalesce({text}, '') COLLATE \"C\"" for text, c in zip(texts, columns, strict=True) if c.key]
     return (
@@ -266,6 +267,11 @@ def _output(text: str, column: Column, dates: Dates) -> str:
     cell = f"nullif({text}, '')"
     if not column.formula_like and column.kind in (Kind.TEXT, Kind.LINK):
         return cell
+    return _formula_safe(cell)
+
+
+def _formula_safe(cell: str) -> str:
+    """The cell with a leading apostrophe if a spreadsheet would read it as a formula."""
     return f"CASE WHEN left({cell}, 1) IN ({_FORMULA}) THEN '''' || {cell} ELSE {cell} END"
 
 

@@ -156,12 +156,14 @@ def copy_out(connection, statement: str, *, options: str = "") -> bytes:
 
     Without JIT compilation: a statement over 10,000 patients is costed above ``jit_above_cost``,
     and compiling its expressions took 0.9-1.4 s where running it took 0.1-0.3 s (PostgreSQL 15).
-    The session's setting is put back after."""
+    The setting is reset to the server's after the statement."""
     buffer = io.BytesIO()
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('jit', 'off', false)")
         try:
-            cursor.copy_expert(f"COPY ({statement}) TO STDOUT{f' WITH ({options})' if options else ''}", buffer)
+            cursor.copy_expert(
+                f"COPY ({statement}) TO STDOUT{f' WITH ({options})' if options else ''}", buffer
+            )
         finally:
             cursor.execute("RESET jit")
     return buffer.getvalue()

@@ -24,7 +24,7 @@ from exchange import copied_csv, export
 from exchange.export import ExportOptions, export_tables, stream_csv_zip
 from exchange.layout import TABLES
 from registry.formatting import spreadsheet_safe
-from registry.models import Study
+from registry.models import Patient, Study
 
 pytestmark = [
     pytest.mark.postgres,
@@ -77,6 +77,8 @@ def studies(django_db_setup, django_db_blocker) -> Iterator[dict[str, Study]]:
         load_icans_cohort(study=made["icans"], actor=actor)
         for table in TABLES:
             _awkward(table.model, table.free_text())
+        first = Patient.objects.filter(study=made["npsle"]).order_by("pk").values_list("pk", flat=True)[0]
+        models.QuerySet(Patient).filter(pk=first).update(study_code="-NP odd")  # a formula's start
         yield made
         transaction.set_rollback(True)
 
@@ -143,4 +145,4 @@ def test_the_awkward_values_are_in_the_export(studies):
     }
     for value in JSON_VALUES[:5]:
         assert spreadsheet_safe(json.dumps(value, ensure_ascii=False, sort_keys=True)) in cells
-    assert {"'=1+10", "'-x2", "new\nline7", "0.5", "10"} <= cells
+    assert {"'=1+10", "'-x2", "new\nline7", "0.5", "10", "'-NP odd"} <= cells
