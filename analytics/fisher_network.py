@@ -24,11 +24,19 @@ node's completions are lines (cells of all rows but the two largest fixed) along
 rows follow a hypergeometric law: a line's total is known (Vandermonde), its mode too, and the
 pasts of a node fall in three sorted runs per line — counting all of it, crossing it (two tails,
 found by bisection), none of it; a node whose crossings would cost more sorts its completions once.
+
+Small tables skip the network, whose cost there is its number of numpy calls (about a
+microsecond each): up to EVERY_TABLE_LIMIT grid points every table is summed as one broadcast
+grid (``_every_table_p``); a network whose partial tables before the last two columns and whose
+completions are few is summed without bounds against completions sorted once per node
+(``_Network.sorted_completions_p``).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +49,9 @@ MERGE_TOLERANCE = 1e-9  # pasts closer than this (log scale) are one past: sums 
 MAX_WORK = 4_000_000  # fillings, pasts and completions handled (about a second at most); beyond: refuse
 DENSE_CODES = 1 << 22  # node codes indexed through a lookup array up to this many possible codes
 SORTING_COST = 4  # sorting a completion costs about this many points summed along a crossed line
+EVERY_TABLE_LIMIT = 50_000  # grid points up to which every table is enumerated outright (small tables)
+PARTIAL_LIMIT = 20_000  # grid points of the columns before the last two, for sorted completions
+COMPLETIONS_PER_STAGE = 15_000  # completions to sort, per column before the last two (sorted completions)
 
 
 def _ranges(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +101,21 @@ def _even_log_factorials(total: np.ndarray, parts: int, log_factorial: np.ndarra
     return np.asarray((parts - extra) * log_factorial[share] + extra * log_factorial[share + 1])
 
 
+@functools.lru_cache(maxsize=8)
+def _vertices(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The vertices of the filling polytope of ``width`` rows: the free row of each, and which rows
+    are full (the free one marked empty). Built once per width (building them cost 0.25 ms a call)."""
+    vertices = [
+        (free, np.insert(full, free, 0))
+        for free in range(width)
+        for full in itertools.product((0, 1), repeat=width - 1)
+    ]
+    free = np.array([vertex[0] for vertex in vertices])
+    full = np.array([vertex[1] for vertex in vertices])
+    free.flags.writeable = full.flags.writeable = False
+    return free, full
+
+
 def _two_column_bounds(
     rows: np.ndarray, first: int, log_factorial: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -103,13 +129,7 @@ def _two_column_bounds(
     with np.errstate(divide="ignore"):  # log 0 where a cell cannot grow
         increments = np.log(np.maximum(rows[:, :, None] - cell, 0) / (cell + 1.0)).reshape(len(rows), -1)
     most = base - np.partition(-increments, first - 1, axis=1)[:, :first].sum(axis=1)
-    vertices = [
-        (free, np.insert(full, free, 0))
-        for free in range(width)
-        for full in itertools.product((0, 1), repeat=width - 1)
-    ]
-    free = np.array([vertex[0] for vertex in vertices])
-    full = np.array([vertex[1] for vertex in vertices])
+    free, full = _vertices(width)
     held, room = first - rows @ full.T, rows[:, free]  # what the free row's cell takes
     inside = (held >= 0) & (held <= room)
     held = np.clip(held, 0, room)
@@ -315,7 +335,7 @@ class _Network:
     def __init__(self, table: np.ndarray, relative_tolerance: float) -> None:
         self.shape, self.n = table.shape, int(table.sum())
         self.rows, self.columns = np.sort(table.sum(axis=1)), np.sort(table.sum(axis=0))
-        self.log_factorial = special.gammaln(np.arange(self.n + 2) + 1.0)
+        self.log_factorial = _log_factorials(self.n)
         f = self.log_factorial
         self.threshold = float(-f[table].sum()) + float(np.log1p(relative_tolerance))
         self.log_total = float(f[self.n] - f[self.rows].sum() - f[self.columns].sum())  # Σ Π 1/x!
@@ -549,7 +569,39 @@ class _Network:
         mass = completions.first_mass(prefix, node, completions.count_at_most(node, self.threshold - value))
         return float((count * mass * np.exp(value + top[node] - self.log_total)).sum())
 
+    def sorted_completions_p(self) -> float | None:
+        """The p-value of a small network without bounds: every partial table of the columns
+        before the last two, each counted against its node's completions, sorted once per node
+        (``by_sorting``). Fewer numpy calls than the network's stages where both sides are small
+        (3×4 of n = 72: 1.3 ms against 2.0; 0.2–0.8 of the network's time on 50 random tables
+        that take it); None where the partial tables could exceed PARTIAL_LIMIT or the
+        completions COMPLETIONS_PER_STAGE per column the network would fill (beyond, a 3×3 with
+        its single stage was up to 2.4× slower this way)."""
+        rows, columns = self.rows.tolist(), self.columns.tolist()
+        if math.prod(min(row, column) + 1 for row in rows[:-1] for column in columns[:-2]) > PARTIAL_LIMIT:
+            return None
+        left, value = self.rows[None, :], np.zeros(1)
+        for total in columns[:-2]:
+            owner, cells = _fillings(left, total, self.ranges)
+            value = value[owner] - sum(
+                (self.log_factorial[cell] for cell in cells), start=np.zeros(len(owner))
+            )
+            left = left[owner] - np.column_stack(cells)
+        found, node = self.distinct(np.sort(left, axis=1)[:, :-1] @ self.place)
+        nodes = self.decode(found, self.last_stage)
+        completions = np.prod(np.minimum(nodes[:, :-1], columns[-2]) + 1, axis=1).sum()
+        if completions > COMPLETIONS_PER_STAGE * self.last_stage:
+            return None
+        lines = _Lines(nodes, columns[-2], self.log_factorial, self.ranges)
+        pasts = _Pasts(found, node, value, np.ones(len(value)))
+        return min(self.by_sorting(lines, pasts, np.ones(len(found), dtype=bool)), 1.0)
+
     def p_value(self) -> float:
+        small = self.sorted_completions_p()
+        return self.network_p() if small is None else small
+
+    def network_p(self) -> float:
+        """The p-value through the network: column by column, pasts decided by exact bounds."""
         root = int(self.rows[:-1] @ self.place)
         pasts = _Pasts(np.array([root]), np.zeros(1, dtype=np.int64), np.zeros(1), np.ones(1))
         p = 0.0
@@ -561,8 +613,56 @@ class _Network:
         return min(p + self.last_two_columns(pasts), 1.0)
 
 
+def _free_cell_sizes(table: np.ndarray) -> list[int]:
+    """How many values each free cell can take (all rows but the largest, all columns but the
+    largest; the others follow from the margins), for a table with rows and columns ascending."""
+    rows, columns = table.sum(axis=1).tolist(), table.sum(axis=0).tolist()
+    return [min(row, column) + 1 for row in rows[:-1] for column in columns[:-1]]
+
+
+def _every_table_p(table: np.ndarray, relative_tolerance: float) -> float:
+    """The p-value summed over every table with the margins, as one broadcast grid: one axis per
+    free cell, the last row's and column's cells derived, impossible ones (a cell out of
+    0..n) weighted −∞ through padding of the log-factorial table. No network, no bounds: a
+    handful of numpy calls, which is what a small table needs (3×3 of n = 36: 0.11 ms against the
+    network's 0.8 ms and R's 0.15 ms)."""
+    rows, columns = table.sum(axis=1).tolist(), table.sum(axis=0).tolist()
+    sizes, (r, c), n = _free_cell_sizes(table), table.shape, sum(rows)
+    f = _log_factorials(n)
+    pad = n + 1  # a derived cell lies in −n..n + Σ sizes
+    padded = np.concatenate([np.full(pad, np.inf), f[: n + 1], np.full(sum(sizes) + 1, np.inf)])
+    weight: np.ndarray | float = 0.0
+    row_used: list[np.ndarray | int] = [0] * (r - 1)
+    column_used: list[np.ndarray | int] = [0] * (c - 1)
+    for axis, size in enumerate(sizes):
+        i, j = divmod(axis, c - 1)
+        cell = np.arange(size).reshape([size if k == axis else 1 for k in range(len(sizes))])
+        weight = weight - f[cell]
+        row_used[i], column_used[j] = row_used[i] + cell, column_used[j] + cell
+    for total, used in zip(rows[:-1] + columns[:-1], row_used + column_used, strict=True):
+        weight = weight - padded[total + pad - used]
+    corner = columns[-1] - sum(rows[:-1]) + pad + sum(row_used, start=np.zeros(1, dtype=np.int64))
+    weight = np.asarray(weight - padded[corner])
+    threshold = float(-f[table].sum()) + float(np.log1p(relative_tolerance))
+    log_total = float(f[n] - f[rows].sum() - f[columns].sum())
+    return min(float(np.exp(weight[weight <= threshold] - log_total).sum()), 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _log_factorials(n: int) -> np.ndarray:
+    """log 0! .. log (n + 1)!, shared by the calls on tables of the same n (read only)."""
+    table = np.asarray(special.gammaln(np.arange(n + 2) + 1.0))
+    table.flags.writeable = False
+    return table
+
+
 def fisher_rxc_p(table: np.ndarray, relative_tolerance: float) -> float:
     """Two-sided p of an r×c table (both dimensions ≥ 3): the probability, given the margins, of
-    the tables at most (1 + ``relative_tolerance``) times as likely as ``table``."""
+    the tables at most (1 + ``relative_tolerance``) times as likely as ``table``. Small tables are
+    enumerated outright; the others go through the network."""
     table = np.asarray(table, dtype=np.int64)
+    rows, columns = np.argsort(table.sum(axis=1), kind="stable"), np.argsort(table.sum(axis=0), kind="stable")
+    table = table[rows][:, columns]  # ascending margins: the largest row and column are derived
+    if math.prod(_free_cell_sizes(table)) <= EVERY_TABLE_LIMIT:
+        return _every_table_p(table, relative_tolerance)
     return _Network(_oriented(table), relative_tolerance).p_value()

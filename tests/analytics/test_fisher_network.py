@@ -1,0 +1,54 @@
+"""The ways ``analytics.fisher_network`` sums an r×c table agree wherever more than one applies:
+every table as one grid (small tables), partial tables against sorted completions (small
+networks) and the network with exact bounds (any table)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analytics.fisher_network import (
+    EVERY_TABLE_LIMIT,
+    _every_table_p,
+    _free_cell_sizes,
+    _Network,
+    _oriented,
+)
+
+TOLERANCE = 1e-7  # fisher.test's relErr − 1
+
+
+def _ascending(table: np.ndarray) -> np.ndarray:
+    return table[np.argsort(table.sum(axis=1), kind="stable")][
+        :, np.argsort(table.sum(axis=0), kind="stable")
+    ]
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        [[3, 1, 2], [1, 5, 6], [4, 9, 5]],
+        [[4, 0, 0], [0, 4, 0], [0, 0, 4]],
+        [[2, 0, 3, 1], [1, 4, 1, 2], [0, 2, 5, 1]],
+        [[3, 1, 0, 0], [0, 2, 1, 1], [1, 0, 2, 1], [0, 1, 1, 2]],
+        [[1, 0, 2, 1, 3], [2, 2, 0, 1, 0], [0, 3, 1, 0, 2]],
+        [[6, 8, 2, 9], [1, 17, 6, 3], [4, 12, 1, 3]],
+        [[5, 0, 2], [1, 6, 3], [2, 2, 7], [0, 4, 1]],
+    ],
+)
+def test_every_way_of_summing_gives_the_network_p(table: list[list[int]]) -> None:
+    observed = np.array(table)
+    network = _Network(_oriented(observed), TOLERANCE)
+    bounded = network.network_p()
+    by_sorting = network.sorted_completions_p()
+    assert by_sorting is not None
+    assert by_sorting == pytest.approx(bounded, rel=1e-9)
+    ascending = _ascending(observed)
+    if np.prod(_free_cell_sizes(ascending)) <= EVERY_TABLE_LIMIT:
+        assert _every_table_p(ascending, TOLERANCE) == pytest.approx(bounded, rel=1e-9)
+
+
+def test_sorted_completions_leave_large_networks_to_the_bounds() -> None:
+    # 4×4 of n = 116 (issue 14's table): far more partial tables than PARTIAL_LIMIT.
+    table = np.array([[9, 9, 5, 8], [9, 9, 5, 3], [10, 12, 5, 2], [4, 11, 6, 9]])
+    assert _Network(_oriented(table), TOLERANCE).sorted_completions_p() is None
