@@ -24,9 +24,10 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 from django.db import models
-from django.db.models import F, Func
+from django.db.models import F
 from openpyxl import Workbook
 
 from accounts.access import Capability, site_ids_with
@@ -46,7 +47,9 @@ from registry.action_events import Action, ActionKind
 from registry.formatting import FORMULA_PREFIXES, plain, spreadsheet_safe
 from registry.models import Patient, Study
 
+from . import copied_csv
 from .codec import FALSE, TRUE, _natural_keys, datetime_text, to_text
+from .copied_csv import AmongIds
 from .layout import BY_NAME, TABLES, Table
 
 #: A fixed timestamp inside the zip files, so the same data give the same bytes.
@@ -87,6 +90,8 @@ class ExportTable:
     codes: dict[str, dict[str, str]]  # column → code → label
     #: The patients the export covers (on its first table, ``patients``): for its audit record.
     patients: list[ExportPatient] = field(default_factory=list)
+    #: The CSV file's rows (no header) as PostgreSQL writes them, where it can (``copied_csv``).
+    csv_rows: Callable[[], Iterable[bytes]] | None = None
 
 
 def exportable_patients(study: Study, user, options: ExportOptions):
@@ -146,6 +151,10 @@ PARENT_KEY_LABELS = {
 }
 #: Patients per query while streaming: memory stays that of one chunk's rows, whatever the study's size.
 PATIENTS_PER_CHUNK = 2000
+#: Patients per ``COPY`` of a table on PostgreSQL (``copied_csv``): each statement joins the table to
+#: the patients (and a dose to its LP) by scanning them, so 2,000-patient chunks scanned them 50 times
+#: at 100,000 patients; memory stays that of one chunk's CSV text.
+PATIENTS_PER_COPY = 10_000
 
 
 @dataclass(frozen=True)
@@ -164,7 +173,10 @@ class _Dates:
     def __init__(self, study: Study, options: ExportOptions, patients: Iterable[ExportPatient]):
         self.options = options
         self.index = {p.pk: p.index_admission_date for p in patients}
-        self.shift = {pk: dt.timedelta(days=date_shift_days(study.code, pk)) for pk in self.index}
+        # Only shifted exports read the shifts (a keyed hash per patient; 100,000 of them kept).
+        shifted = options.dates == DateHandling.SHIFT
+        self.shift_days = {pk: date_shift_days(study.code, pk) for pk in self.index} if shifted else {}
+        self.shift = {pk: dt.timedelta(days=days) for pk, days in self.shift_days.items()}
 
     def convert(self, patient_id: int, value):
         if value is None or self.options.dates == DateHandling.EXACT:
@@ -196,10 +208,19 @@ class _Links:
             return ""
         related = model_field.related_model
         if (related, pk) not in self._text:
-            encode, _ = _natural_keys()[related]
-            for obj in related._default_manager.all():  # reference data: a few rows per model
-                self._text[(related, obj.pk)] = encode(obj)
+            self._read(related)
         return self._text[(related, pk)]
+
+    def every_text(self, model_field: models.ForeignKey) -> dict[int, str]:
+        """Each record of the linked model's text, by its id."""
+        related = model_field.related_model
+        self._read(related)
+        return {pk: text for (model, pk), text in self._text.items() if model is related}
+
+    def _read(self, related: type[models.Model]) -> None:
+        encode, _ = _natural_keys()[related]
+        for obj in related._default_manager.all():  # reference data: a few rows per model
+            self._text[(related, obj.pk)] = encode(obj)
 
 
 @dataclass(frozen=True)
@@ -266,7 +287,44 @@ def _layout_table(
     for column, _ in table.references:
         labels[column] = REFERENCE_LABELS[column]
     rows = _Rows(lambda: _layout_rows(spec, patients, dates))
-    return ExportTable(table.name, spec.columns, rows, labels, codes)
+    return ExportTable(table.name, spec.columns, rows, labels, codes, csv_rows=_copied(spec, patients, dates))
+
+
+def _copied(
+    spec: _Spec, patients: list[ExportPatient], dates: _Dates
+) -> Callable[[], Iterable[bytes]] | None:
+    """The table's CSV rows written by PostgreSQL (``copied_csv``), when the database is PostgreSQL
+    and every column is of a kind it writes (not the de-identified patients' capped age)."""
+    table = spec.table
+    fields = [table.key_field(key) for key in spec.keys[1:]] + spec.fields
+    if (
+        spec.drop_birth
+        or not copied_csv.usable(table.model._default_manager.db)
+        or any(copied_csv.kind_of(f) is None for f in fields)
+    ):
+        return None
+    return partial(_copied_rows, spec, patients, dates)
+
+
+def _copied_rows(spec: _Spec, patients: list[ExportPatient], dates: _Dates) -> Iterator[bytes]:
+    table, links, paths = spec.table, _Links(), spec.paths()
+    read = [(paths[key], table.key_field(key), True) for key in spec.keys[1:]]
+    read += [(paths[f.name], f, False) for f in spec.fields]
+    columns = []
+    for path, model_field, key in read:
+        known = links.every_text(model_field) if isinstance(model_field, models.ForeignKey) else {}
+        kind = copied_csv.kind_of(model_field) or copied_csv.Kind.TEXT
+        formula_like = copied_csv.formula_like(model_field, known)
+        columns.append(copied_csv.Column(path, kind, key=key, links=known, formula_like=formula_like))
+    for column, field_name in table.references:
+        kind = copied_csv.Kind.TEXT if field_name == "phase" else copied_csv.Kind.DATETIME
+        columns.append(copied_csv.Column(paths[column], kind))
+    how = copied_csv.Dates(dates.options.dates, dates.shift_days, dates.index)
+    chunks = (
+        [p.pk for p in patients[start : start + PATIENTS_PER_COPY]]
+        for start in range(0, len(patients), PATIENTS_PER_COPY)
+    )
+    return copied_csv.csv_chunks(table.model, _owner_chain(table), columns, chunks, how)
 
 
 def missing_codes_label() -> str:
@@ -289,7 +347,7 @@ def _layout_rows(spec: _Spec, patients: list[ExportPatient], dates: _Dates) -> I
     patient_at = position["_patient"]
     for start in range(0, len(patients), PATIENTS_PER_CHUNK):
         chunk = {p.pk: p for p in patients[start : start + PATIENTS_PER_CHUNK]}
-        found = table.model._default_manager.filter(_AmongIds(F(owner or "pk"), ids=list(chunk)))
+        found = table.model._default_manager.filter(AmongIds(F(owner or "pk"), ids=list(chunk)))
         read = list(found.order_by().values_list(*paths.values()))
         if not read:
             continue
@@ -305,23 +363,6 @@ def _layout_rows(spec: _Spec, patients: list[ExportPatient], dates: _Dates) -> I
                 _layout_extras(spec, dict(zip(columns, values, strict=True)), patient, dates, row)
         rows.sort(key=lambda r: tuple(r[k] for k in spec.keys))
         yield from rows
-
-
-class _AmongIds(Func):
-    """``<patient column> IN (1, 2, …)`` with the ids written into the SQL as integers. The ``__in``
-    lookup prepares each of its values through the field (about 6 µs each), 9.6 s of a
-    100,000-patient export that asks for every table's rows by their patients' ids; written as
-    integers they need no parameters either (SQLite limits those)."""
-
-    output_field = models.BooleanField()
-
-    def __init__(self, expression, *, ids: list[int]) -> None:
-        super().__init__(expression)
-        self.ids = [int(pk) for pk in ids]
-
-    def as_sql(self, compiler, connection, function=None, template=None, arg_joiner=None, **extra_context):
-        column, params = compiler.compile(self.source_expressions[0])
-        return f"{column} IN ({', '.join(map(str, self.ids or [-1]))})", tuple(params)
 
 
 #: How a column of values becomes text: (the column's values, their patients' pks) -> texts. A column
@@ -419,7 +460,8 @@ def export_record(
             kind=ActionKind.IDENTIFIED_EXPORT if options.identified else ActionKind.EXPORT,
             actor=user if user is not None else getattr(request, "user", None),
             study_id=study.pk,
-            patient_codes=[p.study_code for p in covered],
+            # By id: the export has them, and 100,000 study codes cost a query of as many parameters.
+            patient_ids=[p.pk for p in covered],
             object_label=f"{study.code} export ({fmt}): {patients} patients",
             reason=options.describe().get("reason", ""),
             detail={"format": fmt, "tables": [table.name for table in tables], "patients": patients},
@@ -481,25 +523,69 @@ def _dataset_table(study: Study, patients: list[ExportPatient], options: ExportO
     columns = list(_dataset_frame(study, covered.filter(pk__in=ids[:1]), options).columns)
     dictionary = {v.name: v for v in data_dictionary(study)}
 
-    def rows() -> Iterator[dict[str, Any]]:
+    def frames() -> Iterator[pd.DataFrame]:
         for start in range(0, len(ids), DATASET_PATIENTS_PER_CHUNK):
             chunk = ids[start : start + DATASET_PATIENTS_PER_CHUNK]
-            frame = _dataset_frame(study, covered.filter(pk__gte=chunk[0], pk__lte=chunk[-1]), options)
+            yield _dataset_frame(study, covered.filter(pk__gte=chunk[0], pk__lte=chunk[-1]), options)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for frame in frames():
             yield from _frame_rows(frame)
 
     labels = {name: dictionary[name].label for name in columns if name in dictionary}
-    return ExportTable("dataset", columns, _Rows(rows), labels, {})
+    return ExportTable(
+        "dataset",
+        columns,
+        _Rows(rows),
+        labels,
+        {},
+        csv_rows=lambda: (_frame_csv(frame, columns) for frame in frames()),
+    )
+
+
+def _frame_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """The frame's columns as lists of Python values, missing ones (NaN, NaT, NA) as None."""
+    frame = frame.copy(deep=False)
+    frame.attrs = {}  # else every column taken from the frame deep-copies the data dictionary
+    return {
+        name: frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in frame.columns
+    }
 
 
 def _frame_rows(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    """The frame's rows as dicts of Python values, missing ones (NaN, NaT, NA) as None — converted a
-    column at a time (``to_dict`` and a test per cell took 16 s of a 100,000-patient export)."""
+    """The frame's rows as dicts of Python values — converted a column at a time (``to_dict`` and a
+    test per cell took 16 s of a 100,000-patient export)."""
+    columns = _frame_columns(frame)
+    names = list(columns)
+    for values in zip(*columns.values(), strict=True):
+        yield dict(zip(names, values, strict=True))
+
+
+def _frame_csv(frame: pd.DataFrame, names: list[str]) -> bytes:
+    """The frame's CSV rows (no header) with the cells ``_csv_chunks`` writes, made a column at a
+    time and written by the csv module at once: no dict, and no list made in Python, per row."""
     frame = frame.copy(deep=False)
     frame.attrs = {}  # else every column taken from the frame deep-copies the data dictionary
-    names = list(frame.columns)
-    columns = [frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in names]
-    for values in zip(*columns, strict=True):
-        yield dict(zip(names, values, strict=True))
+    if not set(frame.columns) <= set(names):
+        raise ValueError(f"A row has columns the file does not: {sorted(set(frame.columns) - set(names))}")
+    blank = [""] * len(frame)
+    texts = [_column_cells(frame[name]) if name in frame.columns else blank for name in names]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(zip(*texts, strict=True))
+    return buffer.getvalue().encode("utf-8")
+
+
+def _column_cells(values: pd.Series) -> Sequence[str]:
+    """A column's cells as ``_csv_chunks`` writes its Python values. Numbers, dates, yes/no and
+    categories repeat: each distinct value's text is made once and spread by its codes (a missing
+    value's code is -1: the empty text put last). Text (object) columns are written value by value,
+    as distinct objects that compare equal (1, 1.0, True) must keep their own texts."""
+    if values.dtype == object:
+        listed = values.where(values.notna(), None).tolist()
+        return [v if type(v) is str and not (v and v[0] in _FORMULA_STARTS) else _cell(v) for v in listed]
+    codes, uniques = values.factorize()
+    texts = [_cell(value) for value in pd.Series(uniques).astype(object).tolist()]
+    return np.array([*texts, ""], dtype=object)[codes]
 
 
 # --- file formats --------------------------------------------------------------------------
@@ -549,6 +635,15 @@ def _csv_chunks(columns: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode("utf-8")
+
+
+def _csv_file(table: ExportTable) -> Iterator[bytes]:
+    """The table's CSV file: its header, then the rows PostgreSQL wrote, else the rows path's."""
+    if table.csv_rows is None:
+        yield from _csv_chunks(table.columns, table.rows)
+        return
+    yield from _csv_chunks(table.columns, [])
+    yield from table.csv_rows()
 
 
 #: The first characters a spreadsheet reads as the start of a formula (``spreadsheet_safe``'s).
@@ -627,9 +722,7 @@ def _about(study: Study, options: ExportOptions) -> bytes:
 
 def stream_csv_zip(study: Study, tables: list[ExportTable], options: ExportOptions) -> Iterator[bytes]:
     """The CSV export as a stream of bytes: row by row, a chunk of patients read at a time."""
-    files: dict[str, Callable[[], Iterable[bytes]]] = {
-        f"{t.name}.csv": partial(_csv_chunks, t.columns, t.rows) for t in tables
-    }
+    files: dict[str, Callable[[], Iterable[bytes]]] = {f"{t.name}.csv": partial(_csv_file, t) for t in tables}
     files["data_dictionary.csv"] = lambda: _csv_chunks(
         ["table", "column", "label", "codes"], dictionary_rows(tables)
     )

@@ -136,14 +136,36 @@ def _copied(compiler, names: list[str], kinds: list) -> pd.DataFrame:
 
 def _copy_out(compiler) -> bytes:
     """The statement's rows in COPY's text format (nothing when the statement can match no row)."""
+    statement = copy_statement(compiler)
+    return b"" if statement is None else copy_out(compiler.connection, statement)
+
+
+def copy_statement(compiler) -> str | None:
+    """The compiled statement with its parameters written in, as COPY takes it (it has no
+    parameters of its own); None when the statement can match no row."""
     try:
         sql, params = compiler.as_sql()
     except EmptyResultSet:
-        return b""
-    buffer = io.BytesIO()
+        return None
     with compiler.connection.cursor() as cursor:
-        statement = cursor.mogrify(sql, params).decode()
-        cursor.copy_expert(f"COPY ({statement}) TO STDOUT", buffer)
+        return cursor.mogrify(sql, params).decode()
+
+
+def copy_out(connection, statement: str, *, options: str = "") -> bytes:
+    """``COPY (statement) TO STDOUT``, with COPY's ``options`` (e.g. ``FORMAT csv``) if any.
+
+    Without JIT compilation: a statement over 10,000 patients is costed above ``jit_above_cost``,
+    and compiling its expressions took 0.9-1.4 s where running it took 0.1-0.3 s (PostgreSQL 15).
+    The setting is reset to the server's after the statement."""
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('jit', 'off', false)")
+        try:
+            cursor.copy_expert(
+                f"COPY ({statement}) TO STDOUT{f' WITH ({options})' if options else ''}", buffer
+            )
+        finally:
+            cursor.execute("RESET jit")
     return buffer.getvalue()
 
 

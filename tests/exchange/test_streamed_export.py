@@ -55,6 +55,7 @@ def peak_while_streaming(study) -> tuple[int, int, int]:
 
 def test_memory_stays_flat_when_the_study_triples(cohorts, monkeypatch):
     monkeypatch.setattr(export, "PATIENTS_PER_CHUNK", 30)
+    monkeypatch.setattr(export, "PATIENTS_PER_COPY", 30)
     monkeypatch.setattr(export, "ROWS_PER_CHUNK", 50)
     small_peak, small_sent, _ = peak_while_streaming(cohorts["small"])
     large_peak, large_sent, large_chunks = peak_while_streaming(cohorts["large"])
