@@ -13,6 +13,7 @@ from django import forms
 from django.db import models
 from django.forms.models import ModelFormMetaclass
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from accounts.access import Capability, scope, sites_with
 from accounts.models import Site
@@ -526,11 +527,25 @@ class DoseForm(CaseForm):
         ]
         labels = {"course_number": "Course", "drug_other": "Other drug (name)"}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, formulation_choices: list[Any] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        if formulation_choices is not None:  # read once by the formset for all its rows
+            cast(forms.ModelChoiceField, self.fields["formulation"]).choices = formulation_choices
         record = getattr(self.instance, "formulation_record", None) if self.instance.pk else None
         if record is not None:
             self.initial.setdefault("formulation", record.formulation_id)
+
+
+class DoseRows(forms.BaseModelFormSet):
+    """The dose rows of an LP; the products a row offers are read once for every row."""
+
+    @cached_property
+    def formulation_choices(self) -> list[Any]:
+        field = cast(forms.ModelChoiceField, DoseForm.base_fields["formulation"])
+        return list(iter(field.iterator(field)))  # iter(): list() would ask its length, a COUNT query
+
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        return {**super().get_form_kwargs(index), "formulation_choices": self.formulation_choices}
 
 
 class PlannedInjectionField(forms.ModelChoiceField):
@@ -562,6 +577,8 @@ class InjectionPlanForm(forms.Form):
         field.queryset = PlannedInjection.objects.filter(pk__in=[i.pk for i in offered]).select_related(
             "phase"
         )
+        # Shown from the injections already read (the queryset still checks what is posted).
+        field.choices = [("", field.empty_label), *((i.pk, field.label_from_instance(i)) for i in offered)]
         if chosen is not None:
             field.initial = chosen.pk
             self.initial.setdefault("deviation_reason", chosen.deviation_reason)
@@ -605,7 +622,9 @@ class PathogenTestForm(CaseForm):
         fields = ["version", "test", "result", "organism"]
 
 
-DoseFormSet = forms.modelformset_factory(IntrathecalDose, form=DoseForm, extra=3, can_delete=True)
+DoseFormSet = forms.modelformset_factory(
+    IntrathecalDose, form=DoseForm, formset=DoseRows, extra=3, can_delete=True
+)
 PathogenTestFormSet = forms.modelformset_factory(
     PathogenTest, form=PathogenTestForm, extra=2, can_delete=True
 )

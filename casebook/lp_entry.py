@@ -70,6 +70,7 @@ class LumbarPunctureEntry:
         lp = LumbarPuncture.objects.filter(patient=self.patient, pk=lp_pk).first()
         if lp is None:
             raise Http404("No such lumbar puncture for this patient.")
+        lp.patient = self.patient  # read already, with its study (the forms ask for its disease area)
         return lp, CsfResult.objects.filter(lumbar_puncture=lp).first() or CsfResult()
 
     def _build_forms(self, data: QueryDict | None) -> None:
@@ -86,7 +87,7 @@ class LumbarPunctureEntry:
         self.doses = forms.DoseFormSet(
             data,
             prefix="doses",
-            queryset=IntrathecalDose.objects.filter(lumbar_puncture=lp)
+            queryset=IntrathecalDose.objects.filter(lumbar_puncture=lp).select_related("formulation_record")
             if lp.pk
             else IntrathecalDose.objects.none(),
             initial=prefill,

@@ -7,18 +7,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from accounts.access import Capability, has_capability
 from protocols.choices import ProtocolStatus
-from protocols.models import Protocol, SafetyOverride
-from protocols.selectors import active_protocols, course_calendar, patient_courses
+from protocols.models import Course, Protocol, SafetyOverride
+from protocols.selectors import active_protocols, patient_course_calendars
 from registry.choices import DiseaseArea
-from registry.models import IntrathecalDose, LumbarPuncture, NpsleDiagnosis, Patient
+from registry.models import AdverseEvent, IntrathecalDose, LumbarPuncture, NpsleDiagnosis, Patient
 from registry.scoring import SLEDAI_2K_DESCRIPTORS
 from review.guards import locked_notice
-from review.models import DataQuery, ReviewStatus, SectionReview
+from review.models import DataQuery, QueryStatus, ReviewStatus, SectionReview
 from review.rules import settle
 from review.selectors import patient_queries, section_reviews
 
@@ -42,10 +43,13 @@ class ReviewState:
 
 
 def review_state(patient: Patient) -> ReviewState:
-    settle(patient.pk)  # the data-quality queries of a write just made, before they are shown
+    # The data-quality queries of a write just made, before they are shown. Without one, the case
+    # record knows from the patient's row whether any query is open (``case_record_patients``).
+    checked = settle(patient.pk)
     queries: dict[str, list[DataQuery]] = defaultdict(list)
-    for query in patient_queries(patient):
-        queries[query.section].append(query)
+    if checked or getattr(patient, "has_open_queries", True):
+        for query in patient_queries(patient):
+            queries[query.section].append(query)
     return ReviewState(section_reviews(patient), dict(queries))
 
 
@@ -61,7 +65,16 @@ def case_record_patients(sees_identifiers: bool) -> QuerySet[Patient]:
     active = Protocol.objects.filter(
         status=ProtocolStatus.ACTIVE, disease_area=OuterRef("study__disease_area")
     )
-    return Patient.objects.select_related(*related).annotate(has_active_protocol=Exists(active))
+    courses = (
+        Course.objects.filter(patient=OuterRef("pk")).order_by().values("patient").annotate(n=Count("pk"))
+    )
+    return Patient.objects.select_related(*related).annotate(
+        has_active_protocol=Exists(active),
+        course_count=Coalesce(Subquery(courses.values("n")), 0),
+        has_open_queries=Exists(
+            DataQuery.objects.filter(patient=OuterRef("pk")).exclude(status=QueryStatus.CLOSED)
+        ),
+    )
 
 
 def _read_with_patient(patient: Patient, relation: str) -> Any:
@@ -165,6 +178,16 @@ def _diagnosis(patient: Patient, context: dict) -> dict:
     }
 
 
+def _adverse_events(patient: Patient) -> list[AdverseEvent]:
+    """The patient's adverse events, read once for the page: the safety section lists them and the
+    course calendar takes its step-back dates from them (kept on the patient object, per request)."""
+    events: list[AdverseEvent] | None = getattr(patient, "_case_record_adverse_events", None)
+    if events is None:
+        events = list(KINDS["adverse-event"].records(patient).order_by("onset_date"))
+        patient._case_record_adverse_events = events  # type: ignore[attr-defined]
+    return events
+
+
 def _procedures(patient: Patient, context: dict) -> dict:
     read = (
         LumbarPuncture.objects.filter(patient=patient)
@@ -175,8 +198,11 @@ def _procedures(patient: Patient, context: dict) -> dict:
         )
         .order_by("performed_at")
     )
-    courses = patient_courses(patient)
-    active = next((course for course in courses if course.is_active), None)
+    punctures = list(read)
+    calendars = patient_course_calendars(
+        patient, punctures, _adverse_events(patient), getattr(patient, "course_count", None)
+    )
+    active = next((course for course, _ in calendars if course.is_active), None)
     actions = [("Add lumbar puncture", reverse("casebook:lp_create", args=[patient.pk]))]
     protocol_available = getattr(patient, "has_active_protocol", None)
     if protocol_available is None:  # a section alone: not read with the patient
@@ -185,11 +211,10 @@ def _procedures(patient: Patient, context: dict) -> dict:
         actions.append(("Start course", reverse("protocols:course_create", args=[patient.pk])))
     if active is not None:
         actions.append(("Stop course", reverse("protocols:course_stop", args=[patient.pk, active.pk])))
-    punctures = list(read)
     return {
         "punctures": punctures,
         "cumulative": _cumulative_dose_mg(punctures),
-        "courses": [(course, course_calendar(course)) for course in courses],
+        "courses": calendars,
         "actions": actions,
     }
 
@@ -217,7 +242,7 @@ def _therapy(patient: Patient, context: dict) -> dict:
 
 def _safety(patient: Patient, context: dict) -> dict:
     return {
-        "adverse_events": KINDS["adverse-event"].records(patient).order_by("onset_date"),
+        "adverse_events": _adverse_events(patient),
         "actions": [("Add adverse event", _add(patient, "adverse-event"))],
     }
 

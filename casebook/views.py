@@ -14,7 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -33,6 +33,7 @@ from registry.models import (
     PatientIdentifier,
     Study,
 )
+from registry.selectors import InStudyCodeOrder
 from registry.services import (
     lm_diagnosis_save,
     npsle_diagnosis_save,
@@ -119,19 +120,18 @@ def _search(query: str, user) -> Q:
 
 
 PATIENT_PAGE_SIZE = 50
+#: Orders other than the study-code order (``InStudyCodeOrder``, the default).
 PATIENT_ORDER = {
-    "study_code": ["study__code", "study_code"],
-    "study": ["study__code", "study_code"],
     "site": ["site__name", "study__code", "study_code"],
     "-admission": ["-index_admission_date", "study__code", "study_code"],
     "-updated": ["-updated_at", "pk"],
 }
 
 
-def _searched(form: forms.PatientSearchForm, patients, user):
+def _searched(form: forms.PatientSearchForm, patients, user) -> QuerySet[Patient] | InStudyCodeOrder:
     """The patients the search and filters keep, in the order chosen."""
     if not form.is_valid():
-        return patients.order_by(*PATIENT_ORDER["study_code"])
+        return InStudyCodeOrder(patients)
     data = form.cleaned_data
     query = data["q"].strip()
     if data["study"]:
@@ -142,7 +142,8 @@ def _searched(form: forms.PatientSearchForm, patients, user):
         patients = review_selectors.having_status(patients, data["status"])
     if query:
         patients = patients.filter(_search(query, user))
-    return patients.order_by(*PATIENT_ORDER[data["sort"] or "study_code"])
+    order = PATIENT_ORDER.get(data["sort"])
+    return patients.order_by(*order) if order else InStudyCodeOrder(patients)
 
 
 @login_required

@@ -7,11 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Q
 from django.utils import timezone
 
 from registry.choices import CYTOPENIA_TERMS, Attribution
-from registry.models import AdverseEvent, IntrathecalDose, Patient
+from registry.models import AdverseEvent, IntrathecalDose, LumbarPuncture, Patient
 from registry.models.base import local_date
 
 from .choices import FULFILLED, CourseStatus, InjectionStatus, ProtocolStatus
@@ -46,17 +45,27 @@ def next_pending(course: Course | None) -> PlannedInjection | None:
     )
 
 
-def step_back_triggers(patient_id: int) -> list[dt.date]:
-    """Onset dates of the adverse events after which an escalating dose steps back.
+def steps_back(event: AdverseEvent) -> bool:
+    """Whether an escalating dose steps back after this adverse event.
 
     Grade ≥3 myelosuppression (CTCAE white cells, neutrophils or platelets decreased) or any grade ≥3
     event attributed to the intrathecal therapy (the protocol's "intolerable symptoms").
     """
-    return sorted(
-        AdverseEvent.objects.filter(patient_id=patient_id, grade__gte=SEVERE_CYTOPENIA_GRADE)
-        .filter(Q(ctcae_term__in=CYTOPENIA_TERMS) | Q(attribution=Attribution.INTRATHECAL_THERAPY))
-        .values_list("onset_date", flat=True)
+    return event.grade >= SEVERE_CYTOPENIA_GRADE and (
+        event.ctcae_term in CYTOPENIA_TERMS or event.attribution == Attribution.INTRATHECAL_THERAPY
     )
+
+
+def step_back_days(events: Iterable[AdverseEvent]) -> list[dt.date]:
+    """Onset dates, in order, of the events after which an escalating dose steps back."""
+    return sorted(event.onset_date for event in events if steps_back(event))
+
+
+def step_back_triggers(patient_id: int) -> list[dt.date]:
+    """The patient's step-back dates, reading only its severe events (the case record passes the
+    events it lists to ``step_back_days`` instead)."""
+    severe = AdverseEvent.objects.filter(patient_id=patient_id, grade__gte=SEVERE_CYTOPENIA_GRADE).order_by()
+    return step_back_days(severe.only("onset_date", "grade", "ctcae_term", "attribution"))
 
 
 def _any_between(days: Iterable[dt.date], start: dt.date | None, end: dt.date | None) -> bool:
@@ -84,9 +93,19 @@ def protocol_parts(protocol: Protocol) -> tuple[list[Phase], list[Component]]:
 
 class CourseState:
     """A course read once (four queries): its protocol's phases and components, its injections with
-    the doses given, and the step-back triggers; the plan's computations work on this snapshot."""
+    the doses given, and the step-back triggers; the plan's computations work on this snapshot.
 
-    def __init__(self, course: Course) -> None:
+    A page that has read these already passes them (``PatientCourses``): then it reads nothing more.
+    """
+
+    def __init__(
+        self,
+        course: Course,
+        *,
+        injections: list[PlannedInjection] | None = None,
+        doses: dict[int, dict[tuple[str, str], Decimal]] | None = None,
+        triggers: list[dt.date] | None = None,
+    ) -> None:
         self.course = course
         self.protocol = course.protocol
         self.phases, components = protocol_parts(self.protocol)
@@ -95,17 +114,21 @@ class CourseState:
         }
         self.components = components
         phases = {phase.pk: phase for phase in self.phases}
-        self.injections = list(course.injections.select_related("lumbar_puncture").order_by("sequence"))
+        if injections is None:
+            injections = list(course.injections.select_related("lumbar_puncture").order_by("sequence"))
+        self.injections = injections
         for injection in self.injections:
             injection.phase = phases[injection.phase_id]
             injection.course = course
-        lp_ids = [i.lumbar_puncture_id for i in self.injections if i.lumbar_puncture_id]
-        self.doses: dict[int, dict[tuple[str, str], Decimal]] = {}
-        for lp_id, drug, timing, dose_mg in IntrathecalDose.objects.filter(
-            lumbar_puncture_id__in=lp_ids
-        ).values_list("lumbar_puncture_id", "drug", "timing", "dose_mg"):
-            self.doses.setdefault(lp_id, {})[(drug, timing)] = dose_mg
-        self.triggers = step_back_triggers(course.patient_id)
+        if doses is None:
+            lp_ids = [i.lumbar_puncture_id for i in self.injections if i.lumbar_puncture_id]
+            doses = {}
+            for lp_id, drug, timing, dose_mg in IntrathecalDose.objects.filter(
+                lumbar_puncture_id__in=lp_ids
+            ).values_list("lumbar_puncture_id", "drug", "timing", "dose_mg"):
+                doses.setdefault(lp_id, {})[(drug, timing)] = dose_mg
+        self.doses = doses
+        self.triggers = step_back_triggers(course.patient_id) if triggers is None else triggers
         self._proposals: dict[int, list[ProposedDose]] | None = None
 
     @property
@@ -202,13 +225,21 @@ class CalendarRow:
         return summary(self.doses)
 
 
-def course_calendar(course: Course) -> list[CalendarRow]:
-    """Every injection of a course with its proposal, what was given, and whether it is overdue."""
-    state = CourseState(course)
-    given_by_lp: dict[int, list[IntrathecalDose]] = {}
-    lp_ids = [i.lumbar_puncture_id for i in state.injections if i.lumbar_puncture_id]
-    for dose in IntrathecalDose.objects.filter(lumbar_puncture_id__in=lp_ids).order_by("timing", "drug"):
-        given_by_lp.setdefault(dose.lumbar_puncture_id, []).append(dose)
+def course_calendar(
+    course: Course,
+    state: CourseState | None = None,
+    given: dict[int, list[IntrathecalDose]] | None = None,
+) -> list[CalendarRow]:
+    """Every injection of a course with its proposal, what was given, and whether it is overdue.
+
+    ``state`` and ``given`` (doses by LP id, in timing and drug order): as already read by the page.
+    """
+    state = state or CourseState(course)
+    if given is None:
+        given = {}
+        lp_ids = [i.lumbar_puncture_id for i in state.injections if i.lumbar_puncture_id]
+        for dose in IntrathecalDose.objects.filter(lumbar_puncture_id__in=lp_ids).order_by("timing", "drug"):
+            given.setdefault(dose.lumbar_puncture_id, []).append(dose)
     today = timezone.localdate()
     upcoming = state.next_pending()
     rows = []
@@ -223,11 +254,9 @@ def course_calendar(course: Course) -> list[CalendarRow]:
             and injection.status == InjectionStatus.PLANNED
             and injection.planned_date + dt.timedelta(days=injection.phase.window_days) < today
         )
-        given = given_by_lp.get(injection.lumbar_puncture_id, []) if injection.lumbar_puncture_id else []
+        done = given.get(injection.lumbar_puncture_id, []) if injection.lumbar_puncture_id else []
         rows.append(
-            CalendarRow(
-                injection, doses, given, overdue, upcoming is not None and injection.pk == upcoming.pk
-            )
+            CalendarRow(injection, doses, done, overdue, upcoming is not None and injection.pk == upcoming.pk)
         )
     return rows
 
@@ -236,3 +265,43 @@ def patient_courses(patient: Patient) -> list[Course]:
     return list(
         Course.objects.filter(patient=patient).select_related("protocol").order_by("-start_date", "-pk")
     )
+
+
+def patient_course_calendars(
+    patient: Patient,
+    punctures: list[LumbarPuncture],
+    adverse_events: list[AdverseEvent],
+    course_count: int | None = None,
+) -> list[tuple[Course, list[CalendarRow]]]:
+    """Each course of the patient (newest first) with its calendar, from one read of every course's
+    injections: their lumbar punctures, doses and the step-back dates come from the records the case
+    record read already (``punctures`` with their doses prefetched, every ``adverse_events``).
+
+    ``course_count`` (the patient's number of courses, read with the patient): when the injections
+    name fewer courses (a course with none planned), the courses are read on their own.
+    """
+    injections = list(
+        PlannedInjection.objects.filter(course__patient=patient)
+        .select_related("course__protocol")
+        .order_by("-course__start_date", "-course_id", "sequence")
+    )
+    courses: dict[int, Course] = {}
+    by_course: dict[int, list[PlannedInjection]] = {}
+    for injection in injections:
+        courses.setdefault(injection.course_id, injection.course)
+        by_course.setdefault(injection.course_id, []).append(injection)
+    if course_count is None or len(courses) < course_count:
+        courses = {course.pk: courses.get(course.pk, course) for course in patient_courses(patient)}
+    lps = {lp.pk: lp for lp in punctures}
+    given = {lp.pk: list(lp.doses.all()) for lp in punctures}
+    doses = {lp_id: {(d.drug, d.timing): d.dose_mg for d in rows} for lp_id, rows in given.items()}
+    triggers = step_back_days(adverse_events)
+    calendars = []
+    for course in courses.values():
+        planned = by_course.get(course.pk, [])
+        for injection in planned:
+            if injection.lumbar_puncture_id in lps:
+                injection.lumbar_puncture = lps[injection.lumbar_puncture_id]
+        state = CourseState(course, injections=planned, doses=doses, triggers=triggers)
+        calendars.append((course, course_calendar(course, state, given)))
+    return calendars

@@ -450,8 +450,9 @@ def schedule_check(patient_id: int) -> None:
     transaction.on_commit(flush, robust=True)
 
 
-def settle(patient_id: int) -> None:
-    """Run the patient's pending check now, so the page answering a write shows the queries it leaves.
+def settle(patient_id: int) -> bool:
+    """Run the patient's pending check now, so the page answering a write shows the queries it leaves;
+    whether a check ran (what was read of the patient's queries before may be out of date).
 
     A request runs in one transaction (ATOMIC_REQUESTS): a check waiting for the commit would run
     only after the page was rendered, so the page would show a query the save had just resolved.
@@ -459,14 +460,15 @@ def settle(patient_id: int) -> None:
     """
     pending = _pending()
     if not pending or patient_id not in pending:
-        return
+        return False
     try:
         with transaction.atomic():
             _run({patient_id})
     except Exception:  # the on-commit pass retries it; the user's save stands either way
         logger.exception("Data-quality check of patient %s failed; retried at commit", patient_id)
-        return
+        return True
     pending.discard(patient_id)
+    return True
 
 
 def _run(patient_ids) -> None:

@@ -4,6 +4,7 @@ an order to choose, and a review cell per section."""
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -64,3 +65,19 @@ def test_ordered_as_chosen_with_a_review_cell_per_section(nurse_client):
     assert rows["LM-001"]["procedures"] == ReviewStatus.SUBMITTED
     assert set(rows["LM-002"].values()) == {ReviewStatus.DRAFT}
     assert 'class="cell status-submitted"' in response.content.decode()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
+def test_a_page_in_study_code_order_walks_the_study_code_index_without_sorting(nurse_client):
+    from registry.models import Patient
+    from registry.selectors import InStudyCodeOrder
+
+    visible = Patient.objects.select_related("study", "site")
+    ordered = InStudyCodeOrder(visible)
+    assert [n for _, n in ordered.per_study()] == [2, 51]  # lm, then npsle: study-code order
+    page = ordered.patients.filter(study_id=nurse_client.studies["npsle"].pk).order_by("study_code")[:50]
+    with connection.cursor() as cursor:
+        # Tiny tables: ask whether an index can serve the order (a sort then only if none can).
+        cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
+        plan = page.explain()
+    assert "patient_study_code_unique" in plan and "Sort" not in plan, plan
