@@ -6,7 +6,7 @@ import sys
 
 from django.core import checks
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
+from django.db import connection, transaction
 from tqdm import tqdm
 
 from accounts.models import User
@@ -69,6 +69,10 @@ class Command(BaseCommand):
 
             def progress(done: int) -> None:
                 bar.update(done - bar.n)
+                # With DEBUG on (make run's .env) Django keeps the last 9,000 statements, and a
+                # chunk's bulk INSERTs run to megabytes each: 792 MiB at 100,000 patients, against
+                # ~310 MiB with DEBUG off. Nothing reads the log of a load.
+                connection.queries_log.clear()
 
             if code == "lm":
                 return load_lm_cohort(study=study, actor=actor, progress=progress)
