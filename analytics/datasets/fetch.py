@@ -154,18 +154,11 @@ def copy_statement(compiler) -> str | None:
 def copy_out(connection, statement: str, *, options: str = "") -> bytes:
     """``COPY (statement) TO STDOUT``, with COPY's ``options`` (e.g. ``FORMAT csv``) if any.
 
-    Without JIT compilation: a statement over 10,000 patients is costed above ``jit_above_cost``,
-    and compiling its expressions took 0.9-1.4 s where running it took 0.1-0.3 s (PostgreSQL 15).
-    The setting is reset to the server's after the statement."""
+    JIT compilation is off on the registry's connections (``config/settings.py``): compiling a
+    10,000-patient statement cost more than running it."""
     buffer = io.BytesIO()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('jit', 'off', false)")
-        try:
-            cursor.copy_expert(
-                f"COPY ({statement}) TO STDOUT{f' WITH ({options})' if options else ''}", buffer
-            )
-        finally:
-            cursor.execute("RESET jit")
+        cursor.copy_expert(f"COPY ({statement}) TO STDOUT{f' WITH ({options})' if options else ''}", buffer)
     return buffer.getvalue()
 
 
