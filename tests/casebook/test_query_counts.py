@@ -41,6 +41,17 @@ def nurse(client, site):
     return user
 
 
+def overridden(lp, nurse) -> None:
+    """A safety override of the LP's first check, recorded by the nurse."""
+    SafetyOverride.objects.create(
+        lumbar_puncture=lp,
+        check_code=SafetyCheck.choices[0][0],
+        finding="test",
+        reason="test",
+        overridden_by=nurse,
+    )
+
+
 def patient_with(study, site, nurse, punctures: int):
     """A patient with LPs that each have CSF, a dose and a safety override by the nurse."""
     patient = f.PatientFactory(study=study, site=site)
@@ -49,13 +60,7 @@ def patient_with(study, site, nurse, punctures: int):
         lp = f.LumbarPunctureFactory(patient=patient)
         f.CsfResultFactory(lumbar_puncture=lp)
         f.IntrathecalDoseFactory(lumbar_puncture=lp)
-        SafetyOverride.objects.create(
-            lumbar_puncture=lp,
-            check_code=SafetyCheck.choices[0][0],
-            finding="test",
-            reason="test",
-            overridden_by=nurse,
-        )
+        overridden(lp, nurse)
     return patient
 
 
@@ -157,13 +162,7 @@ def patient_on_course(study, site, nurse, injections: int):
     start(patient, ensure_seed_protocols()["npsle-pumch"], nurse)
     for n in range(injections):
         lp = give(patient, START + dt.timedelta(days=7 * n), npsle_doses(), nurse).lumbar_puncture
-        SafetyOverride.objects.create(
-            lumbar_puncture=lp,
-            check_code=SafetyCheck.choices[0][0],
-            finding="test",
-            reason="test",
-            overridden_by=nurse,
-        )
+        overridden(lp, nurse)
     f.AdverseEventFactory(  # a step-back trigger of the course
         patient=patient,
         grade=3,
