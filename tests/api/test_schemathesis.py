@@ -6,6 +6,11 @@ MAX_EXAMPLES fuzzed requests; a researcher, whose writes are refused before any 
 the fuzzed requests only (the coverage phase would repeat one refusal a thousand times). The run
 must have 0 server errors and 0 responses that break the schema. The data are a small world with
 records at the user's site and at another site.
+
+The tests are parametrized by operation here and each builds its schemathesis test when it runs,
+with schemathesis's own builder (the one its pytest plugin calls). The plugin builds every
+operation's coverage cases while pytest *collects*, so each xdist worker spent ~20 s generating
+cases for all 137 operations, most of which the other worker runs.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from knox.models import AuthToken
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation.feedback import FeedbackSources
+from schemathesis.pytest._test_builder import build_operation_test  # what schemathesis's plugin calls
+from schemathesis.python._constants.orchestrator import make_constants_value_source
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from accounts.models import Role
@@ -47,6 +55,23 @@ def _load_schema(*, coverage: bool):
 
 writer_schema = _load_schema(coverage=True)
 reader_schema = _load_schema(coverage=False)
+OPERATIONS = {result.ok().label: result.ok() for result in writer_schema.get_all_operations()}
+SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _run_operation(schema, label: str, token: str) -> None:
+    """Build the operation's test as schemathesis's pytest plugin does, then run it."""
+    operation = schema.find_operation_by_label(label)
+    assert operation is not None, label
+    test = build_operation_test(
+        config=schema.config,
+        operation=operation,
+        test_func=lambda case: _call(case, token),
+        given_kwargs={},
+        feedback=FeedbackSources(constants_value_source=make_constants_value_source(schema)),
+        explicit_settings=SETTINGS,
+    )
+    test()
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +123,12 @@ def _call(case, token: str) -> None:
 
 
 @pytest.mark.django_db
-@writer_schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_schema_for_data_entry(case, tokens):
-    _call(case, tokens[Role.DATA_ENTRY])
+@pytest.mark.parametrize("label", sorted(OPERATIONS))
+def test_api_conforms_to_its_schema_for_data_entry(label, tokens):
+    _run_operation(writer_schema, label, tokens[Role.DATA_ENTRY])
 
 
 @pytest.mark.django_db
-@reader_schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_schema_for_a_researcher(case, tokens):
-    _call(case, tokens[Role.RESEARCHER])
+@pytest.mark.parametrize("label", sorted(OPERATIONS))
+def test_api_conforms_to_its_schema_for_a_researcher(label, tokens):
+    _run_operation(reader_schema, label, tokens[Role.RESEARCHER])
