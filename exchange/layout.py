@@ -12,6 +12,7 @@ and the SPSS/Stata value labels give the labels); empty cells for missing values
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 from django.db import models
 
@@ -76,12 +77,7 @@ class Table:
 
     def key_field(self, key: str) -> models.Field | None:
         """The model field a key column is read with: this model's, else the parent's (recursively)."""
-        names = {f.name: f for f in self.model._meta.concrete_fields}
-        if key == "course_start_date":
-            return pm.Course._meta.get_field("start_date")
-        if key in names:
-            return names[key]
-        return BY_NAME[self.parent].key_field(key) if self.parent else None
+        return _key_field(self.name, key)
 
     def model_keys(self) -> list[str]:
         """Key columns that are fields of this model (the others belong to the parent's key)."""
@@ -247,3 +243,15 @@ TABLES: tuple[Table, ...] = (
     ),
 )
 BY_NAME = {table.name: table for table in TABLES}
+
+
+@cache
+def _key_field(table_name: str, key: str) -> models.Field | None:
+    """``Table.key_field``, worked out once per table and column (an import asks it for every row)."""
+    table = BY_NAME[table_name]
+    names = {f.name: f for f in table.model._meta.concrete_fields}
+    if key == "course_start_date":
+        return pm.Course._meta.get_field("start_date")
+    if key in names:
+        return names[key]
+    return _key_field(table.parent, key) if table.parent else None

@@ -99,6 +99,13 @@ class TableImport:
         self.importer, self.table, self.reason = importer, table, reason
         self.model = table.model
         self.fields = {f.name: f for f in self.model._meta.concrete_fields}
+        #: The columns read into the model, in order (the same for every row).
+        self.parsed = [
+            name
+            for name in [*table.model_keys(), *(f.name for f in table.value_fields())]
+            if not (name == "study_code" and table.name != "patients")
+        ]
+        self.model_keys = table.model_keys()
 
     def run(self, rows: list[tuple[int, dict[str, str]]], result: ImportResult) -> None:
         candidates = [self._resolve(line, row) for line, row in rows]
@@ -142,7 +149,7 @@ class TableImport:
             parent = self.importer.parent_of(self.table, patient, row, c)
             if c.errors:
                 return c
-            key = (parent.pk, *(values[k] for k in self.table.model_keys()))
+            key = (parent.pk, *(values[k] for k in self.model_keys))
             found = self.importer.index.find(self.table, key)
             c.existing = found is not None
             c.instance = found if found is not None else self.model(**{self.table.parent_field: parent})
@@ -158,8 +165,8 @@ class TableImport:
 
     def _parse(self, row: dict[str, str], c: Candidate) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for name in [*self.table.model_keys(), *(f.name for f in self.table.value_fields())]:
-            if (name == "study_code" and self.table.name != "patients") or name not in row:
+        for name in self.parsed:
+            if name not in row:
                 continue  # a column the file does not have keeps the record's current value
             try:
                 values[name] = self.importer.decode(self.fields[name], row[name])
