@@ -19,7 +19,7 @@ from accounts.models import User
 
 from .. import write_hooks
 from ..models.base import ComputedScoreMixin
-from .history_copy import copy_history
+from .copy_in import copy_history, copy_insert
 
 
 def _foreign_key_names(model: type[models.Model]) -> list[str]:
@@ -57,8 +57,12 @@ def bulk_record_create(
             return bulk_create_with_history(
                 list(objects), model, batch_size=batch_size, default_user=actor, default_change_reason=reason
             )
-        # PostgreSQL returns the new keys from the INSERT; the history rows then go in by COPY.
-        created = model._default_manager.bulk_create(list(objects), batch_size=batch_size)
+        # New records and their history rows go in by COPY; records that bring their own keys by INSERT.
+        created = list(objects)
+        if any(obj.pk is not None for obj in created):
+            created = model._default_manager.bulk_create(created, batch_size=batch_size)
+        else:
+            copy_insert(model, created)
         copy_history(model, created, actor=actor, reason=reason)
         return created
 

@@ -81,3 +81,58 @@ def test_history_rows_by_copy_read_as_their_records():
     ]
     bulk_record_create(doses, actor=actor, reason="import")
     history_matches(IntrathecalDose, doses, actor, "import")
+
+
+def _stored(model, objects) -> list[dict]:
+    """The rows as the database holds them, without what differs by design (key, creation time)."""
+    skip = {"id", "created_at", "updated_at"}
+    rows = model._default_manager.filter(pk__in=[o.pk for o in objects]).order_by("pk").values()
+    return [{name: value for name, value in row.items() if name not in skip} for row in rows]
+
+
+def test_records_by_copy_are_stored_as_bulk_create_stores_them():
+    """The same tricky objects written by COPY and by Django's INSERT read back identically, with
+    keys from the table's sequence in order, their creation times and version set, and saved state."""
+    from accounts.audited import audited_bulk_write
+    from registry.services.copy_in import copy_insert
+
+    study, site = f.StudyFactory(), f.SiteFactory()
+    study.sites.add(site)
+    patient = f.PatientFactory(study=study, site=site)
+
+    def punctures(n: int) -> list[LumbarPuncture]:
+        return [
+            LumbarPuncture(
+                patient=patient,
+                performed_at=timezone.make_aware(dt.datetime(2021, 1, 3 + i + n, 9, 30, 15)),
+                route="lumbar",
+                opening_pressure_mmh2o=None if i else 180,
+                post_lp_headache=bool(i),
+                other_complication=TRICKY if i == 0 else "",
+                missing_codes={"opening_pressure_mmh2o": "ND", "note": TRICKY} if i else {},
+            )
+            for i in range(3)
+        ]
+
+    inserted, copied = punctures(0), punctures(10)
+    with audited_bulk_write():
+        LumbarPuncture.objects.bulk_create(inserted)
+        before = timezone.now()
+        copy_insert(LumbarPuncture, copied)
+    assert [o.pk for o in copied] == sorted(o.pk for o in copied)
+    assert min(o.pk for o in copied) > max(o.pk for o in inserted)
+    assert all(not o._state.adding and o.created_at >= before and o.version == 1 for o in copied)
+    by_insert, by_copy = _stored(LumbarPuncture, inserted), _stored(LumbarPuncture, copied)
+    for row in (*by_insert, *by_copy):
+        row.pop("performed_at")  # chosen ten days apart above
+    assert by_copy == by_insert
+    doses = [
+        IntrathecalDose(lumbar_puncture=copied[0], drug="methotrexate", dose_mg=Decimal("12.50")),
+        IntrathecalDose(lumbar_puncture=copied[1], drug="other", drug_other=TRICKY, dose_mg=Decimal("0.1")),
+    ]
+    with audited_bulk_write():
+        copy_insert(IntrathecalDose, doses)
+    assert [
+        (d.lumbar_puncture_id, d.dose_mg, d.drug_other)
+        for d in IntrathecalDose.objects.filter(pk__in=[d.pk for d in doses]).order_by("pk")
+    ] == [(copied[0].pk, Decimal("12.50"), ""), (copied[1].pk, Decimal("0.1"), TRICKY)]
