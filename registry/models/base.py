@@ -111,6 +111,10 @@ class RegistryRecord(AuditedRecord):
         for model_class, constraints in self.get_constraints():
             for constraint in constraints:
                 if not isinstance(constraint, models.CheckConstraint):
+                    if isinstance(constraint, models.UniqueConstraint) and exclude.intersection(
+                        constraint.fields
+                    ):
+                        continue  # as Django's validate() does, without building its queryset first
                     self._validate_with_database(
                         constraint, model_class, exclude, errors, self._error_field(constraint)
                     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from django.db.models import F, Field, Model, Q
@@ -27,10 +28,16 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _value(instance: Model, name: str) -> Any:
-    field = instance._meta.get_field(name)
+    return getattr(instance, _attname(type(instance), name))
+
+
+@cache
+def _attname(model: type[Model], name: str) -> str:
+    """The attribute a field named in a condition is read from (looked up once per model and name)."""
+    field = model._meta.get_field(name)
     if not isinstance(field, Field):
         raise LookupError(f"{name} is a reverse relation, not a field")
-    return getattr(instance, field.attname)
+    return field.attname
 
 
 def _leaf(instance: Model, key: str, expected: Any) -> bool | None | object:
@@ -82,12 +89,25 @@ def evaluate(condition: Q, instance: Model) -> bool | None | object:
     return combined
 
 
+#: ``referenced_fields`` of each model's conditions, by the condition's identity (a Q is hashed
+#: through all its children); the condition is kept beside its names so its id cannot be reused.
+_REFERENCED: dict[int, tuple[Q, list[str]]] = {}
+
+
 def referenced_fields(condition: Q) -> list[str]:
-    """Field names a condition mentions, in order (the first one carries the error)."""
+    """Field names a condition mentions, in order (the first one carries the error); worked out once
+    per condition, since validation asks it for every record of an import."""
+    found = _REFERENCED.get(id(condition))
+    if found is None or found[0] is not condition:
+        found = _REFERENCED[id(condition)] = (condition, _referenced_fields(condition))
+    return found[1]
+
+
+def _referenced_fields(condition: Q) -> list[str]:
     names: list[str] = []
     for child in condition.children:
         if isinstance(child, Q):
-            names.extend(referenced_fields(child))
+            names.extend(_referenced_fields(child))
         else:
             key, expected = _pair(child)
             names.append(key.partition("__")[0])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -99,11 +100,11 @@ def copy_insert(model: type[models.Model], objects: Sequence[models.Model]) -> N
         )
         keys = sorted(key for (key,) in cursor.fetchall())
     columns = list(meta.concrete_fields)
-    writers = [(field, _to_text(field)) for field in columns]
+    writers = [(_value_to_save(field), _to_text(field)) for field in columns]
     buffer = io.StringIO()
     for obj, key in zip(objects, keys, strict=True):
         obj.pk = key
-        buffer.write("\t".join(to_text(field.pre_save(obj, True)) for field, to_text in writers))
+        buffer.write("\t".join(to_text(value_of(obj)) for value_of, to_text in writers))
         buffer.write("\n")
     buffer.seek(0)
     names = ", ".join(connection.ops.quote_name(cast(str, field.column)) for field in columns)
@@ -111,3 +112,11 @@ def copy_insert(model: type[models.Model], objects: Sequence[models.Model]) -> N
         cursor.copy_expert(f"COPY {table} ({names}) FROM STDIN", buffer)
     for obj in objects:
         obj._state.adding, obj._state.db = False, connection.alias
+
+
+def _value_to_save(field: models.Field) -> Callable[[models.Model], Any]:
+    """``field.pre_save(obj, add=True)``, read straight from the object where the field's class keeps
+    Django's plain ``pre_save`` (most fields: it only reads the attribute)."""
+    if type(field).pre_save is models.Field.pre_save:
+        return operator.attrgetter(field.attname)
+    return lambda obj: field.pre_save(obj, True)
