@@ -176,9 +176,17 @@ def test_fisher_r_by_c_sums_every_table_no_more_likely_than_the_observed(table: 
 
 
 def test_fisher_r_by_c_beyond_about_a_second_of_work_names_the_simulated_option() -> None:
-    # R stops too: fisher.test(matrix(20, 5, 5)) ("FEXACT error 501. The hash table key cannot be computed").
+    # R stops too: fisher.test(m) ("FEXACT error 6. LDKEY=621 is too small for this problem").
+    table = np.array([[14, 26, 20, 18], [7, 11, 31, 15], [12, 31, 15, 17], [6, 3, 14, 10]])
     with pytest.raises(AnalysisError, match="too large for exact enumeration.*simulate_p_value=True"):
-        fisher_exact_test(np.full((5, 5), 20))
+        fisher_exact_test(table)
+
+
+def test_fisher_r_by_c_of_the_most_likely_table_is_one() -> None:
+    # Every cell at its expected count: no table is more likely, p = 1. R stops on it
+    # (fisher.test(matrix(20, 5, 5)): "FEXACT error 501"); refused here too before fillings that
+    # only permute equal rows were counted once (the rows are all equal at the root).
+    assert fisher_exact_test(np.full((5, 5), 20)).p == pytest.approx(1.0, rel=1e-12)
 
 
 def test_chi_square_applies_yates_only_to_two_by_two() -> None:
