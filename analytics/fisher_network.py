@@ -701,28 +701,47 @@ def _every_table_p(table: np.ndarray, relative_tolerance: float) -> float:
     """The p-value summed over every table with the margins, as one broadcast grid: one axis per
     free cell, the last row's and column's cells derived, impossible ones (a cell out of
     0..n) weighted −∞ through padding of the log-factorial table. No network, no bounds: a
-    handful of numpy calls, which is what a small table needs (3×3 of n = 36: 0.11 ms against the
-    network's 0.8 ms and R's 0.15 ms)."""
+    handful of numpy calls, which is what a small table needs. Each row's terms (its free cells
+    and its derived last cell) are built over that row's axes only, and each column's derived
+    cell over its own, so only their sums and the corner cell span the whole grid (3×3 of
+    n = 36: about 11 passes over its 5,733 points instead of 18). Where fewer points lie above
+    the threshold than below, p is 1 − their probability, if that leaves p > 0.01 (its relative
+    precision is then kept): fewer exponentials."""
     rows, columns = table.sum(axis=1).tolist(), table.sum(axis=0).tolist()
-    sizes, (r, c), n = _free_cell_sizes(table), table.shape, sum(rows)
-    f = _log_factorials(n)
-    pad = n + 1  # a derived cell lies in −n..n + Σ sizes
-    padded = np.concatenate([np.full(pad, np.inf), f[: n + 1], np.full(sum(sizes) + 1, np.inf)])
-    weight: np.ndarray | float = 0.0
-    row_used: list[np.ndarray | int] = [0] * (r - 1)
-    column_used: list[np.ndarray | int] = [0] * (c - 1)
-    for axis, size in enumerate(sizes):
-        i, j = divmod(axis, c - 1)
-        cell = np.arange(size).reshape([size if k == axis else 1 for k in range(len(sizes))])
-        weight = weight - f[cell]
-        row_used[i], column_used[j] = row_used[i] + cell, column_used[j] + cell
-    for total, used in zip(rows[:-1] + columns[:-1], row_used + column_used, strict=True):
-        weight = weight - padded[total + pad - used]
-    corner = columns[-1] - sum(rows[:-1]) + pad + sum(row_used, start=np.zeros(1, dtype=np.int64))
-    weight = np.asarray(weight - padded[corner])
-    threshold = float(-f[table].sum()) + float(np.log1p(relative_tolerance))
+    (r, c), n = table.shape, sum(rows)
+    sizes = [min(row, column) + 1 for row in rows[:-1] for column in columns[:-1]]
+    f, padded, pad = _log_factorials(n), _padded_log_factorials(n, sum(sizes)), n + 1
+
+    def cell(i: int, j: int) -> np.ndarray:
+        axis = i * (c - 1) + j
+        return np.arange(sizes[axis]).reshape([sizes[axis] if k == axis else 1 for k in range(len(sizes))])
+
+    row_used = [sum(cell(i, j) for j in range(c - 1)) for i in range(r - 1)]
+    row_terms = [
+        -sum(f[cell(i, j)] for j in range(c - 1)) - padded[rows[i] + pad - row_used[i]] for i in range(r - 1)
+    ]
+    column_terms = [-padded[columns[j] + pad - sum(cell(i, j) for i in range(r - 1))] for j in range(c - 1)]
+    row_used[0] = row_used[0] + (
+        columns[-1] - sum(rows[:-1]) + pad
+    )  # the corner's index, less the other cells
+    weight = sum(row_terms) + sum(column_terms) - padded[sum(row_used)]
+    threshold = float(-f[table].sum()) + math.log1p(relative_tolerance)
     log_total = float(f[n] - f[rows].sum() - f[columns].sum())
+    above = weight[weight > threshold]
+    if len(above) < weight.size // 2:  # fewer terms the other way: 1 − the rest, if that is not small
+        rest = float(np.exp(above - log_total).sum())
+        if rest < 0.99:
+            return min(1.0 - rest, 1.0)
     return min(float(np.exp(weight[weight <= threshold] - log_total).sum()), 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _padded_log_factorials(n: int, beyond: int) -> np.ndarray:
+    """log x! for x in −(n + 1)..n + beyond at index x + n + 1, +∞ outside 0..n: a derived cell
+    out of range weighs nothing (read only; shared by the calls on tables of the same n)."""
+    table = np.concatenate([np.full(n + 1, np.inf), _log_factorials(n)[: n + 1], np.full(beyond + 1, np.inf)])
+    table.flags.writeable = False
+    return table
 
 
 @functools.lru_cache(maxsize=16)
