@@ -81,9 +81,10 @@ def _fillings(
     for cell in range(width - 1):
         low = np.maximum(0, left - room_after[owner, cell])
         high = np.minimum(room[owner, cell], left)
-        if symmetric and cell:
+        if symmetric and cell:  # the cap can leave a partial filling no value: an empty range
             high = np.where(room[owner, cell] == room[owner, cell - 1], np.minimum(high, value), high)
-        repeat, value = ranges(low, np.maximum(high, low - 1))
+            high = np.maximum(high, low - 1)
+        repeat, value = ranges(low, high)
         levels.append((repeat, value))
         owner, left = owner[repeat], left[repeat] - value
     index = np.arange(len(left))
@@ -471,6 +472,9 @@ class _Network:
         """The fillings of ``rows``, the first ``tied`` of which have equal entries: those filled
         symmetrically, with weights; the others plainly (the symmetric bookkeeping would cost
         them about a tenth more for nothing)."""
+        if not tied:
+            owner, cells = _fillings(rows, total, self.ranges)
+            return owner, cells, np.ones(len(owner))
         owner, cells = _fillings(rows[:tied], total, self.ranges, symmetric=True)
         weight = _symmetric_weight(rows[owner], cells)
         if tied == len(rows):
