@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import special
 
 from analytics.errors import AnalysisError
@@ -64,25 +65,51 @@ def _ranges(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 Ranges = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _fillings(room: np.ndarray, total: int, ranges: Ranges = _ranges) -> tuple[np.ndarray, list[np.ndarray]]:
+def _fillings(
+    room: np.ndarray, total: int, ranges: Ranges = _ranges, *, symmetric: bool = False
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Every way to put ``total`` into cells under each row of ``room`` (cells ≤ room): the row of
     ``room`` each filling came from (non-decreasing) and its cells, one array per column of room.
-    Built cell by cell, each partial filling repeated once per value its next cell can take."""
+    Built cell by cell, each partial filling repeated once per value its next cell can take.
+    ``symmetric``: of the fillings that differ only by permuting cells between equal entries of a
+    row of room, only the one with those cells non-increasing (``symmetric_weight`` counts them)."""
     width = room.shape[1]
     room_after = np.zeros_like(room)
     room_after[:, :-1] = np.cumsum(room[:, ::-1], axis=1)[:, ::-1][:, 1:]
     owner, left = np.arange(len(room)), np.full(len(room), total, dtype=np.int64)
-    levels = []
+    levels, value = [], left
     for cell in range(width - 1):
         low = np.maximum(0, left - room_after[owner, cell])
-        repeat, value = ranges(low, np.minimum(room[owner, cell], left))
+        high = np.minimum(room[owner, cell], left)
+        if symmetric and cell:  # the cap can leave a partial filling no value: an empty range
+            high = np.where(room[owner, cell] == room[owner, cell - 1], np.minimum(high, value), high)
+            high = np.maximum(high, low - 1)
+        repeat, value = ranges(low, high)
         levels.append((repeat, value))
         owner, left = owner[repeat], left[repeat] - value
-    cells, index = [left], np.arange(len(left))
+    index = np.arange(len(left))
+    if symmetric and width > 1:
+        index = np.flatnonzero((room[owner, -1] != room[owner, -2]) | (left <= value))
+        owner = owner[index]
+    cells = [left[index]]
     for repeat, value in reversed(levels):
         cells.append(value[index])
         index = repeat[index]
     return owner, cells[::-1]
+
+
+def _symmetric_weight(rows: np.ndarray, cells: list[np.ndarray]) -> np.ndarray:
+    """How many fillings each symmetric one stands for (``_fillings(symmetric=True)``): per run
+    of equal row entries, its length! / Π (multiplicity of each cell value)!, built position by
+    position (each partial product is itself such a count, so every division is exact)."""
+    weight = np.ones(len(rows))
+    position, repeats = np.ones(len(rows)), np.ones(len(rows))
+    for i in range(1, len(cells)):
+        same = rows[:, i] == rows[:, i - 1]
+        position = np.where(same, position + 1, 1.0)
+        repeats = np.where(same & (cells[i] == cells[i - 1]), repeats + 1, 1.0)
+        weight = weight * position / repeats
+    return weight
 
 
 def _sorted_columns(columns: list[np.ndarray]) -> list[np.ndarray]:
@@ -209,7 +236,31 @@ class _Pasts:
 
 
 def _merged(nodes: np.ndarray, child: np.ndarray, value: np.ndarray, count: np.ndarray) -> _Pasts:
-    """Pasts reaching ``nodes[child]``, sorted, equal ones (within MERGE_TOLERANCE) counted once."""
+    """Pasts reaching ``nodes[child]``, sorted, equal ones (within MERGE_TOLERANCE) counted once.
+    Equal pasts are found by hashing (child, value in buckets of MERGE_TOLERANCE) rather than by
+    sorting them all: the pasts before merging are often 50–100 times as many as after (5×5 of
+    n = 72: 273,891 to 3,833; 10 ms against 40). Two equal values either side of a bucket's edge
+    stay two pasts, which costs a little work and changes nothing (a merged past is one value
+    standing for tables whose values differ by less than the tolerance)."""
+    if not len(child):
+        return _Pasts(nodes[:0], child, value, count)
+    low = float(value.min())
+    buckets = math.floor((float(value.max()) - low) / MERGE_TOLERANCE) + 1
+    if buckets * (int(child.max()) + 1) >= 2**62:  # the key would overflow: merge by sorting
+        return _merged_by_sorting(nodes, child, value, count)
+    key = child * buckets + np.floor((value - low) / MERGE_TOLERANCE).astype(np.int64)
+    group, distinct = pd.factorize(key)
+    member = np.empty(len(distinct), dtype=np.int64)
+    member[group] = np.arange(len(group))  # any member stands for its group
+    counts = np.bincount(group, weights=count, minlength=len(distinct))
+    order = np.lexsort((value[member], child[member]))
+    member, counts = member[order], counts[order]
+    used, node = np.unique(child[member], return_inverse=True)
+    return _Pasts(nodes[used], node, value[member], counts)
+
+
+def _merged_by_sorting(nodes: np.ndarray, child: np.ndarray, value: np.ndarray, count: np.ndarray) -> _Pasts:
+    """``_merged`` by sorting every past (where the hashing key could overflow)."""
     order = _SortedSegments.sorting(value, child, int(child.max()) + 1 if len(child) else 0)[1]
     child, value, count = child[order], value[order], count[order]
     new = np.ones(len(child), dtype=bool)
@@ -347,7 +398,7 @@ class _Network:
         self.code_space = int(np.prod(radix))
         self.lookup = np.full(self.code_space, -1, dtype=np.int64) if self.code_space <= DENSE_CODES else None
         self.bounds: list[dict[int, tuple[float, float]]] = [{} for _ in self.columns]
-        self.filled: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in self.columns]
+        self.filled: list[dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = [{} for _ in self.columns]
         self.work = 0
 
     def ranges(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -385,14 +436,22 @@ class _Network:
         self.lookup[found] = -1
         return found, inverse
 
-    def fill(self, stage: int, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every filling of column ``stage`` from these nodes: the node's index, the child's code and
-        the filling's −Σ log x!. Memoized: bounds and pasts use the same fillings."""
+    def fill(self, stage: int, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every filling of column ``stage`` from these nodes: the node's index, the child's code,
+        the filling's −Σ log x! and how many fillings it stands for. Fillings that only permute
+        cells between rows with equal totals left reach the same child with the same step, so
+        one stands for all (``_fillings(symmetric=True)``: 5×5 of n = 72, 1.2 million fillings
+        to 0.7). Memoized: bounds and pasts use the same fillings."""
         cache = self.filled[stage]
         missing = np.array([code for code in codes.tolist() if code not in cache], dtype=np.int64)
         if len(missing):
             rows = self.decode(missing, stage)
-            owner, cells = _fillings(rows, int(self.columns[stage]), self.ranges)
+            tied = (rows[:, 1:] == rows[:, :-1]).any(axis=1)  # only these gain from symmetry
+            missing, rows = (
+                np.concatenate([missing[tied], missing[~tied]]),
+                np.vstack([rows[tied], rows[~tied]]),
+            )
+            owner, cells, weight = self.symmetric_fillings(rows, int(tied.sum()), int(self.columns[stage]))
             steps = -sum((self.log_factorial[cell] for cell in cells), start=np.zeros(len(owner)))
             children = _sorted_columns([rows[owner, i] - cell for i, cell in enumerate(cells)])
             child = sum(
@@ -400,10 +459,32 @@ class _Network:
             )
             edges = np.searchsorted(owner, np.arange(len(missing) + 1))
             for i, code in enumerate(missing.tolist()):
-                cache[code] = (child[edges[i] : edges[i + 1]], steps[edges[i] : edges[i + 1]])
+                part = slice(edges[i], edges[i + 1])
+                cache[code] = (child[part], steps[part], weight[part])
         parts = [cache[code] for code in codes.tolist()]
         owner = np.repeat(np.arange(len(parts)), [len(part[0]) for part in parts])
-        return owner, np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+        child, steps, weight = (np.concatenate([part[k] for part in parts]) for k in range(3))
+        return owner, child, steps, weight
+
+    def symmetric_fillings(
+        self, rows: np.ndarray, tied: int, total: int
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """The fillings of ``rows``, the first ``tied`` of which have equal entries: those filled
+        symmetrically, with weights; the others plainly (the symmetric bookkeeping would cost
+        them about a tenth more for nothing)."""
+        if not tied:
+            owner, cells = _fillings(rows, total, self.ranges)
+            return owner, cells, np.ones(len(owner))
+        owner, cells = _fillings(rows[:tied], total, self.ranges, symmetric=True)
+        weight = _symmetric_weight(rows[owner], cells)
+        if tied == len(rows):
+            return owner, cells, weight
+        plain_owner, plain_cells = _fillings(rows[tied:], total, self.ranges)
+        return (
+            np.concatenate([owner, plain_owner + tied]),
+            [np.concatenate(pair) for pair in zip(cells, plain_cells, strict=True)],
+            np.concatenate([weight, np.ones(len(plain_owner))]),
+        )
 
     def exact_bounds(self, stage: int, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The most and least likely completions' −Σ log x! of distinct nodes at column ``stage``:
@@ -413,7 +494,7 @@ class _Network:
         known = self.bounds[stage]
         missing = np.array([code for code in codes.tolist() if code not in known], dtype=np.int64)
         if len(missing):
-            owner, child, steps = self.fill(stage, missing)
+            owner, child, steps, _ = self.fill(stage, missing)
             found, inverse = self.distinct(child)
             starts = np.searchsorted(owner, np.arange(len(missing)))
             most, least = self.deciding_bounds(stage + 1, found, (starts, inverse, steps))
@@ -485,7 +566,7 @@ class _Network:
     def advance(self, stage: int, pasts: _Pasts) -> tuple[float, _Pasts]:
         """Fill column ``stage`` from every node holding pasts: the probability of the tables
         counted whole, and the pasts the next column must look at."""
-        owner, child, steps = self.fill(stage, pasts.nodes)
+        owner, child, steps, weight = self.fill(stage, pasts.nodes)
         self.filled[stage].clear()  # nothing asks for this column's fillings again
         found, inverse = self.distinct(child)
         index = _SortedSegments(pasts.value, pasts.node, len(pasts.nodes))
@@ -502,10 +583,10 @@ class _Network:
         most, least = self.child_bounds(stage + 1, found, undecided)
         counted = index.count_at_most(owner, room - most[inverse])
         kept = index.count_at_most(owner, room - least[inverse])
-        p = self.counted_mass(stage + 1, found, pasts, index, (owner, inverse, steps, counted))
+        p = self.counted_mass(stage + 1, found, pasts, index, (owner, inverse, steps, weight, counted))
         band, past = self.ranges(index.start[owner] + counted, index.start[owner] + kept - 1)
         value = pasts.value[past] + steps[band]
-        return p, _merged(found, inverse[band], value, pasts.count[past])
+        return p, _merged(found, inverse[band], value, pasts.count[past] * weight[band])
 
     def counted_mass(
         self,
@@ -513,18 +594,18 @@ class _Network:
         found: np.ndarray,
         pasts: _Pasts,
         index: _SortedSegments,
-        fillings: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        fillings: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     ) -> float:
         """Probability of the tables counted whole: for each filling, its parent's ``counted``
         least likely pasts (a prefix: prefix sums, each node's scaled by its largest past) times
         all completions of the child, Σ Π 1/x! = (Σ rows)! / (Π rows! Π columns!)."""
-        owner, inverse, steps, counted = fillings
+        owner, inverse, steps, weight, counted = fillings
         f = self.log_factorial
         prefix, top = index.running_mass(pasts.count)
         rows = self.decode(found, stage)
         ways = f[self.left[stage]] - f[rows].sum(axis=1) - f[self.columns[stage:]].sum()
         log_scale = top[owner] + steps + ways[inverse] - self.log_total
-        return float((index.first_mass(prefix, owner, counted) * np.exp(log_scale)).sum())
+        return float((index.first_mass(prefix, owner, counted) * weight * np.exp(log_scale)).sum())
 
     def last_two_columns(self, pasts: _Pasts) -> float:
         """Probability of the tables counted from pasts with two columns left. Along a node's
@@ -624,28 +705,47 @@ def _every_table_p(table: np.ndarray, relative_tolerance: float) -> float:
     """The p-value summed over every table with the margins, as one broadcast grid: one axis per
     free cell, the last row's and column's cells derived, impossible ones (a cell out of
     0..n) weighted −∞ through padding of the log-factorial table. No network, no bounds: a
-    handful of numpy calls, which is what a small table needs (3×3 of n = 36: 0.11 ms against the
-    network's 0.8 ms and R's 0.15 ms)."""
+    handful of numpy calls, which is what a small table needs. Each row's terms (its free cells
+    and its derived last cell) are built over that row's axes only, and each column's derived
+    cell over its own, so only their sums and the corner cell span the whole grid (3×3 of
+    n = 36: about 11 passes over its 5,733 points instead of 18). Where fewer points lie above
+    the threshold than below, p is 1 − their probability, if that leaves p > 0.01 (its relative
+    precision is then kept): fewer exponentials."""
     rows, columns = table.sum(axis=1).tolist(), table.sum(axis=0).tolist()
-    sizes, (r, c), n = _free_cell_sizes(table), table.shape, sum(rows)
-    f = _log_factorials(n)
-    pad = n + 1  # a derived cell lies in −n..n + Σ sizes
-    padded = np.concatenate([np.full(pad, np.inf), f[: n + 1], np.full(sum(sizes) + 1, np.inf)])
-    weight: np.ndarray | float = 0.0
-    row_used: list[np.ndarray | int] = [0] * (r - 1)
-    column_used: list[np.ndarray | int] = [0] * (c - 1)
-    for axis, size in enumerate(sizes):
-        i, j = divmod(axis, c - 1)
-        cell = np.arange(size).reshape([size if k == axis else 1 for k in range(len(sizes))])
-        weight = weight - f[cell]
-        row_used[i], column_used[j] = row_used[i] + cell, column_used[j] + cell
-    for total, used in zip(rows[:-1] + columns[:-1], row_used + column_used, strict=True):
-        weight = weight - padded[total + pad - used]
-    corner = columns[-1] - sum(rows[:-1]) + pad + sum(row_used, start=np.zeros(1, dtype=np.int64))
-    weight = np.asarray(weight - padded[corner])
-    threshold = float(-f[table].sum()) + float(np.log1p(relative_tolerance))
+    (r, c), n = table.shape, sum(rows)
+    sizes = [min(row, column) + 1 for row in rows[:-1] for column in columns[:-1]]
+    f, padded, pad = _log_factorials(n), _padded_log_factorials(n, sum(sizes)), n + 1
+
+    def cell(i: int, j: int) -> np.ndarray:
+        axis = i * (c - 1) + j
+        return np.arange(sizes[axis]).reshape([sizes[axis] if k == axis else 1 for k in range(len(sizes))])
+
+    row_used = [sum(cell(i, j) for j in range(c - 1)) for i in range(r - 1)]
+    row_terms = [
+        -sum(f[cell(i, j)] for j in range(c - 1)) - padded[rows[i] + pad - row_used[i]] for i in range(r - 1)
+    ]
+    column_terms = [-padded[columns[j] + pad - sum(cell(i, j) for i in range(r - 1))] for j in range(c - 1)]
+    row_used[0] = row_used[0] + (
+        columns[-1] - sum(rows[:-1]) + pad
+    )  # the corner's index, less the other cells
+    weight = sum(row_terms) + sum(column_terms) - padded[sum(row_used)]
+    threshold = float(-f[table].sum()) + math.log1p(relative_tolerance)
     log_total = float(f[n] - f[rows].sum() - f[columns].sum())
+    above = weight[weight > threshold]
+    if len(above) < weight.size // 2:  # fewer terms the other way: 1 − the rest, if that is not small
+        rest = float(np.exp(above - log_total).sum())
+        if rest < 0.99:
+            return min(1.0 - rest, 1.0)
     return min(float(np.exp(weight[weight <= threshold] - log_total).sum()), 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _padded_log_factorials(n: int, beyond: int) -> np.ndarray:
+    """log x! for x in −(n + 1)..n + beyond at index x + n + 1, +∞ outside 0..n: a derived cell
+    out of range weighs nothing (read only; shared by the calls on tables of the same n)."""
+    table = np.concatenate([np.full(n + 1, np.inf), _log_factorials(n)[: n + 1], np.full(beyond + 1, np.inf)])
+    table.flags.writeable = False
+    return table
 
 
 @functools.lru_cache(maxsize=16)

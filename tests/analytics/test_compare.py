@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -131,8 +133,8 @@ def test_fisher_r_by_c_answers_every_table_r_answers_at_its_default_workspace(
     # Relative agreement, tiny p included (1 − the share of the rest loses it: 7e-5 off once).
     result = fisher_exact_test(np.array(table))
     assert result.method == "exact"
-    assert result.p == pytest.approx(r_p, rel=1e-6, abs=0)
-    assert fisher_exact_test(np.array(table).T).p == pytest.approx(r_p, rel=1e-6, abs=0)
+    assert result.p == pytest.approx(r_p, rel=1e-7, abs=0)
+    assert fisher_exact_test(np.array(table).T).p == pytest.approx(r_p, rel=1e-7, abs=0)
 
 
 def test_fisher_r_by_c_beyond_r_default_workspace_as_r_with_more() -> None:
@@ -176,9 +178,17 @@ def test_fisher_r_by_c_sums_every_table_no_more_likely_than_the_observed(table: 
 
 
 def test_fisher_r_by_c_beyond_about_a_second_of_work_names_the_simulated_option() -> None:
-    # R stops too: fisher.test(matrix(20, 5, 5)) ("FEXACT error 501. The hash table key cannot be computed").
+    # R stops too: fisher.test(m) ("FEXACT error 6. LDKEY=621 is too small for this problem").
+    table = np.array([[14, 26, 20, 18], [7, 11, 31, 15], [12, 31, 15, 17], [6, 3, 14, 10]])
     with pytest.raises(AnalysisError, match="too large for exact enumeration.*simulate_p_value=True"):
-        fisher_exact_test(np.full((5, 5), 20))
+        fisher_exact_test(table)
+
+
+def test_fisher_r_by_c_of_the_most_likely_table_is_one() -> None:
+    # Every cell at its expected count: no table is more likely, p = 1. R stops on it
+    # (fisher.test(matrix(20, 5, 5)): "FEXACT error 501"); refused here too before fillings that
+    # only permute equal rows were counted once (the rows are all equal at the root).
+    assert fisher_exact_test(np.full((5, 5), 20)).p == pytest.approx(1.0, rel=1e-12)
 
 
 def test_chi_square_applies_yates_only_to_two_by_two() -> None:
@@ -195,3 +205,33 @@ def test_chi_square_without_the_correction_is_pearsons_as_r_and_spss_print_it() 
     assert pearson.test == "chi-square"
     assert pearson.statistic == pytest.approx(1.0719412167, rel=1e-9)
     assert pearson.p == pytest.approx(0.3005073823, rel=1e-9)
+
+
+def test_fisher_r_by_c_where_r_counts_tables_more_likely_than_the_observed() -> None:
+    # R 4.2.2 fisher.test(m)$p.value = 0.0918937379137286, 3.3e-6 above the p here. FEXACT
+    # counts every table whose log-probability is within tol = 3.45254e-7 above the observed
+    # (f2xact: obs = tol + ...), not fisher.test's 2×2 relErr of 1e-7; this table has three more
+    # likely by 2.4e-7 to 2.6e-7, found by enumerating every table within 1e-6 (four others are
+    # exact ties and count on both sides). The exact p (ties only) is the one here; R's equals it
+    # plus those three tables.
+    observed = [[23, 14, 16, 12], [32, 38, 28, 24], [7, 12, 4, 14]]
+    more_likely = [
+        [[19, 21, 11, 14], [37, 36, 28, 21], [6, 7, 9, 15]],
+        [[19, 21, 11, 14], [36, 37, 28, 21], [7, 6, 9, 15]],
+        [[13, 23, 17, 12], [37, 34, 19, 32], [12, 7, 12, 6]],
+    ]
+
+    def probability(table: list[list[int]]) -> Fraction:
+        cells = np.array(table)
+        margins = [*cells.sum(axis=0).tolist(), *cells.sum(axis=1).tolist()]
+        numerator = math.prod(math.factorial(m) for m in margins)
+        return Fraction(
+            numerator, math.factorial(int(cells.sum())) * math.prod(map(math.factorial, cells.flat))
+        )
+
+    for table in more_likely:
+        assert (np.array(table).sum(axis=0) == np.array(observed).sum(axis=0)).all()
+        assert (np.array(table).sum(axis=1) == np.array(observed).sum(axis=1)).all()
+        assert 1 + 2e-7 < probability(table) / probability(observed) < 1 + 3e-7
+    p = fisher_exact_test(np.array(observed)).p
+    assert p + float(sum(map(probability, more_likely))) == pytest.approx(0.0918937379137286, rel=1e-9)

@@ -10,9 +10,11 @@ import pytest
 from analytics.fisher_network import (
     EVERY_TABLE_LIMIT,
     _every_table_p,
+    _fillings,
     _free_cell_sizes,
     _Network,
     _oriented,
+    _symmetric_weight,
 )
 
 TOLERANCE = 1e-7  # fisher.test's relErr − 1
@@ -52,3 +54,32 @@ def test_sorted_completions_leave_large_networks_to_the_bounds() -> None:
     # 4×4 of n = 116 (issue 14's table): far more partial tables than PARTIAL_LIMIT.
     table = np.array([[9, 9, 5, 8], [9, 9, 5, 3], [10, 12, 5, 2], [4, 11, 6, 9]])
     assert _Network(_oriented(table), TOLERANCE).sorted_completions_p() is None
+
+
+@pytest.mark.parametrize("total", [0, 1, 5, 9])
+def test_symmetric_fillings_stand_for_every_filling(total: int) -> None:
+    # Each filling, its cells sorted (descending) within runs of equal row totals, is the one
+    # symmetric filling standing for it; its weight is how many fillings that is.
+    room = np.array([[3, 3, 5, 5, 5], [2, 2, 2, 2, 2], [1, 4, 4, 6, 6], [0, 3, 3, 3, 7], [1, 2, 3, 4, 5]])
+
+    def canonical(owner: int, cells: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+        row, out, start = room[owner].tolist(), list(cells), 0
+        for end in range(1, len(row) + 1):
+            if end == len(row) or row[end] != row[start]:
+                out[start:end] = sorted(out[start:end], reverse=True)
+                start = end
+        return owner, tuple(out)
+
+    owner, cells = _fillings(room, total)
+    every: dict[tuple[int, tuple[int, ...]], int] = {}
+    for i, filling in enumerate(zip(*(cell.tolist() for cell in cells), strict=True)):
+        key = canonical(int(owner[i]), filling)
+        every[key] = every.get(key, 0) + 1
+    owner, cells = _fillings(room, total, symmetric=True)
+    weight = _symmetric_weight(room[owner], cells)
+    symmetric = {
+        (int(owner[i]), filling): weight[i]
+        for i, filling in enumerate(zip(*(cell.tolist() for cell in cells), strict=True))
+    }
+    assert len(symmetric) == len(owner)  # no filling twice
+    assert symmetric == every
