@@ -51,6 +51,9 @@ MAX_WORK = 4_000_000  # fillings, pasts and completions handled (about a second 
 DENSE_CODES = 1 << 22  # node codes indexed through a lookup array up to this many possible codes
 SORTING_COST = 4  # sorting a completion costs about this many points summed along a crossed line
 EVERY_TABLE_LIMIT = 50_000  # grid points up to which every table is enumerated outright (small tables)
+WALK_BLOCK = 1 << 17  # cells of one block of tails walked at once (``_outward_sums``)
+WALK_SHARE = 0.75  # crossings whose tail brackets cover at most this share of the line are walked
+WALK_OVERFLOW = 700.0  # a tail walked from more than e^this above room would overflow: bisected instead
 PARTIAL_LIMIT = 20_000  # grid points of the columns before the last two, for sorted completions
 COMPLETIONS_PER_STAGE = 15_000  # completions to sort, per column before the last two (sorted completions)
 
@@ -286,6 +289,48 @@ def _boundary(
         outside = np.where(open_ & ~good, middle, outside)
 
 
+def _outward_sums(
+    first: np.ndarray,
+    numerator: tuple[np.ndarray, np.ndarray],
+    denominator: tuple[np.ndarray, np.ndarray],
+    size: np.ndarray,
+) -> np.ndarray:
+    """Per row, the sum of the terms ≤ 1 of t_0 = ``first``, t_{j+1} = t_j·(a − j)(b − j)/((c + j)(d + j)),
+    (a, b) = ``numerator``, (c, d) = ``denominator``: each row is a tail walked away from the
+    mode, so its terms fall and those ≤ 1 are a suffix. The walk reaches 0 past the line's end
+    (a numerator factor is 0 there; the denominators stay ≥ 1), so ``size`` only sets how far to
+    go. Rows are walked in groups of similar size (powers of two) as 2-d arrays of at most
+    WALK_BLOCK cells, one step per row of the array (numpy's cumprod along an axis was 4× slower
+    than these in-place products; masking by multiplying 3× faster than ``np.where``; blocks of
+    2^17 cells, which stay in cache, 0.8 of the time of whole groups). The product's rounding (~j·1e-16
+    relative) could only move a point whose weight is that close to room, well inside the 1e-7
+    tolerance by which tables count anyway."""
+    group = np.ceil(np.log2(np.maximum(size, 1))).astype(np.int64)
+    group[size <= 0] = -1
+    order = np.argsort(group, kind="stable")
+    edges = np.cumsum(np.bincount(group + 1))
+    first, a, b, c, d = (x[order] for x in (first, *numerator, *denominator))
+    sums = np.zeros(len(size))
+    for g in range(len(edges) - 1):
+        steps = 2**g
+        j = np.arange(steps - 1, dtype=float)[:, None]
+        block = max(1, WALK_BLOCK // steps)
+        for start in range(int(edges[g]), int(edges[g + 1]), block):
+            rows = slice(start, min(start + block, int(edges[g + 1])))
+            terms = np.empty((steps, rows.stop - rows.start))
+            terms[0] = first[rows]
+            ratio, scratch, other = terms[1:], np.empty_like(terms[1:]), np.empty_like(terms[1:])
+            np.subtract(a[rows], j, out=ratio)  # in place: fresh temporaries cost page faults
+            ratio *= np.subtract(b[rows], j, out=scratch)
+            np.add(c[rows], j, out=scratch)
+            scratch *= np.add(d[rows], j, out=other)
+            ratio /= scratch
+            for k in range(1, steps):
+                terms[k] *= terms[k - 1]
+            sums[order[rows]] = (terms * (terms <= 1.0)).sum(axis=0)
+    return sums
+
+
 class _Lines:
     """The completions of nodes with two columns left, as lines: the first column's cells in all
     rows but the two largest are fixed (``fixed`` = their −Σ log x! in both columns); the last two
@@ -316,7 +361,8 @@ class _Lines:
             self.fixed + f[total] - f[self.shared] - f[total - self.shared] - f[self.big] - f[self.bigger]
         )
         self.top = self.log_weight(self.mode, every)
-        self.bottom = np.minimum(self.log_weight(self.low, every), self.log_weight(self.high, every))
+        self.low_end, self.high_end = self.log_weight(self.low, every), self.log_weight(self.high, every)
+        self.bottom = np.minimum(self.low_end, self.high_end)
         self.length = self.high - self.low + 1
 
     def log_weight(self, y: np.ndarray, line: np.ndarray) -> np.ndarray:
@@ -329,6 +375,94 @@ class _Lines:
             - f[self.shared[line] - y]
             - f[self.excess[line] + y]
         )
+
+    def tail_mass(
+        self,
+        line: np.ndarray,
+        room: np.ndarray,
+        log_scale: np.ndarray,
+        ranges: Ranges,
+        spend: Callable[[int], None],
+    ) -> float:
+        """Σ over crossings (line, room) of exp(``log_scale`` + log weight) over the line's points of
+        log weight ≤ ``room`` (the line's mode above it). Crossings whose tails' first brackets
+        (``_tail_brackets``, chords to the mode) cover at most WALK_SHARE of the line are walked
+        (``_walked_mass``); the others, whose middle is the short part, are bisected and the
+        shorter part summed (``tail_share``). Measured (CPU, interleaved): walking every crossing
+        made the 4×4 of n = 88 1.15× slower; walking those within half the line left the 3×3 of
+        n = 298 at 0.87 of before, within 3/4 at 0.75."""
+        rising, falling = self._tail_brackets(line, room, refined=False)
+        bracket = (rising - self.low[line]) + (self.high[line] - falling) + 2
+        short = np.flatnonzero(bracket <= WALK_SHARE * self.length[line])
+        mass, walked = self._walked_mass(line[short], room[short], log_scale[short], spend)
+        rest = np.ones(len(line), dtype=bool)
+        rest[short[walked]] = False
+        if rest.any():
+            share = self.tail_share(line[rest], room[rest], ranges)
+            mass += float((share * np.exp(log_scale[rest] + self.log_mass[line[rest]])).sum())
+        return mass
+
+    def _walked_mass(
+        self, line: np.ndarray, room: np.ndarray, log_scale: np.ndarray, spend: Callable[[int], None]
+    ) -> tuple[float, np.ndarray]:
+        """``tail_mass`` of these crossings by walking each tail outwards from the end of its
+        (refined) bracket by the ratio of neighbouring weights (``_outward_sums``): no bisection,
+        no log-factorial look-up or exponential per point, every tail summed term by term (no
+        1 − middle: on the 3×3 of n = 298 that difference had put p 4.4e-10 relative off, now
+        5e-12 from R's). Also which
+        crossings were walked: not those whose bracket ends more than e^WALK_OVERFLOW above
+        room (the walk would overflow)."""
+        rising, falling = self._tail_brackets(line, room)
+        low_size, high_size = rising - self.low[line] + 1, self.high[line] - falling + 1
+        rising_gap = self.log_weight(np.maximum(rising, self.low[line]), line) - room
+        falling_gap = self.log_weight(np.minimum(falling, self.high[line]), line) - room
+        walk = ((low_size <= 0) | (rising_gap < WALK_OVERFLOW)) & (
+            (high_size <= 0) | (falling_gap < WALK_OVERFLOW)
+        )
+        line, room, log_scale, rising, falling, low_size, high_size, rising_gap, falling_gap = (
+            x[walk]
+            for x in (line, room, log_scale, rising, falling, low_size, high_size, rising_gap, falling_gap)
+        )
+        size = np.concatenate([low_size, high_size])
+        spend(int(np.maximum(size, 0).sum()))
+        big, shared, excess = (np.asarray(a[line], dtype=float) for a in (self.big, self.shared, self.excess))
+        # Down from y = r: w(y − 1)/w(y) = y (e + y) / ((b − y + 1)(s − y + 1)); up from y = f:
+        # w(y + 1)/w(y) = (b − y)(s − y) / ((y + 1)(e + y + 1)) (b, s, e: big, shared, excess).
+        r, f = rising.astype(float), falling.astype(float)
+        sums = _outward_sums(
+            np.exp(np.where(size > 0, np.concatenate([rising_gap, falling_gap]), 0.0)),
+            (np.concatenate([r, big - f]), np.concatenate([excess + r, shared - f])),
+            (np.concatenate([big - r + 1.0, f + 1.0]), np.concatenate([shared - r + 1.0, excess + f + 1.0])),
+            size,
+        )
+        sums = sums[: len(line)] + sums[len(line) :]
+        return float((np.exp(room + log_scale) * sums).sum()), walk
+
+    def _tail_brackets(
+        self, line: np.ndarray, room: np.ndarray, *, refined: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per crossing, a point at or beyond the end of each tail: the low tail (log weight ≤
+        room) ends at or before ``rising``, the high tail starts at or after ``falling``. The log
+        weight is concave in y (each −log x! is, x affine in y), so it lies above its chord
+        between an end of the line and any point nearer the mode: the tail cannot reach past
+        where that chord meets ``room``. A chord to the mode, then (``refined``) one refinement
+        with a chord to the point found (a second one saved less than it cost). A margin of one
+        point absorbs rounding; the brackets never reach the mode (above room)."""
+        mode, top = self.mode[line], self.top[line]
+        bracket = []
+        for end, end_weight, sign in ((self.low, self.low_end, 1), (self.high, self.high_end, -1)):
+            start, start_weight = end[line], end_weight[line]
+            steps = np.abs(mode - start)
+            for rounds in range(2 if refined else 1):
+                far = start + sign * steps
+                far_weight = top if rounds == 0 else self.log_weight(far, line)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    reach = np.floor((room - start_weight) * steps / (far_weight - start_weight)) + 1
+                reach = np.where((far_weight > room) & (room >= start_weight), reach, steps)
+                steps = np.where(room >= start_weight, np.minimum(reach, steps), -1).astype(np.int64)
+                steps = np.minimum(steps, np.abs(mode - start) - 1)
+            bracket.append(start + sign * steps)
+        return bracket[0], bracket[1]
 
     def tail_share(self, line: np.ndarray, room: np.ndarray, ranges: Ranges) -> np.ndarray:
         """Share of each line's weight on points with log weight ≤ ``room``, for lines whose mode
@@ -632,8 +766,8 @@ class _Network:
             np.where(along, index.start[lines.owner] + whole + crossing - 1, -1),
         )
         value = pasts.value[past]
-        share = lines.tail_share(line, self.threshold - value, self.ranges)
-        p += float((pasts.count[past] * np.exp(value + lines.log_mass[line] - self.log_total) * share).sum())
+        log_scale = value + np.log(pasts.count[past]) - self.log_total
+        p += lines.tail_mass(line, self.threshold - value, log_scale, self.ranges, self.spend)
         return p + self.by_sorting(lines, pasts, by_sorting)
 
     def by_sorting(self, lines: _Lines, pasts: _Pasts, chosen: np.ndarray) -> float:

@@ -4,9 +4,14 @@ networks) and the network with exact bounds (any table)."""
 
 from __future__ import annotations
 
+import itertools
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
+from analytics import fisher_network
 from analytics.fisher_network import (
     EVERY_TABLE_LIMIT,
     _every_table_p,
@@ -83,3 +88,54 @@ def test_symmetric_fillings_stand_for_every_filling(total: int) -> None:
     }
     assert len(symmetric) == len(owner)  # no filling twice
     assert symmetric == every
+
+
+def _exact_p(table: list[list[int]]) -> float:
+    """The two-sided p by exact enumeration in fractions (3×3 only): every table with the margins,
+    Π 1/x! compared exactly, the observed one's times (1 + 1e-7) as the threshold."""
+    rows, columns = [sum(row) for row in table], [sum(column) for column in zip(*table, strict=True)]
+
+    def weight(cells: list[list[int]]) -> Fraction:
+        return Fraction(1, math.prod(math.factorial(x) for row in cells for x in row))
+
+    threshold, total, counted = weight(table) * (1 + Fraction(1, 10**7)), Fraction(0), Fraction(0)
+    for a, b, c, d in itertools.product(*(range(min(r, k) + 1) for r in rows[:2] for k in columns[:2])):
+        cells = [[a, b, rows[0] - a - b], [c, d, rows[1] - c - d]]
+        cells.append([columns[j] - cells[0][j] - cells[1][j] for j in range(3)])
+        if min(min(row) for row in cells) < 0:
+            continue
+        w = weight(cells)
+        total += w
+        counted += w if w <= threshold else 0
+    return float(counted / total)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        [[91, 14, 2], [31, 6, 70], [16, 38, 30]],  # p 2.4e-36: 40,352 crossings walked
+        [[9, 9, 5, 8], [9, 9, 5, 3], [10, 12, 5, 2], [4, 11, 6, 9]],  # p 0.34: long tails
+        [[12, 2, 9], [1, 14, 3], [7, 4, 22]],
+    ],
+)
+@pytest.mark.parametrize(("share", "overflow"), [(0.0, 700.0), (1e9, 700.0), (1e9, -np.inf)])
+def test_walked_tails_give_the_bisected_p(
+    table: list[list[int]], share: float, overflow: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every crossing walked, none walked, or every walk refused as overflowing: the same p.
+    expected = _Network(_oriented(np.array(table)), TOLERANCE).network_p()
+    monkeypatch.setattr(fisher_network, "WALK_SHARE", share)
+    monkeypatch.setattr(fisher_network, "WALK_OVERFLOW", overflow)
+    assert _Network(_oriented(np.array(table)), TOLERANCE).network_p() == pytest.approx(
+        expected, rel=1e-9, abs=0
+    )
+
+
+@pytest.mark.parametrize("table", [[[12, 2, 9], [1, 14, 3], [7, 4, 22]], [[0, 9, 1], [8, 1, 7], [3, 6, 0]]])
+@pytest.mark.parametrize("share", [0.0, 1e9])
+def test_walked_tails_give_the_exact_p(
+    table: list[list[int]], share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fisher_network, "WALK_SHARE", share)
+    p = _Network(_oriented(np.array(table)), TOLERANCE).network_p()
+    assert p == pytest.approx(_exact_p(table), rel=1e-10, abs=0)
