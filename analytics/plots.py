@@ -24,7 +24,9 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.backends.backend_svg import FigureCanvasSVG  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.layout_engine import ConstrainedLayoutEngine  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter  # noqa: E402
 
@@ -72,6 +74,7 @@ def _styled(function: Callable[..., str]) -> Callable[..., str]:
 
 def _render(figure: Figure, key: str) -> str:
     """The figure as inline-ready SVG with ids unique to this figure."""
+    _lay_out(figure)
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata=NO_METADATA)
     svg = buffer.getvalue()
@@ -82,8 +85,21 @@ def _render(figure: Figure, key: str) -> str:
     return re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", svg)
 
 
+def _lay_out(figure: Figure) -> None:
+    """Run the constrained layout once, measured with the SVG renderer that will draw the figure.
+
+    A figure made with ``layout="constrained"`` is drawn twice by ``savefig``: once with drawing
+    switched off, only to run its layout, then for real. The figures are made without a layout
+    engine and laid out here instead, so ``savefig`` draws once; the layout is the same (same
+    renderer, same dpi), and so are the bytes.
+    """
+    FigureCanvasSVG(figure)  # the renderer the layout measures text with is then the SVG one
+    ConstrainedLayoutEngine().execute(figure)
+
+
 def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+    """An empty figure; ``_render`` lays it out (constrained) before drawing it."""
+    return Figure(figsize=(width, height))
 
 
 def _plain_numbers(axis) -> None:

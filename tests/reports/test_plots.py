@@ -8,6 +8,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from analytics import plots
 from analytics.reports.common import at_risk
@@ -173,3 +174,26 @@ def test_injections_per_week_replace_one_row_per_patient_for_large_cohorts():
     svg = plots.dose_rate_plot("doses.dose_timeline", weekly, xlabel="Weeks")
     assert {"doses-dose_timeline-rate-given", "doses-dose_timeline-rate-missed"} <= set(ids(svg))
     assert len(svg) < SVG_BUDGET / 10
+
+
+# --- drawing once -------------------------------------------------------------------------------
+
+
+def test_a_figure_is_drawn_once(km, monkeypatch):
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(
+        Figure, "draw", lambda figure, renderer: draws.append(renderer) or draw(figure, renderer)
+    )
+    plots.km_plot("survival.km", [km_panel(km, at_risk=at_risk(km, [0, 2, 4]))])
+    assert len(draws) == 1  # savefig of a figure with a layout engine would draw it twice
+
+
+def test_the_layout_is_matplotlibs_constrained_layout(km, monkeypatch):
+    """Laying the figure out before savefig gives the bytes of savefig laying it out itself."""
+    ours = plots.km_plot("subgroups.km", [km_panel(km, at_risk=at_risk(km, [0, 2, 4]))] * 3, columns=2)
+    monkeypatch.setattr(plots, "_figure", lambda w, h: Figure(figsize=(w, h), layout="constrained"))
+    monkeypatch.setattr(plots, "_lay_out", lambda figure: None)
+    assert ours == plots.km_plot(
+        "subgroups.km", [km_panel(km, at_risk=at_risk(km, [0, 2, 4]))] * 3, columns=2
+    )
