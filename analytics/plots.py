@@ -108,6 +108,15 @@ def _plain_numbers(axis) -> None:
     axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
 
 
+def _title(ax, text: str, **kwargs: Any) -> None:
+    """The axes' title, at its left just above the axes.
+
+    ``y=1`` puts it there directly. Left to itself, matplotlib measures the axes' x and y axis at
+    every layout pass and draw to lift a title over tick labels on top, which no figure here has.
+    """
+    ax.set_title(text, loc="left", y=1.0, **kwargs)
+
+
 def _grid(ax) -> None:
     ax.grid(True, color=GRID, linewidth=0.6)
     ax.set_axisbelow(True)
@@ -221,7 +230,7 @@ def _km_axes(ax, panel: KmPanel, prefix: str) -> None:
     ax.set_ylim(0, 1.03)
     ax.set_xlabel(panel.xlabel)
     ax.set_ylabel(panel.ylabel)
-    ax.set_title(panel.title, loc="left")
+    _title(ax, panel.title)
     _grid(ax)
     if len(panel.groups) > 1:
         ax.legend(loc="lower left")
@@ -239,7 +248,7 @@ def _at_risk_axes(ax, panel: KmPanel, prefix: str) -> None:
     rows = list(range(len(panel.groups)))[::-1]
     ax.set_ylim(-0.6, len(panel.groups) - 0.4)
     ax.set_yticks(rows, [label for _, label in panel.groups])
-    ax.set_title("Number at risk", loc="left", fontsize=8, fontweight="normal", color=MUTED)
+    _title(ax, "Number at risk", fontsize=8, fontweight="normal", color=MUTED)
     for index, ((group, _), y, tick) in enumerate(zip(panel.groups, rows, ax.get_yticklabels(), strict=True)):
         colour = PALETTE[index % len(PALETTE)]
         tick.set_color(colour)
@@ -434,7 +443,7 @@ def slope_plot(key: str, panels: Sequence[SlopePanel]) -> str:
             ax.set_yscale("log")
             _plain_numbers(ax.yaxis)
         ax.set_ylabel(panel.ylabel)
-        ax.set_title(f"{panel.title} (n = {len(panel.before)})", loc="left")
+        _title(ax, f"{panel.title} (n = {len(panel.before)})")
         _grid(ax)
     return _render(figure, key)
 
@@ -511,7 +520,7 @@ def trajectory_plot(key: str, panels: Sequence[TrajectoryPanel], *, xlabel: str,
             ax.set_yticks(list(panel.yticks))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(panel.ylabel)
-        ax.set_title(panel.title, loc="left", pad=14)
+        _title(ax, panel.title, pad=14)
         ax.legend(loc="best")
         _grid(ax)
     return _render(figure, key)
