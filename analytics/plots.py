@@ -243,7 +243,8 @@ def _at_risk_axes(ax, panel: KmPanel, prefix: str) -> None:
     ax.set_gid(f"{prefix}at-risk")
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
-    ax.tick_params(axis="both", length=0, labelbottom=False)
+    ax.tick_params(axis="y", length=0)
+    ax.xaxis.set_visible(False)  # shares the curves' ticks; drawn, they would be invisible work
     ax.tick_params(axis="y", pad=16, labelsize=8)
     rows = list(range(len(panel.groups)))[::-1]
     ax.set_ylim(-0.6, len(panel.groups) - 0.4)
