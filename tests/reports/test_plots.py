@@ -197,3 +197,18 @@ def test_the_layout_is_matplotlibs_constrained_layout(km, monkeypatch):
     assert ours == plots.km_plot(
         "subgroups.km", [km_panel(km, at_risk=at_risk(km, [0, 2, 4]))] * 3, columns=2
     )
+
+
+def test_a_dose_timeline_draws_a_line_per_treated_patient_and_a_marker_per_injection():
+    lanes = [
+        plots.DoseLane("P1", [0.0, 1.0, 2.0], ["given", "changed", "missed"], [12.0, 8.0, None]),
+        plots.DoseLane("P2", [], [], []),
+        plots.DoseLane("P3", [0.5, 3.0], ["given", "unplanned"], [12.0, 5.0]),
+    ]
+    svg = plots.dose_timeline_plot("doses.timeline", lanes, xlabel="Weeks", dose_label="mg")
+    groups = {g.get("id"): g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.get("id")}
+    assert len(list(groups["doses-timeline-timeline-lanes"].iter(f"{SVG}path"))) == 2  # P2 has none
+    for status, injections in (("given", 2), ("changed", 1), ("missed", 1), ("unplanned", 1)):
+        group = groups[f"doses-timeline-timeline-{status}"]
+        drawn = [*group.iter(f"{SVG}use")] or [*group.iter(f"{SVG}path")]  # a marker used, or inline
+        assert len(drawn) == injections, status
