@@ -550,17 +550,28 @@ def swimmer_plot(key: str, lanes: Sequence[Lane], *, groups: Sequence[str], xlab
     ax = figure.add_subplot()
     colours = {group: PALETTE[index % len(PALETTE)] for index, group in enumerate(groups)}
     positions = np.arange(len(lanes))[::-1]
-    for lane, y in zip(lanes, positions, strict=True):
-        bar = ax.barh(
-            y, lane.length, height=0.62, color=colours.get(lane.group, PALETTE[0]), alpha=0.3, linewidth=0
-        )
-        bar.patches[0].set_gid(f"lane-{_ident(lane.label)}")
-        ax.plot(lane.doses, [y] * len(lane.doses), "|", color=INK, markersize=6, markeredgewidth=0.9)
-        ax.plot(lane.progression, [y] * len(lane.progression), "v", color=PALETTE[4], markersize=5)
-        if lane.death is not None:
-            ax.plot([lane.death], [y], "X", color=PALETTE[1], markersize=6)
-        if lane.last_contact is not None:
-            ax.plot([lane.last_contact], [y], ">", color=PALETTE[2], markersize=5)
+    bars = ax.barh(
+        positions,
+        [lane.length for lane in lanes],
+        height=0.62,
+        color=[colours.get(lane.group, PALETTE[0]) for lane in lanes],
+        alpha=0.3,
+        linewidth=0,
+    )
+    for bar, lane in zip(bars.patches, lanes, strict=True):
+        bar.set_gid(f"lane-{_ident(lane.label)}")
+    _lane_marks(ax, [(lane.doses, y) for lane, y in zip(lanes, positions, strict=True)], "|", INK, 6, 0.9)
+    _lane_marks(
+        ax, [(lane.progression, y) for lane, y in zip(lanes, positions, strict=True)], "v", PALETTE[4], 5
+    )
+    deaths = [([lane.death], y) for lane, y in zip(lanes, positions, strict=True) if lane.death is not None]
+    _lane_marks(ax, deaths, "X", PALETTE[1], 6)
+    contacts = [
+        ([lane.last_contact], y)
+        for lane, y in zip(lanes, positions, strict=True)
+        if lane.last_contact is not None
+    ]
+    _lane_marks(ax, contacts, ">", PALETTE[2], 5)
     ax.set_yticks(positions, [lane.label for lane in lanes], fontsize=7)
     ax.set_ylim(-0.8, len(lanes) - 0.2)
     ax.set_xlim(0, max((lane.length for lane in lanes), default=1.0) * 1.04 + 0.5)
@@ -575,6 +586,22 @@ def swimmer_plot(key: str, lanes: Sequence[Lane], *, groups: Sequence[str], xlab
     ]
     ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3)
     return _render(figure, key)
+
+
+def _lane_marks(
+    ax,
+    marks: Sequence[tuple[Sequence[float], float]],
+    marker: str,
+    colour: str,
+    size: float,
+    edge: float | None = None,
+) -> None:
+    """One kind of mark of every lane as one line of markers: (times, lane position) pairs. A plot call
+    per lane and kind was four artists a patient to make and draw; drawn, the marks are the same."""
+    xs = [float(t) for times, _ in marks for t in times]
+    ys = [float(y) for times, y in marks for _ in times]
+    if xs:
+        ax.plot(xs, ys, linestyle="none", marker=marker, color=colour, markersize=size, markeredgewidth=edge)
 
 
 @_styled
