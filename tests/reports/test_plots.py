@@ -212,3 +212,14 @@ def test_a_dose_timeline_draws_a_line_per_treated_patient_and_a_marker_per_injec
         group = groups[f"doses-timeline-timeline-{status}"]
         drawn = [*group.iter(f"{SVG}use")] or [*group.iter(f"{SVG}path")]  # a marker used, or inline
         assert len(drawn) == injections, status
+
+
+def test_injections_of_one_dose_share_one_marker_definition():
+    """200 patients given 12 mg four times: each marker a <use> of one path, not a path each."""
+    lanes = [plots.DoseLane(f"P{i}", [0.0, 7.0, 14.0, 21.0], ["given"] * 4, [12.0] * 4) for i in range(200)]
+    svg = plots.dose_timeline_plot("doses.timeline", lanes, xlabel="Days", dose_label="mg")
+    group = next(
+        g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.get("id") == "doses-timeline-timeline-given"
+    )
+    assert len(list(group.iter(f"{SVG}use"))) == 800 and len(list(group.iter(f"{SVG}path"))) == 1
+    assert len(svg) < 800 * 200  # a 560-byte path per marker would be 450 KB
