@@ -255,10 +255,9 @@ def _at_risk_axes(ax, panel: KmPanel, prefix: str) -> None:
         tick.set_color(colour)
         if panel.at_risk is None:
             continue
-        for _, row in panel.at_risk[panel.at_risk["group"] == group].iterrows():
-            ax.text(
-                row["time"], y, f"{int(row['at_risk'])}", ha="center", va="center", fontsize=8, color=colour
-            )
+        counts = panel.at_risk[panel.at_risk["group"] == group]
+        for time, count in zip(counts["time"], counts["at_risk"], strict=True):
+            ax.text(time, y, f"{int(count)}", ha="center", va="center", fontsize=8, color=colour)
 
 
 # --- balance, effects, distributions -------------------------------------------------------------
