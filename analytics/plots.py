@@ -24,7 +24,9 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.backends.backend_svg import FigureCanvasSVG  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.layout_engine import ConstrainedLayoutEngine  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter  # noqa: E402
 
@@ -72,6 +74,7 @@ def _styled(function: Callable[..., str]) -> Callable[..., str]:
 
 def _render(figure: Figure, key: str) -> str:
     """The figure as inline-ready SVG with ids unique to this figure."""
+    _lay_out(figure)
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata=NO_METADATA)
     svg = buffer.getvalue()
@@ -82,14 +85,36 @@ def _render(figure: Figure, key: str) -> str:
     return re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", svg)
 
 
+def _lay_out(figure: Figure) -> None:
+    """Run the constrained layout once, measured with the SVG renderer that will draw the figure.
+
+    A figure made with ``layout="constrained"`` is drawn twice by ``savefig``: once with drawing
+    switched off, only to run its layout, then for real. The figures are made without a layout
+    engine and laid out here instead, so ``savefig`` draws once; the layout is the same (same
+    renderer, same dpi), and so are the bytes.
+    """
+    FigureCanvasSVG(figure)  # the renderer the layout measures text with is then the SVG one
+    ConstrainedLayoutEngine().execute(figure)
+
+
 def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+    """An empty figure; ``_render`` lays it out (constrained) before drawing it."""
+    return Figure(figsize=(width, height))
 
 
 def _plain_numbers(axis) -> None:
     """Tick labels as plain numbers (0.5, 10, 200) rather than powers of ten on a log axis."""
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+
+
+def _title(ax, text: str, **kwargs: Any) -> None:
+    """The axes' title, at its left just above the axes.
+
+    ``y=1`` puts it there directly. Left to itself, matplotlib measures the axes' x and y axis at
+    every layout pass and draw to lift a title over tick labels on top, which no figure here has.
+    """
+    ax.set_title(text, loc="left", y=1.0, **kwargs)
 
 
 def _grid(ax) -> None:
@@ -205,7 +230,7 @@ def _km_axes(ax, panel: KmPanel, prefix: str) -> None:
     ax.set_ylim(0, 1.03)
     ax.set_xlabel(panel.xlabel)
     ax.set_ylabel(panel.ylabel)
-    ax.set_title(panel.title, loc="left")
+    _title(ax, panel.title)
     _grid(ax)
     if len(panel.groups) > 1:
         ax.legend(loc="lower left")
@@ -218,21 +243,21 @@ def _at_risk_axes(ax, panel: KmPanel, prefix: str) -> None:
     ax.set_gid(f"{prefix}at-risk")
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
-    ax.tick_params(axis="both", length=0, labelbottom=False)
+    ax.tick_params(axis="y", length=0)
+    ax.xaxis.set_visible(False)  # shares the curves' ticks; drawn, they would be invisible work
     ax.tick_params(axis="y", pad=16, labelsize=8)
     rows = list(range(len(panel.groups)))[::-1]
     ax.set_ylim(-0.6, len(panel.groups) - 0.4)
     ax.set_yticks(rows, [label for _, label in panel.groups])
-    ax.set_title("Number at risk", loc="left", fontsize=8, fontweight="normal", color=MUTED)
+    _title(ax, "Number at risk", fontsize=8, fontweight="normal", color=MUTED)
     for index, ((group, _), y, tick) in enumerate(zip(panel.groups, rows, ax.get_yticklabels(), strict=True)):
         colour = PALETTE[index % len(PALETTE)]
         tick.set_color(colour)
         if panel.at_risk is None:
             continue
-        for _, row in panel.at_risk[panel.at_risk["group"] == group].iterrows():
-            ax.text(
-                row["time"], y, f"{int(row['at_risk'])}", ha="center", va="center", fontsize=8, color=colour
-            )
+        counts = panel.at_risk[panel.at_risk["group"] == group]
+        for time, count in zip(counts["time"], counts["at_risk"], strict=True):
+            ax.text(time, y, f"{int(count)}", ha="center", va="center", fontsize=8, color=colour)
 
 
 # --- balance, effects, distributions -------------------------------------------------------------
@@ -418,7 +443,7 @@ def slope_plot(key: str, panels: Sequence[SlopePanel]) -> str:
             ax.set_yscale("log")
             _plain_numbers(ax.yaxis)
         ax.set_ylabel(panel.ylabel)
-        ax.set_title(f"{panel.title} (n = {len(panel.before)})", loc="left")
+        _title(ax, f"{panel.title} (n = {len(panel.before)})")
         _grid(ax)
     return _render(figure, key)
 
@@ -495,7 +520,7 @@ def trajectory_plot(key: str, panels: Sequence[TrajectoryPanel], *, xlabel: str,
             ax.set_yticks(list(panel.yticks))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(panel.ylabel)
-        ax.set_title(panel.title, loc="left", pad=14)
+        _title(ax, panel.title, pad=14)
         ax.legend(loc="best")
         _grid(ax)
     return _render(figure, key)
@@ -524,17 +549,28 @@ def swimmer_plot(key: str, lanes: Sequence[Lane], *, groups: Sequence[str], xlab
     ax = figure.add_subplot()
     colours = {group: PALETTE[index % len(PALETTE)] for index, group in enumerate(groups)}
     positions = np.arange(len(lanes))[::-1]
-    for lane, y in zip(lanes, positions, strict=True):
-        bar = ax.barh(
-            y, lane.length, height=0.62, color=colours.get(lane.group, PALETTE[0]), alpha=0.3, linewidth=0
-        )
-        bar.patches[0].set_gid(f"lane-{_ident(lane.label)}")
-        ax.plot(lane.doses, [y] * len(lane.doses), "|", color=INK, markersize=6, markeredgewidth=0.9)
-        ax.plot(lane.progression, [y] * len(lane.progression), "v", color=PALETTE[4], markersize=5)
-        if lane.death is not None:
-            ax.plot([lane.death], [y], "X", color=PALETTE[1], markersize=6)
-        if lane.last_contact is not None:
-            ax.plot([lane.last_contact], [y], ">", color=PALETTE[2], markersize=5)
+    bars = ax.barh(
+        positions,
+        [lane.length for lane in lanes],
+        height=0.62,
+        color=[colours.get(lane.group, PALETTE[0]) for lane in lanes],
+        alpha=0.3,
+        linewidth=0,
+    )
+    for bar, lane in zip(bars.patches, lanes, strict=True):
+        bar.set_gid(f"lane-{_ident(lane.label)}")
+    _lane_marks(ax, [(lane.doses, y) for lane, y in zip(lanes, positions, strict=True)], "|", INK, 6, 0.9)
+    _lane_marks(
+        ax, [(lane.progression, y) for lane, y in zip(lanes, positions, strict=True)], "v", PALETTE[4], 5
+    )
+    deaths = [([lane.death], y) for lane, y in zip(lanes, positions, strict=True) if lane.death is not None]
+    _lane_marks(ax, deaths, "X", PALETTE[1], 6)
+    contacts = [
+        ([lane.last_contact], y)
+        for lane, y in zip(lanes, positions, strict=True)
+        if lane.last_contact is not None
+    ]
+    _lane_marks(ax, contacts, ">", PALETTE[2], 5)
     ax.set_yticks(positions, [lane.label for lane in lanes], fontsize=7)
     ax.set_ylim(-0.8, len(lanes) - 0.2)
     ax.set_xlim(0, max((lane.length for lane in lanes), default=1.0) * 1.04 + 0.5)
@@ -549,6 +585,22 @@ def swimmer_plot(key: str, lanes: Sequence[Lane], *, groups: Sequence[str], xlab
     ]
     ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3)
     return _render(figure, key)
+
+
+def _lane_marks(
+    ax,
+    marks: Sequence[tuple[Sequence[float], float]],
+    marker: str,
+    colour: str,
+    size: float,
+    edge: float | None = None,
+) -> None:
+    """One kind of mark of every lane as one line of markers: (times, lane position) pairs. A plot call
+    per lane and kind was four artists a patient to make and draw; drawn, the marks are the same."""
+    xs = [float(t) for times, _ in marks for t in times]
+    ys = [float(y) for times, y in marks for _ in times]
+    if xs:
+        ax.plot(xs, ys, linestyle="none", marker=marker, color=colour, markersize=size, markeredgewidth=edge)
 
 
 @_styled
@@ -643,7 +695,7 @@ def dose_timeline_plot(key: str, lanes: Sequence[DoseLane], *, xlabel: str, dose
         points = ax.scatter(
             xs,
             ys,
-            s=sizes,
+            s=_one_size_if_equal(sizes),
             c=colour if filled else "white",
             edgecolors=colour,
             linewidths=0.9,
@@ -651,10 +703,7 @@ def dose_timeline_plot(key: str, lanes: Sequence[DoseLane], *, xlabel: str, dose
             zorder=3,
         )
         points.set_gid(f"timeline-{status}")
-    for lane, y in zip(lanes, positions, strict=True):
-        if lane.times:
-            (line,) = ax.plot([min(lane.times), max(lane.times)], [y, y], color=GRID, linewidth=1.2, zorder=1)
-            line.set_gid(f"timeline-lane-{_ident(lane.label)}")
+    _lane_lines(ax, lanes, positions)
     if many:
         ax.set_yticks([])
         ax.set_ylabel(f"{len(lanes)} patients")
@@ -667,6 +716,27 @@ def dose_timeline_plot(key: str, lanes: Sequence[DoseLane], *, xlabel: str, dose
     ax.grid(False, axis="y")
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, title=f"Marker size: {dose_label}")
     return _render(figure, key)
+
+
+def _one_size_if_equal(sizes: list[float]) -> float | list[float]:
+    """Marker sizes as one number when they are all equal (every injection of one dose, as in the
+    demo studies): matplotlib's SVG then defines the marker once and places it at each point, where
+    a size per point writes each marker as its own path (560 bytes each, 395 KB for the demo study)."""
+    return sizes[0] if len(set(sizes)) == 1 else sizes
+
+
+def _lane_lines(ax, lanes: Sequence[DoseLane], positions: np.ndarray) -> None:
+    """Each patient's row as a grey line from their first to their last injection, all of them one
+    collection: a line per patient was an artist each to make and draw (a third of the figure)."""
+    spans = [
+        (y, min(lane.times), max(lane.times)) for lane, y in zip(lanes, positions, strict=True) if lane.times
+    ]
+    if not spans:
+        return
+    ys, starts, ends = zip(*spans, strict=True)
+    # "projecting" ends, as a Line2D has them (matplotlib's lines.solid_capstyle)
+    lines = ax.hlines(ys, starts, ends, color=GRID, linewidth=1.2, capstyle="projecting", zorder=1)
+    lines.set_gid("timeline-lanes")
 
 
 @_styled

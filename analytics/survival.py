@@ -123,16 +123,18 @@ class KaplanMeierResult(Result):
         requested = np.asarray(sorted(times), dtype=float)
         rows = []
         for group, curve in self.curve.groupby("group", sort=False):
-            curve_times = curve["time"].to_numpy()
+            # Columns as arrays, read by position: a row of the frame per time was most of the time.
+            curve_times, risk, estimate, low, high = (
+                curve[column].to_numpy() for column in ("time", "at_risk", "survival", "lower", "upper")
+            )
             for when in requested[requested <= curve_times[-1]]:
                 step = np.searchsorted(curve_times, when, side="right") - 1
-                at_risk = int(curve["at_risk"].iloc[np.searchsorted(curve_times, when, side="left")])
+                at_risk = int(risk[np.searchsorted(curve_times, when, side="left")])
                 if step < 0:  # before the first time: S = 1 with no variance
                     limits = _interval(np.ones(1), np.zeros(1), self.conf_type)
                     survival, lower, upper = 1.0, float(limits[0][0]), float(limits[1][0])
                 else:
-                    point = curve.iloc[step]
-                    survival, lower, upper = point["survival"], point["lower"], point["upper"]
+                    survival, lower, upper = estimate[step], low[step], high[step]
                 rows.append(
                     {
                         "group": group,

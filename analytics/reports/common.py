@@ -47,11 +47,22 @@ SHORT_TEST_NAMES = {
 def needs_exact_test(frame: pd.DataFrame, by: str, variable: str) -> bool:
     """Cochran's rule: Fisher's exact test when any expected count of the table is below 5."""
     present = frame[[by, variable]].dropna()
-    counts = pd.crosstab(present[variable], present[by]).to_numpy()
-    if counts.size == 0:
+    if present.empty:
         return False
+    counts = _cross_counts(present[variable], present[by])
     expected = np.outer(counts.sum(axis=1), counts.sum(axis=0)) / counts.sum()
     return bool((expected < 5).any())
+
+
+def _cross_counts(rows: pd.Series, columns: pd.Series) -> np.ndarray:
+    """The contingency table of two columns without missing values: the counts of ``pd.crosstab``
+    (observed levels only; levels in order of appearance, not sorted), by ``np.bincount``. Crosstab
+    builds a pivot table, about 3 ms a call, and Table 1 asks for one per categorical variable."""
+    row_codes, row_levels = pd.factorize(rows)
+    column_codes, column_levels = pd.factorize(columns)
+    shape = (len(row_levels), len(column_levels))
+    cells = np.bincount(row_codes * shape[1] + column_codes, minlength=shape[0] * shape[1])
+    return cells.reshape(shape)
 
 
 @dataclass

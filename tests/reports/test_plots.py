@@ -8,6 +8,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from analytics import plots
 from analytics.reports.common import at_risk
@@ -173,3 +174,52 @@ def test_injections_per_week_replace_one_row_per_patient_for_large_cohorts():
     svg = plots.dose_rate_plot("doses.dose_timeline", weekly, xlabel="Weeks")
     assert {"doses-dose_timeline-rate-given", "doses-dose_timeline-rate-missed"} <= set(ids(svg))
     assert len(svg) < SVG_BUDGET / 10
+
+
+# --- drawing once -------------------------------------------------------------------------------
+
+
+def test_a_figure_is_drawn_once(km, monkeypatch):
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(
+        Figure, "draw", lambda figure, renderer: draws.append(renderer) or draw(figure, renderer)
+    )
+    plots.km_plot("survival.km", [km_panel(km, at_risk=at_risk(km, [0, 2, 4]))])
+    assert len(draws) == 1  # savefig of a figure with a layout engine would draw it twice
+
+
+def test_the_layout_is_matplotlibs_constrained_layout(km, monkeypatch):
+    """Laying the figure out before savefig gives the bytes of savefig laying it out itself."""
+    ours = plots.km_plot("subgroups.km", [km_panel(km, at_risk=at_risk(km, [0, 2, 4]))] * 3, columns=2)
+    monkeypatch.setattr(plots, "_figure", lambda w, h: Figure(figsize=(w, h), layout="constrained"))
+    monkeypatch.setattr(plots, "_lay_out", lambda figure: None)
+    assert ours == plots.km_plot(
+        "subgroups.km", [km_panel(km, at_risk=at_risk(km, [0, 2, 4]))] * 3, columns=2
+    )
+
+
+def test_a_dose_timeline_draws_a_line_per_treated_patient_and_a_marker_per_injection():
+    lanes = [
+        plots.DoseLane("P1", [0.0, 1.0, 2.0], ["given", "changed", "missed"], [12.0, 8.0, None]),
+        plots.DoseLane("P2", [], [], []),
+        plots.DoseLane("P3", [0.5, 3.0], ["given", "unplanned"], [12.0, 5.0]),
+    ]
+    svg = plots.dose_timeline_plot("doses.timeline", lanes, xlabel="Weeks", dose_label="mg")
+    groups = {g.get("id"): g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.get("id")}
+    assert len(list(groups["doses-timeline-timeline-lanes"].iter(f"{SVG}path"))) == 2  # P2 has none
+    for status, injections in (("given", 2), ("changed", 1), ("missed", 1), ("unplanned", 1)):
+        group = groups[f"doses-timeline-timeline-{status}"]
+        drawn = [*group.iter(f"{SVG}use")] or [*group.iter(f"{SVG}path")]  # a marker used, or inline
+        assert len(drawn) == injections, status
+
+
+def test_injections_of_one_dose_share_one_marker_definition():
+    """200 patients given 12 mg four times: each marker a <use> of one path, not a path each."""
+    lanes = [plots.DoseLane(f"P{i}", [0.0, 7.0, 14.0, 21.0], ["given"] * 4, [12.0] * 4) for i in range(200)]
+    svg = plots.dose_timeline_plot("doses.timeline", lanes, xlabel="Days", dose_label="mg")
+    group = next(
+        g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.get("id") == "doses-timeline-timeline-given"
+    )
+    assert len(list(group.iter(f"{SVG}use"))) == 800 and len(list(group.iter(f"{SVG}path"))) == 1
+    assert len(svg) < 800 * 200  # a 560-byte path per marker would be 450 KB

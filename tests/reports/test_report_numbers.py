@@ -7,6 +7,7 @@ methotrexate; bevacizumab HR 0.404 (0.186–0.877), p = 0.022 with Breslow ties.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from django.urls import reverse
@@ -154,6 +155,26 @@ TABLE_ONE_DIGITS = {
     "lupus_anticoagulant_ratio": 2,
     "protein_baseline": 2,
 }
+
+
+def test_the_exact_test_rule_is_cochrans_rule_on_the_crosstab():
+    """Fisher's test exactly where an expected count of ``pd.crosstab``'s table is below 5."""
+    rng = np.random.default_rng(5)
+    for size, levels in ((12, 2), (40, 3), (300, 4), (300, 2)):
+        frame = pd.DataFrame(
+            {
+                "arm": rng.choice([0, 1, None], size, p=[0.45, 0.45, 0.1]),
+                "grade": pd.Categorical(
+                    rng.choice(["a", "b", "c", "d"][:levels], size), categories=list("abcdz")
+                ),
+            }
+        ).astype({"arm": "Int64"})
+        frame.loc[frame.index[:3], "grade"] = None
+        present = frame.dropna()
+        counts = pd.crosstab(present["grade"], present["arm"]).to_numpy()
+        expected = np.outer(counts.sum(axis=1), counts.sum(axis=0)) / counts.sum()
+        assert needs_exact_test(frame, "arm", "grade") == bool((expected < 5).any()), (size, levels)
+    assert not needs_exact_test(frame.assign(grade=None), "arm", "grade")
 
 
 def test_npsle_table_one_and_matching_equal_the_api(reports):
