@@ -836,34 +836,58 @@ def _free_cell_sizes(table: np.ndarray) -> list[int]:
 
 
 def _every_table_p(table: np.ndarray, relative_tolerance: float) -> float:
-    """The p-value summed over every table with the margins, as one broadcast grid: one axis per
-    free cell, the last row's and column's cells derived, impossible ones (a cell out of
-    0..n) weighted −∞ through padding of the log-factorial table. No network, no bounds: a
-    handful of numpy calls, which is what a small table needs. Each row's terms (its free cells
-    and its derived last cell) are built over that row's axes only, and each column's derived
-    cell over its own, so only their sums and the corner cell span the whole grid (3×3 of
-    n = 36: about 11 passes over its 5,733 points instead of 18). Where fewer points lie above
-    the threshold than below, p is 1 − their probability, if that leaves p > 0.01 (its relative
-    precision is then kept): fewer exponentials."""
+    """The p-value summed over every table with the margins (rows and columns ascending), as one
+    broadcast grid over the free rows' fillings (``_grid_p``)."""
+    table = np.asarray(table, dtype=np.int64)
     rows, columns = table.sum(axis=1).tolist(), table.sum(axis=0).tolist()
-    (r, c), n = table.shape, sum(rows)
-    sizes = [min(row, column) + 1 for row in rows[:-1] for column in columns[:-1]]
-    f, padded, pad = _log_factorials(n), _padded_log_factorials(n, sum(sizes)), n + 1
+    observed = float(-_log_factorials(int(table.sum()))[table].sum())
+    return _grid_p(rows, columns, observed, relative_tolerance)
 
-    def cell(i: int, j: int) -> np.ndarray:
-        axis = i * (c - 1) + j
-        return np.arange(sizes[axis]).reshape([sizes[axis] if k == axis else 1 for k in range(len(sizes))])
 
-    row_used = [sum(cell(i, j) for j in range(c - 1)) for i in range(r - 1)]
-    row_terms = [
-        -sum(f[cell(i, j)] for j in range(c - 1)) - padded[rows[i] + pad - row_used[i]] for i in range(r - 1)
-    ]
-    column_terms = [-padded[columns[j] + pad - sum(cell(i, j) for i in range(r - 1))] for j in range(c - 1)]
-    row_used[0] = row_used[0] + (
-        columns[-1] - sum(rows[:-1]) + pad
-    )  # the corner's index, less the other cells
-    weight = sum(row_terms) + sum(column_terms) - padded[sum(row_used)]
-    threshold = float(-f[table].sum()) + math.log1p(relative_tolerance)
+def _grid_p(rows: list[int], columns: list[int], observed: float, relative_tolerance: float) -> float:
+    """The p-value summed over every table with these margins (ascending; ``observed``: the
+    table's −Σ log x!), as one broadcast grid. No network, no bounds: a few dozen numpy calls,
+    which is what a small table needs. The free cells are all rows but the last and all columns
+    but the last; each free row's fillings (its cells ≤ the column totals, summing to at most the
+    row's total) are listed once with their terms (the free cells and the row's derived last
+    cell) and a key, Σ cell·place, whose sum over the rows codes the free columns' partial sums
+    without carries. The last row's cells depend only on those partial sums, so their terms are
+    one small table (at most as many entries as grid points: Σᵢ aᵢ + 1 ≤ Πᵢ (aᵢ + 1)) looked
+    up by the summed key. The grid is then the rows' terms added by broadcasting plus one
+    look-up: 3×3 of n = 36, 2,380 points (the rows' fillings only) and 4 passes, where the grid
+    over every free cell's range had 5,733 points and about 11 passes (0.2 ms of CPU against
+    R's 0.12–0.2 ms); infeasible cells weigh nothing (−∞) through the padded log-factorials.
+    Where fewer points lie above the threshold than below, p is 1 − their probability, if that
+    leaves p > 0.01 (its relative precision is then kept): fewer exponentials."""
+    n, free_rows = sum(rows), rows[:-1]
+    f = _log_factorials(n)
+    padded, pad = _padded_log_factorials(n, n), n + 1
+    # Partial sums of free column j reach at most Σᵢ min(row i, column j).
+    spans = [sum(min(row, column) for row in free_rows) + 1 for column in columns[:-1]]
+    place = [math.prod(spans[j + 1 :]) for j in range(len(spans))]
+    # Every filling of the largest free row's box, shared by all free rows (smaller ones: −∞ beyond).
+    key, used, common = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1)
+    for j, column in enumerate(columns[:-1]):
+        cell = np.arange(min(free_rows[-1], column) + 1)
+        key = np.add.outer(key, cell * place[j]).ravel()
+        used = np.add.outer(used, cell).ravel()
+        common = np.subtract.outer(common, f[cell]).ravel()
+    terms = common - padded[np.subtract.outer(np.array(free_rows) + pad, used)]
+    keys, weights = [], []
+    for i in range(len(free_rows)):
+        feasible = np.flatnonzero(terms[i] > -np.inf)
+        shape = [-1 if k == i else 1 for k in range(len(free_rows))]
+        keys.append(key[feasible].reshape(shape))
+        weights.append(terms[i, feasible].reshape(shape))
+    # The last row's terms by the free columns' partial sums s: cells column − s, corner the rest.
+    last, corner = np.zeros(1), np.full(1, rows[-1] - sum(columns[:-1]) + pad, dtype=np.int64)
+    for span, column in zip(spans, columns[:-1], strict=True):
+        s = np.arange(span)
+        last = np.subtract.outer(last, padded[column - s + pad]).ravel()
+        corner = np.add.outer(corner, s).ravel()
+    last -= padded[corner]
+    weight = sum(weights[1:], start=weights[0]) + last[sum(keys[1:], start=keys[0])]
+    threshold = observed + math.log1p(relative_tolerance)
     log_total = float(f[n] - f[rows].sum() - f[columns].sum())
     above = weight[weight > threshold]
     if len(above) < weight.size // 2:  # fewer terms the other way: 1 − the rest, if that is not small
@@ -893,10 +917,20 @@ def _log_factorials(n: int) -> np.ndarray:
 def fisher_rxc_p(table: np.ndarray, relative_tolerance: float) -> float:
     """Two-sided p of an r×c table (both dimensions ≥ 3): the probability, given the margins, of
     the tables at most (1 + ``relative_tolerance``) times as likely as ``table``. Small tables are
-    enumerated outright; the others go through the network."""
+    enumerated outright; the others go through the network. The margins are sorted as Python
+    lists (a 3×3's two argsorts, sums and fancy indexing had cost ~50 µs of its ~0.2 ms); only
+    the network's tables are permuted as arrays."""
     table = np.asarray(table, dtype=np.int64)
-    rows, columns = np.argsort(table.sum(axis=1), kind="stable"), np.argsort(table.sum(axis=0), kind="stable")
-    table = table[rows][:, columns]  # ascending margins: the largest row and column are derived
-    if math.prod(_free_cell_sizes(table)) <= EVERY_TABLE_LIMIT:
-        return _every_table_p(table, relative_tolerance)
-    return _Network(_oriented(table), relative_tolerance).p_value()
+    cells = table.tolist()
+    row_totals, column_totals = (
+        [sum(row) for row in cells],
+        [sum(column) for column in zip(*cells, strict=True)],
+    )
+    row_order = sorted(range(len(row_totals)), key=row_totals.__getitem__)  # stable, as argsort's
+    column_order = sorted(range(len(column_totals)), key=column_totals.__getitem__)
+    rows, columns = [row_totals[i] for i in row_order], [column_totals[j] for j in column_order]
+    if math.prod(min(row, column) + 1 for row in rows[:-1] for column in columns[:-1]) <= EVERY_TABLE_LIMIT:
+        observed = float(-_log_factorials(sum(rows))[table].sum())
+        return _grid_p(rows, columns, observed, relative_tolerance)
+    ascending = table[row_order][:, column_order]  # the largest row and column are derived
+    return _Network(_oriented(ascending), relative_tolerance).p_value()
