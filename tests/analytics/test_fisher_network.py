@@ -198,3 +198,36 @@ def test_every_table_grid_on_random_tables() -> None:
         assert fisher_network.fisher_rxc_p(np.array(table), TOLERANCE) == pytest.approx(
             expected, rel=1e-10, abs=0
         ), table
+
+
+@pytest.mark.parametrize("segments", [1, 7, 60])
+def test_sorted_segment_searches_and_running_sums_agree_with_the_plain_ones(segments: int) -> None:
+    # Sorted queries (put back in their order) count as unsorted ones; running sums from the
+    # padded grid (even segments) equal the doubling's (``_segment_cumsum``).
+    rng = np.random.default_rng(segments)
+    segment = rng.integers(0, segments, size=2_000)
+    index, order = fisher_network._SortedSegments.sorting(rng.normal(0, 5, size=2_000), segment, segments)
+    assert (np.sort(order) == np.arange(2_000)).all()
+    owner, query = rng.integers(0, segments, size=900), rng.normal(0, 6, size=900)
+    expected = index.count_at_most(owner, query)
+    assert (index.count_at_most(owner, query, sort=True) == expected).all()
+    counts = rng.integers(1, 4, size=2_000).astype(float)
+    prefix, top = index.running_mass(counts)
+    doubled = fisher_network._segment_cumsum(
+        counts * np.exp(index.values - top[index.segment]), index.position
+    )
+    assert prefix == pytest.approx(doubled, rel=1e-13, abs=0)
+
+
+@pytest.mark.parametrize("spread", [1.0, 1e4, 1e12])
+def test_key_order_sorts_up_to_the_quantum(spread: float) -> None:
+    # Packed integer sort (narrow keys) or argsort (wide ones): a permutation, sorted up to
+    # ORDER_QUANTUM, exact ties and near ties included.
+    rng = np.random.default_rng(7)
+    keys = np.concatenate(
+        [rng.uniform(-spread, spread, 3_000), np.full(50, 0.25), 0.25 + rng.uniform(0, 1e-12, 50)]
+    )
+    rng.shuffle(keys)
+    order = fisher_network._key_order(keys)
+    assert (np.sort(order) == np.arange(len(keys))).all()
+    assert (np.diff(keys[order]) >= -fisher_network.ORDER_QUANTUM).all()
