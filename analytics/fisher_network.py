@@ -856,7 +856,15 @@ class _Network:
                 (self.log_factorial[cell] for cell in cells), start=np.zeros(len(owner))
             )
             left = left[owner] - np.column_stack(cells)
-        found, node = self.distinct(np.sort(left, axis=1)[:, :-1] @ self.place)
+        # Codes from the columns sorted elementwise (a min/max network): np.sort along rows of
+        # 3 took ~135 µs on the 3×4 of n = 72's 4,290 partial tables, this ~30 µs.
+        smallest = _sorted_columns(list(left.T))[:-1]
+        found, node = self.distinct(
+            sum(
+                (c * p for c, p in zip(smallest, self.place.tolist(), strict=True)),
+                start=np.zeros(len(left), dtype=np.int64),
+            )
+        )
         nodes = self.decode(found, self.last_stage)
         completions = np.prod(np.minimum(nodes[:, :-1], columns[-2]) + 1, axis=1).sum()
         if completions > COMPLETIONS_PER_STAGE * self.last_stage:
