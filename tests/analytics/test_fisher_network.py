@@ -139,3 +139,95 @@ def test_walked_tails_give_the_exact_p(
     monkeypatch.setattr(fisher_network, "WALK_SHARE", share)
     p = _Network(_oriented(np.array(table)), TOLERANCE).network_p()
     assert p == pytest.approx(_exact_p(table), rel=1e-10, abs=0)
+
+
+def _exact_rxc_p(table: list[list[int]]) -> float:
+    """The two-sided p by exact enumeration in fractions, any small r×c: every free block (all
+    rows and columns but the last) with the margins, Π 1/x! compared exactly."""
+    rows, columns = [sum(row) for row in table], [sum(column) for column in zip(*table, strict=True)]
+    r, c = len(rows), len(columns)
+
+    def weight(cells: list[list[int]]) -> Fraction:
+        return Fraction(1, math.prod(math.factorial(x) for row in cells for x in row))
+
+    threshold, total, counted = weight(table) * (1 + Fraction(1, 10**7)), Fraction(0), Fraction(0)
+    ranges = [range(min(rows[i], columns[j]) + 1) for i in range(r - 1) for j in range(c - 1)]
+    for free in itertools.product(*ranges):
+        cells = [list(free[i * (c - 1) : (i + 1) * (c - 1)]) for i in range(r - 1)]
+        for i, row in enumerate(cells):
+            row.append(rows[i] - sum(row))
+        cells.append([columns[j] - sum(row[j] for row in cells) for j in range(c)])
+        if min(min(row) for row in cells) < 0:
+            continue
+        w = weight(cells)
+        total += w
+        counted += w if w <= threshold else 0
+    return float(counted / total)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        [[3, 1, 2], [1, 5, 6], [4, 9, 5]],
+        [[0, 0, 5], [1, 0, 0], [0, 7, 0]],  # infeasible row fillings and corners everywhere
+        [[2, 0, 3, 1], [1, 4, 1, 2], [0, 2, 5, 1]],
+        [[2, 0, 1], [1, 3, 1], [1, 1, 2], [0, 2, 1]],  # three free rows: a 3-d grid
+        [[1, 0, 2, 1, 3], [2, 2, 0, 1, 0], [0, 3, 1, 0, 2]],
+        [[4, 4, 4], [4, 4, 4], [4, 4, 4]],  # ties: every permutation of the observed counts
+        [[1, 1, 1], [1, 1, 1], [0, 0, 30]],  # small rows, a large column: key spans, not boxes
+    ],
+)
+def test_every_table_grid_gives_the_exact_p(table: list[list[int]]) -> None:
+    # The grid over the free rows' fillings, keyed by the free columns' partial sums, against
+    # exact fractions; through fisher_rxc_p too (its margins sorted as lists).
+    expected = _exact_rxc_p(table)
+    assert _every_table_p(_ascending(np.array(table)), TOLERANCE) == pytest.approx(expected, rel=1e-10, abs=0)
+    assert fisher_network.fisher_rxc_p(np.array(table), TOLERANCE) == pytest.approx(
+        expected, rel=1e-10, abs=0
+    )
+
+
+def test_every_table_grid_on_random_tables() -> None:
+    rng = np.random.default_rng(20261206)
+    for _ in range(20):
+        shape = (3, int(rng.integers(3, 5)))
+        table = rng.integers(0, 3, size=shape).tolist()
+        if min(sum(row) for row in table) == 0 or min(map(sum, zip(*table, strict=True))) == 0:
+            continue
+        expected = _exact_rxc_p(table)
+        assert fisher_network.fisher_rxc_p(np.array(table), TOLERANCE) == pytest.approx(
+            expected, rel=1e-10, abs=0
+        ), table
+
+
+@pytest.mark.parametrize("segments", [1, 7, 60])
+def test_sorted_segment_searches_and_running_sums_agree_with_the_plain_ones(segments: int) -> None:
+    # Sorted queries (put back in their order) count as unsorted ones; running sums from the
+    # padded grid (even segments) equal the doubling's (``_segment_cumsum``).
+    rng = np.random.default_rng(segments)
+    segment = rng.integers(0, segments, size=2_000)
+    index, order = fisher_network._SortedSegments.sorting(rng.normal(0, 5, size=2_000), segment, segments)
+    assert (np.sort(order) == np.arange(2_000)).all()
+    owner, query = rng.integers(0, segments, size=900), rng.normal(0, 6, size=900)
+    expected = index.count_at_most(owner, query)
+    assert (index.count_at_most(owner, query, sort=True) == expected).all()
+    counts = rng.integers(1, 4, size=2_000).astype(float)
+    prefix, top = index.running_mass(counts)
+    doubled = fisher_network._segment_cumsum(
+        counts * np.exp(index.values - top[index.segment]), index.position
+    )
+    assert prefix == pytest.approx(doubled, rel=1e-13, abs=0)
+
+
+@pytest.mark.parametrize("spread", [1.0, 1e4, 1e12])
+def test_key_order_sorts_up_to_the_quantum(spread: float) -> None:
+    # Packed integer sort (narrow keys) or argsort (wide ones): a permutation, sorted up to
+    # ORDER_QUANTUM, exact ties and near ties included.
+    rng = np.random.default_rng(7)
+    keys = np.concatenate(
+        [rng.uniform(-spread, spread, 3_000), np.full(50, 0.25), 0.25 + rng.uniform(0, 1e-12, 50)]
+    )
+    rng.shuffle(keys)
+    order = fisher_network._key_order(keys)
+    assert (np.sort(order) == np.arange(len(keys))).all()
+    assert (np.diff(keys[order]) >= -fisher_network.ORDER_QUANTUM).all()
