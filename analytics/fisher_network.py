@@ -912,13 +912,6 @@ class _Network:
         return min(p + self.last_two_columns(pasts), 1.0)
 
 
-def _free_cell_sizes(table: np.ndarray) -> list[int]:
-    """How many values each free cell can take (all rows but the largest, all columns but the
-    largest; the others follow from the margins), for a table with rows and columns ascending."""
-    rows, columns = table.sum(axis=1).tolist(), table.sum(axis=0).tolist()
-    return [min(row, column) + 1 for row in rows[:-1] for column in columns[:-1]]
-
-
 def _every_table_p(table: np.ndarray, relative_tolerance: float) -> float:
     """The p-value summed over every table with the margins (rows and columns ascending), as one
     broadcast grid over the free rows' fillings (``_grid_p``)."""

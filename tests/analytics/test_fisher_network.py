@@ -16,13 +16,19 @@ from analytics.fisher_network import (
     EVERY_TABLE_LIMIT,
     _every_table_p,
     _fillings,
-    _free_cell_sizes,
     _Network,
     _oriented,
     _symmetric_weight,
 )
 
 TOLERANCE = 1e-7  # fisher.test's relErr − 1
+
+
+def _free_cell_sizes(table: np.ndarray) -> list[int]:
+    """How many values each free cell can take (all rows but the largest, all columns but the
+    largest), for a table with rows and columns ascending: the size of the every-table grid."""
+    rows, columns = table.sum(axis=1).tolist(), table.sum(axis=0).tolist()
+    return [min(row, column) + 1 for row in rows[:-1] for column in columns[:-1]]
 
 
 def _ascending(table: np.ndarray) -> np.ndarray:
