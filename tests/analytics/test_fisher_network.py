@@ -96,26 +96,6 @@ def test_symmetric_fillings_stand_for_every_filling(total: int) -> None:
     assert symmetric == every
 
 
-def _exact_p(table: list[list[int]]) -> float:
-    """The two-sided p by exact enumeration in fractions (3×3 only): every table with the margins,
-    Π 1/x! compared exactly, the observed one's times (1 + 1e-7) as the threshold."""
-    rows, columns = [sum(row) for row in table], [sum(column) for column in zip(*table, strict=True)]
-
-    def weight(cells: list[list[int]]) -> Fraction:
-        return Fraction(1, math.prod(math.factorial(x) for row in cells for x in row))
-
-    threshold, total, counted = weight(table) * (1 + Fraction(1, 10**7)), Fraction(0), Fraction(0)
-    for a, b, c, d in itertools.product(*(range(min(r, k) + 1) for r in rows[:2] for k in columns[:2])):
-        cells = [[a, b, rows[0] - a - b], [c, d, rows[1] - c - d]]
-        cells.append([columns[j] - cells[0][j] - cells[1][j] for j in range(3)])
-        if min(min(row) for row in cells) < 0:
-            continue
-        w = weight(cells)
-        total += w
-        counted += w if w <= threshold else 0
-    return float(counted / total)
-
-
 @pytest.mark.parametrize(
     "table",
     [
@@ -144,7 +124,7 @@ def test_walked_tails_give_the_exact_p(
 ) -> None:
     monkeypatch.setattr(fisher_network, "WALK_SHARE", share)
     p = _Network(_oriented(np.array(table)), TOLERANCE).network_p()
-    assert p == pytest.approx(_exact_p(table), rel=1e-10, abs=0)
+    assert p == pytest.approx(_exact_rxc_p(table), rel=1e-10, abs=0)
 
 
 def _exact_rxc_p(table: list[list[int]]) -> float:
