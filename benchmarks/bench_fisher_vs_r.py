@@ -55,20 +55,21 @@ def python_result(table: np.ndarray) -> tuple[str, str]:
         p = fisher_exact_test(table).p
     except AnalysisError:
         return "refused", "-"
-    return f"{p:.6g}", f"{timed(lambda: fisher_exact_test(table)):.4f}"
+    return f"{p:.6g}", f"{timed(lambda: fisher_exact_test(table)):.3g}"
 
 
 def main() -> int:
-    print(f"{'shape':<6} {'n':>4} {'R s':>8} {'python s':>9} {'R p':>12} {'python p':>12}", flush=True)
+    print(f"{'shape':<6} {'n':>4} {'R s':>9} {'python s':>9} {'python/R':>8} {'R p':>12} {'python p':>12}", flush=True)
     for rows, r in zip(TABLES, r_results(), strict=True):
         table = np.array(rows)
         p, seconds = python_result(table)
         if "error" in r:
             r_p, r_seconds = "stops", "-"
         else:
-            r_p, r_seconds = f"{r['p']:.6g}", f"{r['seconds']:.4f}"
+            r_p, r_seconds = f"{r['p']:.6g}", f"{r['seconds']:.3g}"
         shape = "×".join(map(str, table.shape))
-        print(f"{shape:<6} {table.sum():>4} {r_seconds:>8} {seconds:>9} {r_p:>12} {p:>12}", flush=True)
+        ratio = f"{float(seconds) / float(r_seconds):.2f}" if "-" not in (seconds, r_seconds) else "-"
+        print(f"{shape:<6} {table.sum():>4} {r_seconds:>9} {seconds:>9} {ratio:>8} {r_p:>12} {p:>12}", flush=True)
     return 0
 
 
