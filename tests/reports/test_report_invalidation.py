@@ -17,6 +17,7 @@ from protocols.models import Protocol
 from registry.models import LumbarPuncture, Patient
 from registry.services.bulk import bulk_record_create
 from registry.services.records import record_delete, record_save
+from tests import factories as f
 from tests.reports.conftest import researcher
 
 pytestmark = pytest.mark.django_db
@@ -130,3 +131,46 @@ def test_a_rolled_back_savepoint_does_not_take_the_later_writes_replacement_with
     new = [func for func in scheduled_replacements() if func not in before]
     assert len(new) == 1, "the write after the rollback schedules its own replacement"
     assert new[0].keys == {site_key(2, 2)}
+
+
+def test_a_transaction_replaces_a_token_once_until_it_reads_a_fingerprint(monkeypatch):
+    monkeypatch.delitem(invalidation._PENDING, transaction.get_connection(), raising=False)
+    replaced: list[list[str]] = []
+    real = invalidation._replace
+    monkeypatch.setattr(invalidation, "_replace", lambda keys: (replaced.append(list(keys)), real(keys)))
+    first, second = site_key(3, 1), site_key(3, 2)
+    with transaction.atomic():
+        invalidate([first])
+        invalidate([first, second])
+        assert replaced == [[first], [second]], (
+            "a token already replaced in the transaction waits for the commit"
+        )
+        fingerprint = invalidation.report_fingerprint(3, [1])
+        invalidate([first])
+        assert replaced[-1] == [first], (
+            "after the transaction read a fingerprint, its next write replaces again"
+        )
+        assert invalidation.report_fingerprint(3, [1]) != fingerprint
+        assert scheduled_replacements()[-1].keys == {first, second}
+
+
+def test_a_transaction_reads_a_patients_study_and_site_once_and_again_after_a_move(
+    django_assert_num_queries, monkeypatch
+):
+    here, there = f.SiteFactory(code="here"), f.SiteFactory(code="there")
+    study = f.StudyFactory(code="owners", sites=[here, there])
+    patient = f.PatientFactory(study=study, site=here)
+    lumbar_puncture = f.LumbarPunctureFactory(patient=patient)
+    # A transaction of its own: forget what the factories' writes read.
+    monkeypatch.delitem(invalidation._PENDING, transaction.get_connection(), raising=False)
+    with transaction.atomic():
+        with django_assert_num_queries(1):
+            for _ in range(3):
+                keys = invalidation.keys_for(lumbar_puncture, stored=False)
+        assert keys == {patients_key(study.pk), site_key(study.pk, here.pk)}
+        patient.site = there
+        touch(patient)
+        assert invalidation.keys_for(lumbar_puncture, stored=False) == {
+            patients_key(study.pk),
+            site_key(study.pk, there.pk),
+        }, "the patient's move is read again by its records' next writes"
