@@ -12,6 +12,7 @@ from registry.action_events import Action, ActionKind, emit
 from registry.models import Patient
 from registry.models.base import local_date
 from registry.services import record_save
+from registry.services.bulk import record_create_many
 
 from ..choices import CourseStatus, InjectionStatus, StopReason
 from ..models import Course, PlannedInjection, Protocol
@@ -115,13 +116,18 @@ def _redate_pending(state: CourseState, injections, slots, *, actor: User, reaso
     by_sequence = dict(zip(range(after + 1, last + 1), dates, strict=True))
     past, _, since = state.history()
     proposals = propose_doses([state.by_phase[i.phase_id] for i in pending], past, toxicity_since_last=since)
+    new = []
     for injection, doses in zip(pending, proposals, strict=True):
         planned_date = by_sequence[injection.sequence]
         proposed = [dose.to_json() for dose in doses]
         if injection.pk and injection.planned_date == planned_date and injection.proposed_doses == proposed:
             continue
         injection.planned_date, injection.proposed_doses = planned_date, proposed
-        record_save(injection, actor=actor, reason=reason)
+        if injection.pk is None:
+            new.append(injection)
+        else:
+            record_save(injection, actor=actor, reason=reason)
+    record_create_many(new, actor=actor, reason=reason)  # a new course's whole plan in set queries
 
 
 def _complete(course: Course, injections, *, actor: User, reason: str) -> None:

@@ -119,3 +119,14 @@ def test_changed_rows_are_saved_with_their_version_and_history(study):
     patient = Patient.objects.get(study_code="P0001")
     assert patient.sex == "M" and patient.version > 1 and patient.history.count() == 2
     assert result.unchanged["patients"] == 2  # the other two wrote nothing
+
+
+def test_an_import_of_new_records_makes_the_studys_cached_reports_stale(study):
+    from analytics.reports.runner import report_run
+
+    run_import(patients_csv(3), study, "patients.csv")
+    assert not report_run(study=study, filters={}, options={})[1]
+    assert report_run(study=study, filters={}, options={})[1], "nothing changed: the run is cached"
+    result = run_import(HEADER + "P9000,north,F,1975,2021-04-01\n", study, "patients.csv")
+    assert result.ok and result.created["patients"] == 1
+    assert not report_run(study=study, filters={}, options={})[1], "the imported patient is in the next run"
