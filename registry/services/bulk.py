@@ -63,11 +63,12 @@ def bulk_record_create(
             )
         # New records and their history rows go in by COPY; records that bring their own keys by INSERT.
         created = list(objects)
+        cells = None
         if any(obj.pk is not None for obj in created):
             created = model._default_manager.bulk_create(created, batch_size=batch_size)
         else:
-            copy_insert(model, created)
-        copy_history(model, created, actor=actor, reason=reason)
+            cells = copy_insert(model, created)
+        copy_history(model, created, actor=actor, reason=reason, cells=cells)
         return created
 
 

@@ -136,3 +136,45 @@ def test_records_by_copy_are_stored_as_bulk_create_stores_them():
         (d.lumbar_puncture_id, d.dose_mg, d.drug_other)
         for d in IntrathecalDose.objects.filter(pk__in=[d.pk for d in doses]).order_by("pk")
     ] == [(copied[0].pk, Decimal("12.50"), ""), (copied[1].pk, Decimal("0.1"), TRICKY)]
+
+
+def _history(model, objects) -> list[dict]:
+    """The history rows of ``objects``, every column but what differs by design (keys, times)."""
+    skip = {"history_id", "id", "history_date", "created_at", "updated_at", "performed_at"}
+    rows = model.history.model.objects.filter(id__in=[o.pk for o in objects]).order_by("id").values()
+    return [{name: value for name, value in row.items() if name not in skip} for row in rows]
+
+
+def test_history_rows_by_copy_equal_simple_historys_column_for_column():
+    """The records' cells reused for their history rows write what simple-history's own bulk path
+    (``bulk_create_with_history``, an INSERT) writes, every column, tricky text included."""
+    from simple_history.utils import bulk_create_with_history
+
+    from accounts.audited import audited_bulk_write
+
+    actor = f.UserFactory()
+    study, site = f.StudyFactory(), f.SiteFactory()
+    study.sites.add(site)
+    patient = f.PatientFactory(study=study, site=site)
+
+    def punctures(n: int) -> list[LumbarPuncture]:
+        return [
+            LumbarPuncture(
+                patient=patient,
+                performed_at=timezone.make_aware(dt.datetime(2021, 1, 3 + i + n, 9, 30, 15)),
+                route="lumbar",
+                opening_pressure_mmh2o=None if i else 180,
+                post_lp_headache=bool(i),
+                other_complication=TRICKY if i == 0 else "",
+                missing_codes={"opening_pressure_mmh2o": "ND"} if i else {},
+            )
+            for i in range(3)
+        ]
+
+    by_orm, by_copy = punctures(0), punctures(10)
+    with audited_bulk_write():
+        bulk_create_with_history(by_orm, LumbarPuncture, default_user=actor, default_change_reason=TRICKY)
+    bulk_record_create(by_copy, actor=actor, reason=TRICKY)
+    orm_rows, copy_rows = _history(LumbarPuncture, by_orm), _history(LumbarPuncture, by_copy)
+    assert len(copy_rows) == 3 and copy_rows == orm_rows
+    assert copy_rows[0]["other_complication"] == TRICKY and copy_rows[0]["history_change_reason"] == TRICKY
