@@ -117,6 +117,10 @@ def _parser(model_field: models.Field) -> Parser:
 
 
 def _json_from_text(text: str) -> Any:
+    """A JSON cell; ``{}`` (a record without missing-data codes, most rows) without the parser: json.loads
+    of it was 3% of a 44,190-row import."""
+    if text == "{}":
+        return {}
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

@@ -106,6 +106,14 @@ class TableImport:
             if not (name == "study_code" and table.name != "patients")
         ]
         self.model_keys = table.model_keys()
+        #: Each concrete field's default, in the order of Model(*args); None when the model has other
+        #: forward fields and keyword construction must fill them.
+        meta = self.model._meta
+        self.defaults = (
+            [f.get_default for f in meta.concrete_fields]
+            if len(meta.fields) == len(meta.concrete_fields)
+            else None
+        )
 
     def run(self, rows: list[tuple[int, dict[str, str]]], result: ImportResult) -> None:
         candidates = [self._resolve(line, row) for line, row in rows]
@@ -152,7 +160,7 @@ class TableImport:
             key = (parent.pk, *(values[k] for k in self.model_keys))
             found = self.importer.index.find(self.table, key)
             c.existing = found is not None
-            c.instance = found if found is not None else self.model(**{self.table.parent_field: parent})
+            c.instance = found if found is not None else self._new_instance(parent)
             setattr(c.instance, self.table.parent_field, parent)  # known already: no query to reach it
         for column, field_name in self.table.references:
             values[field_name] = self.importer.reference(
@@ -162,6 +170,14 @@ class TableImport:
             return c
         self._apply(c, values)
         return c
+
+    def _new_instance(self, parent: models.Model) -> models.Model:
+        """A new record with its fields' defaults, built as ``from_db`` builds one (positional values,
+        Django's fast path): keyword construction was 8% of a 44,190-row import. The parent is set
+        by the caller, through its descriptor, as the keyword would have been."""
+        if self.defaults is None:
+            return self.model(**{self.table.parent_field: parent})
+        return self.model(*[default() for default in self.defaults])
 
     def _parse(self, row: dict[str, str], c: Candidate) -> dict[str, Any]:
         values: dict[str, Any] = {}

@@ -130,3 +130,19 @@ def test_an_import_of_new_records_makes_the_studys_cached_reports_stale(study):
     result = run_import(HEADER + "P9000,north,F,1975,2021-04-01\n", study, "patients.csv")
     assert result.ok and result.created["patients"] == 1
     assert not report_run(study=study, filters={}, options={})[1], "the imported patient is in the next run"
+
+
+def test_a_new_record_takes_its_fields_defaults_for_the_columns_a_file_leaves_out(study):
+    """New records are built positionally (Django's fast path): every field the file does not give
+    holds what keyword construction would have given it, and the record links to its patient."""
+    assert run_import(patients_csv(3), study, "patients.csv").ok
+    result = run_import(lp_csv(["P0000", "P0001"]), study, "lumbar_punctures.csv")
+    assert result.ok and result.created["lumbar_punctures"] == 2
+    given = {"id", "patient", "performed_at", "route", "opening_pressure_mmh2o"}
+    given |= {"created_at", "updated_at", "version"}  # set by the write
+    by_keyword = LumbarPuncture(patient=Patient.objects.get(study=study, study_code="P0000"))
+    for puncture in LumbarPuncture.objects.filter(patient__study=study).select_related("patient"):
+        assert puncture.patient.study_code in ("P0000", "P0001")
+        for field in LumbarPuncture._meta.concrete_fields:
+            if field.name not in given:
+                assert getattr(puncture, field.attname) == getattr(by_keyword, field.attname), field.name
