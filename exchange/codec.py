@@ -81,15 +81,29 @@ def to_text(model_field: models.Field, value: Any) -> str:
 
 def from_text(model_field: models.Field, text: str) -> Any:
     """Parse a cell for a model field; raise ValueError with a plain message when it cannot be read."""
-    text = spreadsheet_unsafe(text.strip()) if isinstance(text, str) else text
-    if text in ("", None):
-        if isinstance(model_field, models.BooleanField) and not model_field.null:
-            raise ValueError("is empty; write 1 (yes) or 0 (no)")
-        return "" if isinstance(model_field, models.CharField | models.TextField) else None
-    return _parser(model_field)(text)
+    return cell_reader(model_field)(text)
 
 
 Parser = Callable[[str], Any]
+
+
+@cache
+def cell_reader(model_field: models.Field) -> Parser:
+    """``from_text`` for one field, its rules chosen once: an import reads each column with its reader
+    (looking the rule up per cell hashed the field, in Python, twice a cell)."""
+    parse = _parser(model_field)
+    required = isinstance(model_field, models.BooleanField) and not model_field.null
+    empty = "" if isinstance(model_field, models.CharField | models.TextField) else None
+
+    def read(text: str) -> Any:
+        text = spreadsheet_unsafe(text.strip()) if isinstance(text, str) else text
+        if text in ("", None):
+            if required:
+                raise ValueError("is empty; write 1 (yes) or 0 (no)")
+            return empty
+        return parse(text)
+
+    return read
 
 
 @cache

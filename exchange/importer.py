@@ -35,7 +35,7 @@ from registry import models as m
 from registry.action_events import Action, ActionKind
 
 from .batches import batches_mark_interrupted, this_host
-from .codec import from_text
+from .codec import cell_reader, from_text
 from .layout import BY_NAME, TABLES, Table
 from .limits import ImportFileError, ImportLimitError, ImportLimits
 from .models import ImportBatch, ImportStatus
@@ -406,20 +406,26 @@ class Importer:
 
     # --- what the set-based table import asks (exchange.tableset) -------------------------------
 
-    def decode(self, model_field: models.Field, text: str) -> Any:
-        """``from_text``, with each link to reference data (a site, a protocol) read once per import."""
+    def reader(self, model_field: models.Field) -> Callable[[str], Any]:
+        """A column's ``from_text`` (``cell_reader``), with each link to reference data (a site, a
+        protocol) read once per import."""
+        read = cell_reader(model_field)
         if not isinstance(model_field, models.ForeignKey):
-            return from_text(model_field, text)
-        key = (model_field.related_model, (text or "").strip())
-        if key not in self._decoded:
-            try:
-                self._decoded[key] = from_text(model_field, text)
-            except ValueError as error:
-                self._decoded[key] = error
-        found = self._decoded[key]
-        if isinstance(found, ValueError):
-            raise found
-        return found
+            return read
+
+        def read_link(text: str) -> Any:
+            key = (model_field.related_model, (text or "").strip())
+            if key not in self._decoded:
+                try:
+                    self._decoded[key] = read(text)
+                except ValueError as error:
+                    self._decoded[key] = error
+            found = self._decoded[key]
+            if isinstance(found, ValueError):
+                raise found
+            return found
+
+        return read_link
 
     def row_patient(self, table: Table, row: dict[str, str], c: Candidate) -> m.Patient | None:
         """The patient a row names, or the row's error; another site's patient is answered alone."""

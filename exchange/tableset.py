@@ -14,12 +14,15 @@ with its line and column and writes nothing; the importer rolls everything back 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
+from django.db.models.expressions import DatabaseDefault
 
 from registry import write_hooks
 from registry.models.base import ComputedScoreMixin
@@ -106,6 +109,7 @@ class TableImport:
             if not (name == "study_code" and table.name != "patients")
         ]
         self.model_keys = table.model_keys()
+        self.readers = [(name, importer.reader(self.fields[name])) for name in self.parsed]
         #: Each concrete field's default, in the order of Model(*args); None when the model has other
         #: forward fields and keyword construction must fill them.
         meta = self.model._meta
@@ -177,15 +181,16 @@ class TableImport:
         by the caller, through its descriptor, as the keyword would have been."""
         if self.defaults is None:
             return self.model(**{self.table.parent_field: parent})
-        return self.model(*[default() for default in self.defaults])
+        model: Any = self.model  # django-stubs types the arguments by keyword only
+        return model(*[default() for default in self.defaults])
 
     def _parse(self, row: dict[str, str], c: Candidate) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for name in self.parsed:
+        for name, read in self.readers:
             if name not in row:
                 continue  # a column the file does not have keeps the record's current value
             try:
-                values[name] = self.importer.decode(self.fields[name], row[name])
+                values[name] = read(row[name])
             except ValueError as error:
                 c.add(name, str(error))
         return values
@@ -226,10 +231,11 @@ class TableImport:
                     for message in messages:
                         new[position].add(column, message)
         foreign_keys = [f for f in self.model._meta.concrete_fields if isinstance(f, models.ForeignKey)]
+        by_column = _clean_fields_by_column(self.model, candidates)
         for c in candidates:
             # Links found by the importer exist; an empty one is still judged by its field.
             exclude = [f.name for f in foreign_keys if getattr(c.instance, f.attname) is not None]
-            for column, messages in _clean(c.instance, exclude).items():
+            for column, messages in _clean(c.instance, exclude, by_column).items():
                 for message in messages:
                     c.add(column, message)
         self._check_unique(candidates)
@@ -321,11 +327,12 @@ def _differs(instance: models.Model, model_field: models.Field, value: Any) -> b
     return getattr(instance, model_field.name) != value
 
 
-def _clean(instance: models.Model, exclude: list[str]) -> dict[str, list[str]]:
-    """``full_clean``'s field rules, ``clean()`` and the check constraints (in Python), as plain text."""
+def _clean(instance: models.Model, exclude: list[str], cleaned: list[str]) -> dict[str, list[str]]:
+    """``full_clean``'s field rules (but for the fields ``cleaned`` already), ``clean()`` and the check
+    constraints (in Python), as plain text."""
     found: dict[str, list[str]] = {}
     try:
-        instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+        instance.full_clean(exclude=[*exclude, *cleaned], validate_unique=False, validate_constraints=False)
     except ValidationError as error:
         found = plain_messages(error)
     try:
@@ -334,6 +341,69 @@ def _clean(instance: models.Model, exclude: list[str]) -> dict[str, list[str]]:
         for column, messages in plain_messages(error).items():
             found.setdefault(column, []).extend(messages)
     return found
+
+
+#: Value types whose equal values are the same value (a Decimal is keyed by its text: 1.0 == 1.00).
+_SAME_WHEN_EQUAL = (str, int, bool, type(None), dt.date)
+
+
+def _memo_key(value: Any) -> tuple | None:
+    kind = type(value)
+    if kind in _SAME_WHEN_EQUAL:
+        return (kind, value)
+    if kind is Decimal:
+        return (kind, str(value))
+    return None  # a date-time (its zone), JSON, anything else: cleaned every time
+
+
+def _value_only(model_field: models.Field) -> bool:
+    """Whether the field's ``clean`` reads nothing but the value: Django's own ``clean``, ``validate``
+    and ``run_validators`` (``to_python`` and validators take only the value)."""
+    kind = type(model_field)
+    return (
+        kind.clean is models.Field.clean
+        and kind.validate is models.Field.validate
+        and kind.run_validators is models.Field.run_validators
+    )
+
+
+def _clean_fields_by_column(model: type[models.Model], candidates: list[Candidate]) -> list[str]:
+    """Django's ``Model.clean_fields`` a column at a time, each distinct value of a column cleaned
+    once; errors go on each row, by field, in field order as ``clean_fields`` gives them. Returns the
+    fields cleaned, for ``full_clean`` to skip. A link the importer found is skipped, as before.
+
+    Hand-rolled for speed, the same loop as Django's: a value that failed is cleaned again for each
+    row (its message is Django's own, every time); one that passed is not, when its field's ``clean``
+    depends on the value alone (``_value_only``). Per record, ``clean_fields`` was 9% of a 44,190-row
+    import (pyinstrument)."""
+    names = []
+    for model_field in model._meta.fields:
+        if model_field.generated:
+            continue
+        names.append(model_field.name)
+        attname, is_link = model_field.attname, isinstance(model_field, models.ForeignKey)
+        memo = _value_only(model_field)
+        passed: dict[tuple, Any] = {}  # a value that passed → its cleaned value (when ``memo``)
+        for c in candidates:
+            raw = getattr(c.instance, attname)
+            if (is_link and raw is not None) or (model_field.blank and raw in model_field.empty_values):
+                continue
+            if isinstance(raw, DatabaseDefault):
+                continue
+            key = _memo_key(raw) if memo else None
+            if key is not None and key in passed:
+                setattr(c.instance, attname, passed[key])
+                continue
+            try:
+                value = model_field.clean(raw, c.instance)
+            except ValidationError as error:
+                for message in error.messages:
+                    c.add(model_field.name, message)
+                continue
+            setattr(c.instance, attname, value)
+            if key is not None:
+                passed[key] = value
+    return names
 
 
 def plain_messages(error: ValidationError) -> dict[str, list[str]]:

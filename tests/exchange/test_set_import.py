@@ -1,6 +1,7 @@
 """The set-based importer: whole tables at once, all or nothing, audited, refused by locked sections."""
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -146,3 +147,27 @@ def test_a_new_record_takes_its_fields_defaults_for_the_columns_a_file_leaves_ou
         for field in LumbarPuncture._meta.concrete_fields:
             if field.name not in given:
                 assert getattr(puncture, field.attname) == getattr(by_keyword, field.attname), field.name
+
+
+def test_fields_are_judged_by_column_with_django_s_own_messages_on_every_row(study):
+    """Each distinct value of a column is cleaned once; a value that fails is reported on every row
+    that has it, with the message ``full_clean`` gives a record built by hand, and the row between
+    them with a good value passes."""
+    assert run_import(patients_csv(3), study, "patients.csv").ok
+    text = lp_csv(["P0000", "P0001", "P0002"]).replace(",120\n", ",12\n")
+    text = text.replace("P0001,2021-03-05T09:00:00Z,lumbar,12", "P0001,2021-03-05T09:00:00Z,lumbar,120")
+    result = run_import(text, study, "lumbar_punctures.csv")
+    by_hand = LumbarPuncture(
+        patient=Patient.objects.get(study=study, study_code="P0000"),
+        performed_at=timezone.now(),
+        route="lumbar",
+        opening_pressure_mmh2o=12,
+    )
+    with pytest.raises(ValidationError) as expected:
+        by_hand.full_clean(exclude=["patient"], validate_unique=False, validate_constraints=False)
+    message = expected.value.message_dict["opening_pressure_mmh2o"]
+    assert [(i.line, i.column, i.message) for i in result.issues] == [
+        (2, "opening_pressure_mmh2o", message[0]),
+        (4, "opening_pressure_mmh2o", message[0]),
+    ]
+    assert not LumbarPuncture.objects.filter(patient__study=study).exists()
