@@ -237,6 +237,7 @@ class Importer:
         self.index = RecordIndex(())
         self._decoded: dict[tuple, Any] = {}
         self._phases: dict[int, dict[str, Phase]] = {}
+        self._read_performed_at = cell_reader(m.LumbarPuncture._meta.get_field("performed_at"))
         #: The sites whose patients this import may match, create and change (None: every site).
         self.managed_site_ids = self._allowed_site_ids(Capability.MANAGE_SITE)
 
@@ -377,8 +378,9 @@ class Importer:
         for name, rows in tables.items():
             table = BY_NAME[name]
             seen: dict[tuple, tuple[int, dict[str, str]]] = {}
+            readers = [(column, self._key_reader(table, column)) for column in table.keys]
             for line, row in rows:
-                key = tuple(self._key_value(table, column, row.get(column, "")) for column in table.keys)
+                key = tuple(read(row.get(column, "")) for column, read in readers)
                 if key not in seen:
                     seen[key] = (line, row)
                     continue
@@ -397,12 +399,20 @@ class Importer:
                 )
 
     @staticmethod
-    def _key_value(table: Table, column: str, text: str):
+    def _key_reader(table: Table, column: str) -> Callable[[str], Any]:
+        """A key column's values as the rows' own checks read them (an unreadable one as its text)."""
         field = table.key_field(column)
-        try:
-            return from_text(field, text) if field is not None else text.strip()
-        except ValueError:
-            return text.strip()  # the row's own check reports the unreadable value
+        read = cell_reader(field) if field is not None else None
+
+        def key_value(text: str) -> Any:
+            if read is None:
+                return text.strip()
+            try:
+                return read(text)
+            except ValueError:
+                return text.strip()  # the row's own check reports the unreadable value
+
+        return key_value
 
     # --- what the set-based table import asks (exchange.tableset) -------------------------------
 
@@ -516,7 +526,7 @@ class Importer:
         self, patient_id: int, text: str, column: str, c: Candidate
     ) -> m.LumbarPuncture | None:
         try:
-            performed = from_text(m.LumbarPuncture._meta.get_field("performed_at"), text)
+            performed = self._read_performed_at(text)
         except ValueError as error:
             c.add(column, str(error))
             return None

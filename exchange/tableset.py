@@ -15,9 +15,11 @@ with its line and column and writes nothing; the importer rolls everything back 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -72,8 +74,7 @@ class RecordIndex:
 
     @staticmethod
     def key(table: Table, obj: models.Model) -> tuple:
-        parent = _attname(obj, table.parent_field)
-        return (getattr(obj, parent), *(getattr(obj, name) for name in table.model_keys()))
+        return _key_reader(table)(obj)
 
     def records(self, table: Table) -> dict[tuple, models.Model]:
         if table.name not in self._tables:
@@ -313,6 +314,16 @@ class TableImport:
             self.importer.patients.update({p.study_code: p for p in written})
         else:
             self.importer.index.add(self.table, written)
+
+
+@cache
+def _key_reader(table: Table) -> Callable[[models.Model], tuple]:
+    """A record's key in ``RecordIndex``, its attributes named once per table (not per record)."""
+    names = (_attname(table.model, table.parent_field), *table.model_keys())
+    if len(names) == 1:  # attrgetter of one name gives the value, not a 1-tuple
+        parent = operator.attrgetter(names[0])
+        return lambda obj: (parent(obj),)
+    return operator.attrgetter(*names)
 
 
 def _attname(model: models.Model | type[models.Model], name: str) -> str:

@@ -40,32 +40,6 @@ def _attname(model: type[Model], name: str) -> str:
     return field.attname
 
 
-def _leaf(instance: Model, key: str, expected: Any) -> bool | None | object:
-    name, _, lookup = key.partition("__")
-    lookup = lookup or "exact"
-    try:
-        value = _value(instance, name)
-    except Exception:  # a related path or transform: not a plain field
-        return UNSUPPORTED
-    if lookup == "isnull":
-        return (value is None) == bool(expected)
-    if isinstance(expected, F):
-        reference = str(expected.name)  # type: ignore[attr-defined]  # F's name is set in __init__
-        if "__" in reference:
-            return UNSUPPORTED
-        expected = _value(instance, reference)
-    elif hasattr(expected, "resolve_expression"):
-        return UNSUPPORTED
-    if lookup == "in":
-        return None if value is None else value in expected
-    compare = _COMPARISONS.get(lookup)
-    if compare is None:
-        return UNSUPPORTED
-    if value is None or expected is None:
-        return None
-    return compare(value, expected)
-
-
 def _pair(child: Any) -> tuple[str, Any]:
     """A leaf of a Q: (lookup, value)."""
     key, expected = child
@@ -74,19 +48,88 @@ def _pair(child: Any) -> tuple[str, Any]:
 
 def evaluate(condition: Q, instance: Model) -> bool | None | object:
     """True, False, None (unknown, as SQL NULL) or UNSUPPORTED."""
-    results = []
-    for child in condition.children:
-        result = evaluate(child, instance) if isinstance(child, Q) else _leaf(instance, *_pair(child))
-        if result is UNSUPPORTED:
+    found = _COMPILED.get(id(condition))
+    if found is None or found[0] is not condition:
+        found = _COMPILED[id(condition)] = (condition, _compiled(condition))
+    return found[1](instance)
+
+
+Verdict = Callable[[Model], "bool | None | object"]
+#: Each condition's ``_compiled`` rule, by identity, kept beside its condition (as ``_REFERENCED``).
+_COMPILED: dict[int, tuple[Q, Verdict]] = {}
+
+
+def _compiled(condition: Q) -> Verdict:
+    """The condition as a function of the record: its tree walked, and each leaf's lookup read, once.
+    Hand-rolled for speed: an import evaluates every condition for every record (walking the tree per
+    record was 9% of a 44,190-row import)."""
+    rules = [
+        _compiled(child) if isinstance(child, Q) else _leaf_rule(*_pair(child))
+        for child in condition.children
+    ]
+    is_and, negated = condition.connector == Q.AND, condition.negated
+
+    def verdict(instance: Model) -> bool | None | object:
+        results = []
+        for rule in rules:
+            result = rule(instance)
+            if result is UNSUPPORTED:
+                return UNSUPPORTED
+            results.append(result)
+        if is_and:
+            combined = False if False in results else (None if None in results else True)
+        else:
+            combined = True if True in results else (None if None in results else False)
+        if negated and combined is not None:
+            combined = not combined
+        return combined
+
+    return verdict
+
+
+def _unsupported(instance: Model) -> object:
+    return UNSUPPORTED
+
+
+def _leaf_rule(key: str, expected: Any) -> Verdict:
+    """One comparison of a condition, its lookup and the kind of what it compares with read once."""
+    name, _, lookup = key.partition("__")
+    lookup = lookup or "exact"
+    if lookup == "isnull":
+        is_null = bool(expected)
+
+        def null_test(instance: Model) -> bool | None | object:
+            try:
+                value = _value(instance, name)
+            except Exception:  # a related path or transform: not a plain field
+                return UNSUPPORTED
+            return (value is None) == is_null
+
+        return null_test
+    reference: str | None = None
+    if isinstance(expected, F):
+        reference = str(expected.name)  # type: ignore[attr-defined]  # F's name is set in __init__
+        if "__" in reference:
+            return _unsupported
+    elif hasattr(expected, "resolve_expression"):
+        return _unsupported
+    compare = _COMPARISONS.get(lookup)
+
+    def comparison(instance: Model) -> bool | None | object:
+        try:
+            value = _value(instance, name)
+        except Exception:  # a related path or transform: not a plain field
             return UNSUPPORTED
-        results.append(result)
-    if condition.connector == Q.AND:
-        combined = False if False in results else (None if None in results else True)
-    else:
-        combined = True if True in results else (None if None in results else False)
-    if condition.negated and combined is not None:
-        combined = not combined
-    return combined
+        other = expected if reference is None else _value(instance, reference)
+        if lookup == "in":
+            return None if value is None else value in other
+        if compare is None:
+            return UNSUPPORTED
+        if value is None or other is None:
+            return None
+        return compare(value, other)
+
+    return comparison
 
 
 #: ``referenced_fields`` of each model's conditions, by the condition's identity (a Q is hashed

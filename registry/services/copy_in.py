@@ -106,9 +106,10 @@ def _to_column(field: models.Field) -> ToColumn:
 def _copy(table: str, columns: Sequence[models.Field], cells: Sequence[list[str]]) -> None:
     """``COPY table (columns) FROM STDIN`` of the cells, given column by column."""
     text = "".join(row + "\n" for row in map("\t".join, zip(*cells, strict=True)))
-    names = ", ".join(connection.ops.quote_name(cast(str, field.column)) for field in columns)
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(cast(str, field.column)) for field in columns)
     with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN", io.StringIO(text))
+        cursor.copy_expert(f"COPY {quote(table)} ({names}) FROM STDIN", io.StringIO(text))
 
 
 def copy_history(
