@@ -10,7 +10,7 @@ lock service takes the same row lock, so a lock and an edit of the same section 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -20,7 +20,7 @@ from registry.services.records import attribute
 from registry.write_hooks import WriteGuard
 
 from .models import ReviewStatus, SectionReview
-from .rules import schedule_check
+from .rules import schedule_check, schedule_checks
 
 
 class RecordLockedError(ValidationError):
@@ -155,8 +155,13 @@ def refuse_locked_sections(model: type[models.Model], objects: Sequence[Registry
 PATIENTS_PER_QUERY = 5000
 
 
-def _patient_chunks(records: Sequence[models.Model]) -> list[list[int]]:
-    ids = sorted({record.owning_patient_id() for record in records} - {None})  # type: ignore[attr-defined]
+def _owners(records: Sequence[models.Model]) -> list[int | None]:
+    """Each record's patient id, in order."""
+    return [record.owning_patient_id() for record in records]  # type: ignore[attr-defined]
+
+
+def _patient_chunks(owners: Iterable[int | None]) -> list[list[int]]:
+    ids = sorted({owner for owner in owners if owner is not None})
     return [ids[start : start + PATIENTS_PER_QUERY] for start in range(0, len(ids), PATIENTS_PER_QUERY)]
 
 
@@ -169,13 +174,14 @@ def batch_write_refusals(
     section = getattr(model, "review_section", None)
     if section is None:
         return {}
-    reviews: dict[int, SectionReview] = {}
-    for chunk in _patient_chunks(records):
+    reviews: dict[int | None, SectionReview] = {}
+    owners = _owners(records)
+    for chunk in _patient_chunks(owners):
         found = SectionReview.objects.select_for_update().filter(patient_id__in=chunk, section=section)
         reviews.update({review.patient_id: review for review in found.exclude(status=ReviewStatus.DRAFT)})
     refusals: dict[int, dict[str, str]] = {}
-    for position, record in enumerate(records):
-        review = reviews.get(record.owning_patient_id())  # type: ignore[attr-defined]
+    for position, (record, owner) in enumerate(zip(records, owners, strict=True)):
+        review = reviews.get(owner)
         if review is None:
             continue
         if review.status == ReviewStatus.LOCKED:
@@ -188,10 +194,9 @@ def batch_write_refusals(
 def after_batch_write(model: type[models.Model], records: Sequence[models.Model]) -> None:
     """``after_record_write`` for a batch: each patient's rules are checked at commit, and a verified
     section the batch changed goes back to submitted."""
-    chunks = _patient_chunks(records)
+    chunks = _patient_chunks(_owners(records))
     for chunk in chunks:
-        for patient_id in chunk:
-            schedule_check(patient_id)
+        schedule_checks(chunk)
     section = getattr(model, "review_section", None)
     if section is None or not records:
         return

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -437,15 +437,25 @@ def schedule_check(patient_id: int) -> None:
     One flush callback per transaction collects the patient ids; it is found again in the
     connection's pending on-commit list, which Django empties at every commit or rollback.
     """
+    schedule_checks([patient_id])
+
+
+def schedule_checks(patient_ids: Iterable[int]) -> None:
+    """``schedule_check`` for a bulk write's patients: the pending callback is looked for once, not
+    once per patient (a 44,190-row import asked it 32,000 times)."""
+    ids = list(patient_ids)
+    if not ids:
+        return
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
-        _run({patient_id})
+        for patient_id in ids:
+            _run({patient_id})
         return
     pending = _pending()
     if pending is not None:
-        pending.add(patient_id)
+        pending.update(ids)
         return
-    flush = _QualityFlush({patient_id})
+    flush = _QualityFlush(set(ids))
     # robust: a failing check is logged and never fails (or undoes) the user's committed save
     transaction.on_commit(flush, robust=True)
 

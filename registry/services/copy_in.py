@@ -167,8 +167,9 @@ def copy_insert(
         field.attname: (_kind(field), _to_column(field)(_values_to_save(field, objects))) for field in columns
     }
     _copy(meta.db_table, columns, [cells[field.attname][1] for field in columns])
+    alias = connection.alias  # read once: each read goes through Django's connection proxy
     for obj in objects:
-        obj._state.adding, obj._state.db = False, connection.alias
+        obj._state.adding, obj._state.db = False, alias
     return cells
 
 

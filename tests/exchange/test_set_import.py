@@ -171,3 +171,16 @@ def test_fields_are_judged_by_column_with_django_s_own_messages_on_every_row(stu
         (4, "opening_pressure_mmh2o", message[0]),
     ]
     assert not LumbarPuncture.objects.filter(patient__study=study).exists()
+
+
+def test_an_import_schedules_one_quality_check_of_every_patient_it_wrote(
+    study, django_capture_on_commit_callbacks
+):
+    """The bulk write schedules its patients' checks in one go: one callback at commit, holding every
+    patient the file wrote, and no other."""
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert run_import(patients_csv(30), study, "patients.csv").ok
+    checks = [c for c in callbacks if hasattr(c, "quality_patients")]
+    assert len(checks) == 1
+    assert checks[0].quality_patients == set(Patient.objects.filter(study=study).values_list("pk", flat=True))
+    assert len(checks[0].quality_patients) == 30
