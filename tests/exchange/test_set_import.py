@@ -1,5 +1,7 @@
 """The set-based importer: whole tables at once, all or nothing, audited, refused by locked sections."""
 
+import gc
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -8,6 +10,7 @@ from django.utils import timezone
 
 from accounts.services import system_user
 from exchange.importer import Importer, read_tables, sha256_of
+from exchange.tableset import TableImport
 from registry.choices import DiseaseArea, Section
 from registry.models import LumbarPuncture, Patient
 from review.models import ReviewStatus, SectionReview
@@ -184,3 +187,26 @@ def test_an_import_schedules_one_quality_check_of_every_patient_it_wrote(
     assert len(checks) == 1
     assert checks[0].quality_patients == set(Patient.objects.filter(study=study).values_list("pk", flat=True))
     assert len(checks[0].quality_patients) == 30
+
+
+def test_the_cycle_collector_is_paused_during_an_import_and_on_again_after_even_a_failure(study, monkeypatch):
+    """The import runs without Python's cycle collector (its passes walked every live record for
+    nothing) and leaves it on, whether the import succeeds or stops with an error."""
+    seen, original = [], TableImport.run
+
+    def run(self, rows, result):
+        seen.append(gc.isenabled())
+        return original(self, rows, result)
+
+    monkeypatch.setattr(TableImport, "run", run)
+    assert gc.isenabled()
+    assert run_import(patients_csv(3), study, "patients.csv").ok
+    assert seen == [False] and gc.isenabled()
+
+    def fail(self, rows, result):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(TableImport, "run", fail)
+    with pytest.raises(RuntimeError):
+        run_import(patients_csv(3).replace("P0", "Q0"), study, "patients.csv")
+    assert gc.isenabled()
