@@ -13,14 +13,16 @@ import io
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import Role
 from accounts.services import system_user
 from analytics.reports.definitions import report_definition_create
+from audit import services as audit_services
 from audit.export import audit_rows
 from audit.immutability import audit_tables
-from audit.models import ActionEvent
+from audit.models import ActionEvent, ActionEventPatient
 from exchange.export import DateHandling, ExportOptions, export_record, export_tables
 from exchange.importer import Importer, read_tables, sha256_of
 from protocols.choices import StopReason
@@ -278,6 +280,23 @@ def test_exports_identified_and_deidentified(client, team, kind, options):
     assert row["patient"] == "" and "patients: 2" in row["detail"] and "tables: [" in row["detail"]
     assert row["field"] == "tables" and row["new_value"].startswith("2 patients: patients, ")
     assert row["reason"] == ("Linkage" if options.identified else "")
+
+
+def test_an_export_covers_every_patient_written_a_batch_at_a_time(team, monkeypatch):
+    """The export's event lists each exported patient, ``PATIENTS_PER_INSERT`` rows per INSERT: the
+    rows of a 100,000-patient export are never all in memory at once."""
+    monkeypatch.setattr(audit_services, "PATIENTS_PER_INSERT", 3)
+    for number in range(2, 8):
+        f.PatientFactory(study=team["study"], site=team["site"], study_code=f"EV-{number}")
+    tables = export_tables(team["study"], user=team["admin"], options=ExportOptions(), stream=True)
+    with CaptureQueriesContext(connection) as queries:
+        export_record(team["study"], tables, ExportOptions(), fmt="csv", user=team["admin"])
+    covering = ActionEventPatient._meta.db_table
+    inserts = [q["sql"] for q in queries if q["sql"].startswith(f'INSERT INTO "{covering}"')]
+    event = ActionEvent.objects.get(kind=ActionKind.EXPORT)
+    assert len(inserts) == 3 and event.actor == team["admin"] and event.detail["patients"] == 7
+    exported = team["study"].patients.values_list("pk", flat=True)
+    assert sorted(event.covered.values_list("patient_id", flat=True)) == sorted(exported)
 
 
 def test_import_applied_with_its_batch_and_file_hash(client, team):

@@ -125,6 +125,7 @@ def members(study: Study, options: ExportOptions) -> tuple[dict[str, bytes], int
 @pytest.mark.parametrize("code", ["npsle", "lm", "icans"])
 def test_copy_writes_the_bytes_the_rows_path_writes(studies, monkeypatch, code, options):
     monkeypatch.setattr(export, "PATIENTS_PER_COPY", 7)
+    monkeypatch.setattr(copied_csv, "ROWS_PER_REWRITE", 3)  # chunks read back in several batches
     copied, written_by_postgresql = members(studies[code], options)
     monkeypatch.setattr(copied_csv, "COPY_CSV", False)
     rows, none = members(studies[code], options)
@@ -132,6 +133,19 @@ def test_copy_writes_the_bytes_the_rows_path_writes(studies, monkeypatch, code, 
     assert copied.keys() == rows.keys()
     for name in rows:
         assert copied[name] == rows[name], name
+
+
+def test_a_chunk_left_to_python_is_written_again_a_batch_of_rows_at_a_time(studies, monkeypatch):
+    """Every planned injection's proposed doses are JSON that SQL leaves to Python: each chunk of
+    patients is read back and handed on ``ROWS_PER_REWRITE`` rows at a time, never whole (a
+    10,000-patient chunk was 60 MiB of Python strings)."""
+    monkeypatch.setattr(export, "PATIENTS_PER_COPY", 20)
+    monkeypatch.setattr(copied_csv, "ROWS_PER_REWRITE", 4)
+    tables = export_tables(studies["npsle"], user=None, options=OPTIONS[0], stream=True)
+    planned = next(table for table in tables if table.name == "planned_injections")
+    assert planned.csv_rows is not None
+    rows, pieces = len(list(planned.rows)), list(planned.csv_rows())
+    assert rows > 3 * 20 and len(pieces) >= rows / 4  # a piece per 4 rows, not one per 20 patients
 
 
 def test_the_awkward_values_are_in_the_export(studies):

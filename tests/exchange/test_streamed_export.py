@@ -5,7 +5,9 @@ import io
 import tracemalloc
 import zipfile
 
+import numpy as np
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from accounts.models import Role
@@ -168,3 +170,41 @@ def test_a_one_site_export_in_small_chunks_holds_only_that_sites_patients(cohort
     for name, rows in chunked.items():
         assert {row["study_code"] for row in rows} <= at_site, name
     assert {row["study_code"] for row in chunked["patients"]} == at_site
+
+
+class _CountedFetches:
+    """A cursor that records the size of each batch fetched from it."""
+
+    def __init__(self, cursor) -> None:
+        self.cursor, self.batches = cursor, []
+
+    def fetchmany(self, size):
+        rows = self.cursor.fetchmany(size)
+        self.batches.append(len(rows))
+        return rows
+
+    def __getattr__(self, name):
+        return getattr(self.cursor, name)
+
+
+def test_the_patients_are_read_in_batches_into_columns(cohorts, monkeypatch):
+    """The export's patient list is read ``PATIENTS_PER_FETCH`` rows at a time (through a server-side
+    cursor on PostgreSQL; psycopg2 holds a client-side cursor's whole result) and kept as arrays,
+    in study-code order as Python sorts the codes."""
+    study = cohorts["small"]
+    monkeypatch.setattr(export, "PATIENTS_PER_FETCH", 25)
+    opened = []
+
+    def chunked_cursor(original=connection.chunked_cursor):
+        opened.append(_CountedFetches(original()))
+        return opened[-1]
+
+    monkeypatch.setattr(connection, "chunked_cursor", chunked_cursor)
+    patients = export.export_patients(study, None, IDENTIFIED)
+    assert len(opened) == 1 and opened[0].batches[:3] == [25, 25, 10]
+    if connection.vendor == "postgresql":
+        assert opened[0].cursor.cursor.name  # a named cursor: PostgreSQL keeps the rows until fetched
+    codes = dict(Patient.objects.filter(study=study).values_list("study_code", "pk"))
+    assert patients.ids.dtype == np.int64 and patients.study_codes.tolist() == sorted(codes)
+    assert patients.ids.tolist() == [codes[code] for code in sorted(codes)]
+    assert patients.site_codes == tuple(sorted(study.sites.values_list("code", flat=True)))
