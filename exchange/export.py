@@ -17,6 +17,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,6 +31,7 @@ import pandas as pd
 from django.db import models
 from django.db.models import F
 from openpyxl import Workbook
+from openpyxl.writer.excel import ExcelWriter
 
 from accounts.access import Capability, site_ids_with
 from analytics.datasets import build_dataset, data_dictionary
@@ -784,7 +786,33 @@ def write_xlsx(study: Study, tables: list[ExportTable], options: ExportOptions, 
     workbook.properties.created = workbook.properties.modified = dt.datetime(
         2000, 1, 1, tzinfo=dt.UTC
     ).replace(tzinfo=None)
-    workbook.save(out)
+    # Not ``workbook.save``: it stamps the save time into docProps/core.xml, and its zip members
+    # carry the time of writing, so the same data gave different bytes.
+    with _FixedTimeZip(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        ExcelWriter(workbook, archive).write_data()
+
+
+class _FixedTimeZip(zipfile.ZipFile):
+    """A zip whose members all carry ZIP_TIMESTAMP, for openpyxl's writer (``write_xlsx``), which
+    names its members by string (``writestr``) or copies a write-only sheet's file (``write``)."""
+
+    def _member(self, name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o600 << 16  # what writestr gives a member named by string
+        return info
+
+    def writestr(self, zinfo_or_arcname, data, compress_type=None, compresslevel=None) -> None:
+        if isinstance(zinfo_or_arcname, str):
+            zinfo_or_arcname = self._member(zinfo_or_arcname)
+        super().writestr(zinfo_or_arcname, data, compress_type, compresslevel)
+
+    def write(self, filename, arcname=None, compress_type=None, compresslevel=None) -> None:
+        with (
+            open(filename, "rb") as source,
+            self.open(self._member(str(arcname or filename)), "w", force_zip64=True) as target,
+        ):
+            shutil.copyfileobj(source, target, 1 << 20)
 
 
 def _xlsx_cell(value):

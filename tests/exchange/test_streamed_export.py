@@ -2,6 +2,7 @@
 does not grow with the study; large exports and imports run as jobs whose page leads to the result."""
 
 import io
+import time
 import tracemalloc
 import zipfile
 
@@ -208,3 +209,25 @@ def test_the_patients_are_read_in_batches_into_columns(cohorts, monkeypatch):
     assert patients.ids.dtype == np.int64 and patients.study_codes.tolist() == sorted(codes)
     assert patients.ids.tolist() == [codes[code] for code in sorted(codes)]
     assert patients.site_codes == tuple(sorted(study.sites.values_list("code", flat=True)))
+
+
+def test_the_same_data_give_the_same_workbook_bytes(cohorts, monkeypatch):
+    """openpyxl's own save stamps the save time into docProps/core.xml and its zip members; the
+    export's workbook is written with a fixed one, so an export an hour later is the same file."""
+
+    study = cohorts["small"]
+
+    def workbook() -> bytes:
+        out = io.BytesIO()
+        export.write_xlsx(study, export_tables(study, user=None, options=IDENTIFIED), IDENTIFIED, out)
+        return out.getvalue()
+
+    first = workbook()
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 3600)
+    assert workbook() == first
+    with zipfile.ZipFile(io.BytesIO(first)) as archive:
+        assert b"2000-01-01T00:00:00Z" in archive.read("docProps/core.xml")
+        assert {info.date_time for info in archive.infolist()} == {export.ZIP_TIMESTAMP}
+        assert archive.testzip() is None
+        assert "patients" in archive.read("xl/workbook.xml").decode()
