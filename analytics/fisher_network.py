@@ -28,8 +28,8 @@ found by bisection), none of it; a node whose crossings would cost more sorts it
 Small tables skip the network, whose cost there is its number of numpy calls (about a
 microsecond each): up to EVERY_TABLE_LIMIT grid points every table is summed as one broadcast
 grid (``_every_table_p``); a network whose partial tables before the last two columns and whose
-completions are few is summed without bounds against completions sorted once per node
-(``_Network.sorted_completions_p``).
+completions are few is summed without bounds, each completion counted against its node's partial
+tables sorted once (``_Network.sorted_completions_p``).
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ WALK_BLOCK = 1 << 17  # cells of one block of tails walked at once (``_outward_s
 WALK_SHARE = 0.75  # crossings whose tail brackets cover at most this share of the line are walked
 WALK_OVERFLOW = 700.0  # a tail walked from more than e^this above room would overflow: bisected instead
 ORDER_QUANTUM = 1e-9  # keys closer than this may be sorted in either order (``_key_order``)
-PARTIAL_LIMIT = 20_000  # grid points of the columns before the last two, for sorted completions
-COMPLETIONS_PER_STAGE = 15_000  # completions to sort, per column before the last two (sorted completions)
+PARTIAL_LIMIT = 20_000  # grid points of the columns before the last two, for ``sorted_completions_p``
+COMPLETIONS_PER_STAGE = 15_000  # completions per column before the last two, for ``sorted_completions_p``
 
 
 def _ranges(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,16 +206,13 @@ class _SortedSegments:
     lands among them), could only confuse a value and a query that close, well inside the
     relative tolerance by which tables count as extreme anyway."""
 
-    def __init__(
-        self, values: np.ndarray, segment: np.ndarray, segments: int, keys: np.ndarray | None = None
-    ) -> None:
-        """``keys``: already built for these values (``sorting`` passes its sorted ones on)."""
+    def __init__(self, values: np.ndarray, segment: np.ndarray, segments: int) -> None:
         self.values, self.segment = values, segment
         self.size = np.bincount(segment, minlength=segments)
         self.start = np.cumsum(self.size) - self.size
         self.position = np.arange(len(values)) - self.start[segment]
         self.low, self.scale = self.key_scale(values)
-        self.keys = segment * self.scale + (values - self.low) if keys is None else keys
+        self.keys = segment * self.scale + (values - self.low)
 
     @staticmethod
     def key_scale(values: np.ndarray) -> tuple[float, float]:
@@ -227,16 +224,11 @@ class _SortedSegments:
         return low, float(2.0 ** math.ceil(math.log2(float(values.max()) - low + 2.0)))
 
     @classmethod
-    def sorting(
-        cls, values: np.ndarray, segment: np.ndarray, segments: int
-    ) -> tuple[_SortedSegments, np.ndarray]:
-        """Sort values within their segments (by the same keys); the order comes back too. The
-        keys are built once and handed on sorted (building the index twice cost ~0.15 ms of the
-        3×4 of n = 72's ~3 ms)."""
+    def order(cls, values: np.ndarray, segment: np.ndarray) -> np.ndarray:
+        """An order sorting values within their segments, segments ascending (by the keys the
+        searches use)."""
         low, scale = cls.key_scale(values)
-        keys = segment * scale + (values - low)
-        order = _key_order(keys)
-        return cls(values[order], segment[order], segments, keys[order]), order
+        return _key_order(segment * scale + (values - low))
 
     def largest(self) -> np.ndarray:
         """Each segment's largest value (0 for an empty one)."""
@@ -266,18 +258,14 @@ class _SortedSegments:
             return np.zeros(len(first))
         return np.where(first > 0, prefix[np.maximum(self.start[segment] + first - 1, 0)], 0.0)
 
-    def count_at_most(self, segment: np.ndarray, query: np.ndarray, *, sort: bool = False) -> np.ndarray:
-        """``sort``: search the queries in ascending order and put the counts back. Unsorted
-        queries jump about the keys (cache misses): on the 3×4 of n = 72, 4,290 queries into
-        8,872 keys took ~0.7 ms unsorted, ~0.2 ms sorted, the sort itself far less."""
+    def count_at_most(self, segment: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Per query, how many values of its segment are ≤ it. The queries are searched in the
+        order given: sorting them first had been worth it against unsorted ones jumping about the
+        keys, but no longer is (3×4 of n = 72, 3,932 queries into 4,290 keys: sorting them first
+        made the whole call ~1.15× slower, CPU, interleaved)."""
         shifted = np.clip(query - self.low, -0.5, self.scale - 1.0)
         keys = segment * self.scale + shifted
-        if not sort:
-            return np.asarray(np.searchsorted(self.keys, keys, side="right") - self.start[segment])
-        order = _key_order(keys)  # any order near enough to sorted keeps the searches local
-        found = np.empty(len(keys), dtype=np.int64)
-        found[order] = np.searchsorted(self.keys, keys[order], side="right")
-        return np.asarray(found - self.start[segment])
+        return np.asarray(np.searchsorted(self.keys, keys, side="right") - self.start[segment])
 
 
 @dataclass(frozen=True)
@@ -317,7 +305,7 @@ def _merged(nodes: np.ndarray, child: np.ndarray, value: np.ndarray, count: np.n
 
 def _merged_by_sorting(nodes: np.ndarray, child: np.ndarray, value: np.ndarray, count: np.ndarray) -> _Pasts:
     """``_merged`` by sorting every past (where the hashing key could overflow)."""
-    order = _SortedSegments.sorting(value, child, int(child.max()) + 1 if len(child) else 0)[1]
+    order = _SortedSegments.order(value, child)
     child, value, count = child[order], value[order], count[order]
     new = np.ones(len(child), dtype=bool)
     new[1:] = (child[1:] != child[:-1]) | (np.diff(value) > MERGE_TOLERANCE)
@@ -409,9 +397,9 @@ class _Lines:
         self.high = np.minimum(self.big, self.shared)
         self.length = self.high - self.low + 1
 
-    # The lines' modes, totals and end weights, built when first asked for: the sorted
-    # completions (``_Network.by_sorting`` from ``sorted_completions_p``) need none of them, and
-    # building them was ~25 numpy calls of the 3×4 of n = 72's ~2 ms.
+    # The lines' modes, totals and end weights, built when first asked for: ``_Network.by_sorting``
+    # needs only the modes' weights and the totals, and building the ends too was ~25 numpy
+    # calls of the 3×4 of n = 72's ~2 ms.
     @functools.cached_property
     def mode(self) -> np.ndarray:
         mode = (self.shared + 1) * (self.big + 1) // (self.big + self.bigger + 2)
@@ -820,8 +808,8 @@ class _Network:
         """Probability of the tables counted from pasts with two columns left. Along a node's
         lines, its sorted pasts fall in three runs: those counting the whole line (below the line's
         least likely point: prefix sums), those crossing it (two hypergeometric tails each) and
-        those counting none. A node whose crossings would cost more than sorting its completions
-        once is summed from the sorted completions instead."""
+        those counting none. A node whose crossings would cost more than enumerating its
+        completions once is summed point by point instead (``by_sorting``)."""
         lines = _Lines(
             self.decode(pasts.nodes, self.last_stage), int(self.columns[-2]), self.log_factorial, self.ranges
         )
@@ -846,19 +834,28 @@ class _Network:
         return p + self.by_sorting(lines, pasts, by_sorting)
 
     def by_sorting(self, lines: _Lines, pasts: _Pasts, chosen: np.ndarray) -> float:
-        """The chosen nodes' completions, sorted within each node: each past counts a prefix."""
+        """The chosen nodes' tables, each completion counting a prefix of its node's (sorted)
+        pasts. A line whose most likely point leaves room for every past of its node counts all of
+        them at every point: its total (Vandermonde) times the node's past mass, with no points
+        listed. Searching the pasts by completion, rather than sorting the completions and
+        searching them by past, sorts nothing the network has not sorted already (3×4 of n =
+        72: 0.88 of the time; whole lines 512 of its 840, 4,940 of 8,872 points not listed:
+        0.81 of the time all told; 4×4 of n = 88: 0.74; CPU, interleaved, medians of 9)."""
+        mine = chosen[pasts.node]
+        index = _SortedSegments(pasts.value[mine], pasts.node[mine], len(chosen))
+        prefix, top = index.running_mass(pasts.count[mine])
         line = np.flatnonzero(chosen[lines.owner])
+        owner = lines.owner[line]
+        whole = self.threshold - lines.top[line] >= top[owner]
+        held = index.first_mass(prefix, owner[whole], index.size[owner[whole]])
+        p = float((held * np.exp(lines.log_mass[line[whole]] + top[owner[whole]] - self.log_total)).sum())
+        line = line[~whole]
         which, y = self.ranges(lines.low[line], lines.high[line])
         line = line[which]
-        completions, order = _SortedSegments.sorting(
-            lines.log_weight(y, line), lines.owner[line], len(chosen)
-        )
-        prefix, top = completions.running_mass(np.ones(len(order)))
-        mine = chosen[pasts.node]
-        node, value, count = pasts.node[mine], pasts.value[mine], pasts.count[mine]
-        below = completions.count_at_most(node, self.threshold - value, sort=True)
-        mass = completions.first_mass(prefix, node, below)
-        return float((count * mass * np.exp(value + top[node] - self.log_total)).sum())
+        weight, node = lines.log_weight(y, line), lines.owner[line]
+        below = index.count_at_most(node, self.threshold - weight)
+        mass = index.first_mass(prefix, node, below)
+        return p + float((mass * np.exp(weight + top[node] - self.log_total)).sum())
 
     def sorted_completions_p(self) -> float | None:
         """The p-value of a small network without bounds: every partial table of the columns
@@ -892,7 +889,8 @@ class _Network:
         if completions > COMPLETIONS_PER_STAGE * self.last_stage:
             return None
         lines = _Lines(nodes, columns[-2], self.log_factorial, self.ranges)
-        pasts = _Pasts(found, node, value, np.ones(len(value)))
+        order = _SortedSegments.order(value, node)
+        pasts = _Pasts(found, node[order], value[order], np.ones(len(value)))
         return min(self.by_sorting(lines, pasts, np.ones(len(found), dtype=bool)), 1.0)
 
     def p_value(self) -> float:

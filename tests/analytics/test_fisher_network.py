@@ -67,6 +67,46 @@ def test_sorted_completions_leave_large_networks_to_the_bounds() -> None:
     assert _Network(_oriented(table), TOLERANCE).sorted_completions_p() is None
 
 
+@pytest.mark.parametrize(
+    "table",
+    [
+        [[6, 8, 2, 9], [1, 17, 6, 3], [4, 12, 1, 3]],
+        [[7, 8, 7, 7], [2, 1, 7, 5], [8, 11, 7, 12], [2, 0, 1, 3]],
+        [[2, 0, 3, 1], [1, 4, 1, 2], [0, 2, 5, 1]],
+    ],
+)
+def test_by_sorting_counts_every_table_of_the_chosen_nodes(table: list[list[int]]) -> None:
+    # The network's pasts with two columns left, half their nodes chosen: ``by_sorting`` (whole
+    # lines in closed form, the others point by point) against every past with every point.
+    network = _Network(_oriented(np.array(table)), TOLERANCE)
+    pasts = fisher_network._Pasts(
+        np.array([int(network.rows[:-1] @ network.place)]),
+        np.zeros(1, dtype=np.int64),
+        np.zeros(1),
+        np.ones(1),
+    )
+    for stage in range(network.last_stage):
+        pasts = network.advance(stage, pasts)[1]
+    lines = fisher_network._Lines(
+        network.decode(pasts.nodes, network.last_stage),
+        int(network.columns[-2]),
+        network.log_factorial,
+        network.ranges,
+    )
+    chosen = np.random.default_rng(0).random(len(pasts.nodes)) < 0.5
+    expected, whole = 0.0, 0
+    for line in np.flatnonzero(chosen[lines.owner]):
+        y = np.arange(lines.low[line], lines.high[line] + 1)
+        weight = lines.log_weight(y, np.full(len(y), line))
+        mine = pasts.node == lines.owner[line]
+        value, count = pasts.value[mine][:, None], pasts.count[mine][:, None]
+        total = value + weight[None, :]
+        expected += float((count * np.exp(total - network.log_total) * (total <= network.threshold)).sum())
+        whole += bool((total <= network.threshold).all())
+    assert 0 < whole < len(np.flatnonzero(chosen[lines.owner]))  # both ways of summing a line used
+    assert network.by_sorting(lines, pasts, chosen) == pytest.approx(expected, rel=1e-12, abs=0)
+
+
 @pytest.mark.parametrize("total", [0, 1, 5, 9])
 def test_symmetric_fillings_stand_for_every_filling(total: int) -> None:
     # Each filling, its cells sorted (descending) within runs of equal row totals, is the one
@@ -188,15 +228,16 @@ def test_every_table_grid_on_random_tables() -> None:
 
 @pytest.mark.parametrize("segments", [1, 7, 60])
 def test_sorted_segment_searches_and_running_sums_agree_with_the_plain_ones(segments: int) -> None:
-    # Sorted queries (put back in their order) count as unsorted ones; running sums from the
+    # Values sorted within segments count as a plain comparison does; running sums from the
     # padded grid (even segments) equal the doubling's (``_segment_cumsum``).
     rng = np.random.default_rng(segments)
-    segment = rng.integers(0, segments, size=2_000)
-    index, order = fisher_network._SortedSegments.sorting(rng.normal(0, 5, size=2_000), segment, segments)
+    segment, values = rng.integers(0, segments, size=2_000), rng.normal(0, 5, size=2_000)
+    order = fisher_network._SortedSegments.order(values, segment)
     assert (np.sort(order) == np.arange(2_000)).all()
+    index = fisher_network._SortedSegments(values[order], segment[order], segments)
     owner, query = rng.integers(0, segments, size=900), rng.normal(0, 6, size=900)
-    expected = index.count_at_most(owner, query)
-    assert (index.count_at_most(owner, query, sort=True) == expected).all()
+    expected = ((segment[None, :] == owner[:, None]) & (values[None, :] <= query[:, None])).sum(axis=1)
+    assert (index.count_at_most(owner, query) == expected).all()
     counts = rng.integers(1, 4, size=2_000).astype(float)
     prefix, top = index.running_mass(counts)
     doubled = fisher_network._segment_cumsum(
