@@ -157,6 +157,29 @@ def test_walked_tails_give_the_bisected_p(
     )
 
 
+@pytest.mark.parametrize("block", [1 << 17, 16, 1])
+def test_outward_sums_add_each_rows_terms_at_most_one(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rows of every size up to 40 (some longer than a block of cells, some empty) against their
+    # terms multiplied out one by one in Python. As along a line, a numerator factor reaches 0 at
+    # the row's last term (the walk goes on past it, to the next power of two).
+    monkeypatch.setattr(fisher_network, "WALK_BLOCK", block)
+    rng = np.random.default_rng(block)
+    size = rng.integers(-2, 41, size=300)
+    first = rng.uniform(0.5, 3.0, size=300)
+    a = np.maximum(size - 1, 0).astype(float)
+    b = a + rng.integers(0, 20, size=300)
+    c, d = rng.integers(1, 60, size=300).astype(float), rng.integers(1, 60, size=300).astype(float)
+    expected = []
+    for i in range(300):
+        term, total = first[i], 0.0
+        for j in range(max(size[i], 0)):
+            total += term if term <= 1.0 else 0.0
+            term *= (a[i] - j) * (b[i] - j) / ((c[i] + j) * (d[i] + j))
+        expected.append(total)
+    sums = fisher_network._outward_sums(first, (a, b), (c, d), size)
+    assert sums == pytest.approx(expected, rel=1e-12, abs=0)
+
+
 @pytest.mark.parametrize("table", [[[12, 2, 9], [1, 14, 3], [7, 4, 22]], [[0, 9, 1], [8, 1, 7], [3, 6, 0]]])
 @pytest.mark.parametrize("share", [0.0, 1e9])
 def test_walked_tails_give_the_exact_p(
