@@ -171,20 +171,48 @@ def _two_column_bounds(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact most and least likely completions of each node with two columns left, the first of
     total ``first``: max and min over x (Σx = first, x ≤ m) of Σ −log x! − log (m − x)!. Each row's
-    term is concave in its cell, so the maximum takes the ``first`` largest increments, and the
-    minimum is at a vertex: every row's cell 0 or full but one row's, which takes the rest."""
+    term is concave in its cell, so the maximum is where no unit moved between two rows gains
+    (``_most_likely_split``), and the minimum is at a vertex: every row's cell 0 or full but one
+    row's, which takes the rest."""
     width = rows.shape[1]
     base = -log_factorial[rows].sum(axis=1)
-    cell = np.arange(int(rows.max()))
-    with np.errstate(divide="ignore"):  # log 0 where a cell cannot grow
-        increments = np.log(np.maximum(rows[:, :, None] - cell, 0) / (cell + 1.0)).reshape(len(rows), -1)
-    most = base - np.partition(-increments, first - 1, axis=1)[:, :first].sum(axis=1)
+    cells = _most_likely_split(rows, first)
+    most = -(log_factorial[cells] + log_factorial[rows - cells]).sum(axis=1)
     free, full = _vertices(width)
     held, room = first - rows @ full.T, rows[:, free]  # what the free row's cell takes
     inside = (held >= 0) & (held <= room)
     held = np.clip(held, 0, room)
     split = log_factorial[room] - log_factorial[held] - log_factorial[room - held]
     return most, base + np.where(inside, split, np.inf).min(axis=1)
+
+
+def _most_likely_split(rows: np.ndarray, first: int) -> np.ndarray:
+    """Per row of ``rows`` (m), the cells x (Σx = ``first``, 0 ≤ x ≤ m) maximizing
+    Σ −log x! − log (m − x)!: a separable concave function, so a split from which no unit moved
+    between two cells gains is the maximum. Start from the proportional floors ⌊first·m/Σm⌋, give
+    the shortfall (< one per cell) a unit at a time to the largest increment log((m − x)/(x + 1)),
+    then move units while some cell's increment beats another's last one (on 15,000 random
+    nodes this never took more than one move). The 3×3 of n = 298's 588 nodes: 0.3 ms, where
+    taking the ``first`` largest of every row's increments (a log per cell value) took 4.4."""
+    m = np.asarray(rows, dtype=np.int64)
+    cells = first * m // np.maximum(m.sum(axis=1, keepdims=True), 1)
+    every = np.arange(len(m))
+    with np.errstate(divide="ignore"):  # log 0 where a cell is full
+        for _ in range(m.shape[1]):
+            short = np.flatnonzero(cells.sum(axis=1) < first)
+            if not len(short):
+                break
+            gain = np.log((m[short] - cells[short]) / (cells[short] + 1.0))
+            cells[short, gain.argmax(axis=1)] += 1
+        while True:
+            gain = np.log((m - cells) / (cells + 1.0))
+            loss = np.where(cells > 0, np.log((m - cells + 1.0) / np.maximum(cells, 1)), np.inf)
+            up, down = gain.argmax(axis=1), loss.argmin(axis=1)
+            moved = np.flatnonzero(gain[every, up] > loss[every, down])
+            if not len(moved):
+                return cells
+            cells[moved, up[moved]] += 1
+            cells[moved, down[moved]] -= 1
 
 
 def _segment_cumsum(values: np.ndarray, position: np.ndarray) -> np.ndarray:

@@ -157,6 +157,25 @@ def test_walked_tails_give_the_bisected_p(
     )
 
 
+@pytest.mark.parametrize("width", [2, 3, 4, 5])
+def test_most_likely_split_is_the_best_of_every_split(width: int) -> None:
+    # Every split of ``first`` under random row totals (uneven, with zeros) enumerated.
+    rng = np.random.default_rng(width)
+    log_factorial = fisher_network._log_factorials(60)
+    for _ in range(40):
+        rows = rng.integers(0, rng.choice([3, 8, 14]), size=(1, width))
+        first = int(rng.integers(0, rows.sum() + 1))
+        best = max(
+            -float(sum(log_factorial[x] + log_factorial[m - x] for x, m in zip(split, rows[0], strict=True)))
+            for split in itertools.product(*(range(m + 1) for m in rows[0].tolist()))
+            if sum(split) == first
+        )
+        cells = fisher_network._most_likely_split(rows, first)
+        assert cells.sum() == first and (cells >= 0).all() and (cells <= rows).all()
+        found = -(log_factorial[cells] + log_factorial[rows - cells]).sum()
+        assert found == pytest.approx(best, rel=1e-12, abs=1e-12), (rows, first)
+
+
 @pytest.mark.parametrize("block", [1 << 17, 16, 1])
 def test_outward_sums_add_each_rows_terms_at_most_one(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # Rows of every size up to 40 (some longer than a block of cells, some empty) against their
