@@ -896,21 +896,34 @@ class _Network:
         listed. Searching the pasts by completion, rather than sorting the completions and
         searching them by past, sorts nothing the network has not sorted already (3×4 of n =
         72: 0.88 of the time; whole lines 512 of its 840, 4,940 of 8,872 points not listed:
-        0.81 of the time all told; 4×4 of n = 88: 0.74; CPU, interleaved, medians of 9)."""
-        mine = chosen[pasts.node]
-        index = _SortedSegments(pasts.value[mine], pasts.node[mine], len(chosen))
-        prefix, top = index.running_mass(pasts.count[mine])
-        line = np.flatnonzero(chosen[lines.owner])
+        0.81 of the time all told; 4×4 of n = 88: 0.74; CPU, interleaved, medians of 9). Points
+        of the other lines that leave room for every past are not searched either (1,745 of the
+        3×4's 3,932; with each node's mass summed once, 0.96 of the time)."""
+        if chosen.all():
+            index = _SortedSegments(pasts.value, pasts.node, len(chosen))
+            prefix, top = index.running_mass(pasts.count)
+            line = np.arange(len(lines.owner))
+        else:
+            mine = chosen[pasts.node]
+            index = _SortedSegments(pasts.value[mine], pasts.node[mine], len(chosen))
+            prefix, top = index.running_mass(pasts.count[mine])
+            line = np.flatnonzero(chosen[lines.owner])
+        held = index.first_mass(prefix, np.arange(len(chosen)), index.size)  # each node's past mass
         owner = lines.owner[line]
         whole = self.threshold - lines.top[line] >= top[owner]
-        held = index.first_mass(prefix, owner[whole], index.size[owner[whole]])
-        p = float((held * np.exp(lines.log_mass[line[whole]] + top[owner[whole]] - self.log_total)).sum())
+        p = float(
+            (
+                held[owner[whole]] * np.exp(lines.log_mass[line[whole]] + top[owner[whole]] - self.log_total)
+            ).sum()
+        )
         line = line[~whole]
         which, y = self.ranges(lines.low[line], lines.high[line])
         line = line[which]
         weight, node = lines.log_weight(y, line), lines.owner[line]
-        below = index.count_at_most(node, self.threshold - weight)
-        mass = index.first_mass(prefix, node, below)
+        room = self.threshold - weight
+        some = np.flatnonzero(room < top[node])  # the others count every past of their node
+        mass = held[node]
+        mass[some] = index.first_mass(prefix, node[some], index.count_at_most(node[some], room[some]))
         return p + float((mass * np.exp(weight + top[node] - self.log_total)).sum())
 
     def sorted_completions_p(self) -> float | None:
@@ -920,7 +933,8 @@ class _Network:
         (3×4 of n = 72: 1.3 ms against 2.0; 0.2–0.8 of the network's time on 50 random tables
         that take it); None where the partial tables could exceed PARTIAL_LIMIT or the
         completions COMPLETIONS_PER_STAGE per column the network would fill (beyond, a 3×3 with
-        its single stage was up to 2.4× slower this way)."""
+        its single stage was up to 2.4× slower this way). Equal partial tables, once sorted, are
+        one past (3×4 of n = 72: 4,290 to 2,500; 0.98 of the time)."""
         rows, columns = self.rows.tolist(), self.columns.tolist()
         if math.prod(min(row, column) + 1 for row in rows[:-1] for column in columns[:-2]) > PARTIAL_LIMIT:
             return None
@@ -946,7 +960,9 @@ class _Network:
             return None
         lines = _Lines(nodes, columns[-2], self.log_factorial, self.ranges)
         order = _SortedSegments.order(value, node)
-        pasts = _Pasts(found, node[order], value[order], np.ones(len(value)))
+        node, value = node[order], value[order]
+        first = np.flatnonzero(np.r_[True, (node[1:] != node[:-1]) | (np.diff(value) > MERGE_TOLERANCE)])
+        pasts = _Pasts(found, node[first], value[first], np.diff(np.r_[first, len(value)]).astype(float))
         return min(self.by_sorting(lines, pasts, np.ones(len(found), dtype=bool)), 1.0)
 
     def p_value(self) -> float:
