@@ -47,6 +47,8 @@ def _ascending(table: np.ndarray) -> np.ndarray:
         [[1, 0, 2, 1, 3], [2, 2, 0, 1, 0], [0, 3, 1, 0, 2]],
         [[6, 8, 2, 9], [1, 17, 6, 3], [4, 12, 1, 3]],
         [[5, 0, 2], [1, 6, 3], [2, 2, 7], [0, 4, 1]],
+        [[2, 2, 2, 2], [2, 2, 2, 2], [2, 2, 2, 2]],  # p = 1: every partial table counts whole
+        [[2, 2, 2, 3], [3, 2, 2, 2], [2, 3, 2, 2]],
     ],
 )
 def test_every_way_of_summing_gives_the_network_p(table: list[list[int]]) -> None:
