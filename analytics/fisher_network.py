@@ -97,22 +97,23 @@ def _fillings(
     ``symmetric``: of the fillings that differ only by permuting cells between equal entries of a
     row of room, only the one with those cells non-increasing (``symmetric_weight`` counts them)."""
     width = room.shape[1]
-    room_after = np.zeros_like(room)
-    room_after[:, :-1] = np.cumsum(room[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    columns = list(room.T)  # 1-d takes: indexing a 2-d array by (rows, column) cost more
+    after = list((room.sum(axis=1, keepdims=True) - np.cumsum(room, axis=1)).T)  # room after each cell
     owner, left = np.arange(len(room)), np.full(len(room), total, dtype=np.int64)
     levels, value = [], left
     for cell in range(width - 1):
-        low = np.maximum(0, left - room_after[owner, cell])
-        high = np.minimum(room[owner, cell], left)
+        cap = columns[cell][owner]
+        low = np.maximum(0, left - after[cell][owner])
+        high = np.minimum(cap, left)
         if symmetric and cell:  # the cap can leave a partial filling no value: an empty range
-            high = np.where(room[owner, cell] == room[owner, cell - 1], np.minimum(high, value), high)
+            high = np.where(cap == columns[cell - 1][owner], np.minimum(high, value), high)
             high = np.maximum(high, low - 1)
         repeat, value = ranges(low, high)
         levels.append((repeat, value))
         owner, left = owner[repeat], left[repeat] - value
     index = np.arange(len(left))
     if symmetric and width > 1:
-        index = np.flatnonzero((room[owner, -1] != room[owner, -2]) | (left <= value))
+        index = np.flatnonzero((columns[-1][owner] != columns[-2][owner]) | (left <= value))
         owner = owner[index]
     cells = [left[index]]
     for repeat, value in reversed(levels):
