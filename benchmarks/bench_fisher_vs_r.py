@@ -59,7 +59,10 @@ def python_result(table: np.ndarray) -> tuple[str, str]:
 
 
 def main() -> int:
-    print(f"{'shape':<6} {'n':>4} {'R s':>9} {'python s':>9} {'python/R':>8} {'R p':>12} {'python p':>12}", flush=True)
+    print(
+        f"{'shape':<6} {'n':>4} {'R s':>9} {'python s':>9} {'python/R':>8} {'R p':>12} {'python p':>12}",
+        flush=True,
+    )
     for rows, r in zip(TABLES, r_results(), strict=True):
         table = np.array(rows)
         p, seconds = python_result(table)
@@ -69,7 +72,10 @@ def main() -> int:
             r_p, r_seconds = f"{r['p']:.6g}", f"{r['seconds']:.3g}"
         shape = "×".join(map(str, table.shape))
         ratio = f"{float(seconds) / float(r_seconds):.2f}" if "-" not in (seconds, r_seconds) else "-"
-        print(f"{shape:<6} {table.sum():>4} {r_seconds:>9} {seconds:>9} {ratio:>8} {r_p:>12} {p:>12}", flush=True)
+        print(
+            f"{shape:<6} {table.sum():>4} {r_seconds:>9} {seconds:>9} {ratio:>8} {r_p:>12} {p:>12}",
+            flush=True,
+        )
     return 0
 
 
