@@ -211,7 +211,7 @@ def _most_likely_split(rows: np.ndarray, first: int) -> np.ndarray:
             up, down = gain.argmax(axis=1), loss.argmin(axis=1)
             moved = np.flatnonzero(gain[every, up] > loss[every, down])
             if not len(moved):
-                return cells
+                return np.asarray(cells)
             cells[moved, up[moved]] += 1
             cells[moved, down[moved]] -= 1
 
