@@ -23,7 +23,8 @@ sorted, so the counted ones are a prefix and are summed from prefix sums; with t
 node's completions are lines (cells of all rows but the two largest fixed) along which the last two
 rows follow a hypergeometric law: a line's total is known (Vandermonde), its mode too, and the
 pasts of a node fall in three sorted runs per line — counting all of it, crossing it (two tails,
-found by bisection), none of it; a node whose crossings would cost more sorts its completions once.
+walked or found by bisection), none of it; a node whose crossings would cost more lists its
+completions once, each searching the node's sorted pasts (``_Network.by_sorting``).
 
 Small tables skip the network, whose cost there is its number of numpy calls (about a
 microsecond each): up to EVERY_TABLE_LIMIT grid points every table is summed as one broadcast
@@ -49,7 +50,7 @@ from analytics.errors import AnalysisError
 MERGE_TOLERANCE = 1e-9  # pasts closer than this (log scale) are one past: sums in another order
 MAX_WORK = 4_000_000  # fillings, pasts and completions handled (about a second at most); beyond: refuse
 DENSE_CODES = 1 << 22  # node codes indexed through a lookup array up to this many possible codes
-SORTING_COST = 4  # sorting a completion costs about this many points summed along a crossed line
+SORTING_COST = 4  # listing a completion costs about this many points summed along a crossed line
 EVERY_TABLE_LIMIT = 50_000  # grid points up to which every table is enumerated outright (small tables)
 WALK_BLOCK = 1 << 17  # cells of one block of tails walked at once (``_outward_sums``)
 WALK_SHARE = 0.75  # crossings whose tail brackets cover at most this share of the line are walked
