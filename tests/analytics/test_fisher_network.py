@@ -47,6 +47,8 @@ def _ascending(table: np.ndarray) -> np.ndarray:
         [[1, 0, 2, 1, 3], [2, 2, 0, 1, 0], [0, 3, 1, 0, 2]],
         [[6, 8, 2, 9], [1, 17, 6, 3], [4, 12, 1, 3]],
         [[5, 0, 2], [1, 6, 3], [2, 2, 7], [0, 4, 1]],
+        [[2, 2, 2, 2], [2, 2, 2, 2], [2, 2, 2, 2]],  # p = 1: every partial table counts whole
+        [[2, 2, 2, 3], [3, 2, 2, 2], [2, 3, 2, 2]],
     ],
 )
 def test_every_way_of_summing_gives_the_network_p(table: list[list[int]]) -> None:
@@ -65,6 +67,46 @@ def test_sorted_completions_leave_large_networks_to_the_bounds() -> None:
     # 4×4 of n = 116 (issue 14's table): far more partial tables than PARTIAL_LIMIT.
     table = np.array([[9, 9, 5, 8], [9, 9, 5, 3], [10, 12, 5, 2], [4, 11, 6, 9]])
     assert _Network(_oriented(table), TOLERANCE).sorted_completions_p() is None
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        [[6, 8, 2, 9], [1, 17, 6, 3], [4, 12, 1, 3]],
+        [[7, 8, 7, 7], [2, 1, 7, 5], [8, 11, 7, 12], [2, 0, 1, 3]],
+        [[2, 0, 3, 1], [1, 4, 1, 2], [0, 2, 5, 1]],
+    ],
+)
+def test_by_sorting_counts_every_table_of_the_chosen_nodes(table: list[list[int]]) -> None:
+    # The network's pasts with two columns left, half their nodes chosen: ``by_sorting`` (whole
+    # lines in closed form, the others point by point) against every past with every point.
+    network = _Network(_oriented(np.array(table)), TOLERANCE)
+    pasts = fisher_network._Pasts(
+        np.array([int(network.rows[:-1] @ network.place)]),
+        np.zeros(1, dtype=np.int64),
+        np.zeros(1),
+        np.ones(1),
+    )
+    for stage in range(network.last_stage):
+        pasts = network.advance(stage, pasts)[1]
+    lines = fisher_network._Lines(
+        network.decode(pasts.nodes, network.last_stage),
+        int(network.columns[-2]),
+        network.log_factorial,
+        network.ranges,
+    )
+    chosen = np.random.default_rng(0).random(len(pasts.nodes)) < 0.5
+    expected, whole = 0.0, 0
+    for line in np.flatnonzero(chosen[lines.owner]):
+        y = np.arange(lines.low[line], lines.high[line] + 1)
+        weight = lines.log_weight(y, np.full(len(y), line))
+        mine = pasts.node == lines.owner[line]
+        value, count = pasts.value[mine][:, None], pasts.count[mine][:, None]
+        total = value + weight[None, :]
+        expected += float((count * np.exp(total - network.log_total) * (total <= network.threshold)).sum())
+        whole += bool((total <= network.threshold).all())
+    assert 0 < whole < len(np.flatnonzero(chosen[lines.owner]))  # both ways of summing a line used
+    assert network.by_sorting(lines, pasts, chosen) == pytest.approx(expected, rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("total", [0, 1, 5, 9])
@@ -115,6 +157,48 @@ def test_walked_tails_give_the_bisected_p(
     assert _Network(_oriented(np.array(table)), TOLERANCE).network_p() == pytest.approx(
         expected, rel=1e-9, abs=0
     )
+
+
+@pytest.mark.parametrize("width", [2, 3, 4, 5])
+def test_most_likely_split_is_the_best_of_every_split(width: int) -> None:
+    # Every split of ``first`` under random row totals (uneven, with zeros) enumerated.
+    rng = np.random.default_rng(width)
+    log_factorial = fisher_network._log_factorials(60)
+    for _ in range(40):
+        rows = rng.integers(0, rng.choice([3, 8, 14]), size=(1, width))
+        first = int(rng.integers(0, rows.sum() + 1))
+        best = max(
+            -float(sum(log_factorial[x] + log_factorial[m - x] for x, m in zip(split, rows[0], strict=True)))
+            for split in itertools.product(*(range(m + 1) for m in rows[0].tolist()))
+            if sum(split) == first
+        )
+        cells = fisher_network._most_likely_split(rows, first)
+        assert cells.sum() == first and (cells >= 0).all() and (cells <= rows).all()
+        found = -(log_factorial[cells] + log_factorial[rows - cells]).sum()
+        assert found == pytest.approx(best, rel=1e-12, abs=1e-12), (rows, first)
+
+
+@pytest.mark.parametrize("block", [1 << 17, 16, 1])
+def test_outward_sums_add_each_rows_terms_at_most_one(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rows of every size up to 40 (some longer than a block of cells, some empty) against their
+    # terms multiplied out one by one in Python. As along a line, a numerator factor reaches 0 at
+    # the row's last term (the walk goes on past it, to the next power of two).
+    monkeypatch.setattr(fisher_network, "WALK_BLOCK", block)
+    rng = np.random.default_rng(block)
+    size = rng.integers(-2, 41, size=300)
+    first = rng.uniform(0.5, 3.0, size=300)
+    a = np.maximum(size - 1, 0).astype(float)
+    b = a + rng.integers(0, 20, size=300)
+    c, d = rng.integers(1, 60, size=300).astype(float), rng.integers(1, 60, size=300).astype(float)
+    expected = []
+    for i in range(300):
+        term, total = first[i], 0.0
+        for j in range(max(size[i], 0)):
+            total += term if term <= 1.0 else 0.0
+            term *= (a[i] - j) * (b[i] - j) / ((c[i] + j) * (d[i] + j))
+        expected.append(total)
+    sums = fisher_network._outward_sums(first, (a, b), (c, d), size)
+    assert sums == pytest.approx(expected, rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("table", [[[12, 2, 9], [1, 14, 3], [7, 4, 22]], [[0, 9, 1], [8, 1, 7], [3, 6, 0]]])
@@ -188,15 +272,16 @@ def test_every_table_grid_on_random_tables() -> None:
 
 @pytest.mark.parametrize("segments", [1, 7, 60])
 def test_sorted_segment_searches_and_running_sums_agree_with_the_plain_ones(segments: int) -> None:
-    # Sorted queries (put back in their order) count as unsorted ones; running sums from the
+    # Values sorted within segments count as a plain comparison does; running sums from the
     # padded grid (even segments) equal the doubling's (``_segment_cumsum``).
     rng = np.random.default_rng(segments)
-    segment = rng.integers(0, segments, size=2_000)
-    index, order = fisher_network._SortedSegments.sorting(rng.normal(0, 5, size=2_000), segment, segments)
+    segment, values = rng.integers(0, segments, size=2_000), rng.normal(0, 5, size=2_000)
+    order = fisher_network._SortedSegments.order(values, segment)
     assert (np.sort(order) == np.arange(2_000)).all()
+    index = fisher_network._SortedSegments(values[order], segment[order], segments)
     owner, query = rng.integers(0, segments, size=900), rng.normal(0, 6, size=900)
-    expected = index.count_at_most(owner, query)
-    assert (index.count_at_most(owner, query, sort=True) == expected).all()
+    expected = ((segment[None, :] == owner[:, None]) & (values[None, :] <= query[:, None])).sum(axis=1)
+    assert (index.count_at_most(owner, query) == expected).all()
     counts = rng.integers(1, 4, size=2_000).astype(float)
     prefix, top = index.running_mass(counts)
     doubled = fisher_network._segment_cumsum(
