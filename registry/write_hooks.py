@@ -24,7 +24,12 @@ class WriteGuard:
         """Raise a ValidationError to refuse the write (called inside its transaction, before it)."""
 
     def check_batch(self, model: type[models.Model], records: Sequence[models.Model]) -> None:
-        """Raise a ValidationError to refuse a bulk write of these new records (all or nothing)."""
+        """Raise a ValidationError to refuse a bulk write of these new records (all or nothing).
+        A caller that asked ``batch_refusals`` per row (the importer) does not ask again."""
+
+    def before_batch(self, model: type[models.Model], records: Sequence[models.Model]) -> None:
+        """Just before every bulk write of these new records, once nothing refused it (inside its
+        transaction): what each single write does in ``check`` besides refusing."""
 
     def batch_refusals(
         self, model: type[models.Model], records: Sequence[models.Model]
@@ -71,6 +76,11 @@ def check(record: RegistryRecord, *, deleting: bool = False) -> None:
 def check_batch(model: type[models.Model], records: Sequence[models.Model]) -> None:
     for guard in _guards:
         guard.check_batch(model, records)
+
+
+def before_batch(model: type[models.Model], records: Sequence[models.Model]) -> None:
+    for guard in _guards:
+        guard.before_batch(model, records)
 
 
 def batch_refusals(model: type[models.Model], records: Sequence[models.Model]) -> dict[int, dict[str, str]]:

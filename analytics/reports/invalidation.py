@@ -215,5 +215,5 @@ class ReportInvalidation(WriteGuard):
         # stales both); a new study has no runs to stale.
         invalidate(keys_for(record, stored=True))
 
-    def check_batch(self, model, records) -> None:
+    def before_batch(self, model, records) -> None:
         invalidate(keys_for_batch(records))

@@ -40,8 +40,8 @@ def bulk_record_create(
 
     Raises ValidationError naming the first invalid object (by its position) and its fields.
     ``validated``: the caller has run these same checks on every object and reported each row's
-    errors itself (the set-based importer), so they are not run twice; the write hooks' batch
-    check runs either way.
+    errors itself (the set-based importer), so they are not run twice; the write hooks'
+    ``before_batch`` runs either way.
     """
     if not objects:
         return []
@@ -53,9 +53,10 @@ def bulk_record_create(
         obj._prepare_related_fields_for_save(operation_name="bulk_record_create")  # type: ignore[attr-defined]
     if not validated:
         _validate(model, objects)
-    # Even after a caller's own per-row checks: the hooks' batch step also replaces the report
-    # tokens the records feed (an import of new patients once left the study's reports cached).
-    write_hooks.check_batch(model, objects)
+        write_hooks.check_batch(model, objects)  # a validating caller asked ``batch_refusals`` per row
+    # Either way (an import of new patients once left the study's reports cached): the report
+    # tokens the records feed are replaced.
+    write_hooks.before_batch(model, objects)
     with audited_bulk_write():
         if connection.vendor != "postgresql":
             return bulk_create_with_history(
