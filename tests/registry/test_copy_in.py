@@ -122,6 +122,11 @@ def test_records_by_copy_are_stored_as_bulk_create_stores_them():
     assert [o.pk for o in copied] == sorted(o.pk for o in copied)
     assert min(o.pk for o in copied) > max(o.pk for o in inserted)
     assert all(not o._state.adding and o.created_at >= before and o.version == 1 for o in copied)
+    stored = LumbarPuncture.objects.filter(pk__in=[o.pk for o in copied]).values_list("pk", "created_at")
+    assert {o.pk: o.created_at for o in copied} == dict(stored), (
+        "each object holds the stamp it was stored with"
+    )
+    assert len({o.created_at for o in copied}) == 1, "one reading of the clock for the batch"
     by_insert, by_copy = _stored(LumbarPuncture, inserted), _stored(LumbarPuncture, copied)
     for row in (*by_insert, *by_copy):
         row.pop("performed_at")  # chosen ten days apart above
