@@ -302,3 +302,33 @@ def test_key_order_sorts_up_to_the_quantum(spread: float) -> None:
     order = fisher_network._key_order(keys)
     assert (np.sort(order) == np.arange(len(keys))).all()
     assert (np.diff(keys[order]) >= -fisher_network.ORDER_QUANTUM).all()
+
+
+@pytest.mark.parametrize("hint", [1, 1 << 14])
+def test_merged_counts_equal_pasts_once(hint: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pasts hashed into a table that must grow (hint 1) or need not: each (child, value) once,
+    # sorted by child then value, with its counts summed; nodes only those reached.
+    monkeypatch.setattr(fisher_network, "MERGE_HASH_HINT", hint)
+    rng = np.random.default_rng(hint)
+    nodes = np.arange(100, 130)
+    child, value = rng.integers(0, 30, size=5_000), rng.integers(-40, 0, size=5_000) / 4.0
+    child[child == 7] = 8  # a node no past reaches
+    count = rng.integers(1, 5, size=5_000).astype(float)
+    totals: dict[tuple[int, float], float] = {}
+    for c, v, n in zip(child.tolist(), value.tolist(), count.tolist(), strict=True):
+        totals[(c, v)] = totals.get((c, v), 0.0) + n
+    expected = sorted(totals)
+    merged = fisher_network._merged(nodes, child, value, count)
+    assert merged.nodes.tolist() == [100 + c for c in sorted({c for c, _ in expected})]
+    assert merged.nodes[merged.node].tolist() == [100 + c for c, _ in expected]
+    assert merged.value.tolist() == [v for _, v in expected]
+    assert merged.count.tolist() == [totals[key] for key in expected]
+
+
+def test_sorted_distinct_is_unique_of_sorted_values() -> None:
+    values = np.sort(np.random.default_rng(3).integers(0, 50, size=400))
+    found, inverse = fisher_network._sorted_distinct(values)
+    expected, expected_inverse = np.unique(values, return_inverse=True)
+    assert found.tolist() == expected.tolist()
+    assert inverse.tolist() == expected_inverse.tolist()
+    assert [len(part) for part in fisher_network._sorted_distinct(values[:0])] == [0, 0]
