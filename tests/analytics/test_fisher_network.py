@@ -332,3 +332,29 @@ def test_sorted_distinct_is_unique_of_sorted_values() -> None:
     assert found.tolist() == expected.tolist()
     assert inverse.tolist() == expected_inverse.tolist()
     assert [len(part) for part in fisher_network._sorted_distinct(values[:0])] == [0, 0]
+
+
+def test_fill_new_gives_each_node_the_fillings_fill_gives() -> None:
+    # Nodes filled in fill_new's order (tied rows first) carry the same fillings as through fill's
+    # memo in the order asked, and are memoized for fill.
+    table = _oriented(
+        _ascending(np.array([[7, 0, 4, 2, 3], [2, 3, 3, 5, 2], [1, 1, 5, 2, 1], [5, 5, 3, 4, 2]]))
+    )
+    network = _Network(table, TOLERANCE)
+    codes = np.unique(network.fill(0, np.array([int(network.rows[:-1] @ network.place)]))[1])
+    owner, child, steps, weight = network.fill(1, codes)
+    fresh = _Network(table, TOLERANCE)
+    order, new_owner, new_child, new_steps, new_weight = fresh.fill_new(1, codes)
+    assert sorted(order.tolist()) == codes.tolist() and len(order) > 20
+    assert bool((np.diff(new_owner) >= 0).all())
+    for i, code in enumerate(codes.tolist()):
+        j = order.tolist().index(code)
+        mine, theirs = owner == i, new_owner == j
+        assert new_child[theirs].tolist() == child[mine].tolist()
+        assert new_steps[theirs].tolist() == steps[mine].tolist()
+        assert new_weight[theirs].tolist() == weight[mine].tolist()
+        assert [part.tolist() for part in fresh.filled[1][code]] == [
+            child[mine].tolist(),
+            steps[mine].tolist(),
+            weight[mine].tolist(),
+        ]
