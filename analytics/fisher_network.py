@@ -48,7 +48,7 @@ from scipy import special
 from analytics.errors import AnalysisError
 
 MERGE_TOLERANCE = 1e-9  # pasts closer than this (log scale) are one past: sums in another order
-MERGE_HASH_HINT = 1 << 14  # slots ``_merged`` asks its hash table for at first (it grows as needed)
+MERGE_HASH_HINT = 1 << 14  # keys ``_merged`` sizes its hash table for at first (it grows as needed)
 MAX_WORK = 4_000_000  # fillings, pasts and completions handled (about a second at most); beyond: refuse
 DENSE_CODES = 1 << 22  # node codes indexed through a lookup array up to this many possible codes
 SORTING_COST = 4  # listing a completion costs about this many points summed along a crossed line
@@ -316,8 +316,8 @@ def _merged(nodes: np.ndarray, child: np.ndarray, value: np.ndarray, count: np.n
     sorting them all: the pasts before merging are often 50–100 times as many as after (5×5 of
     n = 72: 273,891 to 3,833; 10 ms against 40). Two equal values either side of a bucket's edge
     stay two pasts, which costs a little work and changes nothing (a merged past is one value
-    standing for tables whose values differ by less than the tolerance). The hash table starts at
-    MERGE_HASH_HINT slots, not one per past (pandas' default): sized for 114,628 pasts it was 4 MB
+    standing for tables whose values differ by less than the tolerance). The hash table is sized
+    for MERGE_HASH_HINT keys, not one per past (pandas' default): sized for 114,628 pasts it was 4 MB
     mapped afresh, page faults and all, for 5,996 distinct (4×5 of n = 60: pd.factorize 3.5 ms →
     0.8; the call 0.83–0.94 of before, CPU, interleaved, medians of 7–10)."""
     if not len(child):
