@@ -302,3 +302,59 @@ def test_key_order_sorts_up_to_the_quantum(spread: float) -> None:
     order = fisher_network._key_order(keys)
     assert (np.sort(order) == np.arange(len(keys))).all()
     assert (np.diff(keys[order]) >= -fisher_network.ORDER_QUANTUM).all()
+
+
+@pytest.mark.parametrize("hint", [1, 1 << 14])
+def test_merged_counts_equal_pasts_once(hint: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pasts hashed into a table that must grow (hint 1) or need not: each (child, value) once,
+    # sorted by child then value, with its counts summed; nodes only those reached.
+    monkeypatch.setattr(fisher_network, "MERGE_HASH_HINT", hint)
+    rng = np.random.default_rng(hint)
+    nodes = np.arange(100, 130)
+    child, value = rng.integers(0, 30, size=5_000), rng.integers(-40, 0, size=5_000) / 4.0
+    child[child == 7] = 8  # a node no past reaches
+    count = rng.integers(1, 5, size=5_000).astype(float)
+    totals: dict[tuple[int, float], float] = {}
+    for c, v, n in zip(child.tolist(), value.tolist(), count.tolist(), strict=True):
+        totals[(c, v)] = totals.get((c, v), 0.0) + n
+    expected = sorted(totals)
+    merged = fisher_network._merged(nodes, child, value, count)
+    assert merged.nodes.tolist() == [100 + c for c in sorted({c for c, _ in expected})]
+    assert merged.nodes[merged.node].tolist() == [100 + c for c, _ in expected]
+    assert merged.value.tolist() == [v for _, v in expected]
+    assert merged.count.tolist() == [totals[key] for key in expected]
+
+
+def test_sorted_distinct_is_unique_of_sorted_values() -> None:
+    values = np.sort(np.random.default_rng(3).integers(0, 50, size=400))
+    found, inverse = fisher_network._sorted_distinct(values)
+    expected, expected_inverse = np.unique(values, return_inverse=True)
+    assert found.tolist() == expected.tolist()
+    assert inverse.tolist() == expected_inverse.tolist()
+    assert [len(part) for part in fisher_network._sorted_distinct(values[:0])] == [0, 0]
+
+
+def test_fill_new_gives_each_node_the_fillings_fill_gives() -> None:
+    # Nodes filled in fill_new's order (tied rows first) carry the same fillings as through fill's
+    # memo in the order asked, and are memoized for fill.
+    table = _oriented(
+        _ascending(np.array([[7, 0, 4, 2, 3], [2, 3, 3, 5, 2], [1, 1, 5, 2, 1], [5, 5, 3, 4, 2]]))
+    )
+    network = _Network(table, TOLERANCE)
+    codes = np.unique(network.fill(0, np.array([int(network.rows[:-1] @ network.place)]))[1])
+    owner, child, steps, weight = network.fill(1, codes)
+    fresh = _Network(table, TOLERANCE)
+    order, new_owner, new_child, new_steps, new_weight = fresh.fill_new(1, codes)
+    assert sorted(order.tolist()) == codes.tolist() and len(order) > 20
+    assert bool((np.diff(new_owner) >= 0).all())
+    for i, code in enumerate(codes.tolist()):
+        j = order.tolist().index(code)
+        mine, theirs = owner == i, new_owner == j
+        assert new_child[theirs].tolist() == child[mine].tolist()
+        assert new_steps[theirs].tolist() == steps[mine].tolist()
+        assert new_weight[theirs].tolist() == weight[mine].tolist()
+        assert [part.tolist() for part in fresh.filled[1][code]] == [
+            child[mine].tolist(),
+            steps[mine].tolist(),
+            weight[mine].tolist(),
+        ]
