@@ -118,7 +118,7 @@ def copy_history(
     model: type[models.Model],
     objects: Sequence[models.Model],
     *,
-    actor: User,
+    actor: User | None,
     reason: str,
     cells: dict[str, tuple[tuple, list[str]]] | None = None,
 ) -> None:
@@ -131,7 +131,7 @@ def copy_history(
     tracked = {field.attname for field in history.tracked_fields}
     stamp = {
         "history_date": timezone.now(),
-        "history_user_id": actor.pk,
+        "history_user_id": None if actor is None else actor.pk,  # no actor: as simple-history's own path
         "history_change_reason": reason,
         "history_type": "+",
     }
@@ -183,7 +183,11 @@ def _values_to_save(field: models.Field, objects: Sequence[models.Model]) -> lis
     (2% of an import's time)."""
     if type(field).pre_save is models.Field.pre_save:
         return list(map(operator.attrgetter(field.attname), objects))
-    if type(field).pre_save is models.DateTimeField.pre_save and (field.auto_now or field.auto_now_add):
+    if (
+        isinstance(field, models.DateTimeField)
+        and type(field).pre_save is models.DateTimeField.pre_save
+        and (field.auto_now or field.auto_now_add)
+    ):
         now = timezone.now()
         for obj in objects:
             setattr(obj, field.attname, now)

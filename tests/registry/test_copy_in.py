@@ -183,3 +183,14 @@ def test_history_rows_by_copy_equal_simple_historys_column_for_column():
     orm_rows, copy_rows = _history(LumbarPuncture, by_orm), _history(LumbarPuncture, by_copy)
     assert len(copy_rows) == 3 and copy_rows == orm_rows
     assert copy_rows[0]["other_complication"] == TRICKY and copy_rows[0]["history_change_reason"] == TRICKY
+
+
+def test_a_history_row_by_copy_without_an_actor_has_no_user():
+    # As simple-history's own bulk path (SQLite's) records it: a write no user made (a fixture's).
+    patient = f.PatientFactory()
+    performed_at = timezone.now() - dt.timedelta(days=1)
+    created = bulk_record_create(
+        [LumbarPuncture(patient=patient, performed_at=performed_at)], actor=None, reason="fixture"
+    )
+    row = LumbarPuncture.history.get(id=created[0].pk)
+    assert (row.history_user_id, row.history_change_reason, row.history_type) == (None, "fixture", "+")
