@@ -273,6 +273,7 @@ class Importer:
         allowed = self._allowed_site_ids(Capability.VIEW_IDENTIFIERS)
         return allowed is None or patient.site_id in allowed
 
+    @cycle_collection_paused()
     def run(
         self,
         tables: dict[str, Rows],
@@ -282,26 +283,6 @@ class Importer:
         sha256: str,
         source_format: str,
         notes: Iterable[str] = (),
-    ) -> ImportResult:
-        with cycle_collection_paused():
-            return self._run(
-                tables,
-                dry_run=dry_run,
-                file_name=file_name,
-                sha256=sha256,
-                source_format=source_format,
-                notes=notes,
-            )
-
-    def _run(
-        self,
-        tables: dict[str, Rows],
-        *,
-        dry_run: bool,
-        file_name: str,
-        sha256: str,
-        source_format: str,
-        notes: Iterable[str],
     ) -> ImportResult:
         batches_mark_interrupted()
         batch = ImportBatch.objects.create(

@@ -89,7 +89,6 @@ def record_create_many(objects: Sequence[models.Model], *, actor: User, reason: 
     model = type(objects[0])
     for obj in objects:
         attribute(obj, actor=actor, reason=reason)  # the hooks read who and why, as on a save
-        obj._prepare_related_fields_for_save(operation_name="record_create_many")  # type: ignore[attr-defined]
     refusals = write_hooks.batch_refusals(model, objects)
     if refusals:
         position = min(refusals)

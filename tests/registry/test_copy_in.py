@@ -24,6 +24,28 @@ pytestmark = [
 TRICKY = 'tab\there, new\nline, back\\slash, \\N, carriage\rreturn, quote " and é'
 
 
+def tricky_punctures(patient: Patient, n: int, *, note_code: bool) -> list[LumbarPuncture]:
+    """Three LPs n days on, with tricky text, a missing-data code and (``note_code``) a tricky one."""
+    return [
+        LumbarPuncture(
+            patient=patient,
+            performed_at=timezone.make_aware(dt.datetime(2021, 1, 3 + i + n, 9, 30, 15)),
+            route="lumbar",
+            opening_pressure_mmh2o=None if i else 180,
+            post_lp_headache=bool(i),
+            other_complication=TRICKY if i == 0 else "",
+            missing_codes=(
+                {"opening_pressure_mmh2o": "ND", "note": TRICKY}
+                if note_code
+                else {"opening_pressure_mmh2o": "ND"}
+            )
+            if i
+            else {},
+        )
+        for i in range(3)
+    ]
+
+
 def history_matches(model, objects, actor: User, reason: str) -> None:
     tracked = [field.attname for field in model.history.model.tracked_fields]
     saved = {obj.pk: obj for obj in model._default_manager.filter(pk__in=[o.pk for o in objects])}
@@ -101,18 +123,7 @@ def test_records_by_copy_are_stored_as_bulk_create_stores_them():
     patient = f.PatientFactory(study=study, site=site)
 
     def punctures(n: int) -> list[LumbarPuncture]:
-        return [
-            LumbarPuncture(
-                patient=patient,
-                performed_at=timezone.make_aware(dt.datetime(2021, 1, 3 + i + n, 9, 30, 15)),
-                route="lumbar",
-                opening_pressure_mmh2o=None if i else 180,
-                post_lp_headache=bool(i),
-                other_complication=TRICKY if i == 0 else "",
-                missing_codes={"opening_pressure_mmh2o": "ND", "note": TRICKY} if i else {},
-            )
-            for i in range(3)
-        ]
+        return tricky_punctures(patient, n, note_code=True)
 
     inserted, copied = punctures(0), punctures(10)
     with audited_bulk_write():
@@ -163,18 +174,7 @@ def test_history_rows_by_copy_equal_simple_historys_column_for_column():
     patient = f.PatientFactory(study=study, site=site)
 
     def punctures(n: int) -> list[LumbarPuncture]:
-        return [
-            LumbarPuncture(
-                patient=patient,
-                performed_at=timezone.make_aware(dt.datetime(2021, 1, 3 + i + n, 9, 30, 15)),
-                route="lumbar",
-                opening_pressure_mmh2o=None if i else 180,
-                post_lp_headache=bool(i),
-                other_complication=TRICKY if i == 0 else "",
-                missing_codes={"opening_pressure_mmh2o": "ND"} if i else {},
-            )
-            for i in range(3)
-        ]
+        return tricky_punctures(patient, n, note_code=False)
 
     by_orm, by_copy = punctures(0), punctures(10)
     with audited_bulk_write():
