@@ -38,8 +38,8 @@ run: install
 ## The whole test suite (SQLite by default; PostgreSQL when DATABASE_URL is set), one worker per core.
 ## TEST_WORKERS=0 runs it in one process (for a debugger or a profile).
 TEST_WORKERS ?= auto
+## Django's system checks run inside the suite (tests/test_architecture.py), not in a process of their own.
 test: install
-	$(BIN)/python manage.py check
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: install
