@@ -10,11 +10,16 @@ multi-panel figure), which the tests look for.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
+import hashlib
 import io
 import math
+import pickle
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,13 +66,79 @@ def _ident(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
 
 
+class _Drawn:
+    """The SVG of figures drawn lately in this process, by a digest of what they were drawn from.
+
+    A figure is a pure function of its inputs (same numbers, same bytes: see the module docstring),
+    and a report computed again after a write that changed nothing a figure shows (a re-save, a
+    record of another section, a site the figure does not count) would draw it again; the drawing
+    is most of a report's time. The digest is SHA-256 of the pickled call (function, arguments),
+    so equal digests mean equal inputs; an argument that cannot be pickled draws as before. The
+    oldest entries go first beyond ``MAX_BYTES`` of SVG. ``fresh()`` turns the memo off (the
+    benchmark's cold report, the tests of drawing itself).
+    """
+
+    MAX_BYTES = 32 * 2**20
+
+    def __init__(self) -> None:
+        self.svg: collections.OrderedDict[bytes, str] = collections.OrderedDict()
+        self.size = 0
+        self.off = 0
+        self.lock = threading.Lock()  # a web process's threads share it
+
+    @staticmethod
+    def digest(function: Callable[..., str], args: tuple, kwargs: dict) -> bytes | None:
+        try:
+            pickled = pickle.dumps((function.__qualname__, args, sorted(kwargs.items())), protocol=5)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None
+        return hashlib.sha256(pickled).digest()
+
+    def get(self, digest: bytes) -> str | None:
+        with self.lock:
+            svg = self.svg.get(digest)
+            if svg is not None:
+                self.svg.move_to_end(digest)
+            return svg
+
+    def keep(self, digest: bytes, svg: str) -> None:
+        if len(svg) > self.MAX_BYTES // 4:
+            return
+        with self.lock:
+            if digest in self.svg:
+                return
+            self.svg[digest] = svg
+            self.size += len(svg)
+            while self.size > self.MAX_BYTES:
+                self.size -= len(self.svg.popitem(last=False)[1])
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[None]:
+        """Every figure drawn inside is drawn, not looked up (and not kept)."""
+        self.off += 1
+        try:
+            yield
+        finally:
+            self.off -= 1
+
+
+drawn = _Drawn()
+
+
 def _styled(function: Callable[..., str]) -> Callable[..., str]:
-    """Draw and save inside the report style (matplotlib reads rcParams when artists are made)."""
+    """Draw and save inside the report style (matplotlib reads rcParams when artists are made), or
+    give back the same figure drawn lately from the same inputs (``drawn``)."""
 
     @functools.wraps(function)
     def styled(*args, **kwargs) -> str:
-        with matplotlib.rc_context(STYLE):
-            return function(*args, **kwargs)
+        digest = None if drawn.off else drawn.digest(function, args, kwargs)
+        svg = None if digest is None else drawn.get(digest)
+        if svg is None:
+            with matplotlib.rc_context(STYLE):
+                svg = function(*args, **kwargs)
+            if digest is not None:
+                drawn.keep(digest, svg)
+        return svg
 
     return styled
 

@@ -30,6 +30,17 @@ def km():
     return kaplan_meier(frame, "time", "event", by="arm")
 
 
+@pytest.fixture(autouse=True)
+def drawn_fresh(request):
+    """These tests are about drawing: each figure is drawn, never given back from the memo, except in
+    the memo's own tests (marked ``memo``)."""
+    if request.node.get_closest_marker("memo"):
+        yield
+        return
+    with plots.drawn.fresh():
+        yield
+
+
 def ids(svg: str) -> list[str]:
     return [element.get("id") for element in ET.fromstring(svg).iter() if element.get("id")]
 
@@ -223,3 +234,78 @@ def test_injections_of_one_dose_share_one_marker_definition():
     )
     assert len(list(group.iter(f"{SVG}use"))) == 800 and len(list(group.iter(f"{SVG}path"))) == 1
     assert len(svg) < 800 * 200  # a 560-byte path per marker would be 450 KB
+
+
+# --- figures drawn lately -----------------------------------------------------------------------
+
+
+def counted_draws(monkeypatch) -> list[object]:
+    draws: list[object] = []
+    draw = Figure.draw
+    monkeypatch.setattr(
+        Figure, "draw", lambda figure, renderer: draws.append(renderer) or draw(figure, renderer)
+    )
+    return draws
+
+
+@pytest.fixture
+def empty_memo(monkeypatch):
+    monkeypatch.setattr(plots, "drawn", plots._Drawn())
+    return plots.drawn
+
+
+@pytest.mark.memo
+def test_the_same_inputs_give_back_the_bytes_drawn_without_drawing_again(km, monkeypatch, empty_memo):
+    with plots.drawn.fresh():
+        expected = plots.km_plot("survival.km", [km_panel(km)])
+    draws = counted_draws(monkeypatch)
+    first = plots.km_plot("survival.km", [km_panel(km)])
+    again = plots.km_plot("survival.km", [km_panel(km)])
+    assert first == again == expected
+    assert len(draws) == 1, "the second figure came from the memo"
+
+
+@pytest.mark.memo
+def test_any_changed_input_is_drawn_again(km, monkeypatch, empty_memo):
+    plots.km_plot("survival.km", [km_panel(km)])
+    draws = counted_draws(monkeypatch)
+    moved = km.curve.copy()
+    moved.iloc[-1, moved.columns.get_loc("survival")] *= 0.5  # one number of one curve
+    changed = [
+        plots.km_plot("survival.km", [plots.KmPanel(**{**vars(km_panel(km)), "curve": moved})]),
+        plots.km_plot("survival.other", [km_panel(km)]),  # another key: other ids
+        plots.km_plot("survival.km", [km_panel(km)], columns=1),  # a keyword
+    ]
+    assert len(draws) == 3
+    with plots.drawn.fresh():
+        assert changed[0] == plots.km_plot(
+            "survival.km", [plots.KmPanel(**{**vars(km_panel(km)), "curve": moved})]
+        )
+
+
+@pytest.mark.memo
+def test_inputs_that_cannot_be_pickled_are_drawn_every_time(monkeypatch, empty_memo):
+    weekly = pd.DataFrame({"given": [9, 8], "missed": [1, 3]}, index=[0.0, 1.0])
+    weekly.attrs["note"] = lambda: None  # a lambda cannot be pickled
+    draws = counted_draws(monkeypatch)
+    first = plots.dose_rate_plot("doses.rate", weekly, xlabel="Weeks")
+    assert first == plots.dose_rate_plot("doses.rate", weekly, xlabel="Weeks")
+    assert len(draws) == 2 and not empty_memo.svg
+
+
+@pytest.mark.memo
+def test_the_memo_keeps_the_latest_figures_within_its_bytes(monkeypatch, empty_memo):
+    def rate_plot(given: int) -> str:
+        weekly = pd.DataFrame({"given": [given, 8], "missed": [1, 3]}, index=[0.0, 1.0])
+        return plots.dose_rate_plot("doses.rate", weekly, xlabel="Weeks")
+
+    monkeypatch.setattr(empty_memo, "MAX_BYTES", 4 * len(rate_plot(1)) + 100)  # room for about four
+    for given in range(2, 8):
+        rate_plot(given)
+    assert empty_memo.size == sum(map(len, empty_memo.svg.values())) <= empty_memo.MAX_BYTES
+    assert 3 <= len(empty_memo.svg) <= 4
+    draws = counted_draws(monkeypatch)
+    rate_plot(7)
+    assert not draws, "the latest figure is kept"
+    rate_plot(1)
+    assert len(draws) == 1, "the oldest had gone"
