@@ -15,7 +15,7 @@ from axes.handlers.database import AxesDatabaseHandler
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Sum
+from django.db.models import OuterRef, QuerySet, Sum
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -56,13 +56,14 @@ def address_failures(ip_address: str | None, *, now: dt.datetime | None = None) 
     return total or 0
 
 
-def account_is_locked(username: str) -> bool:
-    """Whether the account is locked out from any address (its API tokens stop working meanwhile)."""
+def lockouts(username: str | OuterRef) -> QuerySet[AccessAttempt]:
+    """The counters that lock the account out from some address now (its API tokens stop working
+    meanwhile); ``username`` may be an ``OuterRef``, to ask it inside another query."""
     return AccessAttempt.objects.filter(
         username=username,
         attempt_time__gte=_window_start(),
         failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
-    ).exists()
+    )
 
 
 class RegistryAxesHandler(AxesDatabaseHandler):

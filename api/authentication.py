@@ -5,22 +5,50 @@ Kept apart from the token views: DRF imports authentication classes while it loa
 
 from __future__ import annotations
 
+import binascii
+from hmac import compare_digest
+
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication
+from knox.crypto import hash_token
+from knox.models import get_token_model
+from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
 
-from accounts.throttling import account_is_locked
+from accounts.throttling import lockouts
 
 
 class RegistryTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, token: bytes):
+        """Knox's check of the presented token, asking in the one query that reads the token and its
+        user whether the account is locked out (a second query per API request before: ~0.8 ms of
+        ~7 under schemathesis). The rest is knox's: tokens share their first characters, so each
+        candidate's digest is compared in constant time, and a used token is renewed."""
         try:
-            token.decode("utf-8")
+            text = token.decode("utf-8")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        return super().authenticate_credentials(token)
+        candidates = (
+            get_token_model()
+            .objects.filter(token_key=text[: CONSTANTS.TOKEN_KEY_LENGTH])
+            .select_related("user")
+            .annotate(account_locked=Exists(lockouts(OuterRef("user__username"))))
+        )
+        for auth_token in candidates:
+            if self._cleanup_token(auth_token):
+                continue
+            try:
+                digest = hash_token(text)
+            except (TypeError, binascii.Error):
+                raise exceptions.AuthenticationFailed("Invalid token.") from None
+            if compare_digest(digest, auth_token.digest):
+                if knox_settings.AUTO_REFRESH and auth_token.expiry:
+                    self.renew_token(auth_token)
+                return self.validate_user(auth_token)
+        raise exceptions.AuthenticationFailed("Invalid token.")
 
     def _cleanup_token(self, auth_token) -> bool:
         """Refuse the presented token once expired; read no other token.
@@ -34,7 +62,7 @@ class RegistryTokenAuthentication(TokenAuthentication):
 
     def validate_user(self, auth_token):
         user, token = super().validate_user(auth_token)
-        if account_is_locked(user.get_username()):
+        if auth_token.account_locked:
             raise exceptions.AuthenticationFailed("This account is locked after repeated failed sign-ins.")
         return user, token
 

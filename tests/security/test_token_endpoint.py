@@ -115,6 +115,18 @@ def test_a_locked_or_deactivated_accounts_tokens_stop_working(lin, settings):
     assert _authorised(token) == 401
 
 
+def test_a_token_its_user_and_the_lock_out_are_read_in_one_query(lin, django_assert_num_queries):
+    from rest_framework.test import APIRequestFactory
+
+    from api.authentication import RegistryTokenAuthentication
+
+    token = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    request = APIRequestFactory().get("/api/studies/", HTTP_AUTHORIZATION=f"Token {token}")
+    with django_assert_num_queries(1):
+        user, stored = RegistryTokenAuthentication().authenticate(request)
+    assert (user, stored.user_id, stored.account_locked) == (lin, lin.pk, False)
+
+
 def test_tokens_expire_after_the_idle_and_the_absolute_lifetime(lin, settings):
     token = _token(APIClient(), "lin", PASSWORD).json()["token"]
     stored = AuthToken.objects.get(user=lin)
