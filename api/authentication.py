@@ -29,7 +29,8 @@ class RegistryTokenAuthentication(TokenAuthentication):
         candidate's digest is compared in constant time, and a used token is renewed."""
         try:
             text = token.decode("utf-8")
-        except UnicodeDecodeError:
+            digest = hash_token(text)
+        except (UnicodeDecodeError, TypeError, binascii.Error):
             raise exceptions.AuthenticationFailed("Invalid token.") from None
         candidates = (
             get_token_model()
@@ -40,10 +41,6 @@ class RegistryTokenAuthentication(TokenAuthentication):
         for auth_token in candidates:
             if self._cleanup_token(auth_token):
                 continue
-            try:
-                digest = hash_token(text)
-            except (TypeError, binascii.Error):
-                raise exceptions.AuthenticationFailed("Invalid token.") from None
             if compare_digest(digest, auth_token.digest):
                 if knox_settings.AUTO_REFRESH and auth_token.expiry:
                     self.renew_token(auth_token)
