@@ -41,6 +41,16 @@ def drawn_fresh(request):
         yield
 
 
+def counted_draws(monkeypatch) -> list[object]:
+    """Each ``Figure.draw`` from here on, in order."""
+    draws: list[object] = []
+    draw = Figure.draw
+    monkeypatch.setattr(
+        Figure, "draw", lambda figure, renderer: draws.append(renderer) or draw(figure, renderer)
+    )
+    return draws
+
+
 def ids(svg: str) -> list[str]:
     return [element.get("id") for element in ET.fromstring(svg).iter() if element.get("id")]
 
@@ -191,11 +201,7 @@ def test_injections_per_week_replace_one_row_per_patient_for_large_cohorts():
 
 
 def test_a_figure_is_drawn_once(km, monkeypatch):
-    draws = []
-    draw = Figure.draw
-    monkeypatch.setattr(
-        Figure, "draw", lambda figure, renderer: draws.append(renderer) or draw(figure, renderer)
-    )
+    draws = counted_draws(monkeypatch)
     plots.km_plot("survival.km", [km_panel(km, at_risk=at_risk(km, [0, 2, 4]))])
     assert len(draws) == 1  # savefig of a figure with a layout engine would draw it twice
 
@@ -237,15 +243,6 @@ def test_injections_of_one_dose_share_one_marker_definition():
 
 
 # --- figures drawn lately -----------------------------------------------------------------------
-
-
-def counted_draws(monkeypatch) -> list[object]:
-    draws: list[object] = []
-    draw = Figure.draw
-    monkeypatch.setattr(
-        Figure, "draw", lambda figure, renderer: draws.append(renderer) or draw(figure, renderer)
-    )
-    return draws
 
 
 @pytest.fixture
