@@ -24,6 +24,13 @@ pytestmark = [
 TRICKY = 'tab\there, new\nline, back\\slash, \\N, carriage\rreturn, quote " and é'
 
 
+def _enrolled_patient() -> Patient:
+    """A patient of a new study at a new site of it."""
+    study, site = f.StudyFactory(), f.SiteFactory()
+    study.sites.add(site)
+    return f.PatientFactory(study=study, site=site)
+
+
 def tricky_punctures(patient: Patient, n: int, *, note_code: bool) -> list[LumbarPuncture]:
     """Three LPs n days on, with tricky text, a missing-data code and (``note_code``) a tricky one."""
     return [
@@ -118,14 +125,8 @@ def test_records_by_copy_are_stored_as_bulk_create_stores_them():
     from accounts.audited import audited_bulk_write
     from registry.services.copy_in import copy_insert
 
-    study, site = f.StudyFactory(), f.SiteFactory()
-    study.sites.add(site)
-    patient = f.PatientFactory(study=study, site=site)
-
-    def punctures(n: int) -> list[LumbarPuncture]:
-        return tricky_punctures(patient, n, note_code=True)
-
-    inserted, copied = punctures(0), punctures(10)
+    patient = _enrolled_patient()
+    inserted, copied = (tricky_punctures(patient, n, note_code=True) for n in (0, 10))
     with audited_bulk_write():
         LumbarPuncture.objects.bulk_create(inserted)
         before = timezone.now()
@@ -169,14 +170,8 @@ def test_history_rows_by_copy_equal_simple_historys_column_for_column():
     from accounts.audited import audited_bulk_write
 
     actor = f.UserFactory()
-    study, site = f.StudyFactory(), f.SiteFactory()
-    study.sites.add(site)
-    patient = f.PatientFactory(study=study, site=site)
-
-    def punctures(n: int) -> list[LumbarPuncture]:
-        return tricky_punctures(patient, n, note_code=False)
-
-    by_orm, by_copy = punctures(0), punctures(10)
+    patient = _enrolled_patient()
+    by_orm, by_copy = (tricky_punctures(patient, n, note_code=False) for n in (0, 10))
     with audited_bulk_write():
         bulk_create_with_history(by_orm, LumbarPuncture, default_user=actor, default_change_reason=TRICKY)
     bulk_record_create(by_copy, actor=actor, reason=TRICKY)
