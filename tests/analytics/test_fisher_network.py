@@ -4,6 +4,7 @@ networks) and the network with exact bounds (any table)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from fractions import Fraction
@@ -358,3 +359,36 @@ def test_fill_new_gives_each_node_the_fillings_fill_gives() -> None:
             steps[mine].tolist(),
             weight[mine].tolist(),
         ]
+
+
+@functools.cache
+def _best_and_worst(rows: tuple[int, ...], columns: tuple[int, ...]) -> tuple[float, float]:
+    """max and min of −Σ log x! over every table with these margins, by brute force (the first
+    row's cells, its last one derived, then the rest memoized)."""
+    if len(rows) == 1:
+        weight = -sum(math.lgamma(c + 1) for c in columns)
+        return weight, weight
+    best, worst = -math.inf, math.inf
+    for free in itertools.product(*(range(min(c, rows[0]) + 1) for c in columns[:-1])):
+        first = (*free, rows[0] - sum(free))
+        if 0 <= first[-1] <= columns[-1]:
+            head = -sum(math.lgamma(x + 1) for x in first)
+            most, least = _best_and_worst(rows[1:], tuple(c - x for c, x in zip(columns, first, strict=True)))
+            best, worst = max(best, head + most), min(worst, head + least)
+    return best, worst
+
+
+def test_exact_bounds_of_three_column_nodes_are_the_best_and_worst_completions() -> None:
+    # The bounds come back in the order the nodes were asked for, though fill_new fills nodes
+    # with tied rows first (the 3×4's stage-1 nodes have three columns left).
+    table = _oriented(_ascending(np.array([[6, 8, 2, 9], [1, 17, 6, 3], [4, 12, 1, 3]])))
+    network = _Network(table, TOLERANCE)
+    codes = np.unique(network.fill(0, np.array([int(network.rows[:-1] @ network.place)]))[1])
+    rows = network.decode(codes, 1)
+    assert bool((rows[:, 1:] == rows[:, :-1]).any(axis=1).any()) and len(codes) > 20
+    most, least = network.exact_bounds(1, codes)
+    columns = tuple(network.columns[1:].tolist())
+    for i, node in enumerate(rows.tolist()):
+        best, worst = _best_and_worst(tuple(node), columns)
+        assert most[i] == pytest.approx(best, rel=1e-12)
+        assert least[i] == pytest.approx(worst, rel=1e-12)
