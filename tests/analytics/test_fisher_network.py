@@ -147,14 +147,13 @@ def test_symmetric_fillings_stand_for_every_filling(total: int) -> None:
         [[12, 2, 9], [1, 14, 3], [7, 4, 22]],
     ],
 )
-@pytest.mark.parametrize(("share", "overflow"), [(0.0, 700.0), (1e9, 700.0), (1e9, -np.inf)])
+@pytest.mark.parametrize("walk_range", [700.0, -np.inf])
 def test_walked_tails_give_the_bisected_p(
-    table: list[list[int]], share: float, overflow: float, monkeypatch: pytest.MonkeyPatch
+    table: list[list[int]], walk_range: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Every crossing walked, none walked, or every walk refused as overflowing: the same p.
+    # Every crossing walked, or every walk refused as underflowing (bisected): the same p.
     expected = _Network(_oriented(np.array(table)), TOLERANCE).network_p()
-    monkeypatch.setattr(fisher_network, "WALK_SHARE", share)
-    monkeypatch.setattr(fisher_network, "WALK_OVERFLOW", overflow)
+    monkeypatch.setattr(fisher_network, "WALK_RANGE", walk_range)
     assert _Network(_oriented(np.array(table)), TOLERANCE).network_p() == pytest.approx(
         expected, rel=1e-9, abs=0
     )
@@ -180,34 +179,41 @@ def test_most_likely_split_is_the_best_of_every_split(width: int) -> None:
 
 
 @pytest.mark.parametrize("block", [1 << 17, 16, 1])
-def test_outward_sums_add_each_rows_terms_at_most_one(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Rows of every size up to 40 (some longer than a block of cells, some empty) against their
-    # terms multiplied out one by one in Python. As along a line, a numerator factor reaches 0 at
-    # the row's last term (the walk goes on past it, to the next power of two).
+def test_inward_sums_add_each_rows_terms_at_most_one(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Low tails of random lines (some longer than a block of cells, some empty), each walked up
+    # from the line's end to a bracket at or one past its last point ≤ room, against their
+    # weights summed one by one in Python; shorter rows of a block walk on past their mode.
     monkeypatch.setattr(fisher_network, "WALK_BLOCK", block)
     rng = np.random.default_rng(block)
-    size = rng.integers(-2, 41, size=300)
-    first = rng.uniform(0.5, 3.0, size=300)
-    a = np.maximum(size - 1, 0).astype(float)
-    b = a + rng.integers(0, 20, size=300)
-    c, d = rng.integers(1, 60, size=300).astype(float), rng.integers(1, 60, size=300).astype(float)
-    expected = []
-    for i in range(300):
-        term, total = first[i], 0.0
-        for j in range(max(size[i], 0)):
-            total += term if term <= 1.0 else 0.0
-            term *= (a[i] - j) * (b[i] - j) / ((c[i] + j) * (d[i] + j))
-        expected.append(total)
-    sums = fisher_network._outward_sums(first, (a, b), (c, d), size)
+    f = fisher_network._log_factorials(400)
+    firsts, numerators, denominators, sizes, expected = [], [], [], [], []
+    for _ in range(300):
+        big, shared, excess = (int(x) for x in rng.integers(1, 90, size=3))
+        shared = min(shared, big)
+        y = np.arange(shared + 1)
+        weight = -(f[y] + f[big - y] + f[shared - y] + f[excess + y])
+        mode = int(np.argmax(weight))
+        room = weight[mode] - rng.uniform(0.0, 30.0)
+        inside = np.flatnonzero(weight[: mode + 1] <= room)
+        size = min(int(inside[-1]) + 1 + int(rng.integers(0, 2)), mode) if len(inside) else 0
+        firsts.append(np.exp(weight[0] - room))
+        numerators.append((big, shared))
+        denominators.append((1, excess + 1))
+        sizes.append(size)
+        expected.append(float(np.exp(weight[:size][weight[:size] <= room] - room).sum()))
+    a, b = (np.array(column, dtype=float) for column in zip(*numerators, strict=True))
+    c, d = (np.array(column, dtype=float) for column in zip(*denominators, strict=True))
+    sums = fisher_network._inward_sums(np.array(firsts), (a, b), (c, d), np.array(sizes))
     assert sums == pytest.approx(expected, rel=1e-12, abs=0)
+    assert sum(size > 0 for size in sizes) > 100
 
 
 @pytest.mark.parametrize("table", [[[12, 2, 9], [1, 14, 3], [7, 4, 22]], [[0, 9, 1], [8, 1, 7], [3, 6, 0]]])
-@pytest.mark.parametrize("share", [0.0, 1e9])
+@pytest.mark.parametrize("walk_range", [700.0, -np.inf])
 def test_walked_tails_give_the_exact_p(
-    table: list[list[int]], share: float, monkeypatch: pytest.MonkeyPatch
+    table: list[list[int]], walk_range: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fisher_network, "WALK_SHARE", share)
+    monkeypatch.setattr(fisher_network, "WALK_RANGE", walk_range)
     p = _Network(_oriented(np.array(table)), TOLERANCE).network_p()
     assert p == pytest.approx(_exact_rxc_p(table), rel=1e-10, abs=0)
 
