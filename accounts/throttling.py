@@ -10,12 +10,13 @@ same window is refused too, whichever account it names next.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import OuterRef, QuerySet, Sum
+from django.db.models import Sum
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -56,14 +57,29 @@ def address_failures(ip_address: str | None, *, now: dt.datetime | None = None) 
     return total or 0
 
 
-def lockouts(username: str | OuterRef) -> QuerySet[AccessAttempt]:
-    """The counters that lock the account out from some address now (its API tokens stop working
-    meanwhile); ``username`` may be an ``OuterRef``, to ask it inside another query."""
-    return AccessAttempt.objects.filter(
-        username=username,
-        attempt_time__gte=_window_start(),
-        failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
+def lockout_condition(connection, username_column: str) -> tuple[str, Callable[[], list]]:
+    """A subquery finding the counters that lock out the account named in ``username_column`` from
+    some address now (its API tokens stop working meanwhile), in ``connection``'s SQL; and a function
+    giving its parameters at the moment of asking (the cool-off window moves, and the limit is read
+    from the settings each time). Written as SQL for the API's token check (``api.authentication``),
+    which runs on every API request."""
+    quote = connection.ops.quote_name
+    meta = AccessAttempt._meta
+    table = quote(meta.db_table)
+
+    def column(name: str) -> str:
+        return f"{table}.{quote(meta.get_field(name).column)}"
+
+    attempt_time = meta.get_field("attempt_time")
+    sql = (
+        f"SELECT 1 FROM {table} WHERE {column('username')} = {username_column} "
+        f"AND {column('attempt_time')} >= %s AND {column('failures_since_start')} >= %s"
     )
+
+    def params() -> list:
+        return [attempt_time.get_db_prep_value(_window_start(), connection), settings.AXES_FAILURE_LIMIT]
+
+    return sql, params
 
 
 class RegistryAxesHandler(AxesDatabaseHandler):

@@ -127,6 +127,51 @@ def test_a_token_its_user_and_the_lock_out_are_read_in_one_query(lin, django_ass
     assert (user, stored.user_id, stored.account_locked) == (lin, lin.pk, False)
 
 
+def test_the_token_check_reads_what_the_orm_reads(lin):
+    # The check runs its statement without the ORM: every field of the token and of its user must
+    # come back as the ORM gives it (types included: SQLite returns datetimes as text).
+    from rest_framework.test import APIRequestFactory
+
+    from api.authentication import RegistryTokenAuthentication
+
+    lin.last_login = timezone.now()
+    lin.save()
+    token = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    stored = AuthToken.objects.select_related("user").get(token_key=token[:15])
+    request = APIRequestFactory().get("/api/studies/", HTTP_AUTHORIZATION=f"Token {token}")
+    user, read = RegistryTokenAuthentication().authenticate(request)
+    assert read.expiry > stored.expiry  # knox moves the idle deadline on use (saved once a minute)
+    read.expiry = stored.expiry
+    for mine, orms in ((read, stored), (user, stored.user)):
+        fields = [field.attname for field in type(orms)._meta.concrete_fields]
+        mine_values = [getattr(mine, name) for name in fields]
+        orm_values = [getattr(orms, name) for name in fields]
+        assert mine_values == orm_values
+        assert [type(v) for v in mine_values] == [type(v) for v in orm_values]
+        assert not mine._state.adding and mine._state.db == orms._state.db
+    assert read.user is user and read.account_locked is False
+
+
+def test_a_lock_out_ends_with_its_cool_off(lin, settings):
+    from axes.models import AccessAttempt
+
+    settings.AXES_FAILURE_LIMIT = 3
+    token = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    for n in range(3):
+        _token(APIClient(), "lin", f"guess-{n}", ip="192.0.2.50")
+    assert _authorised(token) == 401
+    # The counter is older than the cool-off: the account is no longer locked.
+    AccessAttempt.objects.filter(username="lin").update(
+        attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME - dt.timedelta(seconds=1)
+    )
+    assert _authorised(token) == 200
+    # Another account's lock-out does not lock this one.
+    f.UserFactory(username="mei", password=PASSWORD)
+    for n in range(3):
+        _token(APIClient(), "mei", f"guess-{n}", ip="192.0.2.51")
+    assert _authorised(token) == 200
+
+
 def test_tokens_expire_after_the_idle_and_the_absolute_lifetime(lin, settings):
     token = _token(APIClient(), "lin", PASSWORD).json()["token"]
     stored = AuthToken.objects.get(user=lin)
