@@ -10,7 +10,9 @@ are printed, not asserted.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,31 +52,46 @@ def r_results() -> list[dict[str, object]]:
     return list(json.loads(completed.stdout))
 
 
-def python_result(table: np.ndarray) -> tuple[str, str]:
+ROUNDS = int(os.environ.get("FISHER_ROUNDS", "5"))
+
+
+def python_result(table: np.ndarray) -> tuple[str, float | None]:
+    """Python's p (or "refused") and its CPU seconds per call."""
     try:
         p = fisher_exact_test(table).p
     except AnalysisError:
-        return "refused", "-"
-    return f"{p:.6g}", f"{timed(lambda: fisher_exact_test(table)):.3g}"
+        return "refused", None
+    return f"{p:.6g}", timed(lambda: fisher_exact_test(table))
 
 
 def main() -> int:
+    r_seconds: list[list[float]] = [[] for _ in TABLES]
+    python_seconds: list[list[float]] = [[] for _ in TABLES]
+    r_p, python_p = ["stops"] * len(TABLES), ["refused"] * len(TABLES)
+    for _ in range(ROUNDS):
+        for i, (rows, r) in enumerate(zip(TABLES, r_results(), strict=True)):
+            if "error" not in r:
+                r_p[i], seconds_in_r = f"{r['p']:.6g}", r["seconds"]
+                assert isinstance(seconds_in_r, int | float)
+                r_seconds[i].append(float(seconds_in_r))
+            python_p[i], seconds = python_result(np.array(rows))
+            if seconds is not None:
+                python_seconds[i].append(seconds)
+    print(f"{ROUNDS} rounds, each R then Python; seconds: medians over the rounds")
     print(
-        f"{'shape':<6} {'n':>4} {'R s':>9} {'python s':>9} {'python/R':>8} {'R p':>12} {'python p':>12}",
-        flush=True,
+        f"{'shape':<6} {'n':>4} {'R s':>9} {'python s':>9} {'python/R':>8} {'range':>11} {'R p':>12} {'python p':>12}"
     )
-    for rows, r in zip(TABLES, r_results(), strict=True):
+    for i, rows in enumerate(TABLES):
         table = np.array(rows)
-        p, seconds = python_result(table)
-        if "error" in r:
-            r_p, r_seconds = "stops", "-"
-        else:
-            r_p, r_seconds = f"{r['p']:.6g}", f"{r['seconds']:.3g}"
         shape = "×".join(map(str, table.shape))
-        ratio = f"{float(seconds) / float(r_seconds):.2f}" if "-" not in (seconds, r_seconds) else "-"
+        r_s = f"{statistics.median(r_seconds[i]):.3g}" if r_seconds[i] else "-"
+        py_s = f"{statistics.median(python_seconds[i]):.3g}" if python_seconds[i] else "-"
+        ratio = spread = "-"
+        if r_seconds[i] and python_seconds[i]:
+            ratios = [py / r for py, r in zip(python_seconds[i], r_seconds[i], strict=True)]
+            ratio, spread = f"{statistics.median(ratios):.2f}", f"{min(ratios):.2f}–{max(ratios):.2f}"
         print(
-            f"{shape:<6} {table.sum():>4} {r_seconds:>9} {seconds:>9} {ratio:>8} {r_p:>12} {p:>12}",
-            flush=True,
+            f"{shape:<6} {table.sum():>4} {r_s:>9} {py_s:>9} {ratio:>8} {spread:>11} {r_p[i]:>12} {python_p[i]:>12}"
         )
     return 0
 
