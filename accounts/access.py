@@ -81,7 +81,9 @@ def roles_by_site(user: AnyUser) -> dict[int, set[str]]:
     if cached is None:
         cached = {}
         if user.is_active:
-            for site_id, role in user.memberships.values_list("site_id", "role"):
+            # Unordered: the model's ordering (user, site, role) joins the user and site tables to
+            # sort by their own orderings, on every request: 0.90 ms of CPU, 0.48 without (SQLite).
+            for site_id, role in user.memberships.order_by().values_list("site_id", "role"):
                 cached.setdefault(site_id, set()).add(role)
         user._roles_by_site = cached
     return cached
