@@ -20,7 +20,7 @@ class ReportRunAdmin(admin.ModelAdmin):
     list_display = ("study", "computed_at", "n_records", "n_screened", "duration_ms", "requested_by")
     list_filter = ("study",)
     date_hierarchy = "computed_at"
-    exclude = ("numbers", "figures")
+    exclude = ("numbers",)
     readonly_fields = (
         "study",
         "filters",

@@ -89,7 +89,6 @@ class ReportRun(models.Model):
     numbers = models.JSONField(
         help_text="The report's numbers (schema in the README under 'Cohort reports')."
     )
-    figures = models.JSONField(default=dict, blank=True, help_text="SVG of each figure, by figure key.")
     n_screened = models.PositiveIntegerField()
     n_records = models.PositiveIntegerField(help_text="Patients in the report cohort after the filters.")
     computed_at = models.DateTimeField(default=timezone.now)
@@ -103,3 +102,33 @@ class ReportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study.code} report of {self.computed_at:%Y-%m-%d %H:%M} ({self.n_records} patients)"
+
+
+class ReportFigure(models.Model):
+    """One figure of a run: its SVG once drawn, and until then the signed plot call that draws it.
+
+    A run stores its numbers as soon as they are computed; drawing the figures (most of a cold
+    report's time) waits until a page, a download or an export first asks for them
+    (``analytics.reports.figures``). A figure the process had drawn lately is stored drawn.
+    """
+
+    run = models.ForeignKey(ReportRun, on_delete=models.CASCADE, related_name="figure_set")
+    key = models.CharField(max_length=200, help_text="<section>.<figure>, as in the run's numbers.")
+    svg = models.TextField(blank=True, help_text="Empty until the figure is drawn.")
+    call = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="The plot call, pickled, compressed and signed; emptied once drawn.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key"], name="report_figure_key_unique_per_run")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} of run {self.run_id}"
+
+    @property
+    def drawn(self) -> bool:
+        return bool(self.svg)

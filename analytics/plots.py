@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import matplotlib
 
@@ -87,12 +87,8 @@ class _Drawn:
         self.lock = threading.Lock()  # a web process's threads share it
 
     @staticmethod
-    def digest(function: Callable[..., str], args: tuple, kwargs: dict) -> bytes | None:
-        try:
-            pickled = pickle.dumps((function.__qualname__, args, sorted(kwargs.items())), protocol=5)
-        except (pickle.PicklingError, TypeError, AttributeError):
-            return None
-        return hashlib.sha256(pickled).digest()
+    def digest(call: bytes | None) -> bytes | None:
+        return None if call is None else hashlib.sha256(call).digest()
 
     def get(self, digest: bytes) -> str | None:
         with self.lock:
@@ -125,21 +121,95 @@ class _Drawn:
 drawn = _Drawn()
 
 
-def _styled(function: Callable[..., str]) -> Callable[..., str]:
+def _call(function: Callable[..., str], args: tuple, kwargs: dict) -> bytes | None:
+    """The call pickled (plot name, arguments), or None when an argument cannot be pickled."""
+    try:
+        return pickle.dumps((function.__name__, args, sorted(kwargs.items())), protocol=5)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A figure asked for inside ``deferred()`` and not drawn: the plot call, pickled, to draw later.
+
+    ``draw_call`` draws it. The pickle is made here from the report's own numbers; whoever stores
+    it must make sure what comes back is what was stored (``analytics.reports.figures`` signs it).
+    """
+
+    name: str
+    call: bytes
+
+
+class _Deferring(threading.local):
+    """Per thread, so a web process's other threads keep drawing while one runs a report."""
+
+    depth = 0
+
+
+_deferring = _Deferring()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Inside, a figure not in the memo is not drawn: its function gives back a ``Pending`` call.
+
+    Drawing is most of a cold report's time; a report run inside this stores its numbers at once
+    and its figures are drawn when first shown (``analytics.reports.figures``). A figure whose
+    arguments cannot be pickled is drawn as before.
+    """
+    _deferring.depth += 1
+    try:
+        yield
+    finally:
+        _deferring.depth -= 1
+
+
+_P = ParamSpec("_P")
+
+#: The plot functions by name, undecorated: what a ``Pending`` call may name.
+PLOTS: dict[str, Callable[..., str]] = {}
+
+
+def draw_call(call: bytes) -> str:
+    """Draw a ``Pending`` call (or give back the same figure drawn lately), also inside ``deferred()``.
+
+    Only for bytes that are a ``Pending.call`` as made: unpickling runs what a pickle names. The
+    figure is kept in the memo under the call as made, not as pickled again after unpickling
+    (pandas may pickle an unpickled frame to other bytes).
+    """
+    digest = None if drawn.off else drawn.digest(call)
+    svg = None if digest is None else drawn.get(digest)
+    if svg is None:
+        name, args, kwargs = pickle.loads(call)  # noqa: S301 - made by _call; its store checks it is unchanged
+        with matplotlib.rc_context(STYLE):
+            svg = PLOTS[name](*args, **dict(kwargs))
+        if digest is not None:
+            drawn.keep(digest, svg)
+    return svg
+
+
+def _styled(function: Callable[_P, str]) -> Callable[_P, str | Pending]:
     """Draw and save inside the report style (matplotlib reads rcParams when artists are made), or
-    give back the same figure drawn lately from the same inputs (``drawn``)."""
+    give back the same figure drawn lately from the same inputs (``drawn``), or inside ``deferred()``
+    the call to draw later."""
 
     @functools.wraps(function)
-    def styled(*args, **kwargs) -> str:
-        digest = None if drawn.off else drawn.digest(function, args, kwargs)
+    def styled(*args: _P.args, **kwargs: _P.kwargs) -> str | Pending:
+        call = None if drawn.off and not _deferring.depth else _call(function, args, kwargs)
+        digest = None if drawn.off else drawn.digest(call)
         svg = None if digest is None else drawn.get(digest)
-        if svg is None:
-            with matplotlib.rc_context(STYLE):
-                svg = function(*args, **kwargs)
-            if digest is not None:
-                drawn.keep(digest, svg)
+        if svg is not None:
+            return svg
+        if _deferring.depth and call is not None:
+            return Pending(function.__name__, call)
+        with matplotlib.rc_context(STYLE):
+            svg = function(*args, **kwargs)
+        if digest is not None:
+            drawn.keep(digest, svg)
         return svg
 
+    PLOTS[function.__name__] = function
     return styled
 
 

@@ -32,7 +32,8 @@ from analytics.forms import ReportFilterForm, SaveDefinitionForm
 from analytics.models import ReportDefinition, ReportRun
 from analytics.reports.base import OptionError
 from analytics.reports.definitions import report_definition_create
-from analytics.reports.display import PAGE_PREFIX, display_report
+from analytics.reports.display import PAGE_PREFIX, DisplayFigure, display_report
+from analytics.reports.figures import FigureLost, figure_svg
 from analytics.reports.runner import (
     RunPlan,
     cached_run,
@@ -183,7 +184,9 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "job": outcome.job,
         "progress": progress_of(outcome.job.pk) if outcome.job else None,
         "poll_ms": POLL_MS,
-        "report": display_report(outcome.run, report_class(definition.study), pages=_table_pages(request))
+        "report": display_report(
+            outcome.run, report_class(definition.study), pages=_table_pages(request), draw=False
+        )
         if outcome.run
         else None,
         "run_pk": outcome.run.pk if outcome.run else None,
@@ -240,31 +243,59 @@ def _run_or_404(request: HttpRequest, definition: ReportDefinition) -> ReportRun
     return outcome.run
 
 
+def _figure_or_404(run: ReportRun, key: str) -> str:
+    """The figure's SVG, drawn now if this is the first time it is shown."""
+    try:
+        svg = figure_svg(run, key)
+    except FigureLost:
+        raise Http404("This figure can no longer be drawn: run the report again.") from None
+    if svg is None:
+        raise Http404("No such figure in this report.")
+    return svg
+
+
 @login_required
 @require_GET
 def report_figure(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     definition = _definition(request, pk)
-    svg = _run_or_404(request, definition).figures.get(key)
-    if svg is None:
-        raise Http404("No such figure in this report.")
+    svg = _figure_or_404(_run_or_404(request, definition), key)
     return _attachment(
         exports.svg_document(svg), "image/svg+xml", f"{definition.study.code}-{slugify(key)}.svg"
     )
 
 
+def _viewers_run(request: HttpRequest, definition: ReportDefinition, run_pk: int) -> ReportRun:
+    """A stored run of the definition's study, only for a viewer whose site scope is the run's own."""
+    run = get_object_or_404(ReportRun.objects.only("site_ids"), pk=run_pk, study=definition.study)
+    if run.site_ids != visible_site_ids(request.user):
+        raise Http404("No such figure in this report.")
+    return run
+
+
+def _immutable(response: HttpResponse) -> HttpResponse:
+    """A stored run's figure never changes: the browser may keep it."""
+    response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
+
+
 @login_required
 @require_GET
 def run_figure(request: HttpRequest, pk: int, run_pk: int, key: str) -> HttpResponse:
-    """One figure of a stored run, as the image its report page shows (a run never changes, so the
-    browser may keep it). Only for a viewer whose site scope is the run's own."""
+    """One figure of a stored run, as an image (a large figure, or the page without scripts)."""
     definition = _definition(request, pk)
-    run = get_object_or_404(ReportRun.objects.only("site_ids", "figures"), pk=run_pk, study=definition.study)
-    svg = run.figures.get(key)
-    if svg is None or run.site_ids != visible_site_ids(request.user):
-        raise Http404("No such figure in this report.")
-    response = HttpResponse(exports.svg_document(svg), content_type="image/svg+xml")
-    response["Cache-Control"] = "private, max-age=86400, immutable"
-    return response
+    svg = _figure_or_404(_viewers_run(request, definition, run_pk), key)
+    return _immutable(HttpResponse(exports.svg_document(svg), content_type="image/svg+xml"))
+
+
+@login_required
+@require_GET
+def run_figure_inline(request: HttpRequest, pk: int, run_pk: int, key: str) -> HttpResponse:
+    """A figure the report page shows before it is drawn: drawn now, as the page would have shown
+    it (inline SVG, or an image for a large one), for htmx to put in its place."""
+    definition = _definition(request, pk)
+    svg = _figure_or_404(_viewers_run(request, definition, run_pk), key)
+    context = {"figure": DisplayFigure(key, "", "", svg), "definition": definition, "run_pk": run_pk}
+    return _immutable(render(request, "reports/_figure_body.html", context))
 
 
 def _log_export(request: HttpRequest, definition: ReportDefinition, what: str, rows: int) -> None:

@@ -236,7 +236,8 @@ def small_report_row(env: dict[str, str]) -> Row:
     report = json.loads(output.stdout.strip().splitlines()[-1])["report"]
     return Row(
         f"cold NPSLE report, {report['patients']} patients (compute)",
-        f"{report['wall']:.2f} s (CPU {report['cpu']:.2f} s; best of 3, first in the process {report['first']:.2f} s)",
+        f"{report['wall']:.2f} s (CPU {report['cpu']:.2f} s; best of 3, first in the process {report['first']:.2f} s); "
+        f"its {report['figures']} figures drawn when first shown: {report['figures_wall']:.2f} s in all",
         "< 1 s",
         report["wall"] < 1,
     )
@@ -246,11 +247,13 @@ def cold_report_row(study, viewer) -> Row:
     from bench_dataset import time_cold_report
 
     report = time_cold_report(study, viewer=viewer)
+    total = report["wall"] + report["figures_wall"]
     return Row(
-        f"cold NPSLE report, {report['patients']:,}",
-        f"{report['wall']:.1f} s (CPU {report['cpu']:.1f} s)",
+        f"cold NPSLE report, {report['patients']:,} (compute, then every figure drawn)",
+        f"{total:.1f} s: compute {report['wall']:.1f} s (CPU {report['cpu']:.1f} s), "
+        f"{report['figures']} figures {report['figures_wall']:.1f} s (CPU {report['figures_cpu']:.1f} s)",
         "< 30 s",
-        report["wall"] < 30,
+        total < 30,
     )
 
 

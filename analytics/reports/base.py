@@ -19,6 +19,7 @@ import pandas as pd
 from django.db.models import QuerySet
 
 from analytics.errors import AnalysisError
+from analytics.plots import Pending
 from analytics.reports.filters import describe
 from analytics.results import to_jsonable
 
@@ -79,11 +80,11 @@ class Table:
 
 @dataclass
 class Figure:
-    """An inline SVG plot; the SVG is stored beside the numbers, not inside them."""
+    """A plot: its SVG, or the call that draws it (``plots.deferred``), stored beside the numbers."""
 
     key: str
     title: str
-    svg: str
+    svg: str | Pending
     caption: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,7 +147,7 @@ class SectionBuilder:
         self.section.layout.append(table.key)
         return table
 
-    def figure(self, key: str, title: str, svg: str, caption: str = "") -> None:
+    def figure(self, key: str, title: str, svg: str | Pending, caption: str = "") -> None:
         figure = Figure(self._key(key), title, svg, caption)
         self.section.figures.append(figure)
         self.section.layout.append(figure.key)
@@ -289,7 +290,7 @@ class ReportResult:
             "sections": [section.to_dict() for section in self.sections],
         }
 
-    def figures(self) -> dict[str, str]:
+    def figures(self) -> dict[str, str | Pending]:
         return {figure.key: figure.svg for section in self.sections for figure in section.figures}
 
 

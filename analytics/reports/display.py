@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from analytics.datasets import data_dictionary
+from analytics.reports.figures import run_figures
 from analytics.reports.filters import describe
 
 if TYPE_CHECKING:
@@ -219,7 +220,8 @@ class DisplayFigure:
 
     @property
     def inline(self) -> bool:
-        return len(self.svg) <= INLINE_SVG_MAX_BYTES
+        """Drawn, and small enough to be part of the page ('' : not drawn yet, fetched by URL)."""
+        return 0 < len(self.svg) <= INLINE_SVG_MAX_BYTES
 
     @property
     def data_uri(self) -> str:
@@ -305,9 +307,13 @@ class DisplayReport:
 
 
 def display_report(
-    run: ReportRun, report: type[StudyReport], *, pages: Mapping[str, int] | None = None
+    run: ReportRun, report: type[StudyReport], *, pages: Mapping[str, int] | None = None, draw: bool = True
 ) -> DisplayReport:
-    """The run as text and SVG; ``pages`` pages its long tables (the page), None keeps every row (downloads)."""
+    """The run as text and SVG; ``pages`` pages its long tables (the page), None keeps every row (downloads).
+
+    ``draw`` draws the figures not drawn yet (downloads); the page leaves them to their own URL
+    (``reports:run_figure``), which draws each when the browser asks for it.
+    """
     numbers = run.numbers
     labels = {v.name: v.label for v in data_dictionary(run.study)}
     choices = {spec.name: (spec.label, dict(spec.choices)) for spec in report.option_specs}
@@ -329,5 +335,5 @@ def display_report(
         n_records=run.n_records,
         cohort_flow=cohort_flow,
         analysis_flow=analysis_flow,
-        sections=display_sections(numbers, run.figures, pages),
+        sections=display_sections(numbers, run_figures(run, draw=draw), pages),
     )

@@ -22,9 +22,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from accounts.access import Capability, scope, site_ids_with
+from analytics import plots
 from analytics.datasets import build_dataset
-from analytics.models import ReportRun
+from analytics.models import ReportFigure, ReportRun
 from analytics.reports.base import Cohort, StudyReport
+from analytics.reports.figures import figure_rows
 from analytics.reports.filters import canonical, for_dataset
 from analytics.reports.icans import IcansReport
 from analytics.reports.invalidation import report_fingerprint
@@ -136,9 +138,10 @@ def report_run(
     patients = _patients_for(viewer)
     frame = build_dataset(study, filters=for_dataset(plan.filters), patients=patients)
     cohort = Cohort.from_dataset(frame, patients=patients.filter(study=study), filters=plan.filters)
-    result = report_class(study)(cohort, plan.options).run(progress)
+    with plots.deferred():  # the figures are drawn when first shown (analytics.reports.figures)
+        result = report_class(study)(cohort, plan.options).run(progress)
     with transaction.atomic():
-        run, _ = ReportRun.objects.get_or_create(
+        run, created = ReportRun.objects.get_or_create(
             cache_key=plan.cache_key,
             defaults={
                 "scope_key": plan.scope_key,
@@ -148,12 +151,13 @@ def report_run(
                 "site_ids": plan.site_ids,
                 "fingerprint": plan.fingerprint,
                 "numbers": result.numbers(),
-                "figures": result.figures(),
                 "n_screened": result.n_screened,
                 "n_records": result.n_records,
                 "duration_ms": round(1000 * (time.perf_counter() - started)),
                 "requested_by": requested_by or viewer,
             },
         )
+        if created:
+            ReportFigure.objects.bulk_create(figure_rows(run, result.figures()))
         ReportRun.objects.filter(scope_key=plan.scope_key).exclude(pk=run.pk).delete()
     return run, False

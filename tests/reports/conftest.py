@@ -9,6 +9,7 @@ one module computes never leak into another.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -57,3 +58,11 @@ def table(numbers: dict, key: str) -> dict:
 
 def rows_by(table_: dict, column: str) -> dict:
     return {row[column]: row for row in table_["rows"]}
+
+
+PENDING_FIGURE = re.compile(r'<div class="figure-pending" hx-get="([^"]+)".*?</noscript></div>', re.S)
+
+
+def with_figures(client, page: str) -> str:
+    """The report page as a browser shows it once htmx has put each figure not drawn yet in place."""
+    return PENDING_FIGURE.sub(lambda m: client.get(m.group(1).replace("&amp;", "&")).content.decode(), page)

@@ -15,6 +15,7 @@ from analytics.competing_risks import cumulative_incidence
 from analytics.datasets import build_dataset
 from analytics.models import ReportRun
 from analytics.reports import icans as icans_report
+from analytics.reports.figures import figure_svg, run_figures
 from analytics.reports.runner import report_run
 from analytics.survival import kaplan_meier
 from registry.choices import CarTTarget, HaematologicalMalignancy
@@ -34,7 +35,7 @@ def icans(demo, django_db_blocker) -> Iterator[tuple[dict, object, object]]:
     with django_db_blocker.unblock():
         study = demo["icans"]
         run = report_run(study=study, filters={}, options={})[0]
-        yield run.numbers, run.figures, build_dataset(study)
+        yield run.numbers, run_figures(run, draw=True), build_dataset(study)
 
 
 def test_every_section_computes_in_the_papers_order(icans):
@@ -132,7 +133,7 @@ def test_a_cohort_too_large_for_a_line_each_draws_one_patient_in_k_and_the_media
     monkeypatch.setattr(icans_report, "TRAJECTORY_MAX_LINES", 5)
     ReportRun.objects.all().delete()  # recompute (rolled back with the test)
     run = report_run(study=Study.objects.get(code="icans"), filters={}, options={})[0]
-    svg = run.figures["trajectories.spaghetti"]
+    svg = figure_svg(run, "trajectories.spaghetti")
     drawn = {code for code in (f"IC{n:02d}" for n in range(1, 14)) if f'panel1-trajectory-{code}"' in svg}
     assert drawn == {"IC01", "IC04", "IC07", "IC10", "IC13"}, "one in 3 by study code, at most 5"
     assert 'id="trajectories-spaghetti-panel2-median"' in svg

@@ -22,10 +22,11 @@ from analytics.reports import lm as lm_report
 from analytics.reports import npsle
 from analytics.reports.common import needs_exact_test
 from analytics.reports.definitions import default_definition
+from analytics.reports.figures import figure_svg
 from analytics.reports.runner import report_run
 from analytics.survival import cox, kaplan_meier, logrank
 from tests import factories as f
-from tests.reports.conftest import rows_by, section, table
+from tests.reports.conftest import rows_by, section, table, with_figures
 
 pytestmark = pytest.mark.django_db
 
@@ -114,7 +115,7 @@ def test_lm_swimmer_of_a_large_cohort_counts_followed_patients_and_injections_pe
         study=demo["lm"], filters={}, options={"ties": "breslow", "median_ci": "survfit"}
     )
     assert not cached
-    svg = run.figures[next(key for key in run.figures if key.endswith("swimmer"))]
+    svg = figure_svg(run, "swimmer.swimmer")
     figure = next(f for s in run.numbers["sections"] for f in s["figures"] if f["key"] == "swimmer.swimmer")
     assert figure["caption"].startswith("41 patients are too many for one bar each (more than 10)")
     assert "-lane-" not in svg and "followed-" in svg and "injections-" in svg
@@ -301,7 +302,7 @@ def test_the_lm_page_shows_the_published_numbers(client, demo, reports):
 def test_the_npsle_page_shows_the_log_rank_p_and_table_one(client, demo, reports):
     client.force_login(f.UserFactory(username="chief", is_superuser=True))
     response = client.get(reverse("reports:detail", args=[default_definition(demo["npsle"]).pk]))
-    page = response.content.decode()
+    page = with_figures(client, response.content.decode())
     numbers = reports["npsle"]["numbers"]
     p = table(numbers, "survival.logrank")["rows"][0]["p"]
     assert f"Log-rank p = {p:.3f}" in page or "Log-rank p = &lt;0.001" in page

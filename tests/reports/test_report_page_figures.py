@@ -1,5 +1,6 @@
-"""A large figure is not inlined in the report page: the page links it, served once per run by URL,
-only to viewers of the run's own site scope."""
+"""A report's figures are drawn when first shown, not while its numbers are computed; the page puts
+each in place as it is drawn, and serves a stored run's figures by URL only to viewers of the run's
+own site scope."""
 
 from __future__ import annotations
 
@@ -8,17 +9,98 @@ import re
 import pytest
 from django.urls import reverse
 
+from analytics import plots
+from analytics.models import ReportFigure, ReportRun
 from analytics.reports import display
+from analytics.reports.base import Cohort
 from analytics.reports.definitions import default_definition
-from tests.reports.conftest import researcher
+from analytics.reports.figures import figure_svg, run_figures
+from analytics.reports.runner import report_class, report_dataset, report_run
+from registry.models import Patient
+from tests.reports.conftest import PENDING_FIGURE, researcher
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cold(demo):
+    """The LM report computed now, with no figure drawn lately in this process (as in a new worker)."""
+    ReportRun.objects.all().delete()
+    with plots.drawn.fresh():
+        yield demo["lm"]
+
+
+def test_a_run_stores_its_numbers_and_leaves_its_figures_to_be_drawn(cold):
+    run, cached = report_run(study=cold, filters={}, options={})
+    assert not cached
+    keys = {f["key"] for s in run.numbers["sections"] for f in s["figures"]}
+    stored = {figure.key: figure for figure in ReportFigure.objects.filter(run=run)}
+    assert set(stored) == keys and len(keys) >= 5
+    assert all(figure.svg == "" and figure.call for figure in stored.values()), "nothing drawn yet"
+
+    svg = figure_svg(run, "swimmer.swimmer")
+    assert svg.startswith("<svg") and 'id="swimmer-swimmer-' in svg
+    drawn = ReportFigure.objects.get(run=run, key="swimmer.swimmer")
+    assert (drawn.svg, drawn.call) == (svg, ""), "stored in place of its call"
+    assert figure_svg(run, "swimmer.swimmer") == svg
+    assert figure_svg(run, "no.such") is None
+
+
+def test_a_figure_drawn_later_is_the_figure_drawn_at_once(cold):
+    """Drawing from the stored call gives the bytes the report draws when it does not defer."""
+    run, _ = report_run(study=cold, filters={}, options={})
+    frame = report_dataset(study=cold, filters={})
+    cohort = Cohort.from_dataset(frame, patients=Patient.objects.filter(study=cold), filters=run.filters)
+    at_once = report_class(cold)(cohort, run.options).run()
+    assert all(isinstance(svg, str) for svg in at_once.figures().values())
+    assert run_figures(run, draw=True) == at_once.figures()
+
+
+def test_a_figure_drawn_lately_is_stored_drawn(demo):
+    ReportRun.objects.all().delete()
+    run, _ = report_run(study=demo["lm"], filters={}, options={})
+    run_figures(run, draw=True)  # now in this process's memo
+    ReportRun.objects.all().delete()
+    again, _ = report_run(study=demo["lm"], filters={}, options={})
+    assert not ReportFigure.objects.filter(run=again, svg="").exists()
+
+
+def test_the_page_draws_each_figure_when_the_browser_asks_for_it(client, cold):
+    definition = default_definition(cold)
+    client.force_login(researcher("chest-researcher", "chest"))
+    page = client.get(reverse("reports:detail", args=[definition.pk])).content.decode()
+    pending = PENDING_FIGURE.findall(page)
+    run = ReportRun.objects.get()
+    assert len(pending) == ReportFigure.objects.filter(run=run).count() and "<svg" not in page
+    assert 'hx-trigger="load"' in page and "<noscript><img" in page, "without scripts, the image"
+
+    fragment = client.get(pending[0])
+    assert fragment.status_code == 200 and fragment.content.decode().startswith("<svg")
+    assert "immutable" in fragment["Cache-Control"]
+    again = client.get(reverse("reports:detail", args=[definition.pk])).content.decode()
+    assert again.count("<svg") == 1 and len(PENDING_FIGURE.findall(again)) == len(pending) - 1
+
+
+def test_a_figure_call_changed_in_the_database_is_never_run(client, cold, caplog):
+    definition = default_definition(cold)
+    client.force_login(researcher("chest-researcher", "chest"))
+    page = client.get(reverse("reports:detail", args=[definition.pk])).content.decode()
+    figure = ReportFigure.objects.filter(svg="").first()
+    forged = figure.call[:-3] + ("AAA" if not figure.call.endswith("AAA") else "BBB")
+    ReportFigure.objects.filter(pk=figure.pk).update(call=forged)
+    url = next(u for u in PENDING_FIGURE.findall(page) if f"/figures/{figure.key}/" in u)
+    response = client.get(url)
+    assert response.status_code == 404
+    assert f"report figure {figure.key} of run {figure.run_id}: the stored call's signature" in caplog.text
+    assert ReportFigure.objects.get(pk=figure.pk).svg == ""
 
 
 def test_large_figures_are_images_served_by_url_to_the_runs_own_viewers(client, demo, monkeypatch):
     monkeypatch.setattr(display, "INLINE_SVG_MAX_BYTES", 0)  # every figure counts as large
     definition = default_definition(demo["lm"])
     client.force_login(researcher("chest-researcher", "chest"))
+    client.get(reverse("reports:detail", args=[definition.pk]))
+    run_figures(ReportRun.objects.get(study=demo["lm"]), draw=True)
     page = client.get(reverse("reports:detail", args=[definition.pk])).content.decode()
     urls = re.findall(
         r'<img alt="[^"]*" src="([^"]+\.svg)" loading="lazy" data-testid="figure-by-url">', page
@@ -30,3 +112,5 @@ def test_large_figures_are_images_served_by_url_to_the_runs_own_viewers(client, 
 
     client.force_login(researcher("other-scope", "chest", "haem"))
     assert client.get(urls[0]).status_code == 404, "another site scope never sees this run's figures"
+    inline = urls[0].removesuffix(".svg") + "/inline"
+    assert client.get(inline).status_code == 404, "nor draws them"
