@@ -4,8 +4,11 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from jobs.models import Job, JobKind, JobStatus
+from tests import factories as f
 from tests.browser.conftest import sign_in
 from tests.reports.conftest import researcher
 
@@ -39,4 +42,27 @@ def test_a_researcher_reads_a_study_report(page, screenshot, code, section, curv
     expect(table).to_be_visible()
     assert table.locator("tbody tr").count() >= 1
     assert page.locator(".status-error").count() == 0
+    # every figure not drawn yet was drawn when the page asked for it, and put in its place
+    expect(page.locator(".figure-pending")).to_have_count(0)
+    shown = page.locator(
+        "figure.report-figure:has(svg), figure.report-figure:has(img[data-testid=figure-by-url])"
+    )
+    assert shown.count() == page.locator("figure.report-figure").count()
     screenshot(code)
+
+
+def test_a_job_page_follows_its_job_until_it_ends(page):
+    """The progress box asks for the job's state every second (htmx) and shows its end unasked."""
+    user = f.UserFactory(username="zhang")
+    job = Job.objects.create(kind=JobKind.REPORT_RUN, requested_by=user, title="npsle · All patients")
+    sign_in(page, "zhang", PASSWORD)
+    page.goto(f"/jobs/{job.pk}/")
+    expect(page.locator(".job-progress[data-status='queued']")).to_be_visible()
+    Job.objects.filter(pk=job.pk).update(
+        status=JobStatus.SUCCEEDED,
+        finished_at=timezone.now(),
+        result={"url": "/reports/", "link_text": "Open the report"},
+    )
+    done = page.locator(".job-progress[data-status='succeeded']")
+    expect(done).to_be_visible(timeout=10_000)
+    expect(done.get_by_role("link", name="Open the report")).to_be_visible()
