@@ -18,7 +18,6 @@ import logging
 from collections.abc import Mapping
 
 from django.core import signing
-from django.db import OperationalError, transaction
 
 from analytics import plots
 from analytics.models import ReportFigure, ReportRun
@@ -74,15 +73,7 @@ def _draw(figure: ReportFigure) -> str:
             figure.run_id,
         )
         raise
-    try:
-        with transaction.atomic():
-            ReportFigure.objects.filter(pk=figure.pk, svg="").update(svg=svg, call="")
-    except OperationalError as exc:
-        # Storing is only so the next viewer need not draw it: the figure is shown all the same. Seen
-        # with SQLite's shared-cache memory database of the browser tests, whose table locks fail at
-        # once where a file or PostgreSQL waits ("database table is locked").
-        logger.warning("report figure %s of run %s drawn but not stored: %s", figure.key, figure.run_id, exc)
-        return svg
+    ReportFigure.objects.filter(pk=figure.pk, svg="").update(svg=svg, call="")
     figure.svg, figure.call = svg, ""
     return svg
 

@@ -42,8 +42,14 @@ def chromium():
 
 
 @pytest.fixture(scope="session")
-def live_server(live_server):
+def live_server(django_db_setup, live_server):
     """pytest-django's live server, serving one request at a time on SQLite.
+
+    It is made after the test database (``django_db_setup`` first): pytest-django hands the server
+    the in-memory SQLite connection only if the test database is set up when it starts; before it,
+    the connection still names the development file, and each server thread opened its own
+    connection to the shared-cache memory database, whose table locks fail at once ("database
+    table is locked", seen when a report page's figures were drawn in parallel).
 
     With SQLite's in-memory test database every server thread shares the test's one connection, and
     the browser sends requests in parallel (htmx's live score while a form posts): two requests then
