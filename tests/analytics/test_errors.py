@@ -184,6 +184,14 @@ def test_untestable_inputs() -> None:
     table = np.array([[14, 26, 20, 18], [7, 11, 31, 15], [12, 31, 15, 17], [6, 3, 14, 10]])
     with pytest.raises(AnalysisError, match="too large for exact enumeration.*use simulate_p_value=True"):
         fisher_exact_test(table)
+    with pytest.raises(AnalysisError, match="needs a two-way table"):
+        fisher_exact_test(np.array([3, 4, 5]))
+    with pytest.raises(AnalysisError, match="not negative numbers"):
+        fisher_exact_test(np.array([[3, -1], [2, 5]]))
+    with pytest.raises(AnalysisError, match="two non-empty rows and columns"):
+        fisher_exact_test(np.array([[3, 0, 1], [2, 0, 5]]))
+    with pytest.raises(AnalysisError, match="two non-empty rows and columns"):
+        fisher_exact_test(np.array([[3, 4, 1]]))
 
 
 def test_a_variable_whose_test_cannot_run_gets_a_note_and_the_rest_of_table_one_stands(
