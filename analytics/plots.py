@@ -167,6 +167,12 @@ def deferred() -> Iterator[None]:
 
 _P = ParamSpec("_P")
 
+
+class StaleCall(Exception):
+    """A pickled call this code cannot take back: made by other code (a plot or a dataclass since
+    renamed or changed, another pandas), so its figure must be computed again."""
+
+
 #: The plot functions by name, undecorated: what a ``Pending`` call may name.
 PLOTS: dict[str, Callable[..., str]] = {}
 
@@ -181,9 +187,13 @@ def draw_call(call: bytes) -> str:
     digest = None if drawn.off else drawn.digest(call)
     svg = None if digest is None else drawn.get(digest)
     if svg is None:
-        name, args, kwargs = pickle.loads(call)  # noqa: S301 - made by _call; its store checks it is unchanged
+        try:
+            name, args, kwargs = pickle.loads(call)  # noqa: S301 - made by _call; its store checks it is unchanged
+            function = PLOTS[name]
+        except Exception as exc:  # a call pickled by other code: whatever unpickling raised
+            raise StaleCall(f"{type(exc).__name__}: {exc}") from exc
         with matplotlib.rc_context(STYLE):
-            svg = PLOTS[name](*args, **dict(kwargs))
+            svg = function(*args, **dict(kwargs))
         if digest is not None:
             drawn.keep(digest, svg)
     return svg

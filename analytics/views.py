@@ -10,14 +10,23 @@ the filters in its query string, scoped to the user's sites, so a download match
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Prefetch, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    HttpResponseServerError,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
@@ -243,22 +252,45 @@ def _run_or_404(request: HttpRequest, definition: ReportDefinition) -> ReportRun
     return outcome.run
 
 
+#: The views that may draw figures run without the request's transaction (ATOMIC_REQUESTS): drawing
+#: takes 0.1-0.3 s a figure, too long to hold one open, and on SQLite two requests that read and then
+#: store a figure in one transaction each were refused at once ("database is locked": neither may
+#: take the write lock while the other holds its read lock), seen when the page asked for its
+#: figures in parallel under `make run`. Each store is one UPDATE of its own (figures.figure_svg).
+figures_drawn_outside_a_transaction = transaction.non_atomic_requests
+
+
+#: What a stored figure this code cannot draw answers (its run is deleted: the page computes it again).
+FIGURE_LOST = "This report was stored by other code; open it again to compute it anew."
+
+
 def _figure_or_404(run: ReportRun, key: str) -> str:
-    """The figure's SVG, drawn now if this is the first time it is shown."""
+    """The figure's SVG, drawn now if this is the first time it is shown; '' if drawing it failed."""
     try:
         svg = figure_svg(run, key)
     except FigureLost:
-        raise Http404("This figure can no longer be drawn: run the report again.") from None
+        raise Http404(FIGURE_LOST) from None
     if svg is None:
         raise Http404("No such figure in this report.")
     return svg
 
 
+def _figure_failed() -> HttpResponse:
+    """An image URL whose figure could not be drawn (logged in ``figures._draw``)."""
+    return HttpResponseServerError(
+        "This figure could not be drawn; the error is logged for the administrators.",
+        content_type="text/plain",
+    )
+
+
+@figures_drawn_outside_a_transaction
 @login_required
 @require_GET
 def report_figure(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     definition = _definition(request, pk)
     svg = _figure_or_404(_run_or_404(request, definition), key)
+    if not svg:
+        return _figure_failed()
     return _attachment(
         exports.svg_document(svg), "image/svg+xml", f"{definition.study.code}-{slugify(key)}.svg"
     )
@@ -278,15 +310,19 @@ def _immutable(response: HttpResponse) -> HttpResponse:
     return response
 
 
+@figures_drawn_outside_a_transaction
 @login_required
 @require_GET
 def run_figure(request: HttpRequest, pk: int, run_pk: int, key: str) -> HttpResponse:
     """One figure of a stored run, as an image (a large figure, or the page without scripts)."""
     definition = _definition(request, pk)
     svg = _figure_or_404(_viewers_run(request, definition, run_pk), key)
+    if not svg:
+        return _figure_failed()
     return _immutable(HttpResponse(exports.svg_document(svg), content_type="image/svg+xml"))
 
 
+@figures_drawn_outside_a_transaction
 @login_required
 @require_GET
 def run_figure_inline(request: HttpRequest, pk: int, run_pk: int, key: str) -> HttpResponse:
@@ -294,8 +330,11 @@ def run_figure_inline(request: HttpRequest, pk: int, run_pk: int, key: str) -> H
     it (inline SVG, or an image for a large one), for htmx to put in its place."""
     definition = _definition(request, pk)
     svg = _figure_or_404(_viewers_run(request, definition, run_pk), key)
-    context = {"figure": DisplayFigure(key, "", "", svg), "definition": definition, "run_pk": run_pk}
-    return _immutable(render(request, "reports/_figure_body.html", context))
+    figure = DisplayFigure(key, "", "", svg, failed=not svg)
+    response = render(
+        request, "reports/_figure_body.html", {"figure": figure, "definition": definition, "run_pk": run_pk}
+    )
+    return response if figure.failed else _immutable(response)
 
 
 def _log_export(request: HttpRequest, definition: ReportDefinition, what: str, rows: int) -> None:
@@ -307,6 +346,7 @@ def _log_export(request: HttpRequest, definition: ReportDefinition, what: str, r
     )
 
 
+@figures_drawn_outside_a_transaction
 @login_required
 @require_GET
 def report_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
@@ -315,14 +355,19 @@ def report_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     run = _run_or_404(request, definition)
     name = f"{definition.study.code} · {definition.name}"
     stem = f"{definition.study.code}-{slugify(definition.name)}-{run.computed_at:%Y%m%d-%H%M}"
+    made: dict[str, Callable[[], tuple[str | bytes, str]]] = {
+        "html": lambda: (exports.report_html(run, name=name), "text/html; charset=utf-8"),
+        "pdf": lambda: (exports.report_pdf(run, name=name), "application/pdf"),
+        "xlsx": lambda: (exports.report_xlsx(run, name=name), exports.XLSX_TYPE),
+        "json": lambda: (exports.report_json(run), "application/json"),
+    }
+    try:
+        content, content_type = made[fmt]()  # the HTML and the PDF draw any figure not drawn yet
+    except FigureLost:
+        raise Http404(FIGURE_LOST) from None
+    # Logged once the file is made: its own transaction, since this view has none (it may draw).
     _log_export(request, definition, f"report ({fmt})", run.n_records)
-    if fmt == "html":
-        return _attachment(exports.report_html(run, name=name), "text/html; charset=utf-8", f"{stem}.html")
-    if fmt == "pdf":
-        return _attachment(exports.report_pdf(run, name=name), "application/pdf", f"{stem}.pdf")
-    if fmt == "xlsx":
-        return _attachment(exports.report_xlsx(run, name=name), exports.XLSX_TYPE, f"{stem}.xlsx")
-    return _attachment(exports.report_json(run), "application/json", f"{stem}.json")
+    return _attachment(content, content_type, f"{stem}.{fmt}")
 
 
 @login_required

@@ -216,7 +216,8 @@ class DisplayFigure:
     key: str
     title: str
     caption: str
-    svg: str
+    svg: str  # '' while not drawn
+    failed: bool = False  # drawing it failed (logged): shown as a note, the rest of the report stands
 
     @property
     def inline(self) -> bool:
@@ -250,7 +251,7 @@ class DisplaySection:
 
 
 def display_sections(
-    numbers: Mapping[str, Any], figures: Mapping[str, str], pages: Mapping[str, int] | None = None
+    numbers: Mapping[str, Any], figures: Mapping[str, str | None], pages: Mapping[str, int] | None = None
 ) -> list[DisplaySection]:
     """``pages``: the page of each long table to show, by table key (None: every row of every table)."""
     sections = []
@@ -260,7 +261,13 @@ def display_sections(
             for table in section["tables"]
         }
         items |= {
-            f["key"]: DisplayFigure(f["key"], f["title"], f["caption"], figures.get(f["key"], ""))
+            f["key"]: DisplayFigure(
+                f["key"],
+                f["title"],
+                f["caption"],
+                figures.get(f["key"]) or "",
+                failed=figures.get(f["key"], "") is None,
+            )
             for f in section["figures"]
         }
         sections.append(
@@ -312,7 +319,8 @@ def display_report(
     """The run as text and SVG; ``pages`` pages its long tables (the page), None keeps every row (downloads).
 
     ``draw`` draws the figures not drawn yet (downloads); the page leaves them to their own URL
-    (``reports:run_figure``), which draws each when the browser asks for it.
+    (``reports:run_figure_inline``), which draws each when the browser asks for it. Raises
+    ``figures.FigureLost`` when a stored figure cannot be drawn by this code (its run is deleted).
     """
     numbers = run.numbers
     labels = {v.name: v.label for v in data_dictionary(run.study)}
