@@ -260,8 +260,9 @@ def _run_or_404(request: HttpRequest, definition: ReportDefinition) -> ReportRun
 figures_drawn_outside_a_transaction = transaction.non_atomic_requests
 
 
-#: What a stored figure this code cannot draw answers (its run is deleted: the page computes it again).
-FIGURE_LOST = "This report was stored by other code; open it again to compute it anew."
+#: What an image of a stored figure this code cannot draw answers (its run is deleted: the page
+#: computes it again; the page's own placeholders say so in the figure's place).
+FIGURE_LOST = "This report was stored by an earlier version of the registry; open it again."
 
 
 def _figure_or_404(run: ReportRun, key: str) -> str:
@@ -329,12 +330,19 @@ def run_figure_inline(request: HttpRequest, pk: int, run_pk: int, key: str) -> H
     """A figure the report page shows before it is drawn: drawn now, as the page would have shown
     it (inline SVG, or an image for a large one), for htmx to put in its place."""
     definition = _definition(request, pk)
-    svg = _figure_or_404(_viewers_run(request, definition, run_pk), key)
-    figure = DisplayFigure(key, "", "", svg, failed=not svg)
+    try:
+        svg = figure_svg(_viewers_run(request, definition, run_pk), key)
+    except FigureLost:  # said in the figure's place (its run is gone: a reload computes it again)
+        svg, problem = "", DisplayFigure.LOST
+    else:
+        if svg is None:
+            raise Http404("No such figure in this report.")
+        problem = "" if svg else DisplayFigure.FAILED
+    figure = DisplayFigure(key, "", "", svg, problem=problem)
     response = render(
         request, "reports/_figure_body.html", {"figure": figure, "definition": definition, "run_pk": run_pk}
     )
-    return response if figure.failed else _immutable(response)
+    return response if problem else _immutable(response)
 
 
 def _log_export(request: HttpRequest, definition: ReportDefinition, what: str, rows: int) -> None:
@@ -363,8 +371,13 @@ def report_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     }
     try:
         content, content_type = made[fmt]()  # the HTML and the PDF draw any figure not drawn yet
-    except FigureLost:
-        raise Http404(FIGURE_LOST) from None
+    except FigureLost:  # its run is deleted: the page computes it again, then the download works
+        messages.error(
+            request,
+            "This report was stored by an earlier version of the registry and is computed again now; "
+            "download it once it is shown.",
+        )
+        return redirect(f"{definition.get_absolute_url()}?{request.GET.urlencode()}")
     # Logged once the file is made: its own transaction, since this view has none (it may draw).
     _log_export(request, definition, f"report ({fmt})", run.n_records)
     return _attachment(content, content_type, f"{stem}.{fmt}")

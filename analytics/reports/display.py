@@ -217,7 +217,12 @@ class DisplayFigure:
     title: str
     caption: str
     svg: str  # '' while not drawn
-    failed: bool = False  # drawing it failed (logged): shown as a note, the rest of the report stands
+    problem: str = ""  # why it is not shown (drawing failed, logged): a note in its place
+
+    FAILED = "This figure could not be drawn; the error is logged for the administrators."
+    LOST = (
+        "This report was stored by an earlier version of the registry: reload the page to compute it again."
+    )
 
     @property
     def inline(self) -> bool:
@@ -266,7 +271,7 @@ def display_sections(
                 f["title"],
                 f["caption"],
                 figures.get(f["key"]) or "",
-                failed=figures.get(f["key"], "") is None,
+                problem=DisplayFigure.FAILED if figures.get(f["key"], "") is None else "",
             )
             for f in section["figures"]
         }

@@ -51,15 +51,24 @@
     box.textContent = text;
   }
 
+  // A report figure whose drawing request failed no longer says it is being drawn.
+  function giveUpFigure(elt) {
+    if (elt && elt.classList && elt.classList.contains("figure-pending")) {
+      elt.textContent = "The figure is not shown: reload the page to try again.";
+    }
+  }
+
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
     var label = STATUS[xhr.status] || "error";
     var reason = serverReason(xhr);
     show(event.detail.elt, "Not done (" + xhr.status + ", " + label + ")" + (reason ? ": " + reason : ".") + " Nothing was changed.");
+    giveUpFigure(event.detail.elt);
   });
 
   document.addEventListener("htmx:sendError", function (event) {
     show(event.detail.elt, "Not done: the server could not be reached. Nothing was changed; try again.");
+    giveUpFigure(event.detail.elt);
   });
 
   // A new request from the same place clears its old message.

@@ -7,6 +7,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from analytics import plots
+from analytics import views as analytics_views
 from jobs.models import Job, JobKind, JobStatus
 from tests import factories as f
 from tests.browser.conftest import sign_in
@@ -66,3 +68,25 @@ def test_a_job_page_follows_its_job_until_it_ends(page):
     done = page.locator(".job-progress[data-status='succeeded']")
     expect(done).to_be_visible(timeout=10_000)
     expect(done.get_by_role("link", name="Open the report")).to_be_visible()
+
+
+def test_a_figure_whose_request_fails_says_so_in_its_place(page, monkeypatch):
+    """A figure request the server answers with an error: the message beside it, and the placeholder
+    no longer says the figure is being drawn."""
+
+    def broken(run, key):
+        raise RuntimeError("the figure store is down")
+
+    monkeypatch.setattr(analytics_views, "figure_svg", broken)
+    call_command("load_demo", only=["npsle"], patients=40, stdout=StringIO())
+    researcher("zhang", "north", "south")
+    page.set_default_timeout(60_000)
+    sign_in(page, "zhang", PASSWORD)
+    with plots.drawn.fresh():  # every figure is left to be drawn by its own request
+        page.goto("/reports/")
+        page.locator("#study-npsle").get_by_role("link", name="All patients").click()
+        first = page.locator("#figure-survival\\.km")
+        expect(first.locator(".request-error")).to_contain_text("500")
+        expect(first.locator(".figure-pending")).to_have_text(
+            "The figure is not shown: reload the page to try again."
+        )

@@ -18,6 +18,7 @@ from analytics.reports.base import Cohort
 from analytics.reports.definitions import default_definition
 from analytics.reports.figures import PLOTS_VERSION, SALT, figure_svg, run_figures, signed_call
 from analytics.reports.runner import report_class, report_dataset, report_run
+from audit.models import SecurityEvent, SecurityEventKind
 from registry.models import Patient
 from tests.reports.conftest import PENDING_FIGURE, researcher
 
@@ -100,7 +101,8 @@ def test_a_figure_call_changed_in_the_database_is_never_run(client, cold, caplog
     figure = ReportFigure.objects.filter(svg="").first()
     forged = figure.call[:-3] + ("AAA" if not figure.call.endswith("AAA") else "BBB")
     ReportFigure.objects.filter(pk=figure.pk).update(call=forged)
-    assert client.get(urls[figure.key]).status_code == 404
+    fragment = client.get(urls[figure.key])
+    assert fragment.status_code == 200 and "reload the page to compute it again" in fragment.content.decode()
     assert f"report figure {figure.key} of run {figure.run_id} cannot be drawn by this code" in caplog.text
     assert not ReportRun.objects.filter(pk=figure.run_id).exists(), (
         "deleted, so the next view computes it again"
@@ -115,7 +117,7 @@ def test_a_call_stored_by_other_plotting_code_is_computed_again(client, cold, ca
     figure = ReportFigure.objects.filter(svg="").first()
     gone = signed_call(pickle.dumps(("renamed_plot", (figure.key,), []), protocol=5))
     ReportFigure.objects.filter(pk=figure.pk).update(call=gone)
-    assert client.get(urls[figure.key]).status_code == 404
+    assert "reload the page" in client.get(urls[figure.key]).content.decode()
     assert "KeyError: 'renamed_plot'" in caplog.text
     assert not ReportRun.objects.filter(pk=figure.run_id).exists()
     assert PLOTS_VERSION in SALT, "a call is signed under the plotting code's version"
@@ -126,8 +128,11 @@ def test_downloads_of_a_run_this_code_cannot_draw_say_so_and_the_run_is_computed
     figure = ReportFigure.objects.filter(svg="").first()
     ReportFigure.objects.filter(pk=figure.pk).update(call=figure.call[:-3] + "AAA")
     definition = default_definition(cold)
-    assert client.get(reverse("reports:html", args=[definition.pk])).status_code == 404
+    refused = client.get(reverse("reports:html", args=[definition.pk]), follow=True)
+    assert refused.redirect_chain[0][0].startswith(definition.get_absolute_url())
+    assert "computed again now; download it once it is shown" in refused.content.decode()
     assert not ReportRun.objects.filter(pk=figure.run_id).exists()
+    assert not SecurityEvent.objects.filter(kind=SecurityEventKind.EXPORT).exists(), "nothing was taken"
     html = client.get(reverse("reports:html", args=[definition.pk]))
     assert html.status_code == 200 and "<svg" in html.content.decode(), "computed again, every figure drawn"
 
