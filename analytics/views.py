@@ -260,17 +260,12 @@ def _run_or_404(request: HttpRequest, definition: ReportDefinition) -> ReportRun
 figures_drawn_outside_a_transaction = transaction.non_atomic_requests
 
 
-#: What an image of a stored figure this code cannot draw answers (its run is deleted: the page
-#: computes it again; the page's own placeholders say so in the figure's place).
-FIGURE_LOST = "This report was stored by an earlier version of the registry; open it again."
-
-
 def _figure_or_404(run: ReportRun, key: str) -> str:
     """The figure's SVG, drawn now if this is the first time it is shown; '' if drawing it failed."""
     try:
         svg = figure_svg(run, key)
     except FigureLost:
-        raise Http404(FIGURE_LOST) from None
+        raise Http404(DisplayFigure.LOST) from None
     if svg is None:
         raise Http404("No such figure in this report.")
     return svg
@@ -278,10 +273,7 @@ def _figure_or_404(run: ReportRun, key: str) -> str:
 
 def _figure_failed() -> HttpResponse:
     """An image URL whose figure could not be drawn (logged in ``figures._draw``)."""
-    return HttpResponseServerError(
-        "This figure could not be drawn; the error is logged for the administrators.",
-        content_type="text/plain",
-    )
+    return HttpResponseServerError(DisplayFigure.FAILED, content_type="text/plain")
 
 
 @figures_drawn_outside_a_transaction
@@ -372,11 +364,7 @@ def report_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     try:
         content, content_type = made[fmt]()  # the HTML and the PDF draw any figure not drawn yet
     except FigureLost:  # its run is deleted: the page computes it again, then the download works
-        messages.error(
-            request,
-            "This report was stored by an earlier version of the registry and is computed again now; "
-            "download it once it is shown.",
-        )
+        messages.error(request, f"{DisplayFigure.LOST} Download it once it is shown.")
         return redirect(f"{definition.get_absolute_url()}?{request.GET.urlencode()}")
     # Logged once the file is made: its own transaction, since this view has none (it may draw).
     _log_export(request, definition, f"report ({fmt})", run.n_records)

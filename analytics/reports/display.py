@@ -220,9 +220,8 @@ class DisplayFigure:
     problem: str = ""  # why it is not shown (drawing failed, logged): a note in its place
 
     FAILED = "This figure could not be drawn; the error is logged for the administrators."
-    LOST = (
-        "This report was stored by an earlier version of the registry: reload the page to compute it again."
-    )
+    #: A run whose stored figure this code cannot draw (``figures.FigureLost``): the run is deleted.
+    LOST = "This report was stored by an earlier version of the registry; opening its page again computes it anew."
 
     @property
     def inline(self) -> bool:

@@ -102,7 +102,9 @@ def test_a_figure_call_changed_in_the_database_is_never_run(client, cold, caplog
     forged = figure.call[:-3] + ("AAA" if not figure.call.endswith("AAA") else "BBB")
     ReportFigure.objects.filter(pk=figure.pk).update(call=forged)
     fragment = client.get(urls[figure.key])
-    assert fragment.status_code == 200 and "reload the page to compute it again" in fragment.content.decode()
+    assert (
+        fragment.status_code == 200 and "opening its page again computes it anew" in fragment.content.decode()
+    )
     assert f"report figure {figure.key} of run {figure.run_id} cannot be drawn by this code" in caplog.text
     assert not ReportRun.objects.filter(pk=figure.run_id).exists(), (
         "deleted, so the next view computes it again"
@@ -117,7 +119,7 @@ def test_a_call_stored_by_other_plotting_code_is_computed_again(client, cold, ca
     figure = ReportFigure.objects.filter(svg="").first()
     gone = signed_call(pickle.dumps(("renamed_plot", (figure.key,), []), protocol=5))
     ReportFigure.objects.filter(pk=figure.pk).update(call=gone)
-    assert "reload the page" in client.get(urls[figure.key]).content.decode()
+    assert "opening its page again computes it anew" in client.get(urls[figure.key]).content.decode()
     assert "KeyError: 'renamed_plot'" in caplog.text
     assert not ReportRun.objects.filter(pk=figure.run_id).exists()
     assert PLOTS_VERSION in SALT, "a call is signed under the plotting code's version"
@@ -130,7 +132,9 @@ def test_downloads_of_a_run_this_code_cannot_draw_say_so_and_the_run_is_computed
     definition = default_definition(cold)
     refused = client.get(reverse("reports:html", args=[definition.pk]), follow=True)
     assert refused.redirect_chain[0][0].startswith(definition.get_absolute_url())
-    assert "computed again now; download it once it is shown" in refused.content.decode()
+    assert (
+        "opening its page again computes it anew. Download it once it is shown." in refused.content.decode()
+    )
     assert not ReportRun.objects.filter(pk=figure.run_id).exists()
     assert not SecurityEvent.objects.filter(kind=SecurityEventKind.EXPORT).exists(), "nothing was taken"
     html = client.get(reverse("reports:html", args=[definition.pk]))
