@@ -128,7 +128,3 @@ class ReportFigure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} of run {self.run_id}"
-
-    @property
-    def drawn(self) -> bool:
-        return bool(self.svg)

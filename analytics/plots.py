@@ -137,7 +137,6 @@ class Pending:
     it must make sure what comes back is what was stored (``analytics.reports.figures`` signs it).
     """
 
-    name: str
     call: bytes
 
 
@@ -186,16 +185,22 @@ def draw_call(call: bytes) -> str:
     """
     digest = None if drawn.off else drawn.digest(call)
     svg = None if digest is None else drawn.get(digest)
-    if svg is None:
-        try:
-            name, args, kwargs = pickle.loads(call)  # noqa: S301 - made by _call; its store checks it is unchanged
-            function = PLOTS[name]
-        except Exception as exc:  # a call pickled by other code: whatever unpickling raised
-            raise StaleCall(f"{type(exc).__name__}: {exc}") from exc
-        with matplotlib.rc_context(STYLE):
-            svg = function(*args, **dict(kwargs))
-        if digest is not None:
-            drawn.keep(digest, svg)
+    if svg is not None:
+        return svg
+    try:
+        name, args, kwargs = pickle.loads(call)  # noqa: S301 - made by _call; its store checks it is unchanged
+        function = PLOTS[name]
+    except Exception as exc:  # a call pickled by other code: whatever unpickling raised
+        raise StaleCall(f"{type(exc).__name__}: {exc}") from exc
+    return _draw(digest, function, args, dict(kwargs))
+
+
+def _draw(digest: bytes | None, function: Callable[..., str], args: tuple, kwargs: dict) -> str:
+    """Draw in the report style (matplotlib reads rcParams when artists are made) and keep it."""
+    with matplotlib.rc_context(STYLE):
+        svg = function(*args, **kwargs)
+    if digest is not None:
+        drawn.keep(digest, svg)
     return svg
 
 
@@ -212,12 +217,8 @@ def _styled(function: Callable[_P, str]) -> Callable[_P, str | Pending]:
         if svg is not None:
             return svg
         if _deferring.depth and call is not None:
-            return Pending(function.__name__, call)
-        with matplotlib.rc_context(STYLE):
-            svg = function(*args, **kwargs)
-        if digest is not None:
-            drawn.keep(digest, svg)
-        return svg
+            return Pending(call)
+        return _draw(digest, function, args, kwargs)
 
     PLOTS[function.__name__] = function
     return styled

@@ -264,16 +264,10 @@ def display_sections(
             table["key"]: display_table(table, None if pages is None else pages.get(table["key"], 1))
             for table in section["tables"]
         }
-        items |= {
-            f["key"]: DisplayFigure(
-                f["key"],
-                f["title"],
-                f["caption"],
-                figures.get(f["key"]) or "",
-                problem=DisplayFigure.FAILED if figures.get(f["key"], "") is None else "",
-            )
-            for f in section["figures"]
-        }
+        for f in section["figures"]:
+            svg = figures.get(f["key"], "")  # None: drawing it failed
+            problem = DisplayFigure.FAILED if svg is None else ""
+            items[f["key"]] = DisplayFigure(f["key"], f["title"], f["caption"], svg or "", problem=problem)
         sections.append(
             DisplaySection(
                 key=section["key"],
