@@ -26,6 +26,11 @@ INTERCEPT = "(Intercept)"
 Z_95 = float(stats.norm.ppf(0.975))
 MAX_ITERATIONS = 50
 CONVERGENCE = 1e-8  # Newton step relative to the coefficients
+# A converged fit that gives some patient a probability below this for some level is checked for
+# separation. Along a separating direction the likelihood only flattens out, and Newton "converges"
+# once those probabilities are lost in rounding (seen at coefficients of 35 and of 6e11), while a
+# finite maximum rarely comes near them: the linear programme is left to decide.
+SEPARATION_SCREEN = 1e-10
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,9 +167,10 @@ def _fit(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Maximum likelihood by Newton–Raphson with step halving; (coefficients, SEs), p × levels−1.
 
-    Converged when the step is below 1e-8 of the coefficients. A fit that does not get there is
-    checked for separation (`_separating_terms`), so the refusal names the terms; finite MLEs
-    converge in a handful of steps, which spares the linear programme on ordinary data.
+    Converged when the step is below 1e-8 of the coefficients. A fit that does not get there, or
+    gets there with a fitted probability below ``SEPARATION_SCREEN``, is checked for separation
+    (`_separating_terms`), so the refusal names the terms; finite MLEs converge in a handful of
+    steps with no probability that small, which spares the linear programme on ordinary data.
     """
     width, blocks = design.shape[1], n_levels - 1
     beta = np.zeros((width, blocks))
@@ -186,6 +192,8 @@ def _fit(
         beta = beta + step
         loglik, probabilities = trial, trial_probabilities
         if np.abs(step).max() <= CONVERGENCE * (1 + np.abs(beta).max()):
+            if probabilities.min() < SEPARATION_SCREEN:
+                _refuse_separation(design, codes, n_levels, terms, outcome)
             covariance = np.linalg.inv(_information(design, probabilities))
             with np.errstate(invalid="ignore"):  # a negative variance: not a maximum, checked below
                 se = np.sqrt(np.diag(covariance)).reshape((width, blocks), order="F")

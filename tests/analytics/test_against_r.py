@@ -178,7 +178,9 @@ def close(python: Any, r: Any, *, rtol: float = ESTIMATE_RTOL, atol: float = EST
 
 
 def mismatches(name: str, python: Any, r: Any, **tolerance: float) -> Iterator[str]:
-    python, r = list(np.atleast_1d(python)), list(np.atleast_1d(r if r is not None else []))
+    if r is None:  # R's NA for a single value (an SMD of groups without variance) is JSON's null
+        r = None if np.ndim(python) == 0 else []
+    python, r = list(np.atleast_1d(python)), list(np.atleast_1d(r))
     if len(python) != len(r):
         yield f"{name}: {len(python)} values here, {len(r)} in R"
         return

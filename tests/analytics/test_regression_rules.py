@@ -44,3 +44,25 @@ def test_logistic_separation_is_refused_and_a_finite_fit_is_glm() -> None:
     fitted = logistic(frame.assign(y=[0, 0, 1, 0, 1, 1]), "y", ["x"]).table
     assert fitted["coef"].tolist() == pytest.approx([-4.249096550, 1.214027586], rel=1e-6)
     assert fitted["se"].tolist() == pytest.approx([3.3878477096, 0.9125848383], rel=1e-6)
+
+
+def reference_outcome_never_at_stage_1(seed: int) -> pd.DataFrame:
+    """240 patients, outcome 1 or 2 by age, outcome 0 (the reference) in 6% of those not at stage
+    1: stage 1 separates 0 from the rest, quasi-completely (issue 14's R oracle, 200 examples)."""
+    rng = np.random.default_rng(seed)
+    age, stage = rng.normal(60, 12, 240).round(), rng.integers(0, 4, 240)
+    y = np.where(rng.random(240) < 1 / (1 + np.exp(-8 * (age - 60) / 12)), 1, 2)
+    y[(stage != 1) & (rng.random(240) < 0.06)] = 0
+    return pd.DataFrame({"y": y, "age": age, **{f"stage_{k}": (stage == k).astype(int) for k in (1, 2, 3)}})
+
+
+@pytest.mark.parametrize("seed", [10, 39])
+def test_quasi_separation_newton_takes_for_convergence_is_refused(seed: int) -> None:
+    # Newton's steps along the separating direction flatten out in rounding, and it reported
+    # "converged" with stage 1's coefficients at 35 (seed 10) and 2.4e12 (seed 39), odds ratios of
+    # inf. R's multinom stopped at 12 on such data; Newton in R from there drifts on (26 after 14
+    # steps, the log-likelihood still rising).
+    frame = reference_outcome_never_at_stage_1(seed)
+    assert not ((frame["y"] == 0) & (frame["stage_1"] == 1)).any()
+    with pytest.raises(AnalysisError, match="separated by stage_1"):
+        multinomial_logistic(frame, "y", ["age", "stage_1", "stage_2", "stage_3"], reference=0)
