@@ -430,13 +430,15 @@ def injection_context(
     if day is not None:
         events = [
             AdverseEventFact(ae.ctcae_term, ae.grade, ae.onset_date, ae.lab_value, str(ae))
-            for ae in AdverseEvent.objects.filter(patient=patient, onset_date__gte=since, onset_date__lte=day)
+            for ae in AdverseEvent.objects.filter(
+                patient=patient, onset_date__gte=since, onset_date__lte=day
+            ).within_owner()
         ]
     drugs = {dose.drug for dose in doses}
     wanted = {r.category for r in requirements if r.for_drug in drugs}
     therapies = [
         TherapyFact(t.category, t.start_date, t.end_date)
-        for t in SystemicTherapy.objects.filter(patient=patient, category__in=wanted)
+        for t in SystemicTherapy.objects.filter(patient=patient, category__in=wanted).within_owner()
     ]
     course_began = course.start_date if course is not None else None
     before = {drug for when, drug in given if course_began is None or local_date(when) >= course_began}

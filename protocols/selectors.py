@@ -29,6 +29,7 @@ def active_course(patient: Patient | int) -> Course | None:
     return (
         Course.objects.filter(patient_id=patient_id, status=CourseStatus.ACTIVE)
         .select_related("protocol", "patient", "patient__study")
+        .order_by()  # at most one (course_one_active_per_patient)
         .first()
     )
 
@@ -123,9 +124,11 @@ class CourseState:
         if doses is None:
             lp_ids = [i.lumbar_puncture_id for i in self.injections if i.lumbar_puncture_id]
             doses = {}
-            for lp_id, drug, timing, dose_mg in IntrathecalDose.objects.filter(
-                lumbar_puncture_id__in=lp_ids
-            ).values_list("lumbar_puncture_id", "drug", "timing", "dose_mg"):
+            for lp_id, drug, timing, dose_mg in (
+                IntrathecalDose.objects.filter(lumbar_puncture_id__in=lp_ids)
+                .order_by()
+                .values_list("lumbar_puncture_id", "drug", "timing", "dose_mg")
+            ):
                 doses.setdefault(lp_id, {})[(drug, timing)] = dose_mg
         self.doses = doses
         self.triggers = step_back_triggers(course.patient_id) if triggers is None else triggers

@@ -53,7 +53,12 @@ def _review(record) -> SectionReview | None:
     patient_id, section = record.owning_patient_id(), record.review_section
     if patient_id is None or section is None:
         return None
-    return SectionReview.objects.select_for_update().filter(patient_id=patient_id, section=section).first()
+    return (
+        SectionReview.objects.select_for_update()
+        .filter(patient_id=patient_id, section=section)
+        .order_by()  # one row (unique): ordering by patient would join up to the study
+        .first()
+    )
 
 
 def write_problems(record) -> dict[str, str]:
@@ -64,6 +69,7 @@ def write_problems(record) -> dict[str, str]:
     review = (
         SectionReview.objects.filter(patient_id=patient_id, section=section)
         .select_related("locked_by", "patient")
+        .order_by()
         .first()
     )
     if review is None:
@@ -83,6 +89,7 @@ def section_is_draft(patient_id: int | None, section: str | None) -> bool:
     status = (
         SectionReview.objects.filter(patient_id=patient_id, section=section)
         .values_list("status", flat=True)
+        .order_by()
         .first()
     )
     return status in (None, ReviewStatus.DRAFT)
@@ -177,7 +184,9 @@ def batch_write_refusals(
     reviews: dict[int | None, SectionReview] = {}
     owners = _owners(records)
     for chunk in _patient_chunks(owners):
-        found = SectionReview.objects.select_for_update().filter(patient_id__in=chunk, section=section)
+        found = (
+            SectionReview.objects.select_for_update().filter(patient_id__in=chunk, section=section).order_by()
+        )
         reviews.update({review.patient_id: review for review in found.exclude(status=ReviewStatus.DRAFT)})
     refusals: dict[int, dict[str, str]] = {}
     for position, (record, owner) in enumerate(zip(records, owners, strict=True)):
@@ -204,7 +213,7 @@ def after_batch_write(model: type[models.Model], records: Sequence[models.Model]
     for chunk in chunks:
         verified = SectionReview.objects.filter(
             patient_id__in=chunk, section=section, status=ReviewStatus.VERIFIED
-        )
+        ).order_by("pk")
         for review in verified:
             review.status = ReviewStatus.SUBMITTED
             review.verified_by, review.verified_at = None, None

@@ -96,7 +96,7 @@ OUTLIERS = [
 
 @rule
 def implausible_values(patient: Patient) -> Iterator[Finding]:
-    lps = LumbarPuncture.objects.filter(patient=patient)
+    lps = LumbarPuncture.objects.filter(patient=patient).within_owner()
     sources = {LumbarPuncture: lps, CsfResult: CsfResult.objects.filter(lumbar_puncture__in=lps)}
     for model, field, low, high, unit in OUTLIERS:
         for record in sources[model]:
@@ -122,7 +122,7 @@ def implausible_values(patient: Patient) -> Iterator[Finding]:
                     record,
                     field,
                 )
-    for assessment in Sledai2kAssessment.objects.filter(patient=patient, total__gt=45):
+    for assessment in Sledai2kAssessment.objects.filter(patient=patient, total__gt=45).within_owner():
         yield Finding(
             "outlier_sledai",
             "diagnosis",
@@ -137,7 +137,9 @@ def implausible_values(patient: Patient) -> Iterator[Finding]:
 
 @rule
 def missing_values(patient: Patient) -> Iterator[Finding]:
-    for lp in LumbarPuncture.objects.filter(patient=patient, opening_pressure_mmh2o__isnull=True):
+    for lp in LumbarPuncture.objects.filter(
+        patient=patient, opening_pressure_mmh2o__isnull=True
+    ).within_owner():
         yield Finding(
             "missing_opening_pressure",
             "procedures",
@@ -190,7 +192,7 @@ def _before_admission(patient: Patient, day: dt.date) -> str | None:
 @rule
 def dated_before_admission(patient: Patient) -> Iterator[Finding]:
     """An LP, response, relapse or progression dated before the index admission (beyond the window)."""
-    for lp in LumbarPuncture.objects.filter(patient=patient):
+    for lp in LumbarPuncture.objects.filter(patient=patient).within_owner():
         gap = _before_admission(patient, local_date(lp.performed_at))
         if gap:
             yield Finding(
@@ -200,7 +202,7 @@ def dated_before_admission(patient: Patient) -> Iterator[Finding]:
                 lp,
                 "performed_at",
             )
-    for response in ResponseAssessment.objects.filter(patient=patient):
+    for response in ResponseAssessment.objects.filter(patient=patient).within_owner():
         gap = _before_admission(patient, response.assessed_on)
         if gap:
             yield Finding(
@@ -212,7 +214,7 @@ def dated_before_admission(patient: Patient) -> Iterator[Finding]:
             )
     for event in FollowUpEvent.objects.filter(
         patient=patient, event_type__in=[FollowUpEventType.NPSLE_RELAPSE, FollowUpEventType.LM_PROGRESSION]
-    ):
+    ).within_owner():
         gap = _before_admission(patient, event.event_date)
         if gap:
             yield Finding(
@@ -233,7 +235,7 @@ def event_before_discharge(patient: Patient) -> Iterator[Finding]:
         patient=patient,
         event_date__lt=discharge.discharge_date,
         event_type__in=[FollowUpEventType.NPSLE_RELAPSE, FollowUpEventType.LM_PROGRESSION],
-    ):
+    ).within_owner():
         yield Finding(
             "date_event_before_discharge",
             "outcomes",
@@ -258,7 +260,7 @@ def before_first_intrathecal_dose(patient: Patient) -> Iterator[Finding]:
     first_day = local_date(first_dose)
     for ae in AdverseEvent.objects.filter(
         patient=patient, attribution=Attribution.INTRATHECAL_THERAPY, onset_date__lt=first_day
-    ):
+    ).within_owner():
         yield Finding(
             "date_ae_before_first_dose",
             "safety",
@@ -268,7 +270,9 @@ def before_first_intrathecal_dose(patient: Patient) -> Iterator[Finding]:
             "onset_date",
         )
     if patient.study.disease_area == DiseaseArea.LM:
-        for response in ResponseAssessment.objects.filter(patient=patient, assessed_on__lt=first_day):
+        for response in ResponseAssessment.objects.filter(
+            patient=patient, assessed_on__lt=first_day
+        ).within_owner():
             yield Finding(
                 "date_response_before_first_dose",
                 "outcomes",
@@ -290,7 +294,7 @@ def toxicity_before_infusion(patient: Patient) -> Iterator[Finding]:
         (IcansAssessment, "date_icans_before_infusion", "ICANS"),
         (CrsAssessment, "date_crs_before_infusion", "CRS"),
     ):
-        for assessment in model.objects.filter(patient=patient):
+        for assessment in model.objects.filter(patient=patient).within_owner():
             if local_date(assessment.assessed_at) < infusion.infusion_date:
                 yield Finding(
                     code,
@@ -314,7 +318,9 @@ def car_t_dose_range(product: str) -> tuple[Decimal, Decimal, str]:
 
 @rule
 def car_t_dose_outside_label(patient: Patient) -> Iterator[Finding]:
-    for infusion in CarTInfusion.objects.filter(patient=patient, dose_1e6_cells_per_kg__isnull=False):
+    for infusion in CarTInfusion.objects.filter(
+        patient=patient, dose_1e6_cells_per_kg__isnull=False
+    ).within_owner():
         low, high, source = car_t_dose_range(infusion.product)
         dose = infusion.dose_1e6_cells_per_kg
         assert dose is not None  # filtered on above
@@ -342,7 +348,7 @@ def _key(content_type_id: int | None, object_id: int | None, field: str, code: s
 
 
 def _submitted_sections(patient: Patient) -> set[str]:
-    statuses = SectionReview.objects.filter(patient=patient).values_list("section", "status")
+    statuses = SectionReview.objects.filter(patient=patient).order_by().values_list("section", "status")
     return {
         section
         for section, status in statuses
@@ -482,5 +488,5 @@ def settle(patient_id: int) -> bool:
 
 
 def _run(patient_ids) -> None:
-    for patient in Patient.objects.filter(pk__in=list(patient_ids)).select_related("study"):
+    for patient in Patient.objects.filter(pk__in=list(patient_ids)).select_related("study").order_by("pk"):
         check_patient(patient)

@@ -160,7 +160,7 @@ def _owners_of(patient_ids: Iterable[int | None]) -> set[tuple[int, int]]:
     known: dict[int, tuple[int, int]] = {} if pending is None else pending.owners
     missing = ids - known.keys()
     if missing:
-        rows = Patient.objects.filter(pk__in=missing).values_list("pk", "study_id", "site_id")
+        rows = Patient.objects.filter(pk__in=missing).order_by().values_list("pk", "study_id", "site_id")
         known.update((pk, (study_id, site_id)) for pk, study_id, site_id in rows)
     return {known[pk] for pk in ids if pk in known}
 
@@ -175,7 +175,9 @@ def _stored_owner(record: models.Model) -> set[tuple[int, int]]:
     """The (study, site) an already saved patient or screening entry belongs to in the database."""
     if record.pk is None:
         return set()
-    return set(type(record)._default_manager.filter(pk=record.pk).values_list("study_id", "site_id"))
+    return set(
+        type(record)._default_manager.filter(pk=record.pk).order_by().values_list("study_id", "site_id")
+    )
 
 
 def keys_for(record: models.Model, *, stored: bool) -> set[str]:
