@@ -55,7 +55,10 @@ class LumbarPunctureEntry:
         self.request, self.patient, self.is_new = request, patient, lp_pk is None
         self.lp, self.csf = self._records(lp_pk)
         self.linked = (
-            PlannedInjection.objects.filter(lumbar_puncture=self.lp).select_related("phase").first()
+            PlannedInjection.objects.filter(lumbar_puncture=self.lp)
+            .select_related("phase")
+            .order_by()
+            .first()
             if self.lp.pk
             else None
         )
@@ -67,7 +70,7 @@ class LumbarPunctureEntry:
     def _records(self, lp_pk: int | None) -> tuple[LumbarPuncture, CsfResult]:
         if lp_pk is None:
             return LumbarPuncture(patient=self.patient), CsfResult()
-        lp = LumbarPuncture.objects.filter(patient=self.patient, pk=lp_pk).first()
+        lp = LumbarPuncture.objects.filter(patient=self.patient, pk=lp_pk).order_by().first()
         if lp is None:
             raise Http404("No such lumbar puncture for this patient.")
         lp.patient = self.patient  # read already, with its study (the forms ask for its disease area)
@@ -87,7 +90,9 @@ class LumbarPunctureEntry:
         self.doses = forms.DoseFormSet(
             data,
             prefix="doses",
-            queryset=IntrathecalDose.objects.filter(lumbar_puncture=lp).select_related("formulation_record")
+            queryset=IntrathecalDose.objects.filter(lumbar_puncture=lp)
+            .select_related("formulation_record")
+            .within_owner()
             if lp.pk
             else IntrathecalDose.objects.none(),
             initial=prefill,

@@ -194,7 +194,10 @@ def _procedures(patient: Patient, context: dict) -> dict:
         .select_related("csf", "planned_injection")
         .prefetch_related(
             Prefetch("doses", queryset=IntrathecalDose.objects.order_by("timing", "drug")),
-            Prefetch("safety_overrides", queryset=SafetyOverride.objects.select_related("overridden_by")),
+            Prefetch(
+                "safety_overrides",
+                queryset=SafetyOverride.objects.select_related("overridden_by").within_owner(),
+            ),
         )
         .order_by("performed_at")
     )

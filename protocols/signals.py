@@ -18,7 +18,9 @@ def reopen_planned_injection(sender, instance: LumbarPuncture, **kwargs) -> None
 
     (The database's SET NULL would clear the link too, but without a history row or a status.)
     """
-    injection = PlannedInjection.objects.filter(lumbar_puncture=instance).select_related("course").first()
+    injection = (
+        PlannedInjection.objects.filter(lumbar_puncture=instance).select_related("course").order_by().first()
+    )
     if injection is None:
         return
     actor = getattr(instance, "_history_user", None)

@@ -26,6 +26,7 @@ def section_status(patient: Patient, section: str) -> str:
     review = (
         SectionReview.objects.filter(patient=patient, section=section)
         .values_list("status", flat=True)
+        .order_by()  # one row (unique)
         .first()
     )
     return review or ReviewStatus.DRAFT
@@ -34,9 +35,9 @@ def section_status(patient: Patient, section: str) -> str:
 def section_reviews(patient: Patient) -> dict[str, SectionReview | None]:
     return {
         r.section: r
-        for r in SectionReview.objects.filter(patient=patient).select_related(
-            "submitted_by", "verified_by", "locked_by"
-        )
+        for r in SectionReview.objects.filter(patient=patient)
+        .select_related("submitted_by", "verified_by", "locked_by")
+        .order_by()
     }
 
 
@@ -131,9 +132,9 @@ def status_rows(patients: list[Patient]) -> list[StatusRow]:
     ids = [p.pk for p in patients]
     statuses = {
         (patient_id, section): status
-        for patient_id, section, status in SectionReview.objects.filter(patient_id__in=ids).values_list(
-            "patient_id", "section", "status"
-        )
+        for patient_id, section, status in SectionReview.objects.filter(patient_id__in=ids)
+        .order_by()
+        .values_list("patient_id", "section", "status")
     }
     counts: dict[tuple[int, str], int] = defaultdict(int)
     for row in (

@@ -71,7 +71,9 @@ class InjectionOutcome:
 def _linked(lp: LumbarPuncture) -> PlannedInjection | None:
     if not lp.pk:
         return None
-    return PlannedInjection.objects.select_related("course").filter(lumbar_puncture=lp).first()
+    return (
+        PlannedInjection.objects.select_related("course").filter(lumbar_puncture=lp).order_by().first()
+    )  # one-to-one
 
 
 def _target(

@@ -22,5 +22,6 @@ def test_sign_in_and_out(page, screenshot):
 def test_wrong_password_is_refused(page):
     UserFactory(username="lin", password="a-long-password-1")
     sign_in(page, "lin", "wrong")
-    assert page.locator(".errorlist").is_visible()
+    # The click only submits: wait for the answer (is_visible() would look at the page being left).
+    assert page.wait_for_selector(".errorlist").is_visible()
     assert "/accounts/login/" in page.url

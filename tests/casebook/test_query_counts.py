@@ -210,3 +210,23 @@ def test_lp_edit_page_on_a_course_costs_the_same_at_one_dose_or_four(client, stu
     small = count(client, reverse("casebook:lp_edit", args=[one.pk, one.lumbar_punctures.get().pk]))
     large = count(client, reverse("casebook:lp_edit", args=[four.pk, lp.pk]))
     assert small == large <= LP_EDIT_MAX
+
+
+def test_a_patients_pages_sort_nothing_by_the_study(client, study, site, nurse):
+    """Rows of one patient come in their own order (``within_owner``): ordering them by the patient
+    would join and sort by its study's code in each of the page's queries."""
+    patient = patient_with(study, site, nurse, 3)
+    lp = patient.lumbar_punctures.first()
+    for url in (
+        reverse("casebook:patient_detail", args=[patient.pk]),
+        reverse("casebook:lp_edit", args=[patient.pk, lp.pk]),
+    ):
+        client.get(url)
+        with CaptureQueriesContext(connection) as context:
+            assert client.get(url).status_code == 200
+        by_study = [
+            query["sql"]
+            for query in context.captured_queries
+            if "ORDER BY" in query["sql"] and "registry_study" in query["sql"].rpartition("ORDER BY")[2]
+        ]
+        assert by_study == [], url
