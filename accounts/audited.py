@@ -84,7 +84,7 @@ class AuditedQuerySet(models.QuerySet):
         up to the study, built and compiled for every query (a fifth of the statements of the LM
         demo's load, 2026-12-07). Among one owner's rows that part orders nothing, so it is dropped.
         """
-        ordering = list(self.model._meta.ordering)
+        ordering = list(self.model._meta.ordering or ())
         while ordering and _is_relation(self.model, ordering[0]):
             ordering.pop(0)
         return self.order_by(*ordering)
