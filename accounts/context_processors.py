@@ -18,9 +18,18 @@ NAVIGATION = (
 
 
 def navigation(request):
+    """The links, worked out once per request: a case record renders each of its sections with the
+    request's context, which runs the context processors again for each (seven times a page)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+    cached = getattr(request, "_navigation", None)
+    if cached is None:
+        cached = request._navigation = {"nav_links": _links(request, user)}
+    return cached
+
+
+def _links(request, user) -> list[dict[str, Any]]:
     links: list[dict[str, Any]] = []
     current = request.resolver_match.view_name if request.resolver_match else ""
     for label, name, capabilities in NAVIGATION:
@@ -35,4 +44,4 @@ def navigation(request):
     exact = [link for link in links if link["name"] == current]
     for link in exact or [link for link in links if current.startswith(link["name"].split(":")[0] + ":")]:
         link["current"] = True
-    return {"nav_links": links}
+    return links
