@@ -15,6 +15,7 @@ from typing import Any
 from concurrency.fields import AutoIncVersionField
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from simple_history.manager import HistoryManager as LibraryHistoryManager
 from simple_history.models import HistoricalRecords
 
 
@@ -90,6 +91,34 @@ class AuditedQuerySet(models.QuerySet):
         return self.order_by(*ordering)
 
 
+class HistoryManager(LibraryHistoryManager):
+    """simple-history's manager of a record's history, its class made once.
+
+    simple-history's descriptor makes a new manager class (``from_queryset``, which walks the
+    queryset class's members with ``inspect``) on every ``record.history``, and it reads that for
+    each history row it writes: 60-90 µs a row, 1.2% of the test suite's CPU (py-spy, 2026-12-07).
+    The class depends only on the two classes, so it is made once for them (an access then costs
+    2.4 µs instead of 91); each access still gets its own manager for its record.
+    """
+
+    @classmethod
+    def from_queryset(cls, queryset_class: type, class_name: str | None = None) -> type:
+        key = (cls, queryset_class, class_name)
+        made = _MANAGER_CLASSES.get(key)
+        if made is None:
+            made = _MANAGER_CLASSES[key] = super().from_queryset(queryset_class, class_name)
+        return made
+
+
+#: The manager classes made, by (manager class, queryset class, name): a handful per process.
+_MANAGER_CLASSES: dict[tuple[type, type, str | None], type] = {}
+
+
+def history_records(**options: Any) -> HistoricalRecords:
+    """``HistoricalRecords`` with the registry's history manager (declared on every audited model)."""
+    return HistoricalRecords(history_manager=HistoryManager, **options)
+
+
 class AuditedRecord(models.Model):
     """Abstract base of every audited record (sites here; case records through registry.RegistryRecord).
 
@@ -118,7 +147,7 @@ class AuditedRecord(models.Model):
     version = AutoIncVersionField(help_text="Incremented on every save; a stale version is refused.")
 
     objects = AuditedQuerySet.as_manager()
-    history = HistoricalRecords(inherit=True)
+    history = history_records(inherit=True)
 
     class Meta:
         abstract = True

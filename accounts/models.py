@@ -2,9 +2,8 @@
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from simple_history.models import HistoricalRecords
 
-from .audited import AuditedRecord
+from .audited import AuditedRecord, history_records
 from .validators import code_validator
 
 
@@ -58,7 +57,7 @@ class SiteMembership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     granted_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords()
+    history = history_records()
 
     class Meta:
         ordering = ["user", "site", "role"]

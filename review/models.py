@@ -8,8 +8,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Q
-from simple_history.models import HistoricalRecords
 
+from accounts.audited import history_records
 from registry.choices import Section
 from registry.formatting import sentence
 from registry.models import Patient
@@ -50,7 +50,7 @@ class SectionReview(models.Model):
     )
     locked_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords()
+    history = history_records()
 
     class Meta:
         ordering = ["patient", "section"]
@@ -129,7 +129,7 @@ class DataQuery(models.Model):
     )
     closed_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords()
+    history = history_records()
 
     class Meta:
         ordering = ["-raised_at"]
