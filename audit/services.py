@@ -77,7 +77,7 @@ def action_event_record(action: Action) -> ActionEvent:
         patient_id = record.owning_patient_id()
     study_id = action.study_id
     if study_id is None and patient_id is not None:
-        study_id = Patient.objects.filter(pk=patient_id).values_list("study_id", flat=True).first()
+        study_id = Patient.objects.filter(pk=patient_id).order_by().values_list("study_id", flat=True).first()
     actor = action.actor if action.actor is not None and action.actor.is_authenticated else None
     event = ActionEvent.objects.create(
         kind=action.kind,

@@ -149,15 +149,15 @@ class Patient(MissingCodes, RegistryRecord):
     def dated_records(self) -> Iterator[tuple[str, dt.date]]:
         """Every clinical date recorded for the patient, labelled, for the cross-record date rules."""
 
-        for lp in self.lumbar_punctures.all():
+        for lp in self.lumbar_punctures.within_owner():
             yield f"lumbar puncture of {local_date(lp.performed_at):%Y-%m-%d}", local_date(lp.performed_at)
-        for ae in self.adverse_events.all():
+        for ae in self.adverse_events.within_owner():
             yield f"adverse event '{ae}'", ae.onset_date
-        for event in self.follow_up_events.exclude(event_type=FollowUpEventType.DEATH):
+        for event in self.follow_up_events.exclude(event_type=FollowUpEventType.DEATH).within_owner():
             yield f"follow-up event '{event.get_event_type_display()}'", event.event_date
-        for therapy in self.systemic_therapies.all():
+        for therapy in self.systemic_therapies.within_owner():
             yield f"systemic therapy '{therapy}'", therapy.start_date
-        for assessment in self.response_assessments.all():
+        for assessment in self.response_assessments.within_owner():
             yield "response assessment", assessment.assessed_on
 
     def _dated_record_conflicts(self) -> dict[str, list[str]]:
