@@ -86,8 +86,8 @@ class AuditedQuerySet(models.QuerySet):
         demo's load, 2026-12-07). Among one owner's rows that part orders nothing, so it is dropped.
         """
         ordering = list(self.model._meta.ordering or ())
-        while ordering and _is_relation(self.model, ordering[0]):
-            ordering.pop(0)
+        if ordering and _is_relation(self.model, ordering[0]):
+            del ordering[0]  # the owner only: a second relation would still order its rows
         return self.order_by(*ordering)
 
 

@@ -184,8 +184,11 @@ def batch_write_refusals(
     reviews: dict[int | None, SectionReview] = {}
     owners = _owners(records)
     for chunk in _patient_chunks(owners):
+        # Locked in one order by every batch, by a column of the row (no join to order by, none to lock).
         found = (
-            SectionReview.objects.select_for_update().filter(patient_id__in=chunk, section=section).order_by()
+            SectionReview.objects.select_for_update()
+            .filter(patient_id__in=chunk, section=section)
+            .order_by("patient_id")
         )
         reviews.update({review.patient_id: review for review in found.exclude(status=ReviewStatus.DRAFT)})
     refusals: dict[int, dict[str, str]] = {}
