@@ -21,6 +21,7 @@ from registry.write_hooks import WriteGuard
 
 from .models import ReviewStatus, SectionReview
 from .rules import schedule_check, schedule_checks
+from .selectors import section_status
 
 
 class RecordLockedError(ValidationError):
@@ -86,13 +87,7 @@ def write_problems(record) -> dict[str, str]:
 def section_is_draft(patient_id: int | None, section: str | None) -> bool:
     if patient_id is None or section is None:
         return True
-    status = (
-        SectionReview.objects.filter(patient_id=patient_id, section=section)
-        .values_list("status", flat=True)
-        .order_by()
-        .first()
-    )
-    return status in (None, ReviewStatus.DRAFT)
+    return section_status(patient_id, section) == ReviewStatus.DRAFT
 
 
 def record_is_locked(record) -> bool:

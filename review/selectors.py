@@ -22,7 +22,8 @@ from .models import DataQuery, QueryStatus, ReviewStatus, SectionReview
 OPEN = [QueryStatus.OPEN, QueryStatus.ANSWERED]
 
 
-def section_status(patient: Patient, section: str) -> str:
+def section_status(patient: Patient | int, section: str) -> str:
+    """The section's review status (draft when it has no review row)."""
     review = (
         SectionReview.objects.filter(patient=patient, section=section)
         .values_list("status", flat=True)
