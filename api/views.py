@@ -18,7 +18,13 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.access import Capability, get_scoped_or_404, has_capability, scope, site_of
+from accounts.access import (
+    Capability,
+    get_scoped_by_pk_or_404,
+    has_capability,
+    scope,
+    site_of,
+)
 from accounts.audited import AuditedRecord
 from accounts.models import Site, User
 from audit.models import SecurityEventKind
@@ -135,8 +141,8 @@ class RegistryViewSet(viewsets.ModelViewSet):
             raw = self.kwargs.get(self.parent_kwarg, "")
             if not _is_database_id(raw):
                 raise NotFound()
-            parent = get_scoped_or_404(
-                self.parent_model._default_manager.all(), self.request.user, self.view_capability, pk=raw
+            parent = get_scoped_by_pk_or_404(
+                self.parent_model, self.request.user, self.view_capability, int(raw)
             )
             # Deeper routes repeat the patient: the parent must really be that patient's.
             patient_pk = self.kwargs.get("patient_pk")

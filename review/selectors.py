@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, IntegerField, Min, OuterRef, Q, Quer
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.statements import Statement
 from registry.choices import Section
 from registry.models import Patient
 
@@ -22,15 +23,22 @@ from .models import DataQuery, QueryStatus, ReviewStatus, SectionReview
 OPEN = [QueryStatus.OPEN, QueryStatus.ANSWERED]
 
 
+#: One section's status: asked before writes and by the case-record pages (``accounts.statements``).
+_SECTION_STATUS = Statement(
+    lambda patient_id, section: (
+        SectionReview.objects.filter(patient_id=patient_id, section=section)
+        .order_by()  # one row (unique)
+        .values_list("status", flat=True)
+    ),
+    patient_id=int,
+    section=str,
+)
+
+
 def section_status(patient: Patient | int, section: str) -> str:
     """The section's review status (draft when it has no review row)."""
-    review = (
-        SectionReview.objects.filter(patient=patient, section=section)
-        .values_list("status", flat=True)
-        .order_by()  # one row (unique)
-        .first()
-    )
-    return review or ReviewStatus.DRAFT
+    found = _SECTION_STATUS(patient_id=patient if isinstance(patient, int) else patient.pk, section=section)
+    return found[0] if found else ReviewStatus.DRAFT
 
 
 def section_reviews(patient: Patient) -> dict[str, SectionReview | None]:

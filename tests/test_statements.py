@@ -1,0 +1,163 @@
+"""accounts.statements: a read built once and compiled once per database gives what its queryset gives."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
+from django.test.utils import CaptureQueriesContext
+
+from accounts.access import roles_by_site
+from accounts.models import Role, SiteMembership, User
+from accounts.statements import Statement
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(user: User) -> dict:
+    return {field.attname: getattr(user, field.attname) for field in User._meta.concrete_fields}
+
+
+def test_model_rows_equal_the_querysets_with_every_field_converted():
+    built = []
+
+    def by_name(username):
+        built.append(username)
+        return User.objects.filter(username=username)
+
+    users = Statement(by_name, username=str)
+    alice = f.UserFactory(username="alice", is_active=False)
+    f.UserFactory(username="bob")
+    for username in ("alice", "bob", "nobody"):
+        got = users(username=username)
+        expected = list(User.objects.filter(username=username))
+        assert [_fields(user) for user in got] == [_fields(user) for user in expected]
+    (row,) = users(username="alice")
+    assert row.is_active is False and row.date_joined == alice.date_joined  # bool and aware datetime
+    assert row.date_joined.tzinfo is not None
+    assert not row._state.adding and row._state.db == "default"
+    assert len(built) == 1, "the queryset is built once, not per run"
+
+
+def test_values_lists_and_flat_lists_are_the_querysets():
+    site_a, site_b = f.SiteFactory(), f.SiteFactory()
+    user = f.UserFactory()
+    f.MembershipFactory(user=user, site=site_a, role=Role.DATA_ENTRY)
+    f.MembershipFactory(user=user, site=site_b, role=Role.REVIEWER)
+    pairs = Statement(
+        lambda user_id: (
+            SiteMembership.objects.filter(user_id=user_id).order_by("pk").values_list("site_id", "role")
+        ),
+        user_id=int,
+    )
+    roles = Statement(
+        lambda user_id, site_id: SiteMembership.objects.filter(user_id=user_id, site_id=site_id).values_list(
+            "role", flat=True
+        ),
+        user_id=int,
+        site_id=int,
+    )
+    assert pairs(user_id=user.pk) == list(
+        SiteMembership.objects.filter(user_id=user.pk).order_by("pk").values_list("site_id", "role")
+    )
+    assert pairs(user_id=user.pk) == [(site_a.pk, Role.DATA_ENTRY), (site_b.pk, Role.REVIEWER)]
+    assert roles(user_id=user.pk, site_id=site_b.pk) == [Role.REVIEWER]
+    assert roles(user_id=user.pk, site_id=site_a.pk) == [Role.DATA_ENTRY]  # new values, not the first run's
+    assert pairs(user_id=user.pk + 1000) == []
+
+
+def test_a_run_is_one_query_seen_by_djangos_query_log():
+    user = f.UserFactory()
+    f.MembershipFactory(user=user, role=Role.DATA_ENTRY)
+    roles_by_site(user)  # compiled
+    again = User.objects.get(pk=user.pk)
+    with CaptureQueriesContext(connection) as queries:
+        assert list(roles_by_site(again).values()) == [{Role.DATA_ENTRY}]
+    assert len(queries) == 1 and "accounts_sitemembership" in queries[0]["sql"]
+
+
+def test_constants_of_the_queryset_stay_in_the_sql():
+    f.UserFactory(username="carol", is_staff=True)
+    f.UserFactory(username="dave", is_staff=False)
+    staff = Statement(
+        lambda prefix: User.objects.filter(is_staff=True, username__startswith=prefix).values_list(
+            "username", flat=True
+        ),
+        prefix=str,
+    )
+    # startswith escapes and suffixes the value: the stand-in no longer reaches the SQL as given.
+    with pytest.raises(ValueError, match="each parameter must reach the SQL once"):
+        staff(prefix="c")
+    exact = Statement(
+        lambda username: User.objects.filter(is_staff=True, username=username).values_list(
+            "username", flat=True
+        ),
+        username=str,
+    )
+    assert exact(username="carol") == ["carol"] and exact(username="dave") == []
+
+
+def test_parameters_are_checked():
+    users = Statement(lambda pk: User.objects.filter(pk=pk), pk=int)
+    with pytest.raises(TypeError, match="pk must be int"):
+        users(pk="1")
+    with pytest.raises(TypeError, match="pk must be int"):
+        users(pk=True)
+    with pytest.raises(TypeError, match="give exactly"):
+        users(pk=1, other=2)
+    with pytest.raises(TypeError, match="must be int or str"):
+        Statement(lambda when: User.objects.filter(last_login=when), when=object)
+    with pytest.raises(ValueError, match="one model's own fields"):
+        Statement(lambda pk: SiteMembership.objects.select_related("user").filter(pk=pk), pk=int)(pk=1)
+
+
+@pytest.mark.skipif(not connection.features.has_select_for_update, reason="SQLite takes no row locks")
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_locks_and_needs_a_transaction_as_the_orm_does():
+    user = f.UserFactory()
+    locked = Statement(lambda pk: User.objects.select_for_update().filter(pk=pk), pk=int)
+    with pytest.raises(TransactionManagementError):
+        locked(pk=user.pk)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert [row.pk for row in locked(pk=user.pk)] == [user.pk]
+    assert queries[-1]["sql"].rstrip().endswith("FOR UPDATE")
+    with pytest.raises(TransactionManagementError):
+        locked(pk=user.pk)  # compiled now, still refused outside a transaction
+
+
+def test_a_parent_by_key_is_found_exactly_where_the_scoped_query_finds_it():
+    from django.http import Http404
+
+    from accounts.access import Capability, get_scoped_by_pk_or_404, get_scoped_or_404
+    from registry.models import LumbarPuncture, Patient
+
+    own, other = f.SiteFactory(), f.SiteFactory()
+    study = f.StudyFactory(sites=[own, other])
+    here, there = f.PatientFactory(study=study, site=own), f.PatientFactory(study=study, site=other)
+    lps = [f.LumbarPunctureFactory(patient=here), f.LumbarPunctureFactory(patient=there)]
+    nurse, researcher, nobody = f.UserFactory(), f.UserFactory(), f.UserFactory()
+    f.MembershipFactory(user=nurse, site=own, role=Role.DATA_ENTRY)
+    f.MembershipFactory(user=researcher, site=own, role=Role.RESEARCHER)
+    admin = f.UserFactory(is_superuser=True)
+
+    def answer(call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except Http404:
+            return "404"
+
+    cases = itertools.product(
+        [(Patient, here.pk), (Patient, there.pk), (Patient, there.pk + 1000)]
+        + [(LumbarPuncture, lp.pk) for lp in lps],
+        [nurse, researcher, nobody, admin],
+        [Capability.VIEW_RECORDS, Capability.EDIT_RECORDS],
+    )
+    for (model, pk), user, capability in cases:
+        fast = answer(get_scoped_by_pk_or_404, model, user, capability, pk)
+        scoped = answer(get_scoped_or_404, model.objects.all(), user, capability, pk=pk)
+        assert fast == scoped, (model.__name__, user, capability, pk)
+    assert get_scoped_by_pk_or_404(Patient, nurse, Capability.EDIT_RECORDS, here.pk) == here
+    assert answer(get_scoped_by_pk_or_404, Patient, researcher, Capability.EDIT_RECORDS, here.pk) == "404"
