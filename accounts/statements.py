@@ -16,6 +16,7 @@ or annotations; anything else is refused when the statement is first compiled.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,17 @@ T = TypeVar("T")
 _STAND_INS: dict[type, Callable[[int], Any]] = {
     int: lambda i: -7_391_004_217_000 - i,
     str: lambda i: f"\x1fstatement-parameter-{i}\x1f",
+    dt.datetime: lambda i: dt.datetime(1901, 2, 3, 4, 5, i, 678_901, tzinfo=dt.UTC),
 }
+
+
+def _adapted(connection: Any, value: Any) -> Any:
+    """A value as the ORM hands it to the database driver (a datetime as a DateTimeField adapts it)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise TypeError("a datetime parameter must be aware (USE_TZ)")
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,7 @@ class Statement(Generic[T]):
     def __init__(self, build: Callable[..., QuerySet[Any, T]], **parameters: type) -> None:
         unknown = set(parameters.values()) - set(_STAND_INS)
         if unknown:
-            raise TypeError(f"statement parameters must be int or str, not {unknown}")
+            raise TypeError(f"statement parameters must be int, str or datetime, not {unknown}")
         self.build = build
         self.parameters = parameters
         self.stand_ins = {name: _STAND_INS[kind](i) for i, (name, kind) in enumerate(parameters.items())}
@@ -79,9 +90,16 @@ class Statement(Generic[T]):
         compiled = self._compiled.get(alias)
         if compiled is None:
             with self._lock:
-                compiled = self._compiled.get(alias) or _compile(queryset.all(), alias, self.stand_ins)
+                compiled = self._compiled.get(alias) or _compile(
+                    queryset.all(),
+                    alias,
+                    {name: _adapted(connection, v) for name, v in self.stand_ins.items()},
+                )
                 self._compiled[alias] = compiled
-        params = [values[name] if name is not None else constant for name, constant in compiled.params]
+        params = [
+            _adapted(connection, values[name]) if name is not None else constant
+            for name, constant in compiled.params
+        ]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
@@ -94,7 +112,7 @@ def _compile(queryset: QuerySet[Any, Any], alias: str, stand_ins: dict[str, Any]
     by_value = {value: name for name, value in stand_ins.items()}
     params: list[tuple[str | None, Any]] = []
     for value in raw_params:
-        name = by_value.get(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+        name = by_value.get(value) if not isinstance(value, bool) and _hashable(value) else None
         params.append((name, None if name else value))
     found = sorted(name for name, _ in params if name)
     if found != sorted(stand_ins):
@@ -102,6 +120,14 @@ def _compile(queryset: QuerySet[Any, Any], alias: str, stand_ins: dict[str, Any]
             f"each parameter must reach the SQL once, as given: found {found} of {sorted(stand_ins)}"
         )
     return _Compiled(sql, tuple(params), _converter(queryset, compiler))
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _converter(queryset: QuerySet[Any, Any], compiler: Any) -> Callable[[list[tuple[Any, ...]]], list[Any]]:

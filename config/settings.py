@@ -143,7 +143,8 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, the session's user read by a statement (accounts/sessions.py).
+    "accounts.sessions.SignInBackend",
     # Model permissions (the admin's) come from the user's roles; see accounts/roles.py.
     "accounts.roles.RoleBackend",
 ]
@@ -288,6 +289,8 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Django's database sessions, the session row read by a statement (accounts/sessions.py).
+SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = env("SESSION_IDLE_SECONDS")
 # Idle expiry: a request in use pushes the deadline forward, saving the session at most once per
 # SESSION_TOUCH_SECONDS (accounts/sessions.py) instead of on every request.

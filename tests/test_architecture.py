@@ -87,6 +87,7 @@ FRAMEWORK_HOOKS = [
     *("list", "retrieve", "destroy", "partial_update", "post", "put", "patch", "dispatch", "render"),
     *("authenticate", "authenticate_credentials", "_cleanup_token", "has_module_perms", "has_perm"),
     *("process_exception", "process_view"),  # middleware hooks
+    "_get_session_from_db",  # a session store's read (accounts.sessions.SessionStore)
     *("label_from_instance", "value_from_datadict", "to_python", "from_db_value", "get_prep_value"),
     *("deconstruct", "user_locked_out", "user_login_failed", "reset_attempts", "is_allowed"),
     "RegistryTokenScheme",  # drf-spectacular finds its extensions by subclassing

@@ -108,7 +108,7 @@ def test_parameters_are_checked():
         users(pk=True)
     with pytest.raises(TypeError, match="give exactly"):
         users(pk=1, other=2)
-    with pytest.raises(TypeError, match="must be int or str"):
+    with pytest.raises(TypeError, match="must be int, str or datetime"):
         Statement(lambda when: User.objects.filter(last_login=when), when=object)
     with pytest.raises(ValueError, match="one model's own fields"):
         Statement(lambda pk: SiteMembership.objects.select_related("user").filter(pk=pk), pk=int)(pk=1)
@@ -161,3 +161,47 @@ def test_a_parent_by_key_is_found_exactly_where_the_scoped_query_finds_it():
         assert fast == scoped, (model.__name__, user, capability, pk)
     assert get_scoped_by_pk_or_404(Patient, nurse, Capability.EDIT_RECORDS, here.pk) == here
     assert answer(get_scoped_by_pk_or_404, Patient, researcher, Capability.EDIT_RECORDS, here.pk) == "404"
+
+
+def test_a_datetime_parameter_compares_as_the_orms_does():
+    import datetime as dt
+
+    from django.utils import timezone
+
+    earlier, later = f.UserFactory(), f.UserFactory()
+    now = timezone.now()
+    User.objects.filter(pk=earlier.pk).update(last_login=now - dt.timedelta(microseconds=1))
+    User.objects.filter(pk=later.pk).update(last_login=now + dt.timedelta(microseconds=1))
+    since = Statement(
+        lambda when: User.objects.filter(last_login__gt=when).order_by("pk").values_list("pk", flat=True),
+        when=dt.datetime,
+    )
+    for when in (now, now - dt.timedelta(hours=1), now.astimezone(dt.timezone(dt.timedelta(hours=8)))):
+        assert since(when=when) == list(
+            User.objects.filter(last_login__gt=when).order_by("pk").values_list("pk", flat=True)
+        )
+    assert since(when=now) == [later.pk]
+    with pytest.raises(TypeError, match="aware"):
+        since(when=dt.datetime(2026, 1, 1))
+
+
+def test_the_sessions_user_is_signed_out_when_inactive_or_unknown(client):
+    from django.contrib.auth import SESSION_KEY
+    from django.urls import reverse
+
+    user = f.UserFactory(username="mei", password="a-long-password-1")
+    f.MembershipFactory(user=user, role=Role.DATA_ENTRY)
+    client.post(reverse("login"), {"username": "mei", "password": "a-long-password-1"})
+    assert client.get(reverse("home")).status_code == 200
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    response = client.get(reverse("home"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+    User.objects.filter(pk=user.pk).update(is_active=True)
+    client.post(reverse("login"), {"username": "mei", "password": "a-long-password-1"})
+    assert client.get(reverse("home")).status_code == 200
+    session = client.session
+    session[SESSION_KEY] = str(user.pk + 1000)  # an account no longer there
+    session.save()
+    response = client.get(reverse("home"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
