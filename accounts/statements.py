@@ -10,8 +10,8 @@ the ORM wrote, through the connection's cursor (so Django's query log and ``exec
 see it), and the rows through the ORM's own converters and ``Model.from_db``.
 
 Only the parameters change between runs: a queryset whose SQL depends on anything else (the length
-of a list, the time of day) cannot be a statement. Model rows come back without ``select_related``
-or annotations; anything else is refused when the statement is first compiled.
+of a list, the time of day) cannot be a statement. Model rows come back with their annotations but
+without ``select_related``; anything else is refused when the statement is first compiled.
 """
 
 from __future__ import annotations
@@ -144,10 +144,21 @@ def _converter(queryset: QuerySet[Any, Any], compiler: Any) -> Callable[[list[tu
         return lambda rows: [tuple(row) for row in converted(rows)]
     if iterable is ModelIterable:
         info = compiler.klass_info
-        if info.get("related_klass_infos") or compiler.annotation_col_map:
-            raise ValueError("a statement reads one model's own fields (no select_related, no annotations)")
+        if info.get("related_klass_infos"):
+            raise ValueError("a statement reads one model's own fields and annotations (no select_related)")
         model: type[Model] = info["model"]
         start, end = info["select_fields"][0], info["select_fields"][-1] + 1
         names = [expression.target.attname for expression in columns[start:end]]
-        return lambda rows: [model.from_db(compiler.using, names, row[start:end]) for row in converted(rows)]
+        annotations = list(compiler.annotation_col_map.items())
+
+        def instances(rows: list[tuple[Any, ...]]) -> list[Model]:
+            made = []
+            for row in converted(rows):
+                instance = model.from_db(compiler.using, names, row[start:end])
+                for name, position in annotations:  # as the ORM's ModelIterable sets them
+                    setattr(instance, name, row[position])
+                made.append(instance)
+            return made
+
+        return instances
     raise ValueError(f"a statement returns model rows or values_list tuples, not {iterable.__name__}")

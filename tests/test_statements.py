@@ -132,7 +132,7 @@ def test_a_parent_by_key_is_found_exactly_where_the_scoped_query_finds_it():
     from django.http import Http404
 
     from accounts.access import Capability, get_scoped_by_pk_or_404, get_scoped_or_404
-    from registry.models import LumbarPuncture, Patient
+    from registry.models import CsfResult, LumbarPuncture, Patient, Study
 
     own, other = f.SiteFactory(), f.SiteFactory()
     study = f.StudyFactory(sites=[own, other])
@@ -149,9 +149,12 @@ def test_a_parent_by_key_is_found_exactly_where_the_scoped_query_finds_it():
         except Http404:
             return "404"
 
+    csfs = [f.CsfResultFactory(lumbar_puncture=lp) for lp in lps]
     cases = itertools.product(
         [(Patient, here.pk), (Patient, there.pk), (Patient, there.pk + 1000)]
-        + [(LumbarPuncture, lp.pk) for lp in lps],
+        + [(LumbarPuncture, lp.pk) for lp in lps]
+        + [(CsfResult, csf.pk) for csf in csfs]
+        + [(Study, study.pk)],
         [nurse, researcher, nobody, admin],
         [Capability.VIEW_RECORDS, Capability.EDIT_RECORDS],
     )
@@ -160,6 +163,9 @@ def test_a_parent_by_key_is_found_exactly_where_the_scoped_query_finds_it():
         scoped = answer(get_scoped_or_404, model.objects.all(), user, capability, pk=pk)
         assert fast == scoped, (model.__name__, user, capability, pk)
     assert get_scoped_by_pk_or_404(Patient, nurse, Capability.EDIT_RECORDS, here.pk) == here
+    with CaptureQueriesContext(connection) as queries:  # the record and its site in one read
+        assert get_scoped_by_pk_or_404(CsfResult, nurse, Capability.VIEW_RECORDS, csfs[0].pk) == csfs[0]
+    assert len(queries) == 1
     assert answer(get_scoped_by_pk_or_404, Patient, researcher, Capability.EDIT_RECORDS, here.pk) == "404"
 
 
@@ -205,3 +211,16 @@ def test_the_sessions_user_is_signed_out_when_inactive_or_unknown(client):
     session.save()
     response = client.get(reverse("home"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_model_rows_carry_their_annotations():
+    from django.db.models import F
+
+    site = f.SiteFactory(code="north")
+    user = f.UserFactory()
+    membership = f.MembershipFactory(user=user, site=site, role=Role.REVIEWER)
+    with_site = Statement(
+        lambda pk: SiteMembership.objects.filter(pk=pk).annotate(site_code=F("site__code")), pk=int
+    )
+    (row,) = with_site(pk=membership.pk)
+    assert (row.pk, row.role, row.site_code) == (membership.pk, Role.REVIEWER, "north")
