@@ -1,4 +1,4 @@
-"""Reads the ORM writes once per database and then runs as they stand, with new values.
+r"""Reads the ORM writes once per database and then runs as they stand, with new values.
 
 Building and compiling a queryset costs the ORM far more than a lookup by key costs the database:
 the user's roles, read on every request, took 1.0 ms of CPU inside a schemathesis request (3 of its
@@ -10,8 +10,12 @@ the ORM wrote, through the connection's cursor (so Django's query log and ``exec
 see it), and the rows through the ORM's own converters and ``Model.from_db``.
 
 Only the parameters change between runs: a queryset whose SQL depends on anything else (the length
-of a list, the time of day) cannot be a statement. Model rows come back with their annotations but
-without ``select_related``; anything else is refused when the statement is first compiled.
+of a list, the time of day, a value worked out from a parameter) cannot be a statement. The first
+run builds the queryset twice, with two sets of stand-ins, and refuses it unless the two compile to
+the same SQL with the stand-ins, each once, as the only parameters that differ; a lookup that
+rewrites its value (``startswith``, ``iexact`` on SQLite) is refused the same way, since the
+stand-ins hold ``%``, ``_`` and ``\``. Model rows come back with their annotations; ``select_related``
+and ``prefetch_related`` are refused.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from django.conf import settings
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import FlatValuesListIterable, ModelIterable, ValuesListIterable
@@ -29,22 +34,34 @@ from django.db.transaction import TransactionManagementError
 
 T = TypeVar("T")
 
-#: Stand-in values by parameter type: unlikely in real data, kept apart from every other parameter
-#: of the compiled query (a stand-in found twice, or not at all, refuses the statement).
-_STAND_INS: dict[type, Callable[[int], Any]] = {
-    int: lambda i: -7_391_004_217_000 - i,
-    str: lambda i: f"\x1fstatement-parameter-{i}\x1f",
-    dt.datetime: lambda i: dt.datetime(1901, 2, 3, 4, 5, i, 678_901, tzinfo=dt.UTC),
+#: Stand-in values by parameter type, two sets (``round`` 0 and 1). Matched by their position among
+#: the compiled parameters, so real values never collide with them; the integers fit any integer
+#: column but the smallest, the texts hold what LIKE lookups escape.
+_STAND_INS: dict[type, Callable[[int, int], Any]] = {
+    int: lambda i, round: 2_061_830_417 + 1_000 * round + i,
+    str: lambda i, round: f"\x1f%_\\statement-parameter-{round}-{i}\x1f",
+    dt.datetime: lambda i, round: dt.datetime(1901 + round, 2, 3, 4, 5, i, 678_901, tzinfo=dt.UTC),
 }
+
+
+def _stand_ins(parameters: dict[str, type], round: int) -> dict[str, Any]:
+    made = {name: _STAND_INS[kind](i, round) for i, (name, kind) in enumerate(parameters.items())}
+    if not settings.USE_TZ:  # datetimes are naive throughout, as the ORM expects them then
+        made = {name: v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v for name, v in made.items()}
+    return made
 
 
 def _adapted(connection: Any, value: Any) -> Any:
     """A value as the ORM hands it to the database driver (a datetime as a DateTimeField adapts it)."""
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
+        if settings.USE_TZ and value.tzinfo is None:
             raise TypeError("a datetime parameter must be aware (USE_TZ)")
         return connection.ops.adapt_datetimefield_value(value)
     return value
+
+
+#: Turns fetched rows into what the queryset returns, given the running thread's connection.
+Convert = Callable[[list[tuple[Any, ...]], Any], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -52,7 +69,7 @@ class _Compiled:
     sql: str
     #: For each SQL parameter: the statement parameter's name, or None with a constant value.
     params: tuple[tuple[str | None, Any], ...]
-    convert: Callable[[list[tuple[Any, ...]]], list[Any]]
+    convert: Convert
 
 
 class Statement(Generic[T]):
@@ -68,9 +85,8 @@ class Statement(Generic[T]):
             raise TypeError(f"statement parameters must be int, str or datetime, not {unknown}")
         self.build = build
         self.parameters = parameters
-        self.stand_ins = {name: _STAND_INS[kind](i) for i, (name, kind) in enumerate(parameters.items())}
-        self._queryset: QuerySet[Any, T] | None = None
-        self._compiled: dict[str, _Compiled] = {}
+        self._querysets: tuple[QuerySet[Any, T], QuerySet[Any, T]] | None = None
+        self._compiled: dict[tuple[str, str], _Compiled] = {}
         self._lock = threading.Lock()
 
     def __call__(self, **values: Any) -> list[T]:
@@ -79,23 +95,26 @@ class Statement(Generic[T]):
         for name, value in values.items():
             if not isinstance(value, self.parameters[name]) or isinstance(value, bool):
                 raise TypeError(f"{name} must be {self.parameters[name].__name__}, not {value!r}")
-        queryset = self._queryset
-        if queryset is None:  # built at the first run, when the models are surely loaded
-            queryset = self._queryset = self.build(**self.stand_ins)
-        locking = bool(queryset.query.select_for_update)
+        if self._querysets is None:  # built at the first run, when the models are surely loaded
+            self._querysets = (
+                self.build(**_stand_ins(self.parameters, 0)),
+                self.build(**_stand_ins(self.parameters, 1)),
+            )
+        queryset = self._querysets[0]
         alias = queryset.db  # routed as the ORM routes it (a locking read as a write)
         connection = connections[alias]
-        if locking and connection.features.has_select_for_update and connection.get_autocommit():
+        if (
+            queryset.query.select_for_update
+            and connection.features.has_select_for_update
+            and connection.get_autocommit()
+        ):
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-        compiled = self._compiled.get(alias)
+        key = (alias, connection.settings_dict["ENGINE"])
+        compiled = self._compiled.get(key)
         if compiled is None:
             with self._lock:
-                compiled = self._compiled.get(alias) or _compile(
-                    queryset.all(),
-                    alias,
-                    {name: _adapted(connection, v) for name, v in self.stand_ins.items()},
-                )
-                self._compiled[alias] = compiled
+                compiled = self._compiled.get(key) or self._compile(alias, connection)
+                self._compiled[key] = compiled
         params = [
             _adapted(connection, values[name]) if name is not None else constant
             for name, constant in compiled.params
@@ -103,45 +122,73 @@ class Statement(Generic[T]):
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
-        return compiled.convert(rows)
+        return compiled.convert(rows, connection)
+
+    def _compile(self, alias: str, connection: Any) -> _Compiled:
+        assert self._querysets is not None
+        first, second = (queryset.all() for queryset in self._querysets)
+        if getattr(first, "_prefetch_related_lookups", ()):
+            raise ValueError("a statement cannot prefetch (prefetch_related)")
+        compiler = first.query.get_compiler(alias)
+        sql, raw_params = compiler.as_sql()  # also sets up the compiler's select list, read below
+        other_sql, other_params = second.query.get_compiler(alias).as_sql()
+        stand_ins = [
+            {_key(_adapted(connection, v)): name for name, v in _stand_ins(self.parameters, round).items()}
+            for round in (0, 1)
+        ]
+        params: list[tuple[str | None, Any]] = []
+        same_shape = other_sql == sql and len(other_params) == len(raw_params)
+        for value, other in zip(raw_params, other_params, strict=False):
+            name = stand_ins[0].get(_key(value))
+            if name is not None and stand_ins[1].get(_key(other)) != name:
+                same_shape = False
+            if name is None and other != value:
+                same_shape = False  # a constant that moved with the parameters: worked out from one
+            params.append((name, None if name else value))
+        found = sorted(name for name, _ in params if name)
+        if not same_shape or found != sorted(self.parameters):
+            raise ValueError(
+                "each parameter must reach the SQL once, as given, and nothing else may change with it: "
+                f"found {found} of {sorted(self.parameters)}"
+            )
+        return _Compiled(sql, tuple(params), _converter(first, compiler, alias))
 
 
-def _compile(queryset: QuerySet[Any, Any], alias: str, stand_ins: dict[str, Any]) -> _Compiled:
-    compiler = queryset.query.get_compiler(alias)
-    sql, raw_params = compiler.as_sql()  # also sets up the compiler's select list, read by _converter
-    by_value = {value: name for name, value in stand_ins.items()}
-    params: list[tuple[str | None, Any]] = []
-    for value in raw_params:
-        name = by_value.get(value) if not isinstance(value, bool) and _hashable(value) else None
-        params.append((name, None if name else value))
-    found = sorted(name for name, _ in params if name)
-    if found != sorted(stand_ins):
-        raise ValueError(
-            f"each parameter must reach the SQL once, as given: found {found} of {sorted(stand_ins)}"
-        )
-    return _Compiled(sql, tuple(params), _converter(queryset, compiler))
-
-
-def _hashable(value: Any) -> bool:
+def _key(value: Any) -> Any:
+    """A parameter value as a dictionary key (None for one that cannot be: a list, a bool)."""
+    if isinstance(value, bool):
+        return None
     try:
         hash(value)
     except TypeError:
-        return False
-    return True
+        return None
+    return value
 
 
-def _converter(queryset: QuerySet[Any, Any], compiler: Any) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
+def _converter(queryset: QuerySet[Any, Any], compiler: Any, alias: str) -> Convert:
+    """What the ORM does to fetched rows, kept without the compiler (which holds the compiling
+    thread's connection): each column's converters, called with the running thread's connection."""
     columns = [expression for expression, _sql, _alias in compiler.select[: compiler.col_count]]
-    converters = compiler.get_converters(columns)
+    converters = list(compiler.get_converters(columns).items())
 
-    def converted(rows: list[tuple[Any, ...]]) -> list[Any]:
-        return list(compiler.apply_converters(rows, converters)) if converters else rows
+    def converted(rows: list[tuple[Any, ...]], connection: Any) -> list[Any]:
+        if not converters:
+            return rows
+        out = []
+        for row in map(list, rows):
+            for position, (functions, expression) in converters:
+                value = row[position]
+                for function in functions:
+                    value = function(value, expression, connection)
+                row[position] = value
+            out.append(row)
+        return out
 
     iterable = queryset._iterable_class
     if iterable is FlatValuesListIterable:
-        return lambda rows: [row[0] for row in converted(rows)]
+        return lambda rows, connection: [row[0] for row in converted(rows, connection)]
     if iterable is ValuesListIterable:
-        return lambda rows: [tuple(row) for row in converted(rows)]
+        return lambda rows, connection: [tuple(row) for row in converted(rows, connection)]
     if iterable is ModelIterable:
         info = compiler.klass_info
         if info.get("related_klass_infos"):
@@ -151,10 +198,10 @@ def _converter(queryset: QuerySet[Any, Any], compiler: Any) -> Callable[[list[tu
         names = [expression.target.attname for expression in columns[start:end]]
         annotations = list(compiler.annotation_col_map.items())
 
-        def instances(rows: list[tuple[Any, ...]]) -> list[Model]:
+        def instances(rows: list[tuple[Any, ...]], connection: Any) -> list[Model]:
             made = []
-            for row in converted(rows):
-                instance = model.from_db(compiler.using, names, row[start:end])
+            for row in converted(rows, connection):
+                instance = model.from_db(alias, names, row[start:end])
                 for name, position in annotations:  # as the ORM's ModelIterable sets them
                     setattr(instance, name, row[position])
                 made.append(instance)

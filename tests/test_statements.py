@@ -39,7 +39,7 @@ def test_model_rows_equal_the_querysets_with_every_field_converted():
     assert row.is_active is False and row.date_joined == alice.date_joined  # bool and aware datetime
     assert row.date_joined.tzinfo is not None
     assert not row._state.adding and row._state.db == "default"
-    assert len(built) == 1, "the queryset is built once, not per run"
+    assert len(built) == 2, "built twice at the first run (two sets of stand-ins), never again"
 
 
 def test_values_lists_and_flat_lists_are_the_querysets():
@@ -224,3 +224,34 @@ def test_model_rows_carry_their_annotations():
     )
     (row,) = with_site(pk=membership.pk)
     assert (row.pk, row.role, row.site_code) == (membership.pk, Role.REVIEWER, "north")
+
+
+def test_what_would_not_stay_equal_to_the_queryset_is_refused():
+    import datetime as dt
+
+    from django.utils import timezone
+
+    f.UserFactory(username="percent%")
+    f.UserFactory(username="other")
+    # A value worked out from a parameter would be compiled in as the stand-in's.
+    month_before = Statement(
+        lambda when: User.objects.filter(last_login__gt=when - dt.timedelta(days=30), date_joined__lt=when),
+        when=dt.datetime,
+    )
+    with pytest.raises(ValueError, match="nothing else may change with it"):
+        month_before(when=timezone.now())
+    with pytest.raises(ValueError, match="prefetch"):
+        Statement(lambda pk: User.objects.filter(pk=pk).prefetch_related("memberships"), pk=int)(pk=1)
+    # A case-insensitive match: SQLite escapes the value for LIKE (refused: the stand-in changes);
+    # PostgreSQL compares UPPER(...) = UPPER(%s) and takes the value as it is.
+    named = Statement(
+        lambda name: User.objects.filter(username__iexact=name).values_list("username", flat=True), name=str
+    )
+    if connection.vendor == "sqlite":
+        with pytest.raises(ValueError, match="each parameter must reach the SQL once"):
+            named(name="%")
+    else:
+        for name in ("%", "PERCENT%", "other"):
+            assert named(name=name) == list(
+                User.objects.filter(username__iexact=name).values_list("username", flat=True)
+            )
