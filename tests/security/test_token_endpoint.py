@@ -127,7 +127,7 @@ def test_a_token_its_user_and_the_lock_out_are_read_in_one_query(lin, django_ass
     assert (user, stored.user_id, stored.account_locked) == (lin, lin.pk, False)
 
 
-def test_the_token_check_reads_what_the_orm_reads(lin):
+def test_the_token_check_reads_what_the_orm_reads(lin, django_capture_on_commit_callbacks):
     # The check runs its statement without the ORM: every field of the token and of its user must
     # come back as the ORM gives it (types included: SQLite returns datetimes as text).
     from rest_framework.test import APIRequestFactory
@@ -139,7 +139,8 @@ def test_the_token_check_reads_what_the_orm_reads(lin):
     token = _token(APIClient(), "lin", PASSWORD).json()["token"]
     stored = AuthToken.objects.select_related("user").get(token_key=token[:15])
     request = APIRequestFactory().get("/api/studies/", HTTP_AUTHORIZATION=f"Token {token}")
-    user, read = RegistryTokenAuthentication().authenticate(request)
+    with django_capture_on_commit_callbacks(execute=True):
+        user, read = RegistryTokenAuthentication().authenticate(request)
     assert read.expiry > stored.expiry  # knox moves the idle deadline on use (saved once a minute)
     read.expiry = stored.expiry
     for mine, orms in ((read, stored), (user, stored.user)):
@@ -172,7 +173,9 @@ def test_a_lock_out_ends_with_its_cool_off(lin, settings):
     assert _authorised(token) == 200
 
 
-def test_tokens_expire_after_the_idle_and_the_absolute_lifetime(lin, settings):
+def test_tokens_expire_after_the_idle_and_the_absolute_lifetime(
+    lin, settings, django_capture_on_commit_callbacks
+):
     token = _token(APIClient(), "lin", PASSWORD).json()["token"]
     stored = AuthToken.objects.get(user=lin)
     now = timezone.now()
@@ -186,14 +189,48 @@ def test_tokens_expire_after_the_idle_and_the_absolute_lifetime(lin, settings):
         created=now - settings.REST_KNOX["AUTO_REFRESH_MAX_TTL"] + dt.timedelta(minutes=5),
         expiry=now + dt.timedelta(minutes=1),
     )
-    assert _authorised(token) == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _authorised(token) == 200
     stored.refresh_from_db()
+    assert now + dt.timedelta(minutes=2) < stored.expiry  # renewed, and only up to the absolute limit
     assert stored.expiry <= stored.created + settings.REST_KNOX["AUTO_REFRESH_MAX_TTL"]
     AuthToken.objects.filter(pk=stored.pk).update(
         created=now - settings.REST_KNOX["AUTO_REFRESH_MAX_TTL"] - dt.timedelta(seconds=1),
         expiry=now - dt.timedelta(seconds=1),
     )
     assert _authorised(token) == 401
+
+
+def test_only_a_served_request_renews_its_token_and_at_most_once_a_minute(
+    lin, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    # Requests are atomic: a refused one is rolled back, so it must not write a renewal at all (it
+    # once wrote one on every refused request, which the rollback then undid).
+    token = _token(APIClient(), "lin", PASSWORD).json()["token"]
+    stored = AuthToken.objects.get(token_key=token[:15])
+    soon = timezone.now() + dt.timedelta(minutes=1)
+    AuthToken.objects.filter(pk=stored.pk).update(expiry=soon)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    with django_capture_on_commit_callbacks(execute=True) as renewals:
+        assert client.get("/api/patients/999999999/").status_code == 404
+        assert client.post("/api/patients/", {}, format="json").status_code == 403
+    assert renewals == []
+    stored.refresh_from_db()
+    assert stored.expiry == soon
+    with django_capture_on_commit_callbacks(execute=True) as renewals:
+        assert client.get("/api/studies/").status_code == 200
+    assert len(renewals) == 1
+    stored.refresh_from_db()
+    renewed = stored.expiry
+    assert renewed > soon + dt.timedelta(minutes=30)
+    # A second use within the minute finds nothing to write.
+    with django_capture_on_commit_callbacks(execute=False) as renewals:
+        assert client.get("/api/studies/").status_code == 200
+    with django_assert_num_queries(0):
+        renewals[0]()
+    stored.refresh_from_db()
+    assert stored.expiry == renewed
 
 
 def test_expired_tokens_are_refused_and_deleted_when_a_new_one_is_issued(lin):
