@@ -1,6 +1,9 @@
 """Small display helpers for case-record templates."""
 
 from django import template
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 
 from casebook.forms import MISSING_SUFFIX
 from registry import missing
@@ -14,6 +17,31 @@ register = template.Library()
 def plain(value) -> str:
     """A decimal as entered, without the database's trailing zeros."""
     return plain_number(value)
+
+
+@register.simple_tag
+def review_letters(cells, detail_url: str) -> SafeString:
+    """A patient's review on the patient list: one letter per section, linked to it, with its count of
+    open queries. Written here rather than in the template: 350 cells a page, each resolved variable by
+    variable by the template engine, were a third of the page's CPU."""
+    return format_html_join(
+        "",
+        '<a class="cell status-{}" href="{}#section-{}" title="{}: {}">{}{}</a>',
+        (
+            (
+                cell.status,
+                detail_url,
+                cell.section,
+                capfirst(cell.section),
+                cell.label.lower(),
+                cell.label[:1],
+                format_html('<span class="query-count">{}</span>', cell.open_queries)
+                if cell.open_queries
+                else "",
+            )
+            for cell in cells
+        ),
+    )
 
 
 @register.filter

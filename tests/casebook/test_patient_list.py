@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Role
+from registry.models import Patient
 from review.models import ReviewStatus, SectionReview
 from tests import factories as f
 
@@ -65,6 +66,31 @@ def test_ordered_as_chosen_with_a_review_cell_per_section(nurse_client):
     assert rows["LM-001"]["procedures"] == ReviewStatus.SUBMITTED
     assert set(rows["LM-002"].values()) == {ReviewStatus.DRAFT}
     assert 'class="cell status-submitted"' in response.content.decode()
+
+
+def test_each_review_letter_links_its_section_and_counts_its_open_queries(nurse_client):
+    from review import services
+
+    patient = Patient.objects.get(study_code="LM-001")
+    reviewer = f.UserFactory()
+    f.MembershipFactory(user=reviewer, site=nurse_client.sites["north"], role=Role.REVIEWER)
+    for message in ("Which dose?", "Which day?"):
+        services.query_raise(patient=patient, actor=reviewer, message=message, section="procedures")
+    response = nurse_client.get(reverse("casebook:patient_list"), {"study": nurse_client.studies["lm"].pk})
+    html = response.content.decode()
+    detail = reverse("casebook:patient_detail", args=[patient.pk])
+    assert (
+        f'<a class="cell status-submitted" href="{detail}#section-procedures" title="Procedures: submitted">'
+        'S<span class="query-count">2</span></a>'
+    ) in html
+    # A section without queries: its letter alone; one link per section, in page order.
+    assert (
+        f'<a class="cell status-draft" href="{detail}#section-identity" title="Identity: draft">D</a>' in html
+    )
+    row = html.split('data-patient="LM-001"')[1].split("</tr>")[0]
+    sections = [cell.section for cell in response.context["rows"][0].cells]
+    assert row.count('class="cell status-') == len(sections) > 1
+    assert [part.split('"')[0] for part in row.split("#section-")[1:]] == sections
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
