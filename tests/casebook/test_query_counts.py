@@ -147,6 +147,18 @@ def test_api_lp_list_costs_the_same_at_one_lp_or_six(client, study, site, nurse)
     assert small == large <= 15
 
 
+def test_api_study_and_site_lists_cost_the_same_at_one_study_or_five(client, study, site, nurse):
+    # Each study lists its sites: read for all studies at once, not once per study.
+    urls = (reverse("api:study-list"), reverse("api:site-list"))
+    small = [count(client, url) for url in urls]
+    for n in range(4):
+        f.StudyFactory(code=f"more-{n}", sites=[site, f.SiteFactory()])
+    assert [count(client, url) for url in urls] == small
+    listed = client.get(urls[0]).json()["results"]
+    assert len(listed) == 5 and all(site.pk in study["sites"] for study in listed)
+    assert sorted(len(study["sites"]) for study in listed) == [1, 2, 2, 2, 2]
+
+
 def patient_on_course(study, site, nurse, injections: int):
     """An NPSLE patient on the seeded course with ``injections`` given (each with a safety override),
     a diagnosis listing a manifestation, a SLEDAI-2K assessment and a step-back adverse event."""
