@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef, Q
 from accounts.models import Site
 from registry import models as m
 from registry.catalogue import history_owners, patient_record_models
+from registry.history import related_records
 
 from .models import ActionEvent, ActionEventPatient
 from .timeline import row_changes
@@ -67,8 +68,8 @@ def audit_rows(
     # Every audited model that belongs to a patient (registry.catalogue), protocols' records included.
     for model in patient_record_models(include_identifiers=include_identifiers):
         owners = history_owners(model, ids, known)
-        history = model.history.filter(id__in=list(owners)).select_related("history_user")
-        for row, change in row_changes(model, history):
+        history = list(model.history.filter(id__in=list(owners)).select_related("history_user"))
+        for row, change in row_changes(model, history, related_records([(model, history)])):
             if (start and change.at < start) or (end and change.at > end):
                 continue
             code, site = patients[owners[row.id]]

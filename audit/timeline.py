@@ -12,13 +12,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.db import models
 from django.db.models import Q, QuerySet
 
 from registry.catalogue import history_owners, patient_record_models
-from registry.history import ACTIONS, FieldChange, field_changes, user_label
+from registry.history import (
+    ACTIONS,
+    FieldChange,
+    Related,
+    field_changes,
+    foreign_keys,
+    related_records,
+    user_label,
+)
 
 from .models import ActionEvent
 
@@ -37,25 +46,48 @@ class Change:
     model_label: str
     section: str
     object_id: int
-    record: str
     reason: str
     fields: tuple[FieldChange, ...] = field(default_factory=tuple)
+    row: Any = field(default=None, repr=False, compare=False)
+    related: Related = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def record(self) -> str:
+        """The record's label as this row had it, worked out when shown (the audit export shows
+        none). A label may name a parent record (a CSF result its LP, a diagnosis its patient): the
+        parents come from ``related``, read beforehand for all the rows (``related_records``)."""
+        instance = self.row.instance
+        for foreign_key in foreign_keys(type(instance)):
+            parent = self.related.get((foreign_key.related_model, getattr(instance, foreign_key.attname)))
+            if parent is not None:
+                foreign_key.set_cached_value(instance, parent)
+        try:
+            return str(instance)
+        except Exception:  # a label that needs a related row that no longer exists
+            return f"{self.model_label} #{self.object_id}"
 
 
-def changes_of(model: type[models.Model], rows: Iterable) -> Iterator[Change]:
+def changes_of(model: type[models.Model], rows: Iterable, related: Related) -> Iterator[Change]:
     """Turn history rows of one model (any order) into changes, each against the record's previous row."""
-    for _row, change in row_changes(model, rows):
+    for _row, change in row_changes(model, rows, related):
         yield change
 
 
-def row_changes(model: type[models.Model], rows: Iterable) -> Iterator[tuple[Any, Change]]:
-    """Each history row (oldest first) with the change it records."""
+def row_changes(
+    model: type[models.Model],
+    rows: Iterable,
+    related: Related | None = None,
+) -> Iterator[tuple[Any, Change]]:
+    """Each history row (oldest first) with the change it records; ``related`` gives the labels
+    their parent records (``related_records``)."""
     previous: dict[int, object] = {}
     for row in sorted(rows, key=lambda r: (r.history_date, r.history_id)):
         before = previous.get(row.id)
         # A deletion shows the values the record had; a creation or change, what differs from before.
         fields = (
-            field_changes(model, row, None) if row.history_type == "-" else field_changes(model, before, row)
+            field_changes(model, row, None, related)
+            if row.history_type == "-"
+            else field_changes(model, before, row, related)
         )
         previous[row.id] = row
         yield (
@@ -70,18 +102,12 @@ def row_changes(model: type[models.Model], rows: Iterable) -> Iterator[tuple[Any
                 model_label=str(model._meta.verbose_name),
                 section=getattr(model, "review_section", None) or "other",
                 object_id=row.id,
-                record=_record_label(model, row),
                 reason=row.history_change_reason or "",
                 fields=fields,
+                row=row,
+                related=related or {},
             ),
         )
-
-
-def _record_label(model, row) -> str:
-    try:
-        return str(row.instance)
-    except Exception:  # a label that needs a related row that no longer exists
-        return f"{model._meta.verbose_name} #{row.id}"
 
 
 def patient_history_rows(
@@ -104,11 +130,9 @@ def patient_timeline(
     patient_id: int, *, include_identifiers: bool, section: str | None = None, user_id: int | None = None
 ) -> list[Change]:
     """Every change to a patient's case record, newest first, optionally for one section or user."""
-    changes = [
-        change
-        for model, rows in patient_history_rows(patient_id, include_identifiers=include_identifiers)
-        for change in changes_of(model, rows)
-    ]
+    histories = patient_history_rows(patient_id, include_identifiers=include_identifiers)
+    related = related_records(histories)
+    changes = [change for model, rows in histories for change in changes_of(model, rows, related)]
     if section:
         changes = [c for c in changes if c.section == section]
     if user_id:

@@ -3,6 +3,7 @@
 import csv
 import datetime as dt
 import io
+from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -14,7 +15,7 @@ from audit.export import audit_rows
 from audit.models import SecurityEvent, SecurityEventKind
 from audit.timeline import patient_timeline
 from registry.formatting import spreadsheet_safe
-from registry.models import LumbarPuncture, Patient
+from registry.models import LumbarPuncture, Patient, Study
 from registry.services import record_save
 from tests import factories as f
 
@@ -201,3 +202,93 @@ def test_a_very_long_username_is_refused_and_logged_not_a_server_error(client, s
     other = "v" * 300
     answer = APIClient().post("/api/auth/token/", {"username": other, "password": "x"}, format="json")
     assert answer.status_code == 400
+
+
+def _patient_with_csf(site, results: int) -> Patient:
+    """A patient with an NPSLE diagnosis and ``results`` LPs, each with a CSF result (whose label names
+    its LP) edited once."""
+    patient = f.PatientFactory(study=f.StudyFactory(sites=[site]), site=site)
+    f.NpsleDiagnosisFactory(patient=patient)
+    for _ in range(results):
+        csf = f.CsfResultFactory(lumbar_puncture=f.LumbarPunctureFactory(patient=patient))
+        csf.protein_g_per_l = Decimal("0.61")
+        record_save(csf, actor=f.UserFactory(), reason="lab sheet")
+    return patient
+
+
+def test_the_history_page_costs_the_same_queries_at_one_csf_result_or_six(client):
+    from django.test.utils import CaptureQueriesContext
+
+    site = f.SiteFactory()
+    monitor = f.UserFactory()
+    f.MembershipFactory(user=monitor, site=site, role=Role.REVIEWER)
+    client.force_login(monitor)
+    counts, pages = [], []
+    for results in (1, 6):
+        patient = _patient_with_csf(site, results)
+        url = reverse("audit:patient_history", args=[patient.pk])
+        client.get(url)
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(url)
+        counts.append(len(queries.captured_queries))
+        pages.append((patient, page.content.decode()))
+    assert counts[0] == counts[1], counts
+    # The labels are the records' own, parents included.
+    patient, html = pages[1]
+    for lp in LumbarPuncture.objects.filter(patient=patient):
+        assert f"CSF of {lp}" in html
+    assert f"NPSLE diagnosis of {patient}" in html
+
+
+def test_a_label_whose_parent_is_gone_falls_back_to_the_models_name():
+    site = f.SiteFactory()
+    patient = _patient_with_csf(site, 1)
+    csf_change = next(
+        c for c in patient_timeline(patient.pk, include_identifiers=True) if c.model == "csfresult"
+    )
+    from registry.services import record_delete
+
+    lp = LumbarPuncture.objects.get(patient=patient)
+    record_delete(lp, actor=f.UserFactory(), reason="entered twice")  # the CSF result goes with it
+    after = [c for c in patient_timeline(patient.pk, include_identifiers=True) if c.model == "csfresult"]
+    assert csf_change.record == f"CSF of {lp}"
+    assert {c.record for c in after} == {f"CSF result #{csf_change.object_id}"}
+
+
+def test_the_audit_export_reads_no_record_to_label_its_rows():
+    from django.test.utils import CaptureQueriesContext
+
+    site = f.SiteFactory()
+    counts = []
+    for results in (1, 6):
+        patient = _patient_with_csf(site, results)
+        with CaptureQueriesContext(connection) as queries:
+            rows = list(audit_rows(Study.objects.get(pk=patient.study_id)))
+        counts.append(len(queries.captured_queries))
+        assert sum(r["model"] == "csfresult" for r in rows) >= results
+    assert counts[0] == counts[1], counts
+
+
+def test_a_foreign_key_shows_its_records_label_as_it_is_now():
+    # Labels were kept per process (functools.lru_cache): a corrected LP went on showing its old
+    # date in every CSF change that names it, until the server restarted.
+    patient = _patient_with_csf(f.SiteFactory(), 1)
+    lp = LumbarPuncture.objects.get(patient=patient)
+
+    def named() -> set[str]:
+        return {
+            field.new
+            for change in patient_timeline(patient.pk, include_identifiers=True)
+            for field in change.fields
+            if change.model == "csfresult" and field.field == "lumbar_puncture"
+        }
+
+    assert named() == {str(lp)}
+    lp.performed_at -= dt.timedelta(days=1)
+    record_save(lp, actor=f.UserFactory(), reason="date from the procedure note")
+    assert named() == {str(lp)}
+    assert {
+        row["new_value"]
+        for row in audit_rows(Study.objects.get(pk=patient.study_id))
+        if row["field"] == "lumbar_puncture"
+    } == {str(lp)}
