@@ -8,6 +8,7 @@ from .models import ReportDefinition, ReportRun
 @admin.register(ReportDefinition)
 class ReportDefinitionAdmin(admin.ModelAdmin):
     list_display = ("name", "study", "is_default", "created_by", "updated_at")
+    list_select_related = ("study", "created_by")  # created_by is nullable
     list_filter = ("study", "is_default")
     search_fields = ("name", "description")
     readonly_fields = ("created_by", "created_at", "updated_at")
@@ -18,6 +19,7 @@ class ReportRunAdmin(admin.ModelAdmin):
     """Runs are computed, never edited: they can only be looked at, or deleted to force a recompute."""
 
     list_display = ("study", "computed_at", "n_records", "n_screened", "duration_ms", "requested_by")
+    list_select_related = ("study", "requested_by")  # requested_by is nullable
     list_filter = ("study",)
     date_hierarchy = "computed_at"
     exclude = ("numbers",)
@@ -35,6 +37,10 @@ class ReportRunAdmin(admin.ModelAdmin):
         "cache_key",
         "scope_key",
     )
+
+    def get_queryset(self, request):
+        # A run's numbers (tens of kilobytes of JSON each) are never shown here.
+        return super().get_queryset(request).defer("numbers")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -8,6 +8,7 @@ from .models import SecurityEvent
 @admin.register(SecurityEvent)
 class SecurityEventAdmin(admin.ModelAdmin):
     list_display = ["occurred_at", "kind", "user", "username", "ip_address", "path"]
+    list_select_related = ["user"]  # nullable: the admin's own select_related() would skip it
     list_filter = ["kind"]
     search_fields = ["username", "user__username", "path"]
     date_hierarchy = "occurred_at"

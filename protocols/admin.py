@@ -242,6 +242,8 @@ class CourseAdmin(ReadOnlyRecordAdmin):
 @admin.register(PlannedInjection)
 class PlannedInjectionAdmin(ReadOnlyRecordAdmin):
     list_display = ["course", "sequence", "planned_date", "status", "lumbar_puncture", "deviation_reason"]
+    # The course's label names its protocol; the LP is nullable (skipped by a bare select_related()).
+    list_select_related = ["course__protocol", "lumbar_puncture"]
     list_filter = ["status"]
     search_fields = ["course__patient__study_code"]
 
