@@ -88,3 +88,32 @@ def test_the_report_run_list_does_not_read_the_runs_numbers(admin_client):
         assert admin_client.get(url).status_code == 200
     listed = [q["sql"] for q in captured.captured_queries if 'FROM "analytics_reportrun"' in q["sql"]]
     assert listed and not [sql for sql in listed if '"numbers"' in sql]
+
+
+def test_a_patients_page_costs_the_same_at_one_lp_or_six_and_keeps_its_drafts_editable(
+    admin_client, admin_user
+):
+    from review.services import section_submit
+
+    pages = []
+    for lps in (1, 6):
+        patient = f.PatientFactory()
+        for _ in range(lps):
+            lp = f.LumbarPunctureFactory(patient=patient)
+            f.CsfResultFactory(lumbar_puncture=lp)
+            f.IntrathecalDoseFactory(lumbar_puncture=lp)
+        f.SystemicTherapyFactory(patient=patient)
+        url = reverse("admin:registry_patient_change", args=[patient.pk])
+        admin_client.get(url)
+        with CaptureQueriesContext(connection) as captured:
+            html = admin_client.get(url).content.decode()
+        pages.append((patient, url, html, len(captured.captured_queries)))
+    assert pages[0][3] == pages[1][3], [page[3] for page in pages]
+    patient, url, html, _ = pages[1]
+    # Drafts are edited inline; a submitted section is read-only there, the others stay editable.
+    assert 'name="lumbar_punctures-5-opening_pressure_mmh2o"' in html
+    assert 'name="systemic_therapies-0-agent"' in html
+    section_submit(patient=patient, section="procedures", actor=admin_user)
+    html = admin_client.get(url).content.decode()
+    assert 'name="lumbar_punctures-5-opening_pressure_mmh2o"' not in html
+    assert 'name="systemic_therapies-0-agent"' in html

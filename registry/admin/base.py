@@ -37,19 +37,25 @@ class SectionGuardedInline(InlineModelAdmin):
     """Inline rows are editable only while their section is a draft; later changes go through the
     record's own page, which asks for the reason the review workflow requires."""
 
-    def _draft(self, parent) -> bool:
+    def _draft(self, request, parent) -> bool:
+        """Whether the inline's section of the parent's patient is still a draft: asked for each
+        permission of each inline of a page (73 reads on a patient's page), answered once a request."""
         if parent is None or not hasattr(parent, "owning_patient_id"):
             return True
-        return not write_hooks.needs_reason(parent.owning_patient_id(), self.model.review_section)
+        answered = request.__dict__.setdefault("_registry_draft_sections", {})
+        key = (parent.owning_patient_id(), self.model.review_section)
+        if key not in answered:
+            answered[key] = not write_hooks.needs_reason(*key)
+        return answered[key]
 
     def has_add_permission(self, request, obj=None):
-        return super().has_add_permission(request, obj) and self._draft(obj)
+        return super().has_add_permission(request, obj) and self._draft(request, obj)
 
     def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and self._draft(obj)
+        return super().has_change_permission(request, obj) and self._draft(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and self._draft(obj)
+        return super().has_delete_permission(request, obj) and self._draft(request, obj)
 
 
 class RegistryAdmin(SimpleHistoryAdmin):

@@ -110,6 +110,10 @@ class LumbarPunctureInline(SectionGuardedInline, admin.TabularInline):
     ]
     readonly_fields = ["csf_summary", "dose_summary"]
 
+    def get_queryset(self, request):
+        # Each row shows its CSF and doses: read with the rows, not twice more per LP.
+        return super().get_queryset(request).select_related("csf").prefetch_related("doses")
+
     @admin.display(description="CSF")
     def csf_summary(self, obj):
         csf = getattr(obj, "csf", None)
