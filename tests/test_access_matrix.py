@@ -324,7 +324,14 @@ def list_urls():
     for model, field_name in (
         ("lumbarpuncture", "patient"),
         ("adverseevent", "patient"),
+        ("adverseevent", "lumbar_puncture"),
         ("npslediagnosis", "patient"),
+        ("npslemanifestation", "diagnosis"),
+        ("mutationfinding", "diagnosis"),
+        ("csfresult", "lumbar_puncture"),
+        ("pathogentest", "csf_result"),
+        ("intrathecaldose", "lumbar_puncture"),
+        ("patientidentifier", "patient"),
     ):
         urls.append(
             f"/admin/autocomplete/?app_label=registry&model_name={model}&field_name={field_name}&term="

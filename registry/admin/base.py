@@ -74,6 +74,11 @@ class RegistryAdmin(SimpleHistoryAdmin):
     def get_queryset(self, request):
         return scope(super().get_queryset(request), request.user, self.view_capability)
 
+    def get_ordering(self, request):
+        """The list's own default (newest first) where the model has no order, so that the
+        autocompletes other forms page through this admin are ordered too."""
+        return super().get_ordering(request) or (() if self.model._meta.ordering else ("-pk",))
+
     def _reachable_or_404(self, request, object_id) -> None:
         """simple-history's history pages look objects up themselves; hold them to the same scope.
 

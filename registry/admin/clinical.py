@@ -117,6 +117,7 @@ class NpsleManifestationAdmin(RegistryAdmin):
     list_filter = [*filters_through("diagnosis__patient"), "syndrome"]
     search_fields = ["diagnosis__patient__study_code"]
     list_select_related = ["diagnosis__patient__study"]
+    autocomplete_fields = ["diagnosis"]
 
 
 @admin.register(Sledai2kAssessment)
@@ -155,6 +156,7 @@ class MutationFindingAdmin(RegistryAdmin):
     list_display = ["diagnosis", "specimen", "mutation", "detail"]
     list_filter = ["specimen", "mutation"]
     search_fields = ["diagnosis__patient__study_code"]
+    autocomplete_fields = ["diagnosis"]
 
 
 @admin.register(CarTInfusion)
@@ -257,6 +259,7 @@ class CsfResultAdmin(RegistryAdmin):
     search_fields = ["lumbar_puncture__patient__study_code"]
     list_select_related = ["lumbar_puncture__patient__study"]
     inlines = [PathogenTestInline]
+    autocomplete_fields = ["lumbar_puncture"]
 
 
 @admin.register(PathogenTest)
@@ -265,6 +268,7 @@ class PathogenTestAdmin(RegistryAdmin):
     list_filter = [*filters_through("csf_result__lumbar_puncture__patient"), "test", "result"]
     search_fields = ["csf_result__lumbar_puncture__patient__study_code", "organism"]
     list_select_related = ["csf_result__lumbar_puncture__patient__study"]
+    autocomplete_fields = ["csf_result"]
 
 
 @admin.register(IntrathecalDose)
@@ -273,6 +277,7 @@ class IntrathecalDoseAdmin(RegistryAdmin):
     list_filter = [*filters_through("lumbar_puncture__patient"), "drug", "timing"]
     search_fields = ["lumbar_puncture__patient__study_code"]
     list_select_related = ["lumbar_puncture__patient__study"]
+    autocomplete_fields = ["lumbar_puncture"]
 
 
 @admin.register(SystemicTherapy)
@@ -306,7 +311,7 @@ class AdverseEventAdmin(RegistryAdmin):
     search_fields = [*PATIENT_SEARCH, "term_other"]
     list_select_related = ["patient__study"]
     readonly_fields = ["suggested_grade"]
-    autocomplete_fields = ["patient"]
+    autocomplete_fields = ["patient", "lumbar_puncture"]
 
     @admin.display(description="grade from lab value")
     def suggested_grade(self, obj):

@@ -280,3 +280,4 @@ class PatientIdentifierAdmin(RegistryAdmin):
     list_display = ["patient", "full_name", "medical_record_number"]
     search_fields = ["patient__study_code", "medical_record_number", "full_name"]
     list_select_related = ["patient__study"]
+    autocomplete_fields = ["patient"]

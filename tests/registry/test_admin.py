@@ -176,3 +176,36 @@ def test_admin_bulk_delete_leaves_a_history_row_per_record(admin_client):
 
 def test_study_disease_area_choices():
     assert set(DiseaseArea.values) == {"npsle", "lm", "icans"}
+
+
+def test_no_admin_form_offers_every_record_of_a_table_that_grows_with_patients(admin_user):
+    # A plain select lists every patient (or LP, CSF result, diagnosis) of every study, each with its
+    # label: the NPSLE manifestation's page made 6,018 queries and took 6 s at 3,000 patients. Such
+    # a field is an autocomplete (searched, scoped to the user's sites) or read-only.
+    from django.contrib.admin.widgets import AutocompleteSelect, ForeignKeyRawIdWidget
+    from django.forms import ModelChoiceField
+    from django.test import RequestFactory
+
+    from registry.catalogue import patient_record_models
+
+    growing = set(patient_record_models(include_identifiers=True))
+    request = RequestFactory().get("/admin/")
+    request.user = admin_user
+    plain = []
+    for model, model_admin in admin.site._registry.items():
+        if not (model_admin.has_add_permission(request) or model_admin.has_change_permission(request)):
+            continue  # read-only: every field is shown as text
+        forms = [(model, model_admin.get_form(request), None)]
+        for inline in model_admin.get_inline_instances(request):
+            formset = inline.get_formset(request)
+            forms.append((inline.model, formset.form, formset.fk.name))  # the parent: set, not chosen
+        for owner, form, parent in forms:
+            for name, form_field in form.base_fields.items():
+                if name == parent or not isinstance(form_field, ModelChoiceField):
+                    continue
+                if form_field.queryset.model not in growing:
+                    continue
+                widget = getattr(form_field.widget, "widget", form_field.widget)  # RelatedFieldWidgetWrapper
+                if not isinstance(widget, AutocompleteSelect | ForeignKeyRawIdWidget):
+                    plain.append(f"{owner.__name__}.{name}")
+    assert not plain, plain
