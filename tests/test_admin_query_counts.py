@@ -1,6 +1,6 @@
 """Admin lists cost the same queries at one row or several: each foreign key a list shows is read with
 its rows (the admin's own ``select_related()`` skips nullable keys, so those lists read a user, an LP
-or a protocol once per row)."""
+or a protocol once per row); so does a patient's page at one LP or six."""
 
 import pytest
 from django.db import connection
