@@ -565,14 +565,18 @@ def cox(
             "vary among the patients at risk at any event)"
         ) from None
     z = beta / se
+    # A finite β with a standard error in the hundreds (a handful of events) has an upper limit past
+    # exp(709): infinite, as R's exp() gives it, not a RuntimeWarning in the log.
+    with np.errstate(over="ignore"):
+        hr, lower, upper = np.exp(beta), np.exp(beta - Z_95 * se), np.exp(beta + Z_95 * se)
     table = pd.DataFrame(
         {
             "term": list(covariates),
             "coef": beta,
             "se": se,
-            "hr": np.exp(beta),
-            "lower": np.exp(beta - Z_95 * se),
-            "upper": np.exp(beta + Z_95 * se),
+            "hr": hr,
+            "lower": lower,
+            "upper": upper,
             "z": z,
             "p": 2 * special.ndtr(-np.abs(z)),  # stats.norm.sf, without its per-call overhead,
         }

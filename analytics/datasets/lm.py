@@ -315,8 +315,17 @@ def _add_mutations(frame: pd.DataFrame, source) -> None:
         ["specimen", "mutation"],
         patient_id="diagnosis__patient_id",
     )
-    tissue = mutations[mutations["specimen"] == Specimen.TISSUE].groupby("patient_id")["mutation"].agg(set)
-    csf = mutations[mutations["specimen"] == Specimen.CSF].groupby("patient_id")["mutation"].agg(set)
+    # Dicts by patient id: ``Series.get`` on the empty result of a study without findings looked
+    # patients up by position (a pandas FutureWarning), not by id.
+    tissue = (
+        mutations[mutations["specimen"] == Specimen.TISSUE]
+        .groupby("patient_id")["mutation"]
+        .agg(set)
+        .to_dict()
+    )
+    csf = (
+        mutations[mutations["specimen"] == Specimen.CSF].groupby("patient_id")["mutation"].agg(set).to_dict()
+    )
     frame["mutation_class"] = [_mutation_class(tissue.get(pid, set())) for pid in frame.index]
     frame["egfr_mutant"] = frame["mutation_class"].map(
         lambda c: np.nan if c == "unknown" else float(c == "EGFR")
@@ -456,7 +465,7 @@ def _add_lm(frame: pd.DataFrame, source, doses: pd.DataFrame, lps: pd.DataFrame)
     responses = responses.merge(origin.rename("origin").reset_index(), on="patient_id")
     responses = responses[responses["origin"].notna() & (responses["assessed_on"] >= responses["origin"])]
     first = responses.groupby("patient_id").first().reindex(frame.index)
-    frame["clinical_response"] = first["clinical_response"].replace("", np.nan)
+    frame["clinical_response"] = _blank_as_missing(first["clinical_response"])
     evaluable = frame["clinical_response"].notna() & (
         frame["clinical_response"] != ClinicalResponse.NOT_EVALUABLE
     )
@@ -474,3 +483,12 @@ def _add_lm(frame: pd.DataFrame, source, doses: pd.DataFrame, lps: pd.DataFrame)
     frame["window_end"] = pd.to_datetime(frame["last_it_at"].map(lambda t: t.date() if pd.notna(t) else None))
     frame["treatment_window"] = "first to last intrathecal dose"
     return frame
+
+
+def _blank_as_missing(answers: pd.Series) -> pd.Series:
+    """An empty answer is a missing one. Written out rather than ``replace("", nan)``, whose silent
+    downcasting pandas deprecates (a FutureWarning in every LM dataset with no response recorded): a
+    column of only missing answers becomes float NaN as before, one with any answer stays text."""
+    answers = answers.copy()
+    answers[answers.eq("")] = np.nan
+    return answers.infer_objects()

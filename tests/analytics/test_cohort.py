@@ -6,12 +6,14 @@ import datetime as dt
 import math
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 from django.utils import timezone
 
 from analytics.datasets import build_dataset, data_dictionary
 from analytics.errors import AnalysisError
 from registry.choices import (
+    ClinicalResponse,
     DeathCause,
     DiseaseArea,
     DoseTiming,
@@ -195,6 +197,25 @@ def test_lm_columns():
     assert row["ipfs_months"] == pytest.approx(61 / 30.4375) and row["ipfs_event"] == 1
     assert row["os_months"] == pytest.approx(122 / 30.4375) and row["os_event"] == 0
     assert row["bevacizumab"] == 1
+
+
+@pytest.mark.filterwarnings("error::FutureWarning")
+def test_lm_clinical_response_left_blank_is_missing_not_a_category():
+    """A response assessment whose clinical response was left blank counts as not assessed: the
+    patient is neither a responder nor a non-responder (and pandas is not asked to downcast)."""
+    blank = f.LmDiagnosisFactory().patient
+    answered = f.LmDiagnosisFactory(patient=f.PatientFactory(study=blank.study, area=DiseaseArea.LM)).patient
+    for patient in (blank, answered):
+        lp(patient, INDEX + dt.timedelta(days=3), doses=[(IntrathecalDrug.PEMETREXED, "10")])
+    f.ResponseAssessmentFactory(patient=blank, clinical_response="")
+    only_blank = build_dataset(blank.study)
+    assert only_blank["clinical_response"].isna().all() and only_blank["responder"].isna().all()
+
+    f.ResponseAssessmentFactory(patient=answered, clinical_response=ClinicalResponse.RESPONSE)
+    both = build_dataset(blank.study).set_index("patient_id")
+    assert pd.isna(both.loc[blank.pk, "clinical_response"]) and pd.isna(both.loc[blank.pk, "responder"])
+    assert both.loc[answered.pk, "clinical_response"] == "response"
+    assert both.loc[answered.pk, "responder"] == 1
 
 
 def test_icans_columns():

@@ -161,6 +161,18 @@ def test_proportional_hazards_test_on_the_lung_data() -> None:
     )
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_a_limit_past_the_largest_float_is_infinite_as_in_r() -> None:
+    # R survival 3.x, summary(coxph(Surv(time, status) ~ I(age/1e5), lung)): coef 1872.018, se
+    # 919.9207, exp(coef) Inf, lower .95 9.314454e+29, upper .95 Inf.
+    datasets = pytest.importorskip("lifelines.datasets")
+    lung = datasets.load_lung().assign(age_scaled=lambda d: d["age"] / 1e5)
+    row = cox(lung, "time", "status", ["age_scaled"]).table.iloc[0]
+    assert (row["coef"], row["se"]) == pytest.approx((1872.018, 919.9207), rel=1e-6)
+    assert row["lower"] == pytest.approx(9.314454e29, rel=1e-5)
+    assert row["hr"] == np.inf and row["upper"] == np.inf
+
+
 def _calendar_times() -> pd.DataFrame:
     """Months from days as calendar arithmetic makes them: 0.1 + 0.2 and 0.3 are one time to R."""
     return pd.DataFrame(
