@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef, Q
 from accounts.models import Site
 from registry import models as m
 from registry.catalogue import history_owners, patient_record_models
+from registry.chunked import filter_in_chunks
 from registry.history import related_records
 
 from .models import ActionEvent, ActionEventPatient
@@ -68,7 +69,7 @@ def audit_rows(
     # Every audited model that belongs to a patient (registry.catalogue), protocols' records included.
     for model in patient_record_models(include_identifiers=include_identifiers):
         owners = history_owners(model, ids, known)
-        history = list(model.history.filter(id__in=list(owners)).select_related("history_user"))
+        history = list(filter_in_chunks(model.history.select_related("history_user"), "id", owners))
         for row, change in row_changes(model, history, related_records([(model, history)])):
             if (start and change.at < start) or (end and change.at > end):
                 continue
@@ -102,7 +103,7 @@ def audit_rows(
         yield row
 
 
-def _events(study: m.Study, start, end, patient_ids: set[int], site_ids: set[int] | None):
+def _events(study: m.Study, start, end, site_ids: set[int] | None):
     """The study's action events in the range that the allowed sites may see.
 
     An event about a patient is shown with that patient; an event over many (an export, an import)
@@ -119,7 +120,9 @@ def _events(study: m.Study, start, end, patient_ids: set[int], site_ids: set[int
     covers_allowed = Exists(
         ActionEventPatient.objects.filter(event=OuterRef("pk"), patient__site_id__in=site_ids)
     )
-    allowed = Q(patient_id__in=patient_ids) | Q(Q(patient__isnull=True), covers_allowed)
+    # The patients of ``_patient_map``: ever at an allowed site (a subquery, not a list of them all).
+    ever_allowed = m.Patient.history.filter(study_id=study.pk, site_id__in=site_ids).values("id")
+    allowed = Q(patient_id__in=ever_allowed) | Q(Q(patient__isnull=True), covers_allowed)
     if study.sites.filter(pk__in=site_ids).exists():
         covers_any = Exists(ActionEventPatient.objects.filter(event=OuterRef("pk")))
         allowed |= Q(Q(patient__isnull=True), ~covers_any)
@@ -141,7 +144,7 @@ def _event_values(event: ActionEvent) -> dict[str, str]:
 
 def _event_rows(study, start, end, patients: dict[int, tuple[str, str]], site_ids: set[int] | None):
     rows = []
-    for event in _events(study, start, end, set(patients), site_ids):
+    for event in _events(study, start, end, site_ids):
         code, site = patients.get(event.patient_id, ("", "")) if event.patient_id else ("", "")
         actor = event.actor
         detail = {k: v for k, v in event.detail.items() if k not in ("filters", "options", "summary")}

@@ -10,12 +10,15 @@ declarations do not resolve.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from collections.abc import Collection
+from typing import Any, TypeAlias
 
 from django.apps import apps
+from django.db.models import QuerySet
 
 from accounts.audited import AuditedRecord
 
+from .chunked import filter_in_chunks
 from .models.base import RegistryRecord
 
 
@@ -61,16 +64,23 @@ def history_owners(
         column = f"{hop}_id"
         history = model.history.order_by("history_id")
         if not rest:
-            owners = dict(history.filter(**{f"{column}__in": patient_ids}).values_list("id", column))
+            owners = dict(_in_history_order(history, column, patient_ids))
         else:
             parent = model._meta.get_field(hop).related_model
             assert isinstance(parent, type) and issubclass(parent, RegistryRecord), parent  # registry.checks
             parents = history_owners(parent, patient_ids, known)
             owners = {
                 record_id: parents[parent_id]
-                for record_id, parent_id in history.filter(**{f"{column}__in": list(parents)}).values_list(
-                    "id", column
-                )
+                for record_id, parent_id in _in_history_order(history, column, parents)
             }
     known[model] = owners
     return owners
+
+
+def _in_history_order(
+    history: QuerySet[Any, Any], column: str, values: Collection[int]
+) -> list[tuple[int, int]]:
+    """(record id, ``column``) of the history rows whose ``column`` is in ``values``, oldest first:
+    a record moved to another parent is owned by its latest one. Read in chunks of ``values``."""
+    rows = sorted(filter_in_chunks(history.values_list("history_id", "id", column), column, values))
+    return [(record_id, owner) for _, record_id, owner in rows]

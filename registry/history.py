@@ -14,6 +14,8 @@ from typing import Any
 
 from django.db import models
 
+from .chunked import filter_in_chunks
+
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 
 #: Bookkeeping fields never shown as changes.
@@ -53,7 +55,7 @@ def related_records(
         (target, record.pk): record
         for target, ids in wanted.items()
         if ids
-        for record in target._default_manager.select_related().filter(pk__in=ids)
+        for record in filter_in_chunks(target._default_manager.select_related(), "pk", ids)
     }
 
 

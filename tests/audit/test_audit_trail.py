@@ -292,3 +292,47 @@ def test_a_foreign_key_shows_its_records_label_as_it_is_now():
         for row in audit_rows(Study.objects.get(pk=patient.study_id))
         if row["field"] == "lumbar_puncture"
     } == {str(lp)}
+
+
+def test_the_export_of_a_study_larger_than_a_statements_variable_limit(monkeypatch):
+    """A study's records are named to the database in chunks, so a study with more records than
+    SQLite takes variables in one statement (and PostgreSQL would parse in one list) still exports,
+    with the same rows: the limit here is 40 variables, the chunk 25, the study 60 LPs and their CSF."""
+    import registry.chunked
+
+    study = f.StudyFactory()
+    patients = [f.PatientFactory(study=study, site=f.SiteFactory()) for _ in range(3)]
+    for i in range(60):
+        lp = f.LumbarPunctureFactory(
+            patient=patients[i % 3], performed_at=timezone.now() - dt.timedelta(days=i)
+        )
+        f.CsfResultFactory(lumbar_puncture=lp)
+
+    def one_site(rows):
+        return [row for row in rows if row["site"] in ("", patients[0].site.code)]
+
+    monkeypatch.setattr(registry.chunked, "CHUNK", 25)
+    if connection.vendor == "sqlite":
+        # Set before any of these statements runs: sqlite3 keeps prepared statements, and a statement
+        # prepared before the limit was lowered would not be checked against it.
+        import sqlite3
+
+        connection.ensure_connection()
+        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        connection.connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)
+        try:
+            with pytest.raises(DatabaseError, match="too many SQL variables"):
+                list(LumbarPuncture.objects.filter(pk__in=range(41)))  # the limit holds
+            chunked = list(audit_rows(study))
+            chunked_one_site = list(audit_rows(study, site_ids={patients[0].site_id}))
+        finally:
+            connection.connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    else:
+        chunked = list(audit_rows(study))
+        chunked_one_site = list(audit_rows(study, site_ids={patients[0].site_id}))
+
+    monkeypatch.setattr(registry.chunked, "CHUNK", 10_000)
+    whole = list(audit_rows(study))
+    assert sum(row["model"] == "csfresult" and row["field"] == "lumbar_puncture" for row in whole) == 60
+    assert chunked == whole
+    assert chunked_one_site == one_site(whole) and 0 < len(chunked_one_site) < len(whole)
