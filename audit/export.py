@@ -3,8 +3,14 @@ every action event (submitted, locked, query closed, exported, imported…), one
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterator
+import heapq
+import pickle
+import tempfile
+from collections.abc import Iterable, Iterator
+from operator import itemgetter
+from typing import IO, Any
 
 from django.db.models import Exists, OuterRef, Q
 
@@ -13,6 +19,7 @@ from registry import models as m
 from registry.catalogue import history_owners, patient_record_models
 from registry.chunked import filter_in_chunks
 from registry.history import related_records
+from registry.models.base import RegistryRecord
 
 from .models import ActionEvent, ActionEventPatient
 from .timeline import row_changes
@@ -51,6 +58,14 @@ def _patient_map(study_id: int, site_ids: set[int] | None) -> dict[int, tuple[st
     return found
 
 
+#: An export row with its place in time order: (when, history id or 0 for an event, model's position).
+_Keyed = tuple[tuple[dt.datetime, int, int], dict[str, str]]
+
+#: Patients whose change rows are worked out and sorted together; the sorted runs wait on disk and
+#: are merged in time order, so the export's memory is one chunk's rows, not the study's.
+PATIENTS_PER_CHUNK = 500
+
+
 def audit_rows(
     study: m.Study,
     *,
@@ -59,48 +74,106 @@ def audit_rows(
     site_ids: set[int] | None = None,
     include_identifiers: bool = False,
 ) -> Iterator[dict[str, str]]:
-    """Audit rows for the study, oldest first; ``site_ids`` None means every site."""
+    """Audit rows for the study, oldest first; ``site_ids`` None means every site.
+
+    Ties in time keep one order: a history row's fields in field order, rows of one model by history
+    id, then models in catalogue order; events first at the same instant (as a history id of 0)."""
     patients = _patient_map(study.pk, site_ids)
-    ids = set(patients)
     start = dt.datetime.combine(date_from, dt.time.min, tzinfo=dt.UTC) if date_from else None
     end = dt.datetime.combine(date_to, dt.time.max, tzinfo=dt.UTC) if date_to else None
-    collected = []
-    known: dict = {}
     # Every audited model that belongs to a patient (registry.catalogue), protocols' records included.
-    for model in patient_record_models(include_identifiers=include_identifiers):
-        owners = history_owners(model, ids, known)
-        history = list(filter_in_chunks(model.history.select_related("history_user"), "id", owners))
-        for row, change in row_changes(model, history, related_records([(model, history)])):
-            if (start and change.at < start) or (end and change.at > end):
-                continue
-            code, site = patients[owners[row.id]]
-            for field in change.fields or ():
-                collected.append(
-                    (
-                        change.at,
-                        change.history_id,
-                        {
-                            "changed_at_utc": change.at.astimezone(dt.UTC).isoformat(timespec="seconds"),
-                            "user": change.user,
-                            "action": change.action,
-                            "section": change.section,
-                            "model": change.model,
-                            "object_id": str(change.object_id),
-                            "patient": code,
-                            "site": site,
-                            "field": field.field,
-                            "old_value": field.old,
-                            "new_value": field.new,
-                            "reason": change.reason,
-                            "signature_meaning": "",
-                            "signer": "",
-                            "detail": "",
-                        },
-                    )
-                )
-    collected.extend(_event_rows(study, start, end, patients, site_ids))
-    for _, _, row in sorted(collected, key=lambda item: (item[0], item[1])):
-        yield row
+    models = patient_record_models(include_identifiers=include_identifiers)
+    known: dict = {}
+    owners = {model: history_owners(model, set(patients), known) for model in models}
+    del known
+    ordered = sorted(patients)
+    chunk_of = {pid: i // PATIENTS_PER_CHUNK for i, pid in enumerate(ordered)}
+    chunks = max(1, -(-len(ordered) // PATIENTS_PER_CHUNK))
+    # Each model's records by the chunk of their (latest) patient, read once from the owners.
+    records: dict[type, list[list[int]]] = {}
+    for model, owned in owners.items():
+        records[model] = [[] for _ in range(chunks)]
+        for record_id, patient_id in owned.items():
+            records[model][chunk_of[patient_id]].append(record_id)
+
+    def chunk_rows(index: int) -> list[_Keyed]:
+        rows: list[_Keyed] = []
+        for position, model in enumerate(models):
+            history = list(
+                filter_in_chunks(model.history.select_related("history_user"), "id", records[model][index])
+            )
+            rows += _change_rows(model, position, history, owners[model], patients, start, end)
+        rows.sort(key=itemgetter(0))
+        return rows
+
+    events = sorted(_event_rows(study, start, end, patients, site_ids), key=itemgetter(0))
+    with contextlib.ExitStack() as files:
+        if chunks == 1:
+            runs: list[Iterable[_Keyed]] = [chunk_rows(0)]
+        else:
+            runs = [
+                _spill(chunk_rows(i), files.enter_context(tempfile.TemporaryFile())) for i in range(chunks)
+            ]
+        for _, row in heapq.merge(*runs, events, key=itemgetter(0)):
+            yield row
+
+
+def _change_rows(
+    model: type[RegistryRecord],
+    position: int,
+    history: list[Any],
+    owners: dict[int, int],
+    patients: dict[int, tuple[str, str]],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> Iterator[_Keyed]:
+    """One row per changed field of the model's history rows in the date range, each with its sort key."""
+    for row, change in row_changes(model, history, related_records([(model, history)])):
+        if (start and change.at < start) or (end and change.at > end):
+            continue
+        code, site = patients[owners[row.id]]
+        for field in change.fields or ():
+            yield (
+                (change.at, change.history_id, position),
+                {
+                    "changed_at_utc": change.at.astimezone(dt.UTC).isoformat(timespec="seconds"),
+                    "user": change.user,
+                    "action": change.action,
+                    "section": change.section,
+                    "model": change.model,
+                    "object_id": str(change.object_id),
+                    "patient": code,
+                    "site": site,
+                    "field": field.field,
+                    "old_value": field.old,
+                    "new_value": field.new,
+                    "reason": change.reason,
+                    "signature_meaning": "",
+                    "signer": "",
+                    "detail": "",
+                },
+            )
+
+
+#: Rows pickled together: one ``pickle.dump`` a row cost more than working the rows out.
+_SPILL_BATCH = 1_000
+
+
+def _spill(rows: list[_Keyed], spill: IO[bytes]) -> Iterator[_Keyed]:
+    """Write the sorted rows to ``spill`` now (and forget them); read them back in order when merged."""
+    for begin in range(0, len(rows), _SPILL_BATCH):
+        pickle.dump(rows[begin : begin + _SPILL_BATCH], spill, protocol=pickle.HIGHEST_PROTOCOL)
+    rows.clear()
+    spill.seek(0)
+
+    def read() -> Iterator[_Keyed]:
+        while True:
+            try:
+                yield from pickle.load(spill)
+            except EOFError:
+                return
+
+    return read()
 
 
 def _events(study: m.Study, start, end, site_ids: set[int] | None):
@@ -150,8 +223,7 @@ def _event_rows(study, start, end, patients: dict[int, tuple[str, str]], site_id
         detail = {k: v for k, v in event.detail.items() if k not in ("filters", "options", "summary")}
         rows.append(
             (
-                event.occurred_at,
-                0,
+                (event.occurred_at, 0, 0),
                 {
                     "changed_at_utc": event.occurred_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
                     "user": (actor.get_full_name() or actor.get_username()) if actor else "system",

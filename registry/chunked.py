@@ -2,8 +2,8 @@
 
 A list of ids becomes one bound parameter each: SQLite refuses a statement with more than its
 variable limit (250,000 in Debian's build, 32,766 in SQLite's own default), and PostgreSQL parses
-every one of them. The audit export names every record of a study this way — 400,000 history rows
-of an LM study of 100,000 patients — so it reads them ``CHUNK`` ids at a time.
+every one of them. The audit export names every record of a study this way, so it reads them
+``CHUNK`` ids at a time.
 """
 
 from __future__ import annotations

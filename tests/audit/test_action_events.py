@@ -374,3 +374,42 @@ def test_action_events_are_append_only_like_the_history_rows(team):
     with pytest.raises(DatabaseError, match="cannot be changed or deleted"), transaction.atomic():
         events.delete()
     assert events.get().reason == ""
+
+
+def test_the_export_in_chunks_of_one_patient_is_the_export_in_one(team, monkeypatch):
+    """The export works out and sorts its rows a chunk of patients at a time (on disk between) and
+    merges them in time order: with one patient a chunk it gives the same rows in the same order as
+    with all in one — history rows of different patients interleaved, events among them, ties kept."""
+    import audit.export
+
+    other = f.PatientFactory(study=team["study"], site=team["patient"].site, study_code="EV-2")
+    for patient in (team["patient"], other, team["patient"], other):
+        f.SystemicTherapyFactory(patient=patient)
+    submitted(team)
+    record_save(
+        f.LumbarPunctureFactory(patient=other), actor=team["nurse"], reason="a second look at the sheet"
+    )
+    whole = list(audit_rows(team["study"]))
+    assert audit.export.PATIENTS_PER_CHUNK > 2
+    monkeypatch.setattr(audit.export, "PATIENTS_PER_CHUNK", 1)
+    assert list(audit_rows(team["study"])) == whole
+    patients_in_order = [row["patient"] for row in whole if row["patient"]]
+    assert patients_in_order.count("EV-1") and patients_in_order.count("EV-2")
+    assert patients_in_order != sorted(patients_in_order)  # interleaved, not one patient after the other
+    assert any(row["action"] == "section submitted" for row in whole)
+
+
+def test_a_record_moved_to_another_patient_is_exported_once_under_its_latest(team, monkeypatch):
+    import audit.export
+
+    other = f.PatientFactory(study=team["study"], site=team["patient"].site, study_code="EV-2")
+    therapy = f.SystemicTherapyFactory(patient=team["patient"])
+    therapy.patient = other
+    record_save(therapy, actor=team["nurse"], reason="entered under the wrong patient")
+    for per_chunk in (500, 1):
+        monkeypatch.setattr(audit.export, "PATIENTS_PER_CHUNK", per_chunk)
+        rows = [r for r in audit_rows(team["study"]) if r["model"] == "systemictherapy"]
+        moved = [r for r in rows if r["field"] == "patient"]
+        assert len(moved) == 2, rows  # created under EV-1, then moved
+        assert {r["patient"] for r in rows} == {"EV-2"}
+        assert len({(r["changed_at_utc"], r["field"], r["action"]) for r in rows}) == len(rows)
