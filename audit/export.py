@@ -105,7 +105,7 @@ def audit_rows(
         rows.sort(key=itemgetter(0))
         return rows
 
-    events = sorted(_event_rows(study, start, end, patients, site_ids), key=itemgetter(0))
+    events = _event_rows(study, start, end, patients, site_ids)
     with contextlib.ExitStack() as files:
         if chunks == 1:
             runs: list[Iterable[_Keyed]] = [chunk_rows(0)]
@@ -214,30 +214,32 @@ def _event_values(event: ActionEvent) -> dict[str, str]:
     return {"field": "state" if changed else "", "old_value": event.old_state, "new_value": event.new_state}
 
 
-def _event_rows(study, start, end, patients: dict[int, tuple[str, str]], site_ids: set[int] | None):
-    rows = []
-    for event in _events(study, start, end, site_ids):
+def _event_rows(
+    study, start, end, patients: dict[int, tuple[str, str]], site_ids: set[int] | None
+) -> Iterator[_Keyed]:
+    """The events' rows in time order, read as they are merged (a study's events are not held);
+    events of one instant newest first, as the events' own ordering lists them."""
+    for event in (
+        _events(study, start, end, site_ids).order_by("occurred_at", "-pk").iterator(chunk_size=2000)
+    ):
         code, site = patients.get(event.patient_id, ("", "")) if event.patient_id else ("", "")
         actor = event.actor
         detail = {k: v for k, v in event.detail.items() if k not in ("filters", "options", "summary")}
-        rows.append(
-            (
-                (event.occurred_at, 0, 0),
-                {
-                    "changed_at_utc": event.occurred_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
-                    "user": (actor.get_full_name() or actor.get_username()) if actor else "system",
-                    "action": str(event.get_kind_display()).lower(),
-                    "section": event.section,
-                    "model": event.object_model,
-                    "object_id": event.object_id,
-                    "patient": code,
-                    "site": site,
-                    **_event_values(event),
-                    "reason": event.reason,
-                    "signature_meaning": event.signature_meaning,
-                    "signer": event.signer,
-                    "detail": "; ".join(f"{k}: {v}" for k, v in detail.items()),
-                },
-            )
+        yield (
+            (event.occurred_at, 0, 0),
+            {
+                "changed_at_utc": event.occurred_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
+                "user": (actor.get_full_name() or actor.get_username()) if actor else "system",
+                "action": str(event.get_kind_display()).lower(),
+                "section": event.section,
+                "model": event.object_model,
+                "object_id": event.object_id,
+                "patient": code,
+                "site": site,
+                **_event_values(event),
+                "reason": event.reason,
+                "signature_meaning": event.signature_meaning,
+                "signer": event.signer,
+                "detail": "; ".join(f"{k}: {v}" for k, v in detail.items()),
+            },
         )
-    return rows

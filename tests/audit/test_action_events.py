@@ -15,6 +15,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Role
 from accounts.services import system_user
@@ -413,3 +414,26 @@ def test_a_record_moved_to_another_patient_is_exported_once_under_its_latest(tea
         assert len(moved) == 2, rows  # created under EV-1, then moved
         assert {r["patient"] for r in rows} == {"EV-2"}
         assert len({(r["changed_at_utc"], r["field"], r["action"]) for r in rows}) == len(rows)
+
+
+def test_events_of_one_instant_keep_their_order_among_the_changes(team):
+    """Events are read in time order as the export merges them; two of one instant come newest
+    (highest id) first, as the events' own ordering lists them, and both before a field change of
+    that instant."""
+    instant = timezone.now()
+    first, second = (
+        ActionEvent.objects.create(
+            kind=ActionKind.SECTION_SUBMITTED,
+            occurred_at=instant,
+            actor=team["nurse"],
+            study_id=team["study"].pk,
+            patient_id=team["patient"].pk,
+            section="therapy",
+            old_state="draft",
+            new_state=new_state,
+        )
+        for new_state in ("first", "second")
+    )
+    rows = [r for r in audit_rows(team["study"]) if r["action"] == "section submitted"]
+    assert [r["new_value"] for r in rows] == ["second", "first"]
+    assert list(ActionEvent.objects.filter(pk__in=[first.pk, second.pk])) == [second, first]
