@@ -47,6 +47,12 @@ def _empty(value: Any) -> bool:
 def errors(record: Any) -> dict[str, list[str]]:
     """{field: [message]} for codes that cannot stand: unknown field or code, or a value given too."""
     found: dict[str, list[str]] = {}
+    if record.missing_codes is None:
+        # A record always has its codes, if only {}: the column is NOT NULL. A JSON null reached it
+        # through the API's form-encoded bodies, whose JSON text DRF parses after its null check.
+        return {
+            "missing_codes": ["Give the missing-data codes as {field name: code}; {} when there are none."]
+        }
     given = record.missing_codes or {}
     if not isinstance(given, dict):
         return {"missing_codes": ["Give the missing-data codes as {field name: code}."]}
