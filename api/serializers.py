@@ -95,6 +95,8 @@ class RegistrySerializer(serializers.ModelSerializer):
 
     #: Fields writable when creating but fixed afterwards (e.g. a patient's study and site).
     create_only_fields: tuple[str, ...] = ()
+    #: The request body of an update as the schema shows it (``for_update``): create-only fields read-only.
+    updating = False
     #: Related rows the representation reads, prefetched by the viewset for a whole page at once
     #: (so a list costs the same few queries at 10 or 200 rows).
     prefetch: tuple[str | Prefetch, ...] = ()
@@ -103,16 +105,20 @@ class RegistrySerializer(serializers.ModelSerializer):
         fields = super().get_fields()
         request = self.context.get("request")
         for name, field in fields.items():
-            if (
-                self.instance is not None
-                and not isinstance(self.instance, list)
-                and name in self.create_only_fields
+            if name in self.create_only_fields and (
+                self.updating or (self.instance is not None and not isinstance(self.instance, list))
             ):
                 field.read_only = True
             queryset = getattr(field, "queryset", None)
             if request is not None and queryset is not None and site_path(queryset.model) is not None:
                 field.queryset = scope(queryset.model._default_manager.all(), request.user)  # type: ignore[attr-defined]
         return fields
+
+    @classmethod
+    def for_update(cls) -> type[RegistrySerializer]:
+        """This serializer as the body of an update (PUT, PATCH), for the schema: the create-only
+        fields shown read-only, as the server treats them, so clients do not send what it refuses."""
+        return _for_update(cls)
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
@@ -154,8 +160,17 @@ class RegistrySerializer(serializers.ModelSerializer):
 
 
 @cache
+@cache
+def _for_update(serializer: type[RegistrySerializer]) -> type[RegistrySerializer]:
+    """One class per serializer (the schema names its component after it: ``PatientUpdate``)."""
+    name = serializer.__name__.removesuffix("Serializer") + "UpdateSerializer"
+    return type(name, (serializer,), {"updating": True, "__module__": __name__, "__doc__": serializer.__doc__})
+
+
+@cache
 def serializer_for(model: type[models.Model], *, parent: str | None = None, extra_read_only=()):
-    """The RegistrySerializer of a model whose parent (if any) is set by the URL (one class per model)."""
+    """The RegistrySerializer of a model whose parent (if any) is set by the URL: one class per model
+    and parent (the schema names its components after the class, and two classes of one name clash)."""
     excluded = {"created_at", "updated_at"}
     read_only = [parent] if parent else []
     meta = type(
@@ -359,17 +374,13 @@ class LumbarPunctureSerializer(SafetyFields, RegistrySerializer):
         Prefetch("safety_overrides", queryset=pm.SafetyOverride.objects.select_related("overridden_by")),
     )
 
+    #: The CSF and doses of an existing LP have their own endpoints.
+    create_only_fields = ("csf", "doses", "pathogen_tests")
+
     class Meta:
         model = m.LumbarPuncture
         exclude = ["created_at", "updated_at"]
         read_only_fields = ["patient"]
-
-    def get_fields(self):
-        fields = super().get_fields()
-        if self.instance is not None:  # CSF and doses of an existing LP have their own endpoints
-            for name in ("csf", "doses", "pathogen_tests"):
-                fields[name].read_only = True
-        return fields
 
     def get_safety_overrides(self, lp: m.LumbarPuncture) -> list[dict[str, Any]]:
         return [

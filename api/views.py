@@ -91,6 +91,9 @@ def etag(instance: AuditedRecord) -> str:
 
 
 def _schema_for_writes(viewset, refused: OpenApiResponse = ERROR, reason: OpenApiParameter = REASON):
+    # An update's body leaves out what only a creation sets (a patient's study, an LP's CSF).
+    serializer = viewset.serializer_class
+    body = {"request": serializer.for_update()} if serializer.create_only_fields else {}
     return extend_schema_view(
         create=extend_schema(
             parameters=[reason],
@@ -99,10 +102,12 @@ def _schema_for_writes(viewset, refused: OpenApiResponse = ERROR, reason: OpenAp
         update=extend_schema(
             parameters=[IF_MATCH, reason],
             responses={200: viewset.serializer_class, **WRITE_RESPONSES, 400: refused},
+            **body,
         ),
         partial_update=extend_schema(
             parameters=[IF_MATCH, reason],
             responses={200: viewset.serializer_class, **WRITE_RESPONSES, 400: refused},
+            **body,
         ),
         destroy=extend_schema(
             parameters=[IF_MATCH, reason], responses={204: None, **WRITE_RESPONSES, 400: refused}

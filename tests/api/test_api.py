@@ -239,3 +239,26 @@ def test_schema_and_docs_are_served_locally(client):
     client.force_login(user)
     html = client.get("/api/docs/").content.decode()
     assert "swagger" in html.lower() and "https://" not in html
+
+
+def test_an_updates_body_in_the_schema_leaves_out_what_only_a_creation_sets(client, world):
+    """A patient's study and site, and an LP's CSF, doses and pathogen tests, are refused on update
+    (read-only once the record exists); the schema's update bodies say so, the creation bodies keep them."""
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    def body(path: str, method: str) -> set[str]:
+        ref = schema["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return set(schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"])
+
+    patient, lp = "/api/patients/{id}/", "/api/patients/{patient_pk}/lumbar-punctures/{id}/"
+    assert {"study", "site"} <= body("/api/patients/", "post")
+    assert {"csf", "doses", "pathogen_tests"} <= body("/api/patients/{patient_pk}/lumbar-punctures/", "post")
+    for method in ("put", "patch"):
+        assert not {"study", "site"} & body(patient, method)
+        assert not {"csf", "doses", "pathogen_tests"} & body(lp, method)
+        assert {"sex", "study_code"} <= body(patient, method) and "performed_at" in body(lp, method)
+    # And the server still refuses them on update, by name.
+    url = f"/api/patients/{world['mine'].pk}/"
+    etag = read(world["client"], url)["ETag"]
+    response = world["client"].patch(url, {"study": world["study"].pk}, format="json", HTTP_IF_MATCH=etag)
+    assert response.status_code == 400 and "study" in response.data
