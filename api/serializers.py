@@ -164,7 +164,9 @@ class RegistrySerializer(serializers.ModelSerializer):
 def _for_update(serializer: type[RegistrySerializer]) -> type[RegistrySerializer]:
     """One class per serializer (the schema names its component after it: ``PatientUpdate``)."""
     name = serializer.__name__.removesuffix("Serializer") + "UpdateSerializer"
-    return type(name, (serializer,), {"updating": True, "__module__": __name__, "__doc__": serializer.__doc__})
+    return type(
+        name, (serializer,), {"updating": True, "__module__": __name__, "__doc__": serializer.__doc__}
+    )
 
 
 @cache
