@@ -160,7 +160,6 @@ class RegistrySerializer(serializers.ModelSerializer):
 
 
 @cache
-@cache
 def _for_update(serializer: type[RegistrySerializer]) -> type[RegistrySerializer]:
     """One class per serializer (the schema names its component after it: ``PatientUpdate``)."""
     name = serializer.__name__.removesuffix("Serializer") + "UpdateSerializer"
@@ -171,8 +170,7 @@ def _for_update(serializer: type[RegistrySerializer]) -> type[RegistrySerializer
 
 @cache
 def serializer_for(model: type[models.Model], *, parent: str | None = None, extra_read_only=()):
-    """The RegistrySerializer of a model whose parent (if any) is set by the URL: one class per model
-    and parent (the schema names its components after the class, and two classes of one name clash)."""
+    """The RegistrySerializer of a model whose parent (if any) is set by the URL (one class per model)."""
     excluded = {"created_at", "updated_at"}
     read_only = [parent] if parent else []
     meta = type(

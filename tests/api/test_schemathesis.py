@@ -22,6 +22,7 @@ cases for all 137 operations, most of which the other worker runs.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.util
 import json
 import re
@@ -158,6 +159,7 @@ def world(django_db_setup, django_db_blocker):
         transaction.set_rollback(True)
 
 
+@functools.cache
 def _viewsets_by_model() -> dict:
     routers = (
         api_urls.router,
