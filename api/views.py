@@ -12,7 +12,7 @@ from django.db.models import Prefetch
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import status, viewsets
+from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.filters import OrderingFilter
@@ -133,11 +133,22 @@ class RegistryViewSet(viewsets.ModelViewSet):
 
     def get_object(self):
         """The record, read once per request: an update checks its ETag and then DRF's update reads
-        it again, each time with the serializer's prefetches (a third of a PATCH's time)."""
+        it again, each time with the serializer's prefetches (a third of a PATCH's time).
+
+        It is linked to the parent the URL names, which ``_parent`` has read and checked, before the
+        object permission walks it to the site: a pathogen test's write read its CSF result and LP
+        again (19 queries, now 17)."""
         if not hasattr(self, "_object"):
-            if not _is_database_id(self.kwargs.get(self.lookup_url_kwarg or self.lookup_field)):
+            lookup = self.lookup_url_kwarg or self.lookup_field
+            if not _is_database_id(self.kwargs.get(lookup)):
                 raise NotFound()
-            self._object = super().get_object()
+            record = generics.get_object_or_404(
+                self.filter_queryset(self.get_queryset()), **{self.lookup_field: self.kwargs[lookup]}
+            )
+            if (parent := self._parent()) is not None:
+                setattr(record, self.parent_field, parent)
+            self.check_object_permissions(self.request, record)
+            self._object = record
         return self._object
 
     def _parent(self):

@@ -4,6 +4,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from knox.models import AuthToken
 from rest_framework.test import APIClient
@@ -262,3 +264,18 @@ def test_an_updates_body_in_the_schema_leaves_out_what_only_a_creation_sets(clie
     etag = read(world["client"], url)["ETag"]
     response = world["client"].patch(url, {"study": world["study"].pk}, format="json", HTTP_IF_MATCH=etag)
     assert response.status_code == 400 and "study" in response.data
+
+
+def test_a_nested_write_reads_each_parent_once(world):
+    """The route's parents (a pathogen test's CSF result and LP) are read and checked once; the object
+    permission's walk to the site uses them instead of reading them again."""
+    client, patient = world["client"], world["mine"]
+    csf = f.CsfResultFactory(lumbar_puncture=f.LumbarPunctureFactory(patient=patient))
+    test = f.PathogenTestFactory(csf_result=csf)
+    url = f"/api/patients/{patient.pk}/lumbar-punctures/{csf.lumbar_puncture_id}/csf/{csf.pk}/pathogen-tests/{test.pk}/"
+    with CaptureQueriesContext(connection) as queries:
+        response = client.patch(url, {"result": "positive"}, format="json", HTTP_IF_MATCH=f'"{test.version}"')
+    assert response.status_code == 200, response.data
+    rows = [q["sql"] for q in queries.captured_queries]
+    for table in ("registry_csfresult", "registry_lumbarpuncture"):
+        assert sum(sql.startswith(f'SELECT "{table}"."id"') for sql in rows) == 1, table
