@@ -32,6 +32,7 @@ import pytest
 import schemathesis
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.wsgi import get_wsgi_application
+from django.db import transaction
 from django.urls import resolve
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
@@ -123,8 +124,6 @@ RECORDS = {
 def world(django_db_setup, django_db_blocker):
     """One record of every kind at an own and another site, and one token per role (by role; "site":
     the users' own site); built once per worker, rolled back after."""
-    from django.db import transaction
-
     with django_db_blocker.unblock(), transaction.atomic():
         own, other = f.SiteFactory(code="own"), f.SiteFactory(code="other")
         protocols = ensure_seed_protocols()
@@ -220,16 +219,19 @@ def keep_test_connection():
 
 def _call(case, token: str, model) -> None:
     """Send the case, with the addressed record's current ETag on an update or delete, and check the
-    answer. (A missing or stale ETag's 428 and 412 are tested in test_api.py.)"""
+    answer (a missing or stale ETag's 428 and 412 are tested in test_api.py). What the case wrote is
+    rolled back, so every case meets the same world: a record one case deleted or a date one case
+    took would otherwise turn the later cases into 404s and "already exists" answers."""
     headers = {"Authorization": f"Token {token}"}
-    if model is not None and case.method in ("PUT", "PATCH", "DELETE"):
-        record = model._default_manager.filter(pk=case.path_parameters["id"]).first()
-        if record is not None:
+    with transaction.atomic():
+        if model is not None and case.method in ("PUT", "PATCH", "DELETE"):
+            record = model._default_manager.get(pk=case.path_parameters["id"])
             headers["If-Match"] = etag(record)
-    case.call_and_validate(
-        headers=headers,
-        checks=[not_a_server_error, response_schema_conformance],
-    )
+        case.call_and_validate(
+            headers=headers,
+            checks=[not_a_server_error, response_schema_conformance],
+        )
+        transaction.set_rollback(True)
 
 
 #: The operations in two xdist groups, one per worker, instead of the module's one: with real records
