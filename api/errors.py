@@ -5,7 +5,7 @@ from concurrency.exceptions import RecordModifiedError
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from django.views import defaults
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -27,6 +27,11 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, DjangoValidationError):
         exc = to_api_error(exc)
+    if isinstance(exc, exceptions.UnsupportedMediaType) and context.get("view") is not None:
+        # Record bodies are JSON only (config/settings.py DEFAULT_PARSER_CLASSES): say what to send.
+        given = context["request"].content_type.split(";")[0].strip()
+        accepted = " or ".join(parser.media_type for parser in context["view"].get_parsers())
+        exc = exceptions.UnsupportedMediaType(given, detail=f'Send the body as {accepted}, not "{given}".')
     response = drf_exception_handler(exc, context)
     findings = getattr(exc, "findings", None)
     if response is not None and findings and isinstance(response.data, dict):

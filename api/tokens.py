@@ -23,6 +23,7 @@ from knox.settings import knox_settings
 from rest_framework import serializers, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.generics import get_object_or_404
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,6 +33,7 @@ from audit.models import SecurityEventKind
 from audit.services import security_event_record
 
 from .authentication import RegistryTokenAuthentication
+from .parsers import BoundedJSONParser
 
 LOCKED = (
     "Too many failed sign-ins: this account or this address is locked for a while. "
@@ -81,6 +83,7 @@ class TokenObtainView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
     serializer_class = AuthTokenSerializer
 
     @extend_schema(request=AuthTokenSerializer, responses={200: ISSUED, 400: REFUSED, 429: REFUSED})

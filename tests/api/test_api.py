@@ -124,17 +124,54 @@ def test_updates_need_the_current_etag(world):
 
 
 def test_null_missing_data_codes_are_a_field_error_not_a_server_error(world):
-    """A form-encoded body carries JSON as text, which DRF parses after its null check: ``null`` there
-    reached the NOT NULL column as None (a 500, found by schemathesis once it addressed real records)."""
+    """``null`` missing-data codes reached the NOT NULL column as None (a 500, found by schemathesis
+    once it addressed real records, then through a form-encoded body)."""
     client, patient = world["client"], world["mine"]
     url = f"/api/patients/{patient.pk}/"
     etag = read(client, url)["ETag"]
-    for body, fmt in (({"missing_codes": "null"}, "multipart"), ({"missing_codes": None}, "json")):
-        response = client.patch(url, body, format=fmt, HTTP_IF_MATCH=etag)
-        assert response.status_code == 400, response.content
-        assert "missing_codes" in response.data
+    response = client.patch(url, {"missing_codes": None}, format="json", HTTP_IF_MATCH=etag)
+    assert response.status_code == 400, response.content
+    assert "missing_codes" in response.data
     patient.refresh_from_db()
     assert patient.missing_codes == {} and read(client, url)["ETag"] == etag
+
+
+def test_record_bodies_are_json_only_and_a_form_is_refused_with_what_to_send(world):
+    client, patient = world["client"], world["mine"]
+    url = f"/api/patients/{patient.pk}/"
+    etag = read(client, url)["ETag"]
+    other_sex = "F" if patient.sex == "M" else "M"
+    for fmt in ("multipart", None):  # None: application/x-www-form-urlencoded, as curl -d sends
+        body = {"sex": other_sex} if fmt else f"sex={other_sex}"
+        kwargs = {"format": fmt} if fmt else {"content_type": "application/x-www-form-urlencoded"}
+        response = client.patch(url, body, HTTP_IF_MATCH=etag, **kwargs)
+        assert response.status_code == 415, response.content
+        given = "multipart/form-data" if fmt else "application/x-www-form-urlencoded"
+        assert response.data["detail"] == f'Send the body as application/json, not "{given}".'
+    patient.refresh_from_db()
+    assert patient.sex != other_sex and read(client, url)["ETag"] == etag
+    schema = client.get("/api/schema/?format=json").json()
+    bodies = {
+        path: set(operation["requestBody"]["content"])
+        for path, operations in schema["paths"].items()
+        for operation in operations.values()
+        if isinstance(operation, dict) and "requestBody" in operation
+    }
+    token_body = bodies.pop("/api/auth/token/")
+    assert token_body == {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"}
+    assert len(bodies) > 30 and set().union(*bodies.values()) == {"application/json"}
+
+
+def test_the_token_endpoint_also_takes_a_form(world):
+    """``curl -d username=… -d password=…`` (README) posts a form."""
+    credentials = {"username": world["nurse"].username, "password": "a-long-password-1"}
+    for kwargs in ({"format": "multipart"}, {"format": "json"}):
+        assert APIClient().post(reverse("api:token"), credentials, **kwargs).status_code == 200
+    encoded = f"username={world['nurse'].username}&password=a-long-password-1"
+    response = APIClient().post(
+        reverse("api:token"), encoded, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200 and response.data["token"]
 
 
 def test_enrolment_only_at_my_sites(world):
