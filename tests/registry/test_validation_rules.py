@@ -37,7 +37,11 @@ from .entry_paths import admin_errors, admin_post, form_errors
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
+
+def today():
+    """Read when a case is built, not when the module is collected: a run that crosses midnight took
+    "tomorrow" from the day before (2026-12-08, 00:05: a SLEDAI dated tomorrow was today)."""
+    return timezone.localdate()
 
 
 def at(day: dt.date, hour: int = 9) -> dt.datetime:
@@ -60,8 +64,8 @@ RULES: dict[str, Rule] = {
     "patient birth date in the future": Rule(
         lambda: f.PatientFactory.build(
             study=f.StudyFactory(),
-            birth_date=TODAY + dt.timedelta(days=3),
-            birth_year=TODAY.year,
+            birth_date=today() + dt.timedelta(days=3),
+            birth_year=today().year,
             index_admission_date=dt.date(2021, 1, 1),
         ),
         "birth_date",
@@ -138,7 +142,7 @@ RULES: dict[str, Rule] = {
         "already recorded",
     ),
     "SLEDAI assessed in the future": Rule(
-        lambda: f.SledaiFactory.build(patient=f.PatientFactory(), assessed_on=TODAY + dt.timedelta(days=1)),
+        lambda: f.SledaiFactory.build(patient=f.PatientFactory(), assessed_on=today() + dt.timedelta(days=1)),
         "assessed_on",
         "in the future",
     ),
@@ -213,7 +217,7 @@ RULES: dict[str, Rule] = {
     ),
     "LP in the future": Rule(
         lambda: f.LumbarPunctureFactory.build(
-            patient=f.PatientFactory(), performed_at=at(TODAY + dt.timedelta(days=2))
+            patient=f.PatientFactory(), performed_at=at(today() + dt.timedelta(days=2))
         ),
         "performed_at",
         "in the future",
@@ -363,7 +367,7 @@ RULES: dict[str, Rule] = {
     ),
     "follow-up event in the future": Rule(
         lambda: f.FollowUpEventFactory.build(
-            patient=f.PatientFactory(), event_date=TODAY + dt.timedelta(days=30)
+            patient=f.PatientFactory(), event_date=today() + dt.timedelta(days=30)
         ),
         "event_date",
         "in the future",
