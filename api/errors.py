@@ -31,7 +31,8 @@ def exception_handler(exc, context):
         # Record bodies are JSON only (config/settings.py DEFAULT_PARSER_CLASSES): say what to send.
         given = context["request"].content_type.split(";")[0].strip()
         accepted = " or ".join(parser.media_type for parser in context["view"].get_parsers())
-        exc = exceptions.UnsupportedMediaType(given, detail=f'Send the body as {accepted}, not "{given}".')
+        named = f'not "{given}"' if given else "naming it in Content-Type"
+        exc = exceptions.UnsupportedMediaType(given, detail=f"Send the body as {accepted}, {named}.")
     response = drf_exception_handler(exc, context)
     findings = getattr(exc, "findings", None)
     if response is not None and findings and isinstance(response.data, dict):

@@ -148,6 +148,9 @@ def test_record_bodies_are_json_only_and_a_form_is_refused_with_what_to_send(wor
         assert response.status_code == 415, response.content
         given = "multipart/form-data" if fmt else "application/x-www-form-urlencoded"
         assert response.data["detail"] == f'Send the body as application/json, not "{given}".'
+    response = client.generic("PATCH", url, f"sex={other_sex}".encode(), content_type="", HTTP_IF_MATCH=etag)
+    assert response.status_code == 415, response.content
+    assert response.data["detail"] == "Send the body as application/json, naming it in Content-Type."
     patient.refresh_from_db()
     assert patient.sex != other_sex and read(client, url)["ETag"] == etag
     schema = client.get("/api/schema/?format=json").json()
