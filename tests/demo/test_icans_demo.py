@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import system_user
@@ -54,11 +55,15 @@ def actor():
     return system_user()
 
 
-@pytest.fixture
-def study(actor):
-    study = ensure_sites_and_studies(actor=actor)["icans"]
-    load_icans_cohort(study=study, actor=actor)
-    return study
+@pytest.fixture(scope="module")
+def study(django_db_setup, django_db_blocker):
+    """The 13 cases loaded once for the module (the tests only read them), rolled back after."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        actor = system_user()
+        study = ensure_sites_and_studies(actor=actor)["icans"]
+        load_icans_cohort(study=study, actor=actor)
+        yield study
+        transaction.set_rollback(True)
 
 
 def idm_punctures(patient: Patient) -> list[LumbarPuncture]:

@@ -156,10 +156,22 @@ def study(actor):
     return ensure_sites_and_studies(actor=actor)["npsle"]
 
 
-@pytest.fixture
-def small_cohort(study, actor):
-    generate_npsle_cohort(study=study, actor=actor, patients=SMALL)
-    return study
+@pytest.fixture(scope="module")
+def small_cohort(django_db_setup, django_db_blocker):
+    """SMALL patients in a study of their own at the demo sites, generated once for the module (the
+    tests read them), rolled back after; the demo NPSLE study stays empty for the tests that fill it."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        actor = system_user()
+        demo = ensure_sites_and_studies(actor=actor)["npsle"]
+        study = record_save(
+            Study(code="npsle-small", disease_area=DiseaseArea.NPSLE, title="Small cohort"),
+            actor=actor,
+            reason="Test",
+        )
+        study.sites.set(demo.sites.all())
+        generate_npsle_cohort(study=study, actor=actor, patients=SMALL)
+        yield study
+        transaction.set_rollback(True)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 
 from accounts.models import Role
@@ -16,9 +16,8 @@ from accounts.services import system_user
 from analytics.deidentify import DateHandling
 from demo.common import ensure_sites_and_studies
 from demo.npsle import generate_npsle_cohort
-from exchange import export, jobs, views
+from exchange import export, views
 from exchange.export import ExportOptions, export_tables, stream_csv_zip
-from exchange.models import ImportBatch, ImportStatus
 from jobs.models import Job, JobStatus
 from registry.choices import DiseaseArea
 from registry.models import Patient, Study
@@ -29,18 +28,21 @@ pytestmark = pytest.mark.django_db
 IDENTIFIED = ExportOptions(identified=True, dates=DateHandling.EXACT, reason="streaming test")
 
 
-@pytest.fixture
-def cohorts():
-    """Two NPSLE studies, one three times the other's size."""
-    actor = system_user()
-    npsle = ensure_sites_and_studies(actor=actor)["npsle"]
-    made = {}
-    for code, size in (("small", 60), ("large", 180)):
-        study = Study.objects.create(code=code, disease_area=DiseaseArea.NPSLE, title=code)
-        study.sites.set(npsle.sites.all())
-        generate_npsle_cohort(study=study, actor=actor, patients=size, seed=7)
-        made[code] = study
-    return made
+@pytest.fixture(scope="module")
+def cohorts(django_db_setup, django_db_blocker):
+    """Two NPSLE studies, one three times the other's size; made once for the module (the tests only
+    export them), rolled back after."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        actor = system_user()
+        npsle = ensure_sites_and_studies(actor=actor)["npsle"]
+        made = {}
+        for code, size in (("small", 60), ("large", 180)):
+            study = Study.objects.create(code=code, disease_area=DiseaseArea.NPSLE, title=code)
+            study.sites.set(npsle.sites.all())
+            generate_npsle_cohort(study=study, actor=actor, patients=size, seed=7)
+            made[code] = study
+        yield made
+        transaction.set_rollback(True)
 
 
 def peak_while_streaming(study) -> tuple[int, int, int]:
@@ -115,34 +117,6 @@ def test_a_large_export_is_a_job_whose_page_links_to_the_file(
     other = f.UserFactory()
     client.force_login(other)
     assert client.get(download).status_code == 404  # only the person who asked
-
-
-def test_a_large_import_is_checked_and_applied_by_jobs(client, monkeypatch, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    monkeypatch.setattr(views, "IMPORT_JOB_MIN_ROWS", 10)
-    site = f.SiteFactory(code="north")
-    study = f.StudyFactory(code="imp", disease_area=DiseaseArea.NPSLE, sites=[site])
-    admin = f.UserFactory()
-    f.MembershipFactory(user=admin, site=site, role=Role.SITE_ADMIN)
-    client.force_login(admin)
-    lines = "".join(f"P{i:03d},north,F,1990,2021-03-01\n" for i in range(50))
-    upload = io.BytesIO(("study_code,site,sex,birth_year,index_admission_date\n" + lines).encode())
-    upload.name = "patients.csv"
-    response = client.post(reverse("exchange:import"), {"study": study.pk, "site": site.pk, "file": upload})
-    check = Job.objects.get(requested_by=admin)
-    assert response["Location"] == reverse("jobs:detail", args=[check.pk])
-    assert check.status == JobStatus.SUCCEEDED and not Patient.objects.exists()
-    result = client.get(check.result["url"])
-    assert "Apply this import" in result.content.decode() and result.context["result"].summary() == {
-        "patients": {"created": 50, "changed": 0, "unchanged": 0}
-    }
-    batch = result.context["batch"]
-    response = client.post(reverse("exchange:import_apply", args=[batch.pk]))
-    applied = Job.objects.filter(requested_by=admin).exclude(pk=check.pk).get()
-    assert response["Location"] == reverse("jobs:detail", args=[applied.pk])
-    assert Patient.objects.filter(study=study).count() == 50
-    assert ImportBatch.objects.get(pk=applied.result["batch"]).status == ImportStatus.APPLIED
-    assert jobs.IMPORT_JOB_MIN_ROWS > 10  # the module's default is untouched
 
 
 def test_a_one_site_export_in_small_chunks_holds_only_that_sites_patients(cohorts, monkeypatch):
