@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.services import system_user
 from demo import npsle
-from demo.common import ensure_sites_and_studies
+from demo.common import ensure_sites_and_studies, study_at_demo_sites
 from demo.npsle import ASSUMED, SLEDAI_DESCRIPTOR_BY_SYNDROME, generate_npsle_cohort
 from registry.choices import (
     Attribution,
@@ -45,10 +45,8 @@ from registry.models import (
     Patient,
     PatientIdentifier,
     Sledai2kAssessment,
-    Study,
     SystemicTherapy,
 )
-from registry.services import record_save
 
 SMALL = 120
 TABLE_1_COLUMNS = {
@@ -162,13 +160,9 @@ def small_cohort(django_db_setup, django_db_blocker):
     tests read them), rolled back after; the demo NPSLE study stays empty for the tests that fill it."""
     with django_db_blocker.unblock(), transaction.atomic():
         actor = system_user()
-        demo = ensure_sites_and_studies(actor=actor)["npsle"]
-        study = record_save(
-            Study(code="npsle-small", disease_area=DiseaseArea.NPSLE, title="Small cohort"),
-            actor=actor,
-            reason="Test",
+        study = study_at_demo_sites(
+            "npsle-small", area=DiseaseArea.NPSLE, title="Small cohort", actor=actor, reason="Test"
         )
-        study.sites.set(demo.sites.all())
         generate_npsle_cohort(study=study, actor=actor, patients=SMALL)
         yield study
         transaction.set_rollback(True)
@@ -250,15 +244,12 @@ def test_creates_coded_patients_with_identifiers_unique_per_site(small_cohort):
 
 
 @pytest.mark.django_db
-def test_same_seed_gives_the_same_cohort_and_another_seed_another(study, actor):
+def test_same_seed_gives_the_same_cohort_and_another_seed_another(actor):
     figures = []
     for run, seed in enumerate((7, 7, 8)):
-        into = record_save(
-            Study(code=f"npsle-{run}", disease_area=DiseaseArea.NPSLE, title="Seed check"),
-            actor=actor,
-            reason="Test",
+        into = study_at_demo_sites(
+            f"npsle-{run}", area=DiseaseArea.NPSLE, title="Seed check", actor=actor, reason="Test"
         )
-        into.sites.set(study.sites.all())
         generate_npsle_cohort(study=into, actor=actor, patients=SMALL, seed=seed)
         figures.append(key_figures(analysis_frame(into)))
     assert figures[0] == figures[1]

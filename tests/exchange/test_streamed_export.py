@@ -14,13 +14,13 @@ from django.urls import reverse
 from accounts.models import Role
 from accounts.services import system_user
 from analytics.deidentify import DateHandling
-from demo.common import ensure_sites_and_studies
+from demo.common import study_at_demo_sites
 from demo.npsle import generate_npsle_cohort
 from exchange import export, views
 from exchange.export import ExportOptions, export_tables, stream_csv_zip
 from jobs.models import Job, JobStatus
 from registry.choices import DiseaseArea
-from registry.models import Patient, Study
+from registry.models import Patient
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -34,11 +34,9 @@ def cohorts(django_db_setup, django_db_blocker):
     export them), rolled back after."""
     with django_db_blocker.unblock(), transaction.atomic():
         actor = system_user()
-        npsle = ensure_sites_and_studies(actor=actor)["npsle"]
         made = {}
         for code, size in (("small", 60), ("large", 180)):
-            study = Study.objects.create(code=code, disease_area=DiseaseArea.NPSLE, title=code)
-            study.sites.set(npsle.sites.all())
+            study = study_at_demo_sites(code, area=DiseaseArea.NPSLE, title=code, actor=actor, reason="Test")
             generate_npsle_cohort(study=study, actor=actor, patients=size, seed=7)
             made[code] = study
         yield made
