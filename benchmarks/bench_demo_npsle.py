@@ -26,13 +26,27 @@ django.setup()
 from django.db import connection, transaction  # noqa: E402
 
 from accounts.services import system_user  # noqa: E402
-from demo.common import study_at_demo_sites  # noqa: E402
+from demo.common import ensure_sites_and_studies  # noqa: E402
 from demo.npsle import generate_npsle_cohort  # noqa: E402
 from registry.choices import DiseaseArea  # noqa: E402
+from registry.models import Study  # noqa: E402
+from registry.services import record_save  # noqa: E402
 
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def _throwaway_study(actor) -> Study:
+    """An empty NPSLE study at the demo NPSLE sites."""
+    demo = ensure_sites_and_studies(actor=actor)["npsle"]
+    study = record_save(
+        Study(code="bench-npsle", disease_area=DiseaseArea.NPSLE, title="Benchmark (rolled back)"),
+        actor=actor,
+        reason="Benchmark",
+    )
+    study.sites.set(demo.sites.all())
+    return study
 
 
 def main() -> None:
@@ -44,13 +58,7 @@ def main() -> None:
     rss_before = _peak_rss_mib()
     with transaction.atomic():
         actor = system_user()
-        study = study_at_demo_sites(
-            "bench-npsle",
-            area=DiseaseArea.NPSLE,
-            title="Benchmark (rolled back)",
-            actor=actor,
-            reason="Benchmark",
-        )
+        study = _throwaway_study(actor)
         started = time.perf_counter()
         generate_npsle_cohort(
             study=study,

@@ -95,12 +95,3 @@ def ensure_sites_and_studies(*, actor: User) -> dict[str, Study]:
             study.sites.set([sites[code] for code in study_spec.site_codes])
         studies[study_spec.code] = study
     return studies
-
-
-def study_at_demo_sites(code: str, *, area: DiseaseArea, title: str, actor: User, reason: str) -> Study:
-    """A new, empty study of ``area`` at the sites of that area's demo study: somewhere to generate a
-    cohort beside the demo's own (the demo tests and benchmarks), the demo study left as it was."""
-    demo = ensure_sites_and_studies(actor=actor)[area]
-    study = record_save(Study(code=code, disease_area=area, title=title), actor=actor, reason=reason)
-    study.sites.set(demo.sites.all())
-    return study

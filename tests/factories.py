@@ -9,6 +9,7 @@ import factory
 from django.utils import timezone
 
 from accounts.models import Role, Site, SiteMembership, User
+from demo.common import ensure_sites_and_studies
 from registry import models as m
 from registry.choices import (
     Attribution,
@@ -30,6 +31,7 @@ from registry.choices import (
     SystemicTherapyCategory,
     TestResult,
 )
+from registry.services import record_save
 
 INDEX_DATE = dt.date(2021, 3, 1)
 
@@ -287,3 +289,12 @@ class ScreeningLogEntryFactory(factory.django.DjangoModelFactory):
     period_end = dt.date(2021, 6, 30)
     step = ScreeningStep.IDENTIFIED
     patients = 463
+
+
+def study_at_demo_sites(code: str, *, area: DiseaseArea, title: str, actor: User, reason: str) -> m.Study:
+    """A new, empty study of ``area`` at the sites of that area's demo study: somewhere to generate a
+    cohort beside the demo's own (the demo and export tests), the demo study left as it was."""
+    demo = ensure_sites_and_studies(actor=actor)[area]
+    study = record_save(m.Study(code=code, disease_area=area, title=title), actor=actor, reason=reason)
+    study.sites.set(demo.sites.all())
+    return study

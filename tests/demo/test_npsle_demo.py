@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.services import system_user
 from demo import npsle
-from demo.common import ensure_sites_and_studies, study_at_demo_sites
+from demo.common import ensure_sites_and_studies
 from demo.npsle import ASSUMED, SLEDAI_DESCRIPTOR_BY_SYNDROME, generate_npsle_cohort
 from registry.choices import (
     Attribution,
@@ -47,6 +47,7 @@ from registry.models import (
     Sledai2kAssessment,
     SystemicTherapy,
 )
+from tests import factories as f
 
 SMALL = 120
 TABLE_1_COLUMNS = {
@@ -160,7 +161,7 @@ def small_cohort(django_db_setup, django_db_blocker):
     tests read them), rolled back after; the demo NPSLE study stays empty for the tests that fill it."""
     with django_db_blocker.unblock(), transaction.atomic():
         actor = system_user()
-        study = study_at_demo_sites(
+        study = f.study_at_demo_sites(
             "npsle-small", area=DiseaseArea.NPSLE, title="Small cohort", actor=actor, reason="Test"
         )
         generate_npsle_cohort(study=study, actor=actor, patients=SMALL)
@@ -247,7 +248,7 @@ def test_creates_coded_patients_with_identifiers_unique_per_site(small_cohort):
 def test_same_seed_gives_the_same_cohort_and_another_seed_another(actor):
     figures = []
     for run, seed in enumerate((7, 7, 8)):
-        into = study_at_demo_sites(
+        into = f.study_at_demo_sites(
             f"npsle-{run}", area=DiseaseArea.NPSLE, title="Seed check", actor=actor, reason="Test"
         )
         generate_npsle_cohort(study=into, actor=actor, patients=SMALL, seed=seed)

@@ -14,7 +14,6 @@ from django.urls import reverse
 from accounts.models import Role
 from accounts.services import system_user
 from analytics.deidentify import DateHandling
-from demo.common import study_at_demo_sites
 from demo.npsle import generate_npsle_cohort
 from exchange import export, views
 from exchange.export import ExportOptions, export_tables, stream_csv_zip
@@ -36,7 +35,9 @@ def cohorts(django_db_setup, django_db_blocker):
         actor = system_user()
         made = {}
         for code, size in (("small", 60), ("large", 180)):
-            study = study_at_demo_sites(code, area=DiseaseArea.NPSLE, title=code, actor=actor, reason="Test")
+            study = f.study_at_demo_sites(
+                code, area=DiseaseArea.NPSLE, title=code, actor=actor, reason="Test"
+            )
             generate_npsle_cohort(study=study, actor=actor, patients=size, seed=7)
             made[code] = study
         yield made
