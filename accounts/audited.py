@@ -28,7 +28,8 @@ _audited_bulk_write: ContextVar[bool] = ContextVar("audited_bulk_write", default
 
 @contextmanager
 def audited_bulk_write() -> Iterator[None]:
-    """Allow bulk_create inside the audited bulk path (registry.services.bulk), which writes history."""
+    """Allow bulk_create and bulk_update inside the audited bulk path (registry.services.bulk), which
+    checks versions and writes history."""
     token = _audited_bulk_write.set(True)
     try:
         yield
@@ -49,17 +50,25 @@ class AuditedQuerySet(models.QuerySet):
     """Refuses the writes that would skip per-record history, locks and reasons.
 
     Records change one at a time through the services (``record_save``/``record_delete``) or, in
-    bulk, through ``registry.services.bulk.bulk_record_create``, which validates and writes history.
+    bulk, through ``registry.services.bulk`` (``bulk_record_create``, ``record_update_many``), which
+    validates, checks versions and writes history.
     """
 
     def update(self, **kwargs):
+        if _audited_bulk_write.get():  # bulk_update's own statement, inside the audited bulk path
+            return super().update(**kwargs)
         raise UnauditedWriteError(
             f"{self.model.__name__}.objects.update() would change records without history; save each record "
             "through a service (registry.services.record_save)."
         )
 
     def bulk_update(self, objs, fields, batch_size=None):
-        raise UnauditedWriteError(f"{self.model.__name__}.objects.bulk_update() would skip the audit trail.")
+        if not _audited_bulk_write.get():
+            raise UnauditedWriteError(
+                f"{self.model.__name__}.objects.bulk_update() would skip the audit trail; use "
+                "registry.services.bulk.record_update_many."
+            )
+        return super().bulk_update(objs, fields, batch_size=batch_size)
 
     def bulk_create(self, objs, *args, **kwargs):
         if not _audited_bulk_write.get():

@@ -12,7 +12,7 @@ from registry.action_events import Action, ActionKind, emit
 from registry.models import Patient
 from registry.models.base import local_date
 from registry.services import record_save
-from registry.services.bulk import record_create_many
+from registry.services.bulk import record_create_many, record_update_many
 
 from ..choices import CourseStatus, InjectionStatus, StopReason
 from ..models import Course, PlannedInjection, Protocol
@@ -116,18 +116,18 @@ def _redate_pending(state: CourseState, injections, slots, *, actor: User, reaso
     by_sequence = dict(zip(range(after + 1, last + 1), dates, strict=True))
     past, _, since = state.history()
     proposals = propose_doses([state.by_phase[i.phase_id] for i in pending], past, toxicity_since_last=since)
-    new = []
+    new: list[PlannedInjection] = []
+    changed: list[PlannedInjection] = []
     for injection, doses in zip(pending, proposals, strict=True):
         planned_date = by_sequence[injection.sequence]
         proposed = [dose.to_json() for dose in doses]
         if injection.pk and injection.planned_date == planned_date and injection.proposed_doses == proposed:
             continue
         injection.planned_date, injection.proposed_doses = planned_date, proposed
-        if injection.pk is None:
-            new.append(injection)
-        else:
-            record_save(injection, actor=actor, reason=reason)
-    record_create_many(new, actor=actor, reason=reason)  # a new course's whole plan in set queries
+        (changed if injection.pk else new).append(injection)
+    # In set queries: a new course's whole plan; the rest of a plan a dose step changed.
+    record_update_many(changed, ["planned_date", "proposed_doses"], actor=actor, reason=reason)
+    record_create_many(new, actor=actor, reason=reason)
 
 
 def _complete(course: Course, injections, *, actor: User, reason: str) -> None:
@@ -209,10 +209,11 @@ def course_stop(
     label = StopReason(stop_reason).label if stop_reason in StopReason.values else stop_reason
     why = reason or f"Course stopped: {label}" + (f" ({course.stop_note})" if course.stop_note else "")
     record_save(course, actor=actor, reason=why)
-    for injection in course.injections.filter(status=InjectionStatus.PLANNED):
+    cancelled = list(course.injections.filter(status=InjectionStatus.PLANNED).select_related("phase"))
+    for injection in cancelled:
         injection.status = InjectionStatus.CANCELLED
         injection.deviation_reason = f"Course stopped: {label}"
-        record_save(injection, actor=actor, reason=why)
+    record_update_many(cancelled, ["status", "deviation_reason"], actor=actor, reason=why)
     emit(
         Action(
             kind=ActionKind.COURSE_STOPPED,

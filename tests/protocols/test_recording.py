@@ -155,6 +155,15 @@ def test_stopping_a_course_records_why_and_cancels_what_is_left(seeds, npsle_pat
     assert course.history.latest().history_change_reason.startswith("Course stopped: Recovered")
     assert course.history.latest().history_user == nurse
     assert statuses(course) == [InjectionStatus.GIVEN] * 2 + [InjectionStatus.CANCELLED] * 4
+    for injection in course.injections.filter(status=InjectionStatus.CANCELLED):
+        change = injection.history.latest()  # each cancelled injection: its own row, who and why
+        assert (change.history_type, change.status, change.history_user) == (
+            "~",
+            InjectionStatus.CANCELLED,
+            nurse,
+        )
+        assert change.history_change_reason.startswith("Course stopped: Recovered")
+        assert change.version == injection.version == change.prev_record.version + 1
     assert next_injection(npsle_patient) is None
     with pytest.raises(ValidationError, match="already stopped"):
         course_stop(
