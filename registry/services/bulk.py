@@ -78,13 +78,18 @@ def bulk_record_create(
 
 
 @transaction.atomic
-def record_create_many(objects: Sequence[models.Model], *, actor: User, reason: str) -> list[models.Model]:
+def record_create_many(
+    objects: Sequence[models.Model], *, actor: User, reason: str, validated: bool = False
+) -> list[models.Model]:
     """``record_save`` for several new records of one model, in set queries: the same field rules,
     ``clean()`` and check constraints, the same write hooks (the review workflow's refusals under
     the same row locks, then its after-write rules for the set), one history row each with the
     actor and the reason. Uniqueness is left to the database, as in ``bulk_record_create`` (a
     service creating rows it numbered itself). Starting an LM course saved its ~10 planned
     injections one by one: ~10 queries each.
+
+    ``validated``: the caller ran each object's ``full_clean()`` and reported its errors itself (an
+    LP's new doses, checked with the LP); the write hooks still refuse.
 
     Raises ValidationError naming the first refused or invalid object by its position.
     """
@@ -102,7 +107,8 @@ def record_create_many(objects: Sequence[models.Model], *, actor: User, reason: 
                 for field, message in refusals[position].items()
             }
         )
-    _validate(model, objects, constraints=True)
+    if not validated:
+        _validate(model, objects, constraints=True)
     created = bulk_record_create(objects, actor=actor, reason=reason, validated=True)
     write_hooks.after_batch(model, created)
     return created

@@ -11,6 +11,7 @@ from django.db import models, transaction
 from accounts.models import User
 
 from ..models import CsfResult, IntrathecalDose, LumbarPuncture, PathogenTest, Patient
+from .bulk import record_create_many
 from .records import attribute
 
 
@@ -74,10 +75,14 @@ def lumbar_puncture_save(
         attribute(obj, actor=actor, reason=reason)
         obj.delete()
     # Children hold the parent objects; Django copies each new parent's key onto them on save.
-    for record in (lp, csf, *pathogen_tests, *doses):
+    for record in (lp, csf, *pathogen_tests, *(dose for dose in doses if dose.pk is not None)):
         if record is not None:
             attribute(record, actor=actor, reason=reason)
             record.save()
+    # An LP's new doses (two or three) in set queries, validated above, under the same write hooks.
+    record_create_many(
+        [dose for dose in doses if dose.pk is None], actor=actor, reason=reason, validated=True
+    )
     return lp
 
 

@@ -43,6 +43,15 @@ def test_lp_with_csf_and_doses_is_recorded_with_who_and_why():
         latest = model.history.latest()
         assert latest.history_user == nurse
         assert latest.history_change_reason == "LP on the ward"
+    for dose in lp.doses.all():  # written as a set: still one row each, as a save writes it
+        (row,) = dose.history.all()
+        assert (row.history_type, row.history_user, row.history_change_reason, row.version) == (
+            "+",
+            nurse,
+            "LP on the ward",
+            dose.version,
+        )
+        assert (row.drug, row.dose_mg) == (dose.drug, dose.dose_mg)
 
 
 def test_one_bad_dose_writes_nothing_and_names_the_field():
