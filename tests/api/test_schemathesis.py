@@ -90,10 +90,12 @@ def _run_operation(schema, label: str, token: str, own_site) -> None:
     assert operation is not None, label
     model, ids = _path_ids(operation.path, own_site)
     schema.config.parameters = {f"path.{name}": str(value) for name, value in ids.items()}
+    # Every case is rolled back, so the addressed record keeps its version: its ETag is read once.
+    tag = etag(model._default_manager.get(pk=ids["id"])) if model is not None and "id" in ids else None
     test = build_operation_test(
         config=schema.config,
         operation=operation,
-        test_func=lambda case: _call(case, token, model if "id" in ids else None),
+        test_func=lambda case: _call(case, token, tag),
         given_kwargs={},
         feedback=FeedbackSources(constants_value_source=make_constants_value_source(schema)),
         explicit_settings=SETTINGS,
@@ -217,16 +219,15 @@ def keep_test_connection():
     signals.request_finished.connect(close_old_connections)
 
 
-def _call(case, token: str, model) -> None:
-    """Send the case, with the addressed record's current ETag on an update or delete, and check the
-    answer (a missing or stale ETag's 428 and 412 are tested in test_api.py). What the case wrote is
-    rolled back, so every case meets the same world: a record one case deleted or a date one case
-    took would otherwise turn the later cases into 404s and "already exists" answers."""
+def _call(case, token: str, tag: str | None) -> None:
+    """Send the case, with the addressed record's current ETag (``tag``) on an update or delete, and
+    check the answer (a missing or stale ETag's 428 and 412 are tested in test_api.py). What the case
+    wrote is rolled back, so every case meets the same world: a record one case deleted or a date one
+    case took would otherwise turn the later cases into 404s and "already exists" answers."""
     headers = {"Authorization": f"Token {token}"}
     with transaction.atomic():
-        if model is not None and case.method in ("PUT", "PATCH", "DELETE"):
-            record = model._default_manager.get(pk=case.path_parameters["id"])
-            headers["If-Match"] = etag(record)
+        if tag is not None and case.method in ("PUT", "PATCH", "DELETE"):
+            headers["If-Match"] = tag
         case.call_and_validate(
             headers=headers,
             checks=[not_a_server_error, response_schema_conformance],
