@@ -26,12 +26,14 @@ from registry.choices import (
     NsclcHistology,
     PathogenTestType,
     ScreeningStep,
+    Section,
     Sex,
     Specimen,
     SystemicTherapyCategory,
     TestResult,
 )
 from registry.services import record_save
+from review.models import ReviewStatus, SectionReview
 
 INDEX_DATE = dt.date(2021, 3, 1)
 
@@ -298,3 +300,20 @@ def study_at_demo_sites(code: str, *, area: DiseaseArea, title: str, actor: User
     study = record_save(m.Study(code=code, disease_area=area, title=title), actor=actor, reason=reason)
     study.sites.set(demo.sites.all())
     return study
+
+
+def locked_section(
+    patient: m.Patient,
+    section: str = Section.PROCEDURES,
+    *,
+    by: User | None = None,
+    at: dt.datetime | None = None,
+) -> SectionReview:
+    """A section of the patient's record locked (signed) by a reviewer, ``at`` now unless given."""
+    return SectionReview.objects.create(
+        patient=patient,
+        section=section,
+        status=ReviewStatus.LOCKED,
+        locked_by=by or UserFactory(),
+        locked_at=at or timezone.now(),
+    )

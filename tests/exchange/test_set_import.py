@@ -84,13 +84,7 @@ def test_a_locked_section_refuses_its_rows_and_nothing_is_written(study):
     assert run_import(patients_csv(20), study, "patients.csv").ok
     locked = Patient.objects.get(study_code="P0007")
     reviewer = f.UserFactory()
-    SectionReview.objects.create(
-        patient=locked,
-        section=Section.PROCEDURES,
-        status=ReviewStatus.LOCKED,
-        locked_by=reviewer,
-        locked_at=timezone.now(),
-    )
+    f.locked_section(locked, by=reviewer)
     codes = [f"P{i:04d}" for i in range(20)]
     result = run_import(lp_csv(codes), study, "lumbar_punctures.csv")
     assert [(i.line, i.column) for i in result.issues] == [(9, "")]

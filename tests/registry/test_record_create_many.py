@@ -63,13 +63,7 @@ def test_a_record_refused_by_its_field_rules_writes_nothing():
 
 def test_a_locked_section_refuses_the_set_and_a_submitted_one_needs_the_reason():
     patient, actor = f.PatientFactory(), f.UserFactory()
-    review = SectionReview.objects.create(
-        patient=patient,
-        section=Section.PROCEDURES,
-        status=ReviewStatus.LOCKED,
-        locked_by=f.UserFactory(),
-        locked_at=timezone.now(),
-    )
+    review = f.locked_section(patient)
     with pytest.raises(ValidationError, match="section is locked"):
         record_create_many(punctures(patient, 2), actor=actor, reason="late entry")
     review.status, review.locked_by, review.locked_at = ReviewStatus.SUBMITTED, None, None

@@ -8,11 +8,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.audited import UnauditedWriteError
-from registry.choices import Section
 from registry.models import LumbarPuncture, Patient
 from registry.services import record_save
 from registry.services.bulk import record_update_many
-from review.models import ReviewStatus, SectionReview
+from review.models import ReviewStatus
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -84,13 +83,7 @@ def test_a_record_refused_by_its_field_rules_writes_nothing():
 def test_a_locked_section_refuses_the_set_a_submitted_one_needs_the_reason_a_verified_one_reopens():
     patient, actor = f.PatientFactory(), f.UserFactory()
     records = stored(patient, 2)
-    review = SectionReview.objects.create(
-        patient=patient,
-        section=Section.PROCEDURES,
-        status=ReviewStatus.LOCKED,
-        locked_by=f.UserFactory(),
-        locked_at=timezone.now(),
-    )
+    review = f.locked_section(patient)
     with pytest.raises(ValidationError, match="section is locked"):
         record_update_many(raised(records), ["opening_pressure_mmh2o"], actor=actor, reason="late")
     review.status, review.locked_by, review.locked_at = ReviewStatus.SUBMITTED, None, None

@@ -17,7 +17,6 @@ from rest_framework.test import APIClient
 
 from accounts.models import Role
 from registry.models import LumbarPuncture
-from review.models import ReviewStatus, SectionReview
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -83,13 +82,7 @@ def test_admin_delete_of_a_record_in_a_locked_section_is_refused_with_a_message(
     root = f.UserFactory(username="root", is_superuser=True, is_staff=True)
     patient = f.PatientFactory()
     lp = f.LumbarPunctureFactory(patient=patient)
-    SectionReview.objects.create(
-        patient=patient,
-        section="procedures",
-        status=ReviewStatus.LOCKED,
-        locked_by=root,
-        locked_at=timezone.now() - dt.timedelta(hours=1),
-    )
+    f.locked_section(patient, by=root, at=timezone.now() - dt.timedelta(hours=1))
     client.force_login(root)
     change = client.get(reverse("admin:registry_lumbarpuncture_change", args=[lp.pk])).content.decode()
     assert "deletelink" not in change  # no delete button on a locked record
