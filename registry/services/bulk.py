@@ -98,15 +98,7 @@ def record_create_many(
     model = type(objects[0])
     for obj in objects:
         attribute(obj, actor=actor, reason=reason)  # the hooks read who and why, as on a save
-    refusals = write_hooks.batch_refusals(model, objects)
-    if refusals:
-        position = min(refusals)
-        raise ValidationError(
-            {
-                f"{model._meta.model_name}[{position}].{field}": [message]
-                for field, message in refusals[position].items()
-            }
-        )
+    _refuse(model, objects)
     if not validated:
         _validate(model, objects, constraints=True)
     created = bulk_record_create(objects, actor=actor, reason=reason, validated=True)
@@ -140,15 +132,7 @@ def record_update_many(
         if type(obj) is not model or obj.pk is None:
             raise TypeError(f"record_update_many takes stored {model.__name__} records, one model at a time")
         attribute(obj, actor=actor, reason=reason)
-    refusals = write_hooks.batch_refusals(model, objects)  # locks the section reviews, as each save would
-    if refusals:
-        position = min(refusals)
-        raise ValidationError(
-            {
-                f"{model._meta.model_name}[{position}].{field}": [message]
-                for field, message in refusals[position].items()
-            }
-        )
+    _refuse(model, objects)  # locks the section reviews, as each save would
     _validate(model, objects, constraints=True)
     stored = dict(
         model._default_manager.select_for_update()
@@ -173,6 +157,20 @@ def record_update_many(
     )
     write_hooks.after_batch(model, objects)
     return list(objects)
+
+
+def _refuse(model: type[models.Model], objects: Sequence[models.Model]) -> None:
+    """The write hooks' refusals of a set (taken under the row locks a save takes), as the field
+    errors of the first refused object, named by its position."""
+    refusals = write_hooks.batch_refusals(model, objects)
+    if refusals:
+        position = min(refusals)
+        raise ValidationError(
+            {
+                f"{model._meta.model_name}[{position}].{field}": [message]
+                for field, message in refusals[position].items()
+            }
+        )
 
 
 def _update(model: type[models.Model], objects: Sequence[models.Model], fields: Sequence[str], now) -> None:
