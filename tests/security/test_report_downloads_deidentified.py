@@ -60,6 +60,7 @@ def test_researcher_dataset_does_not_reidentify_patients(client, icans):
     patients = {p.study_code: p for p in Patient.objects.filter(study=study)}
     assert "patient_id" not in dataset and "car_t_product" not in dataset  # no registry ids, no free text
     assert set(dataset["study_code"]) == set(patients)
+    guessed = []
     for row in dataset.itertuples():
         patient = patients[row.study_code]
         shifted = dt.date.fromisoformat(row.index_date)
@@ -70,9 +71,12 @@ def test_researcher_dataset_does_not_reidentify_patients(client, icans):
         age = int(row.age)  # whole years: "24", never "24.254620123203285"
         assert row.age == str(age)
         assert age == min(90, int(patient.age_at_index_years))
-        # The attack of the finding: the index date minus the age gives no birth date.
-        guess = shifted - dt.timedelta(days=round(age * 365.25))
-        assert guess != patient.birth_date
+        # The attack of the finding: the index date minus the age gave every birth date.
+        guessed.append(shifted - dt.timedelta(days=round(age * 365.25)) == patient.birth_date)
+    # Now it gives one only by chance: a secret shift of up to a year lands on the birth date about once
+    # in 730 patients, so one of these 13 in 56 runs (it did, for one random DATE_SHIFT_KEY in .env),
+    # two about once in 7,000 runs.
+    assert sum(guessed) <= 1
     assert dataset.set_index("study_code").loc[oldest.study_code, "age"] == "90"
     assert "90 means 90 or older" in dictionary.loc["age", "derivation"]
     assert "shifted by a secret offset per patient" in dictionary.loc["index_date", "derivation"]
