@@ -31,6 +31,10 @@ def pytest_configure(config):
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    if hasattr(config, "workerinput"):
+        # An xdist worker's temporary directory lies in the run's (pytest keeps the last three runs):
+        # the demo loads one worker built are replayed by the other from there (tests/replay.py).
+        os.environ["REGISTRY_REPLAY_DIR"] = str(Path(config.option.basetemp).parent / "replay")
 
 
 def shared_fixture_group(item: pytest.Item) -> str | None:
@@ -127,11 +131,13 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def lm_demo(django_db_setup, django_db_blocker):
-    """The LM demo cohort loaded once per test module, rolled back afterwards."""
-    from django.core.management import call_command
+    """The LM demo cohort in each test module that asks, rolled back afterwards: loaded once per run
+    and replayed after (``tests.replay``)."""
     from django.db import transaction
 
+    from tests.replay import load_demo_replayed
+
     with django_db_blocker.unblock(), transaction.atomic():
-        call_command("load_demo", only=["lm"], stdout=open("/dev/null", "w"))  # noqa: SIM115
+        load_demo_replayed(only=["lm"])
         yield
         transaction.set_rollback(True)

@@ -12,15 +12,11 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.services import system_user
 from analytics.datasets import build_dataset, fetch
-from demo.common import ensure_sites_and_studies
-from demo.icans import load_icans_cohort
-from demo.lm import load_lm_cohort
-from demo.npsle import generate_npsle_cohort
 from registry.choices import DiseaseArea
 from registry.models import LumbarPuncture, Patient, Study
 from tests import factories as f
+from tests.replay import load_demo_replayed
 
 pytestmark = [
     pytest.mark.postgres,
@@ -80,14 +76,11 @@ def npsle_study(code: str) -> Study:
 
 @pytest.fixture(scope="module")
 def demo_studies(django_db_setup, django_db_blocker) -> Iterator[dict[str, Study]]:
-    """The three demo studies (NPSLE at 150 patients), loaded once for the module and rolled back."""
+    """The three demo studies (NPSLE at 150 patients, as the report tests have them: the load is
+    replayed, ``tests.replay``), rolled back after the module."""
     with django_db_blocker.unblock(), transaction.atomic():
-        actor = system_user()
-        studies = ensure_sites_and_studies(actor=actor)
-        generate_npsle_cohort(study=studies["npsle"], actor=actor, patients=150, seed=3)
-        load_lm_cohort(study=studies["lm"], actor=actor)
-        load_icans_cohort(study=studies["icans"], actor=actor)
-        yield studies
+        load_demo_replayed(patients=150)
+        yield {study.code: study for study in Study.objects.all()}
         transaction.set_rollback(True)
 
 

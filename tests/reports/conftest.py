@@ -8,17 +8,16 @@ one module computes never leak into another.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 
 import pytest
-from django.core.management import call_command
 from django.db import transaction
 
 from accounts.models import Role, Site
 from registry.models import Study
 from tests import factories as f
+from tests.replay import load_demo_replayed
 
 NPSLE_PATIENTS = 150
 
@@ -26,7 +25,7 @@ NPSLE_PATIENTS = 150
 @pytest.fixture(scope="package")
 def demo_studies(django_db_setup, django_db_blocker) -> Iterator[None]:
     with django_db_blocker.unblock(), transaction.atomic():
-        call_command("load_demo", patients=NPSLE_PATIENTS, stdout=io.StringIO())
+        load_demo_replayed(patients=NPSLE_PATIENTS)
         yield
         transaction.set_rollback(True)
 
