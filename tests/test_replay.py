@@ -9,6 +9,8 @@ import os
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
 
 from accounts.services import system_user
@@ -126,3 +128,24 @@ def test_the_other_worker_replays_from_the_file_the_first_one_wrote(monkeypatch,
         after_build,
     )
     assert built == [1]
+
+
+def test_content_types_written_again_do_not_count_unless_the_rows_refer_to_them():
+    key, refers = _key("content types"), _key("a permission")
+    built = []
+
+    def build():
+        built.append(1)
+        f.StudyFactory(code="replayed")
+
+    def permission():
+        built.append(2)
+        patient = ContentType.objects.get_for_model(Patient)
+        Permission.objects.create(codename="replayed", name="Replayed", content_type=patient)
+
+    _in_rolled_back_savepoint(lambda: (replay.replayed(key, build), replay.replayed(refers, permission)))
+    # After a transactional test Django writes the content types again under new keys.
+    ContentType.objects.create(app_label="elsewhere", model="written_again")
+    assert _in_rolled_back_savepoint(lambda: replay.replayed(key, build)) is True
+    assert _in_rolled_back_savepoint(lambda: replay.replayed(refers, permission)) is False
+    assert built == [1, 2, 2]
