@@ -5,21 +5,19 @@ the other browser tests do not reach — admin, API docs, imports, exports, audi
 the move page — as a superuser, and checks the header is really there.
 """
 
-from io import StringIO
-
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import expect
 
 from registry.models import LumbarPuncture, Patient
 from tests.browser.conftest import sign_in
 from tests.factories import UserFactory
+from tests.replay import load_demo_replayed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_every_page_satisfies_the_content_security_policy(page, screenshot):
-    call_command("load_demo", only=["icans"], stdout=StringIO())
+    load_demo_replayed(only=["icans"])
     UserFactory(username="root", password="a-long-password-1", is_superuser=True, is_staff=True)
     patient = Patient.objects.order_by("pk").first()
     lp = LumbarPuncture.objects.filter(patient=patient).first()

@@ -2,13 +2,11 @@
 patient listing, then the schedule and dose-intensity table, used to be cut at the right edge) and
 the paper's figures are on it."""
 
-from io import StringIO
-
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import expect
 
 from tests.browser.conftest import sign_in
+from tests.replay import load_demo_replayed
 from tests.reports.conftest import researcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,7 +28,7 @@ ICANS_TABLES = (
 
 
 def test_icans_tables_fit_a_1366_px_screen(page, screenshot):
-    call_command("load_demo", only=["icans"], stdout=StringIO())
+    load_demo_replayed(only=["icans"])
     researcher("li", "haem")
     page.set_viewport_size({"width": 1366, "height": 768})
     page.set_default_timeout(60_000)  # the first view computes the report

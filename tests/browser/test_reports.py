@@ -12,6 +12,7 @@ from analytics import views as analytics_views
 from jobs.models import Job, JobKind, JobStatus
 from tests import factories as f
 from tests.browser.conftest import sign_in
+from tests.replay import load_demo_replayed
 from tests.reports.conftest import researcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,7 +33,7 @@ FIRST_VIEW_MS = 60_000
     ],
 )
 def test_a_researcher_reads_a_study_report(page, screenshot, code, section, curve, panels):
-    call_command("load_demo", only=[code], patients=80, stdout=StringIO())
+    load_demo_replayed(only=[code], patients=80)
     researcher("zhang", "north", "south", "chest", "haem")
     page.set_default_timeout(FIRST_VIEW_MS)  # the first view computes the report
     sign_in(page, "zhang", PASSWORD)

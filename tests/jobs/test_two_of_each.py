@@ -20,7 +20,6 @@ from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -31,6 +30,7 @@ from jobs.models import Job, JobKind, JobStatus
 from registry.models import Study, SystemicTherapy
 from tests import factories as f
 from tests.jobs.processes import Web, Worker
+from tests.replay import load_demo_replayed
 
 pytestmark = [
     pytest.mark.postgres,
@@ -161,7 +161,7 @@ def system(broker, settings):
 
 def test_two_web_processes_and_two_workers_act_as_one_system(system):
     web_a, web_b = system
-    call_command("load_demo", only=["icans"], stdout=open("/dev/null", "w"))  # noqa: SIM115
+    load_demo_replayed(only=["icans"])
     study = Study.objects.get(code="icans")
     site = Site.objects.get(code="haem")
     user = f.UserFactory(username="both-processes")
