@@ -238,3 +238,10 @@ def load_demo_replayed(**options) -> bool:
         call_command("load_demo", **options, stdout=io.StringIO())
 
     return replayed(f"load_demo {sorted(options.items())}", build)
+
+
+def demo_studies_replayed(*, npsle_patients: int) -> None:
+    """The three demo studies, as ``load_demo --patients N`` loads them (LM, NPSLE, ICANS in that
+    order), in two replayed steps: the LM cohort is the same load the LM tests replay."""
+    load_demo_replayed(only=["lm"])
+    load_demo_replayed(only=["npsle", "icans"], patients=npsle_patients)

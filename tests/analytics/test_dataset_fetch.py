@@ -16,7 +16,7 @@ from analytics.datasets import build_dataset, fetch
 from registry.choices import DiseaseArea
 from registry.models import LumbarPuncture, Patient, Study
 from tests import factories as f
-from tests.replay import load_demo_replayed
+from tests.replay import demo_studies_replayed
 
 pytestmark = [
     pytest.mark.postgres,
@@ -79,7 +79,7 @@ def demo_studies(django_db_setup, django_db_blocker) -> Iterator[dict[str, Study
     """The three demo studies (NPSLE at 150 patients, as the report tests have them: the load is
     replayed, ``tests.replay``), rolled back after the module."""
     with django_db_blocker.unblock(), transaction.atomic():
-        load_demo_replayed(patients=150)
+        demo_studies_replayed(npsle_patients=150)
         yield {study.code: study for study in Study.objects.all()}
         transaction.set_rollback(True)
 

@@ -17,7 +17,7 @@ from django.db import transaction
 from accounts.models import Role, Site
 from registry.models import Study
 from tests import factories as f
-from tests.replay import load_demo_replayed
+from tests.replay import demo_studies_replayed
 
 NPSLE_PATIENTS = 150
 
@@ -25,7 +25,7 @@ NPSLE_PATIENTS = 150
 @pytest.fixture(scope="package")
 def demo_studies(django_db_setup, django_db_blocker) -> Iterator[None]:
     with django_db_blocker.unblock(), transaction.atomic():
-        load_demo_replayed(patients=NPSLE_PATIENTS)
+        demo_studies_replayed(npsle_patients=NPSLE_PATIENTS)
         yield
         transaction.set_rollback(True)
 
