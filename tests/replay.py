@@ -85,15 +85,15 @@ def _state(cursor, table: _Table, upto=None) -> tuple[int, object, str]:
     where = f" WHERE {_quote(table.key)} <= %s" if upto is not None else ""
     params = [upto] if upto is not None else []
     name, key = _quote(table.name), _quote(table.key)
-    highest = f"max({key})" if table.integer_key else "NULL"
+    highest_key = f"max({key})" if table.integer_key else "NULL"
     if connection.vendor == "postgresql":
         cursor.execute(
-            f"SELECT count(*), {highest}, md5(coalesce(string_agg(t::text, '|' ORDER BY {key}), '')) "
+            f"SELECT count(*), {highest_key}, md5(coalesce(string_agg(t::text, '|' ORDER BY {key}), '')) "
             f"FROM {name} t{where}",
             params,
         )
         return tuple(cursor.fetchone())
-    cursor.execute(f"SELECT count(*), {highest} FROM {name}{where}", params)
+    cursor.execute(f"SELECT count(*), {highest_key} FROM {name}{where}", params)
     count, highest = cursor.fetchone()
     digest = hashlib.md5(usedforsecurity=False)
     if count:
